@@ -1,0 +1,138 @@
+"""Render the synthetic rainy-video benchmark: rainy.mp4 + clean.mp4 pairs per clip.
+
+Clips are made by the project's own synthesiser (:func:`stream_derain.synth.rainy_video`)
+over clean photos from ``../shared/data/clean/*`` with a simulated camera pan/zoom and
+coherently falling rain. Videos are lossless RGB (libx264rgb, qp 0), 640x360 by default.
+One clip in four ("object" clips) also has an independently moving textured patch
+(a third of the frame height, crossing the frame and back),
+pasted into both the clean and the rainy frames under the same rain, so that ghost
+trails of a temporal filter show.
+
+Backgrounds: images that the trainer holds out (those matching a dev-set image, see
+``stream_derain.train.data.drop_overlaps``) are preferred so the per-frame model has
+not been trained on them; with fewer than needed, the rest come from all images.
+
+These clips are development material derived from research data: write them under
+``.data/`` (git-ignored) or /tmp and never commit them.
+
+    python scripts/make_video_bench.py --out .data/video_bench --clips 4 --frames 48
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import av
+import numpy as np
+
+from stream_derain.synth import CameraPath, RainParams, camera_crop, random_camera, rainy_video, sample_params
+from stream_derain.train.config import DATA_ROOT
+from stream_derain.train.data import list_images, load_rgb, thumbnail
+
+log = logging.getLogger("make_video_bench")
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 24) -> None:
+    """Lossless RGB mp4 (libx264rgb qp 0) from HxWx3 float32 [0, 1] frames."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264rgb", rate=fps, options={"qp": "0", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "rgb24"
+        for f in frames:
+            u8 = np.clip(f * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(u8, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def pick_backgrounds(n: int, rng: np.random.Generator) -> list[Path]:
+    """``n`` clean images, held-out (dev-set look-alike) ones first."""
+    paths = sorted(p for d in sorted((DATA_ROOT / "clean").iterdir()) if d.is_dir() for p in list_images(d))
+    refs = [thumbnail(load_rgb(p)) for d in ("sirr20", "heavy25")
+            for p in list_images(DATA_ROOT / "pairs" / d / "clean")] if (DATA_ROOT / "pairs").is_dir() else []
+    held = []
+    if refs:
+        ref = np.stack(refs)
+        held = [p for p in paths if np.abs(ref - thumbnail(load_rgb(p))).mean(axis=(1, 2, 3)).min() <= 0.01]
+    rest = [p for p in paths if p not in held]
+    rng.shuffle(held)
+    rng.shuffle(rest)
+    return (held + rest)[:n]
+
+
+def object_track(n: int, hw: tuple[int, int], size: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Top-left corners of a patch crossing the frame and back (about 15-20 px/frame at
+    640x360 and 48 frames), drifting vertically."""
+    h, w = hw
+    y0, y1 = rng.uniform(0.1, 0.6) * (h - size), rng.uniform(0.1, 0.9) * (h - size)
+    x0, x1 = 0.03 * w, w - size - 0.03 * w
+    if rng.uniform() < 0.5:
+        x0, x1 = x1, x0
+    track = []
+    for i in range(n):
+        u = i / max(n - 1, 1)
+        v = 1.0 - abs(1.0 - 2.0 * u)  # 0 -> 1 -> 0
+        track.append((int(round(y0 + (y1 - y0) * u)), int(round(x0 + (x1 - x0) * v))))
+    return track
+
+
+def object_clip(src: np.ndarray, patch_src: np.ndarray, n: int, hw: tuple[int, int], rng: np.random.Generator,
+                params: RainParams, cam: CameraPath) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(rainy, clean) with a textured patch moving over the panning background.
+
+    The rain layer comes from ``rainy_video`` over a black source (additive, no haze, so
+    the rendered frame *is* the rain layer) and is composed over the clean frames."""
+    p = replace(params, haze=0.0)
+    layers, _ = rainy_video(np.zeros_like(src), n, hw, rng, replace(p, screen_blend=False), cam)
+    size = hw[0] // 3
+    patch = camera_crop(patch_src, (size, size), CameraPath((0.5, 0.5), (0.5, 0.5), (1.0, 1.0)), 0.0)
+    rainy, clean = [], []
+    for i, (y, x) in enumerate(object_track(n, hw, size, rng)):
+        bg = camera_crop(src, hw, cam, i / max(n - 1, 1)).copy()
+        bg[y:y + size, x:x + size] = patch
+        s = layers[i]
+        out = 1.0 - (1.0 - bg) * (1.0 - s) if p.screen_blend else bg + s
+        clean.append(bg)
+        rainy.append(np.clip(out, 0.0, 1.0).astype(np.float32))
+    return rainy, clean
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--clips", type=int, default=4)
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--size", default="640x360", help="WxH")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    w, h = map(int, args.size.lower().split("x"))
+    rng = np.random.default_rng(args.seed)
+    backgrounds = pick_backgrounds(args.clips + 1, rng)
+    for k in range(args.clips):
+        src = load_rgb(backgrounds[k])
+        params = sample_params(rng, heavy=[0.3, 0.8, 0.5, 1.0][k % 4])
+        cam = random_camera(rng)
+        is_object = k % 4 == 2
+        if is_object:
+            rainy, clean = object_clip(src, load_rgb(backgrounds[-1]), args.frames, (h, w), rng, params, cam)
+        else:
+            rainy, clean = rainy_video(src, args.frames, (h, w), rng, params, cam)
+        folder = args.out / f"clip{k:02d}{'_object' if is_object else ''}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_video(folder / "rainy.mp4", rainy)
+        write_video(folder / "clean.mp4", clean)
+        meta = {"background": str(backgrounds[k]), "params": asdict(params), "camera": asdict(cam),
+                "frames": args.frames, "size": [w, h], "moving_object": is_object}
+        (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+        psnr = float(np.mean([10 * np.log10(1 / max(np.mean((r - c) ** 2), 1e-12)) for r, c in zip(rainy, clean)]))
+        log.info("%s: %s, rainy PSNR %.2f dB", folder.name, backgrounds[k].name, psnr)
+
+
+if __name__ == "__main__":
+    main()

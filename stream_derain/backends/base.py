@@ -1,0 +1,90 @@
+"""The backend interface: activate / infer / deactivate, used as a context manager.
+
+``infer`` takes and returns a batch of frames as NxHxWx3 uint8 RGB numpy arrays of
+any size; the base class pads H and W up to the model's multiple (edge replication)
+and crops the result back, so subclasses only implement :meth:`run`, which sees
+Nx3xHxW float32 in [0, 1] with aligned sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+import numpy as np
+
+from ..errors import BackendError, InputError
+from ..models import ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+def pad_amounts(h: int, w: int, multiple: int) -> tuple[int, int]:
+    return (-h) % multiple, (-w) % multiple
+
+
+def to_nchw(batch: np.ndarray, multiple: int) -> np.ndarray:
+    """NxHxWx3 uint8 -> Nx3xH'xW' float32 in [0, 1], edge-padded to ``multiple``."""
+    ph, pw = pad_amounts(batch.shape[1], batch.shape[2], multiple)
+    if ph or pw:
+        batch = np.pad(batch, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
+
+
+def to_nhwc_uint8(out: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Nx3xH'xW' float in [0, 1] -> NxHxWx3 uint8, cropped to h x w."""
+    out = out[:, :, :h, :w].transpose(0, 2, 3, 1)
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def check_batch(batch: np.ndarray) -> None:
+    if batch.ndim != 4 or batch.shape[3] != 3 or batch.dtype != np.uint8:
+        raise InputError(f"expected NxHxWx3 uint8 frames, got {batch.shape} {batch.dtype}")
+
+
+class Backend(ABC):
+    """One inference engine for one model. Use ``with backend: backend.infer(frames)``."""
+
+    name: str = "backend"
+
+    def __init__(self, model: ModelInfo, precision: str = "fp32") -> None:
+        self.model = model
+        self.precision = precision
+        self.active = False
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.precision}, {self.device})"
+
+    @abstractmethod
+    def activate(self) -> None:
+        """Load the model / create sessions. Expensive; called once."""
+
+    def deactivate(self) -> None:
+        """Release sessions and device memory."""
+        self.active = False
+
+    @abstractmethod
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Nx3xHxW float32 in [0, 1] (aligned) -> Nx3xHxW float in [0, 1]."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """NxHxWx3 uint8 RGB -> derained NxHxWx3 uint8 RGB of the same size."""
+        if not self.active:
+            raise BackendError(f"{self.name} backend used before activate()")
+        check_batch(batch)
+        h, w = batch.shape[1:3]
+        return to_nhwc_uint8(self.run(to_nchw(batch, self.model.multiple)), h, w)
+
+    def __enter__(self) -> Backend:
+        self.activate()
+        self.active = True
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.deactivate()

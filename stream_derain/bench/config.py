@@ -1,0 +1,89 @@
+"""What a benchmark run measures: :class:`BenchConfig` and its small parsers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+MODES = ("engine", "e2e", "all")
+PRECISIONS = ("fp32", "fp16")
+DEFAULT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 360), (1280, 720), (1920, 1080))
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
+DEFAULT_SAMPLE = "rainy_cafe_table_360p.mp4"
+EFFICIENCY_TARGET = 0.9
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark run.
+
+    ``backends`` empty means every installed backend (GPU-only ones are reported as
+    skipped where no GPU is visible). ``iters`` 0 means adaptive: as many timed
+    iterations as fit in ``budget_s`` seconds per case, at least ``min_iters``.
+    ``frames`` caps the frames of the end-to-end input (None: the whole file).
+    """
+
+    mode: str = "all"
+    resolutions: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS
+    batches: tuple[int, ...] = (1,)
+    backends: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ("fp32",)
+    model: str | None = None
+    warmup: int = 2
+    iters: int = 0
+    budget_s: float = 3.0
+    min_iters: int = 5
+    max_iters: int = 2000
+    input: Path | None = None
+    frames: int | None = 48
+    smooth: bool = True
+    smooth_strength: float = 0.7
+    threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}")
+        for p in self.precisions:
+            if p not in PRECISIONS:
+                raise ConfigError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+        if not self.precisions:
+            raise ConfigError("at least one precision is needed")
+        if any(b < 1 for b in self.batches) or not self.batches:
+            raise ConfigError("batch sizes must be >= 1")
+        if any(w < 1 or h < 1 for w, h in self.resolutions):
+            raise ConfigError("resolutions must be positive")
+        if self.warmup < 0 or self.iters < 0 or self.budget_s <= 0 or self.min_iters < 1:
+            raise ConfigError("warmup/iters must be >= 0, budget > 0, min_iters >= 1")
+        if self.frames is not None and self.frames < 1:
+            raise ConfigError("frames must be >= 1")
+
+    @property
+    def run_engine(self) -> bool:
+        return self.mode in ("engine", "all")
+
+    @property
+    def run_e2e(self) -> bool:
+        return self.mode in ("e2e", "all")
+
+    def e2e_input(self) -> Path:
+        """The end-to-end input file: ``input`` or the bundled 640x360 sample."""
+        return self.input if self.input is not None else SAMPLES_DIR / DEFAULT_SAMPLE
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``'640x360'`` -> ``(640, 360)`` (width x height); also accepts ``360p``/``720p``/``1080p``."""
+    named = {"360p": (640, 360), "480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080),
+             "1440p": (2560, 1440), "2160p": (3840, 2160), "4k": (3840, 2160)}
+    key = text.strip().lower()
+    if key in named:
+        return named[key]
+    try:
+        w, h = (int(v) for v in key.split("x"))
+    except ValueError:
+        raise ConfigError(f"bad resolution {text!r}: expected WIDTHxHEIGHT, e.g. 640x360") from None
+    if w < 1 or h < 1:
+        raise ConfigError(f"bad resolution {text!r}: sizes must be positive")
+    return w, h

@@ -1,0 +1,77 @@
+"""Engine-only mode: ``backend.infer`` on synthetic frames, per resolution and batch.
+
+The timed call is exactly ``backend.infer(batch)`` (uint8 NxHxWx3 in and out, so it
+includes the backend's pre/post-processing and host<->device copies); the input is
+made before timing starts and activation happened before this module is called.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..backends.base import Backend
+from .timing import LoopPlan, MemoryProbe, latency_stats, make_timer, measure
+
+log = logging.getLogger(__name__)
+
+
+def synthetic_batch(width: int, height: int, batch: int, seed: int = 0) -> np.ndarray:
+    """Deterministic NxHxWx3 uint8 frames (noise over a gradient, like busy video)."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 160, width, dtype=np.float32)[None, :, None]
+    base = np.broadcast_to(ramp, (height, width, 3))
+    noise = rng.integers(0, 96, size=(batch, height, width, 3), dtype=np.uint8)
+    return (base[None] + noise).clip(0, 255).astype(np.uint8)
+
+
+def case_key(width: int, height: int, batch: int) -> dict[str, Any]:
+    return {"resolution": f"{width}x{height}", "width": width, "height": height, "batch": batch}
+
+
+def failed_case(variant: dict[str, Any], width: int, height: int, batch: int, status: str,
+                reason: str) -> dict[str, Any]:
+    """A row for a case that did not run (its variant failed or was skipped, or it failed)."""
+    return {**variant, **case_key(width, height, batch), "status": status, "reason": reason}
+
+
+def engine_case(backend: Backend, width: int, height: int, batch: int, plan: LoopPlan,
+                seed: int = 0) -> dict[str, Any]:
+    """Time ``backend.infer`` on one synthetic batch; the backend must be active."""
+    frames = synthetic_batch(width, height, batch, seed)
+    timer = make_timer(backend.device)
+    with MemoryProbe(backend.device) as mem:
+        samples = measure(lambda: backend.infer(frames), plan, timer)
+    seconds = float(sum(samples))
+    fps = batch * len(samples) / seconds if seconds > 0 else 0.0
+    lat = latency_stats(samples)
+    log.info("engine %s %dx%d batch %d: %.2f fps, p50 %.1f ms (%d iters)", backend.describe(), width,
+             height, batch, fps, lat["p50"], len(samples))
+    return {**case_key(width, height, batch), "status": "ok", "reason": None, "warmup": plan.warmup,
+            "iters": len(samples), "timed_s": round(seconds, 4), "timer": timer.kind,
+            "fps": round(fps, 3), "latency_ms": lat, "mpix_per_s": round(fps * width * height / 1e6, 3),
+            **mem.as_dict()}
+
+
+def run_engine(backend: Backend, variant: dict[str, Any], resolutions: tuple[tuple[int, int], ...],
+               batches: tuple[int, ...], plan: LoopPlan, seed: int = 0) -> list[dict[str, Any]]:
+    """Every (resolution, batch) case for one active backend; a failing case (e.g. out of
+    memory at a large size) is recorded as failed and the others still run."""
+    rows = []
+    for width, height in resolutions:
+        for batch in batches:
+            try:
+                row = engine_case(backend, width, height, batch, plan, seed)
+            except Exception as exc:  # noqa: BLE001 - reported in the table, never dropped
+                log.warning("engine %s %dx%d batch %d failed: %s", variant["name"], width, height, batch, exc)
+                row = failed_case({}, width, height, batch, "failed", error_reason(exc))
+            rows.append({**variant, **row})
+    return rows
+
+
+def error_reason(exc: BaseException) -> str:
+    """``Type: first line of the message`` for tables and JSON."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,212 @@
+"""The report: its JSON schema (checked by :func:`validate_report`), the rich tables
+shown on the terminal, and the Markdown for the README's performance section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .machine import device_label
+
+NUM = (int, float)
+NONE = type(None)
+STATUSES = ("ok", "failed", "skipped")
+TOP = {"schema": str, "created": str, "duration_s": NUM, "config": dict, "machine": dict, "model": dict,
+       "git_revision": (str, NONE), "baseline": (str, NONE), "variants": list, "engine": list, "e2e": list}
+MACHINE = {"cpu_model": (str, NONE), "cpu_count": (int, NONE), "gpus": list, "libraries": dict,
+           "load_average": (list, NONE)}
+MODEL = {"name": str, "version": str, "macs_per_pixel": (*NUM, NONE), "parameters": (int, NONE),
+         "manifest": dict}
+VARIANT = {"variant": str, "backend": str, "precision": str, "status": str, "reason": (str, NONE)}
+ENGINE = {**VARIANT, "resolution": str, "width": int, "height": int, "batch": int}
+ENGINE_OK = {"fps": NUM, "latency_ms": dict, "mpix_per_s": NUM, "iters": int, "warmup": int, "timer": str,
+             "peak_host_rss_mb": NUM, "host_peak_scope": str, "peak_device_mem_mb": (*NUM, NONE),
+             "ratio_vs_baseline": (*NUM, NONE)}
+E2E = {**VARIANT, "input": str}
+E2E_OK = {"stages": dict, "pipeline": dict, "bottleneck": (str, NONE), "bottleneck_fps": (*NUM, NONE),
+          "efficiency": (*NUM, NONE), "efficiency_target": NUM, "ratio_vs_baseline": (*NUM, NONE)}
+PERCENTILES = ("p50", "p95", "p99")
+STAGE_NAMES = ("decode", "infer", "smooth", "encode")
+
+
+def _check(obj: Any, spec: dict[str, Any], where: str) -> list[str]:
+    if not isinstance(obj, dict):
+        return [f"{where}: expected an object"]
+    errors = [f"{where}.{k}: missing" for k in spec if k not in obj]
+    errors += [f"{where}.{k}: {type(obj[k]).__name__} is not {spec[k]}" for k in spec
+               if k in obj and not _is(obj[k], spec[k])]
+    return errors
+
+
+def _is(value: Any, types: type | tuple[type, ...]) -> bool:
+    """isinstance, except that a bool is not accepted as a number."""
+    allowed = types if isinstance(types, tuple) else (types,)
+    return isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+
+
+def validate_report(report: dict[str, Any]) -> list[str]:
+    """Schema problems of a report (empty list: valid)."""
+    errors = _check(report, TOP, "report")
+    if errors:
+        return errors
+    errors += _check(report["machine"], MACHINE, "machine") + _check(report["model"], MODEL, "model")
+    for i, v in enumerate(report["variants"]):
+        errors += _check(v, VARIANT, f"variants[{i}]")
+        if v.get("status") not in STATUSES:
+            errors.append(f"variants[{i}].status: {v.get('status')!r} not in {STATUSES}")
+    for i, r in enumerate(report["engine"]):
+        errors += _check(r, ENGINE, f"engine[{i}]")
+        if r.get("status") == "ok":
+            errors += _check(r, ENGINE_OK, f"engine[{i}]")
+            errors += [f"engine[{i}].latency_ms.{p}: missing" for p in PERCENTILES
+                       if not isinstance(r.get("latency_ms", {}).get(p), NUM)]
+    for i, r in enumerate(report["e2e"]):
+        errors += _check(r, E2E, f"e2e[{i}]")
+        if r.get("status") == "ok":
+            errors += _check(r, E2E_OK, f"e2e[{i}]")
+            errors += [f"e2e[{i}].stages.{s}: missing" for s in STAGE_NAMES if s not in r.get("stages", {})]
+    return errors
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+# --- formatting helpers ----------------------------------------------------------------
+
+def _f(value: Any, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(value: Any) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def stage_fps(row: dict[str, Any], name: str) -> str:
+    s = row["stages"].get(name, {})
+    return _f(s.get("fps")) if s.get("status") == "ok" else s.get("status", "—")
+
+
+def headline(report: dict[str, Any]) -> list[str]:
+    """Device, model, revision and machine load lines shared by all renderings."""
+    m, model = report["machine"], report["model"]
+    lines = [f"Device: {device_label(m)}",
+             f"Model: {model['name']} {model['version']}, {model.get('macs_per_pixel')} MACs/pixel, "
+             f"{model.get('parameters')} parameters",
+             f"Revision: {report.get('git_revision') or 'not a git checkout'}; {report['created']}"]
+    load, cores = m.get("load_average"), m.get("cpu_affinity") or m.get("cpu_count") or 1
+    if load:
+        end = m.get("load_average_end") or load
+        busy = " - machine shared/busy: absolute numbers are noisy, compare the ratios" if \
+            max(load[0], end[0]) > 0.75 * cores else ""
+        lines.append(f"Load average: {load[0]} at start, {end[0]} at end, on {cores} cores{busy}")
+    for v in report["variants"]:
+        if v["status"] != "ok":
+            lines.append(f"{v['variant']}: {v['status']}: {v['reason']}")
+    return lines
+
+
+# --- rich ------------------------------------------------------------------------------
+
+def _name(row: dict[str, Any]) -> str:
+    return f"{row['variant']} ({row['device']})" if row.get("device") else row["variant"]
+
+
+def _status(row: dict[str, Any]) -> Text:
+    return Text("ok", style="green") if row["status"] == "ok" else Text(row["status"], style="red")
+
+
+def failure_notes(rows: list[dict[str, Any]], label: Any) -> list[str]:
+    """One line per distinct (variant, reason) of the rows that did not run."""
+    notes: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r["status"] != "ok":
+            notes.setdefault((r["variant"], f"{r['status']}: {r['reason']}"), []).append(label(r))
+    return [f"{v} [{', '.join(cases)}]: {why}" for (v, why), cases in notes.items()]
+
+
+def engine_table(report: dict[str, Any]) -> Table:
+    t = Table(title="Engine only (backend.infer on synthetic frames)", title_justify="left")
+    for col in ("Variant", "Resolution", "Batch", "FPS", "p50/p95/p99 ms", "MP/s", "vs base", "Iters",
+                "Host MB", "GPU MB", "Status"):
+        t.add_column(col, justify="left" if col in ("Variant", "Resolution", "Status") else "right")
+    for r in report["engine"]:
+        if r["status"] != "ok":
+            t.add_row(_name(r), r["resolution"], str(r["batch"]), *["—"] * 7, _status(r))
+            continue
+        lat = r["latency_ms"]
+        t.add_row(_name(r), r["resolution"], str(r["batch"]), _f(r["fps"], 2),
+                  f"{_f(lat['p50'])}/{_f(lat['p95'])}/{_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
+                  _ratio(r.get("ratio_vs_baseline")), str(r["iters"]),
+                  _f(r["peak_host_rss_mb"], 0) + ("" if r["host_peak_scope"] == "case" else "*"),
+                  _f(r["peak_device_mem_mb"], 0), _status(r))
+    return t
+
+
+def e2e_table(report: dict[str, Any]) -> Table:
+    t = Table(title="End to end, fps: isolated stages vs the threaded pipeline", title_justify="left")
+    for col in ("Variant", "Frames", "Decode", "Infer", "Smooth", "Encode", "Pipeline", "Bottleneck",
+                "Efficiency", "Waits before", "vs base", "Status"):
+        left = col in ("Variant", "Bottleneck", "Status", "Waits before")
+        t.add_column(col, justify="left" if left else "right")
+    for r in report["e2e"]:
+        if r["status"] != "ok":
+            t.add_row(_name(r), *["—"] * 10, _status(r))
+            continue
+        eff = r["efficiency"]
+        style = "green" if eff is not None and eff >= r["efficiency_target"] else "yellow"
+        t.add_row(_name(r), str(r["pipeline"]["frames"]), *(stage_fps(r, s) for s in STAGE_NAMES),
+                  _f(r["pipeline"]["fps"], 2), r["bottleneck"] or "—", Text(_f(eff, 2), style=style),
+                  r["pipeline"].get("frames_wait_before") or "—", _ratio(r.get("ratio_vs_baseline")),
+                  _status(r))
+    return t
+
+
+def queue_table(row: dict[str, Any]) -> Table:
+    """Per-stage view of one pipeline run: where frames waited."""
+    pipe = row["pipeline"]
+    t = Table(title=f"{row['variant']}: pipeline stages (queues hold {pipe['queue_size']} items)",
+              title_justify="left", caption="in-pipeline fps = items / busy s; busy s = wall time minus "
+              "queue waits (exact for decode)", caption_justify="left")
+    for col in ("Stage", "Isolated fps", "In-pipeline fps", "Busy s", "Input queue mean/max", "Wait in s",
+                "Wait out s"):
+        t.add_column(col, justify="left" if col == "Stage" else "right")
+    for s in pipe["stages"]:
+        iso = row["stages"].get(s["name"], {})
+        t.add_row(s["name"], _f(iso.get("fps")), _f(s.get("fps_in_pipeline")), _f(s.get("busy_est_s"), 2),
+                  "—" if s["name"] == "decode" else f"{s['queue_mean']:.1f}/{s['queue_max']}",
+                  _f(s["wait_in_s"], 2), _f(s["wait_out_s"], 2))
+    return t
+
+
+def rich_report(report: dict[str, Any]) -> Group:
+    """Everything for the terminal, as one rich renderable."""
+    parts: list[Any] = [Text("\n".join(headline(report)))]
+    engine, e2e = report["engine"], report["e2e"]
+    if engine:
+        parts.append(engine_table(report))
+        notes = failure_notes(engine, lambda r: f"{r['resolution']} b{r['batch']}")
+        if any(r.get("host_peak_scope") == "process" for r in engine):
+            notes.append("* host peak is the process-lifetime high-water mark (VmHWM could not be reset)")
+        parts += [Text("\n".join(notes), style="dim")] if notes else []
+    if e2e:
+        inputs = sorted({f"{Path(r['input']).name} ({r['width']}x{r['height']})" for r in e2e if "width" in r}
+                        or {Path(r["input"]).name for r in e2e})
+        parts.append(Text(f"End-to-end input: {', '.join(inputs)}; "
+                          "efficiency = pipeline fps / slowest stage fps "
+                          f"(target {e2e[0].get('efficiency_target', 0.9)})"))
+        parts.append(e2e_table(report))
+        notes = failure_notes(e2e, lambda r: "e2e") + [f"{r['variant']}: {r['warning']}" for r in e2e
+                                                       if r.get("warning")]
+        parts += [Text("\n".join(notes), style="dim")] if notes else []
+        parts += [queue_table(r) for r in e2e if r["status"] == "ok"]
+    return Group(*parts)

@@ -1,0 +1,175 @@
+"""``run_bench``: every requested backend x precision, engine and/or end-to-end mode,
+one JSON-ready dict. A backend that cannot run is a row with its reason, never a gap."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..backends import create_backend, nvidia_driver_present
+from ..backends.base import Backend
+from ..derain import make_smoother, resolve_model
+from ..errors import InputError
+from ..models import ModelInfo
+from .config import BenchConfig
+from .e2e import run_e2e
+from .engine import error_reason, failed_case, run_engine
+from .machine import git_revision, load_average, machine_info
+from .timing import LoopPlan, run_in_worker
+
+log = logging.getLogger(__name__)
+SCHEMA_VERSION = "stream-derain-bench/1"
+NOTES = [
+    "engine latency = one backend.infer call (uint8 frames in and out: pre/post-processing and copies "
+    "included)",
+    "timed calls run in a worker thread, as in the pipeline; activation and warm-up calls are not timed",
+    "e2e stage fps are wall-clock throughputs of each stage alone on frames held in memory",
+    "efficiency = pipeline fps / fps of the slowest isolated stage; stages share the CPU in the pipeline",
+]
+BackendFactory = Callable[[str, ModelInfo, str, int], Backend]
+# backend -> modules that make it installed
+INSTALLED_BY = {"onnxruntime": ("onnxruntime",), "torch": ("torch",),
+                "tensorrt": ("tensorrt", "tensorrt_rtx")}
+
+
+def default_backends() -> tuple[str, ...]:
+    """Every backend whose library is installed (GPU-only ones are skipped later if no GPU)."""
+    found = tuple(name for name, mods in INSTALLED_BY.items()
+                  if any(importlib.util.find_spec(m) is not None for m in mods))
+    return found or ("onnxruntime",)
+
+
+def gpu_visible() -> bool:
+    """An NVIDIA driver is loaded and torch (if installed) sees a CUDA device."""
+    if not nvidia_driver_present():
+        return False
+    if importlib.util.find_spec("torch") is None:
+        return True
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def gpu_required(backend: str, precision: str) -> str | None:
+    """Why this variant needs a GPU, or None if it can run on the CPU."""
+    if backend == "tensorrt":
+        return "TensorRT runs engines on an NVIDIA GPU only"
+    if backend == "torch" and precision == "fp16":
+        return "fp16 with the torch backend needs a CUDA device"
+    return None
+
+
+def model_section(model: ModelInfo) -> dict[str, Any]:
+    meta = model.meta or {}
+    return {"name": model.name, "version": model.version, "macs_per_pixel": meta.get("macs_per_pixel"),
+            "parameters": meta.get("parameters"), "manifest": meta}
+
+
+def _e2e_row(backend: Backend, variant: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
+    try:
+        res = run_e2e(backend, cfg.e2e_input(), cfg.frames, cfg.batches[0], cfg.smooth, cfg.smooth_strength,
+                      make_smoother, warmup=cfg.warmup)
+        return {**variant, "status": "ok", "reason": None, **res}
+    except Exception as exc:  # noqa: BLE001 - reported, never dropped
+        log.warning("e2e %s failed: %s", variant["variant"], exc)
+        return {**variant, "status": "failed", "reason": error_reason(exc), "input": str(cfg.e2e_input())}
+
+
+def _not_run(variant: dict[str, Any], cfg: BenchConfig, status: str, reason: str) -> tuple[list, list]:
+    engine = [failed_case(variant, w, h, b, status, reason)
+              for w, h in cfg.resolutions for b in cfg.batches] if cfg.run_engine else []
+    e2e = [{**variant, "status": status, "reason": reason, "input": str(cfg.e2e_input())}] \
+        if cfg.run_e2e else []
+    return engine, e2e
+
+
+def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
+                  has_gpu: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(variant summary, engine rows, e2e rows) for one backend x precision."""
+    variant = {"variant": f"{name}/{precision}", "backend": name, "precision": precision, "device": None}
+    need = gpu_required(name, precision)
+    if need and not has_gpu:
+        reason = f"no GPU visible ({need})"
+        log.warning("%s %s", variant["variant"], reason)
+        return {**variant, "status": "skipped", "reason": reason}, *_not_run(variant, cfg, "skipped", reason)
+    t0 = time.perf_counter()
+    try:
+        backend = factory(name, model, precision, cfg.threads)
+        backend.__enter__()
+    except Exception as exc:  # noqa: BLE001 - not installed, no GPU, bad model: all reported
+        reason = error_reason(exc)
+        log.warning("%s failed to start: %s", variant["variant"], reason)
+        return {**variant, "status": "failed", "reason": reason}, *_not_run(variant, cfg, "failed", reason)
+    try:
+        activate_s = round(time.perf_counter() - t0, 3)
+        variant["device"] = str(backend.device)
+        summary = {**variant, "status": "ok", "reason": None, "describe": backend.describe(),
+                   "activate_s": activate_s}
+        log.info("benchmarking %s (activated in %.2fs)", backend.describe(), activate_s)
+        plan = LoopPlan(cfg.warmup, cfg.iters, cfg.budget_s, cfg.min_iters, cfg.max_iters)
+        engine = run_engine(backend, variant, cfg.resolutions, cfg.batches, plan, cfg.seed) \
+            if cfg.run_engine else []
+        e2e = [_e2e_row(backend, variant, cfg)] if cfg.run_e2e else []
+    finally:
+        backend.__exit__(*sys.exc_info())
+    return summary, engine, e2e
+
+
+def add_ratios(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], fps: Callable[[dict], Any],
+               baseline: str | None) -> None:
+    """``ratio_vs_baseline`` on each ok row: its fps / the baseline variant's fps for the same key."""
+    base = {key(r): fps(r) for r in rows if r["variant"] == baseline and r["status"] == "ok"}
+    for r in rows:
+        ref = base.get(key(r))
+        value = fps(r) if r["status"] == "ok" else None
+        r["ratio_vs_baseline"] = round(value / ref, 3) if value and ref else None
+
+
+def run_bench(cfg: BenchConfig, backend_factory: BackendFactory | None = None) -> dict[str, Any]:
+    """Run the benchmark described by ``cfg``; returns the report (see :mod:`.report`).
+
+    Everything (activation included) runs in one worker thread, the way the pipeline
+    calls backends; ``backend_factory`` replaces :func:`create_backend` (tests)."""
+    return run_in_worker(lambda: _run_bench(cfg, backend_factory or create_backend))
+
+
+def _run_bench(cfg: BenchConfig, factory: BackendFactory) -> dict[str, Any]:
+    if cfg.run_e2e and not cfg.e2e_input().is_file():
+        raise InputError(f"end-to-end input not found: {cfg.e2e_input()} "
+                         "(pass --input FILE, or --mode engine)")
+    started = dt.datetime.now(dt.timezone.utc)
+    machine = machine_info()
+    model = resolve_model(cfg.model)
+    has_gpu = gpu_visible()
+    variants, engine, e2e = [], [], []
+    for name in cfg.backends or default_backends():
+        for precision in cfg.precisions:
+            summary, rows, runs = bench_variant(name, precision, model, cfg, factory, has_gpu)
+            variants.append(summary)
+            engine += rows
+            e2e += runs
+    baseline = next((v["variant"] for v in variants if v["status"] == "ok"), None)
+    add_ratios(engine, lambda r: (r["width"], r["height"], r["batch"]), lambda r: r.get("fps"), baseline)
+    add_ratios(e2e, lambda r: 0, lambda r: (r.get("pipeline") or {}).get("fps"), baseline)
+    machine["load_average_end"] = load_average()
+    return {
+        "schema": SCHEMA_VERSION, "created": started.isoformat(timespec="seconds"),
+        "duration_s": round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 1),
+        "config": _config_dict(cfg, has_gpu), "machine": machine, "model": model_section(model),
+        "git_revision": git_revision(), "baseline": baseline, "variants": variants, "engine": engine,
+        "e2e": e2e, "notes": NOTES,
+    }
+
+
+def _config_dict(cfg: BenchConfig, has_gpu: bool) -> dict[str, Any]:
+    return {"mode": cfg.mode, "resolutions": [f"{w}x{h}" for w, h in cfg.resolutions],
+            "batches": list(cfg.batches), "backends": list(cfg.backends or default_backends()),
+            "precisions": list(cfg.precisions), "model": cfg.model, "warmup": cfg.warmup, "iters": cfg.iters,
+            "budget_s": cfg.budget_s, "min_iters": cfg.min_iters,
+            "input": str(cfg.e2e_input()) if cfg.run_e2e else None, "frames": cfg.frames,
+            "smooth": cfg.smooth, "gpu_visible": has_gpu}

@@ -1,0 +1,196 @@
+"""Timed loops, latency statistics and memory high-water marks.
+
+Only the call passed to :func:`measure` is inside the timed region: warm-up calls,
+backend activation and input preparation are not. On a CUDA device each timed call
+is bracketed by ``torch.cuda.synchronize()`` and CUDA events (GPU time between the
+events; since ``Backend.infer`` returns host arrays, that includes the copies); on
+the CPU by :func:`time.perf_counter`.
+
+Host memory: ``VmHWM`` (peak resident set) from ``/proc/self/status``. Linux lets a
+process reset it (``5`` to ``/proc/self/clear_refs``), which makes it a per-case peak;
+where that is not possible the value is the process-lifetime peak and is labelled so
+(``scope: "process"``). Device memory: ``torch.cuda.max_memory_allocated`` after a
+reset, which sees only allocations made through torch's caching allocator.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class CpuTimer:
+    """Wall-clock timing with :func:`time.perf_counter`."""
+
+    kind = "perf_counter"
+
+    def time(self, call: Callable[[], Any]) -> float:
+        t0 = time.perf_counter()
+        call()
+        return time.perf_counter() - t0
+
+
+class CudaTimer:
+    """CUDA events on the current stream, with a device synchronise before and after."""
+
+    kind = "cuda_events"
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+
+    def time(self, call: Callable[[], Any]) -> float:
+        cuda = self.torch.cuda
+        cuda.synchronize()
+        start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+        start.record()
+        call()
+        end.record()
+        cuda.synchronize()
+        return start.elapsed_time(end) / 1000.0
+
+
+def make_timer(device: str) -> CpuTimer | CudaTimer:
+    """CUDA events when ``device`` is a CUDA device and torch sees it, else perf_counter."""
+    torch = _cuda_torch(device)
+    return CudaTimer(torch) if torch is not None else CpuTimer()
+
+
+def _cuda_torch(device: str) -> Any:
+    """The torch module when ``device`` is CUDA and torch can see a GPU, else None."""
+    if not str(device).startswith("cuda"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """How many calls to make: ``warmup`` untimed, then ``iters`` timed (0: adaptive)."""
+
+    warmup: int = 2
+    iters: int = 0
+    budget_s: float = 3.0
+    min_iters: int = 5
+    max_iters: int = 2000
+
+
+def measure(call: Callable[[], Any], plan: LoopPlan,
+            timer: CpuTimer | CudaTimer | None = None) -> list[float]:
+    """Seconds per timed call. Adaptive plans stop once ``budget_s`` of timed work and
+    ``min_iters`` calls are done (or at ``max_iters``)."""
+    timer = timer or CpuTimer()
+    for _ in range(plan.warmup):
+        call()
+    samples: list[float] = []
+    total = 0.0
+    while True:
+        if plan.iters:
+            if len(samples) >= plan.iters:
+                break
+        elif len(samples) >= plan.max_iters or (total >= plan.budget_s and len(samples) >= plan.min_iters):
+            break
+        dt = timer.time(call)
+        samples.append(dt)
+        total += dt
+    return samples
+
+
+def latency_stats(samples: list[float]) -> dict[str, float]:
+    """Milliseconds: mean, p50, p95, p99, min, max, std (linear-interpolated percentiles)."""
+    a = np.asarray(samples, dtype=np.float64) * 1000.0
+    if a.size == 0:
+        return {k: float("nan") for k in ("mean", "p50", "p95", "p99", "min", "max", "std")}
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {"mean": round(float(a.mean()), 3), "p50": round(float(p50), 3), "p95": round(float(p95), 3),
+            "p99": round(float(p99), 3), "min": round(float(a.min()), 3), "max": round(float(a.max()), 3),
+            "std": round(float(a.std()), 3)}
+
+
+def run_in_worker(fn: Callable[[], Any], name: str = "stream-derain-bench") -> Any:
+    """Run ``fn`` in a fresh thread, as the pipeline runs its stages, and return its result.
+
+    Backends are called from worker threads in the app; on a loaded CPU, torch's CPU
+    inference called from the main thread was measured 5-15x slower than from a worker
+    thread, so the benchmark calls them the same way the pipeline does."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name=name, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(timeout=0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+# --- memory ----------------------------------------------------------------------------
+
+_STATUS = Path("/proc/self/status")
+
+
+def reset_host_peak() -> bool:
+    """Reset the process's peak-RSS mark; False where the OS does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def host_peak_mb() -> float:
+    """Peak resident set in MiB: VmHWM, or getrusage's ru_maxrss (process lifetime)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
+
+
+class MemoryProbe:
+    """Peak host (and, on CUDA, torch device) memory over one measured case."""
+
+    def __init__(self, device: str) -> None:
+        torch = _cuda_torch(device)
+        self.cuda = torch.cuda if torch is not None else None
+        self.scope = "process"
+
+    def __enter__(self) -> MemoryProbe:
+        self.scope = "case" if reset_host_peak() else "process"
+        if self.cuda is not None:
+            self.cuda.synchronize()
+            self.cuda.reset_peak_memory_stats()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.host_mb = host_peak_mb()
+        self.device_mb = None
+        if self.cuda is not None:
+            self.device_mb = round(self.cuda.max_memory_allocated() / 2**20, 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"peak_host_rss_mb": self.host_mb, "host_peak_scope": self.scope,
+                "peak_device_mem_mb": self.device_mb,
+                "device_mem_source": "torch.cuda.max_memory_allocated" if self.cuda is not None else None}

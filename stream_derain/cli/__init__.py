@@ -1,0 +1,17 @@
+"""The ``stream-derain`` command line: thin typer commands over the library.
+
+Each command parses its options, builds a config, calls one public function, and
+turns :class:`~stream_derain.errors.StreamDerainError` into ``Error: ...`` and exit 1.
+Command modules register themselves on :data:`app`; only this package configures
+logging.
+"""
+
+from __future__ import annotations
+
+from .common import app, main
+
+# importing a command module registers its commands on ``app``
+from . import bench_cmd, derain_cmd, eval_cmd, live_cmd, train_cmd, transfer_cmd  # noqa: E402,F401
+from . import engine_cmd  # noqa: E402,F401
+
+__all__ = ["app", "main"]

@@ -1,0 +1,77 @@
+"""``stream-derain live``: derain a camera stream with bounded latency."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..live import LiveConfig, LiveStats, SourceConfig, run_live
+from .common import app, handle_errors
+from .derain_cmd import _sigterm_as_interrupt
+
+log = logging.getLogger("stream_derain")
+
+
+@contextmanager
+def status_reporter(quiet: bool) -> Iterator[Callable[[LiveStats], None] | None]:
+    """A rich status line on a terminal; ``None`` (the library logs lines) otherwise."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status("connecting ...") as status:
+        yield lambda stats: status.update(stats.line())
+
+
+@app.command("live")
+@handle_errors
+def live_cmd(
+    url: str = typer.Argument(..., help="rtsp://, http(s):// URL or a camera device (/dev/video0)."),
+    transport: str = typer.Option("tcp", help="RTSP transport: tcp or udp."),
+    input_format: Optional[str] = typer.Option(None, "--format", help="Input format (e.g. v4l2)."),
+    open_timeout: float = typer.Option(10.0, help="Seconds to wait when connecting."),
+    read_timeout: float = typer.Option(5.0, help="Seconds without data before the stream counts as stalled."),
+    retries: int = typer.Option(5, min=1, help="Connection attempts at start."),
+    reconnect_retries: Optional[int] = typer.Option(None, min=1, help="Give up after this many failed "
+                                                    "reconnects in a row (default: never)."),
+    backoff: float = typer.Option(0.5, help="First wait between attempts (doubles each time)."),
+    backoff_max: float = typer.Option(10.0, help="Longest wait between attempts."),
+    push: list[str] = typer.Option([], help="Publish to rtsp://... or rtmp://... (repeatable)."),
+    preview_port: Optional[int] = typer.Option(None, help="MJPEG preview on http://127.0.0.1:PORT/."),
+    record: Optional[Path] = typer.Option(None, help="Record fragmented MP4 segments into this folder."),
+    segment_minutes: float = typer.Option(10.0, help="Length of a recorded segment (fractions allowed)."),
+    max_latency: float = typer.Option(1.0, help="Latency bound in seconds (older frames are dropped)."),
+    backend: str = typer.Option("auto", help="Backend: auto, onnxruntime or torch."),
+    model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file."),
+    precision: str = typer.Option("fp32", help="fp32 or fp16."),
+    threads: int = typer.Option(0, help="CPU threads for onnxruntime (0: its default)."),
+    smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
+    max_seconds: Optional[float] = typer.Option(None, help="Stop after this many seconds."),
+    max_frames: Optional[int] = typer.Option(None, help="Stop after this many output frames."),
+    status_every: float = typer.Option(5.0, help="Seconds between status lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No status line."),
+) -> None:
+    """Derain a live stream: push it, preview it and/or record it, until Ctrl-C."""
+    source = SourceConfig(url=url, transport=transport, input_format=input_format,
+                          open_timeout_s=open_timeout, read_timeout_s=read_timeout, retries=retries,
+                          reconnect_retries=reconnect_retries, backoff_s=backoff, backoff_max_s=backoff_max)
+    cfg = LiveConfig(source=source, backend=backend, model=model, precision=precision, threads=threads,
+                     smooth=smooth, max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
+                     record_dir=record, segment_minutes=segment_minutes, max_seconds=max_seconds,
+                     max_frames=max_frames, status_every_s=status_every if not quiet else 1e9)
+    _sigterm_as_interrupt()
+    with status_reporter(quiet) as status_cb:
+        stats = run_live(cfg, status_cb=status_cb)
+    for path in stats.segments:
+        log.info("recorded %s", path)
+    log.info("%d frames out (%.1f fps), %d dropped, %d reconnect(s), latency p95 %.0f ms", stats.frames_out,
+             stats.fps_out, stats.dropped, stats.reconnects, stats.latency_p95_s * 1000)
+    if stats.interrupted:
+        raise typer.Exit(130)

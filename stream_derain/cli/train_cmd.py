@@ -1,0 +1,61 @@
+"""``stream-derain train ...`` and ``stream-derain export``: training needs the [train] extra."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import require
+from .common import app, handle_errors
+
+log = logging.getLogger("stream_derain")
+train_app = typer.Typer(no_args_is_help=True, help="Train the student (needs the \\[train] extra).")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("supervised")
+@handle_errors
+def supervised_cmd(
+    config: Optional[Path] = typer.Option(None, help="JSON or TOML file with TrainConfig keys."),
+    out_dir: Optional[str] = typer.Option(None, help="Run folder (checkpoints; resumes from last.pt)."),
+    steps: Optional[int] = typer.Option(None, help="Total optimisation steps."),
+    batch_size: Optional[int] = typer.Option(None),
+    crop: Optional[int] = typer.Option(None),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+) -> None:
+    """Baseline: supervised on synthetic rain rendered over clean photos."""
+    require("torch", "train")
+    from ..train.config import load_config
+    from ..train.supervised import train_supervised
+
+    cfg = load_config(config, {"out_dir": out_dir, "steps": steps, "batch_size": batch_size, "crop": crop,
+                                "threads": threads, "device": device})
+    path = train_supervised(cfg)
+    log.info("done: %s", path)
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(
+    checkpoint: Path = typer.Argument(..., help="A training checkpoint (last.pt)."),
+    out: Path = typer.Option(Path("engines"), help="Folder for the ONNX files and manifest.json."),
+    name: str = typer.Option("derain-student", help="Model name in the manifest."),
+    version: str = typer.Option("1", help="Model version string."),
+) -> None:
+    """Export a checkpoint to ONNX (FP32 + FP16), check both against torch, update the manifest."""
+    require("torch", "train")
+    from ..model.export import export_model
+    from ..model.student import build_student, student_config_dict
+    from ..train.checkpoint import load_weights, read_checkpoint
+
+    ckpt = read_checkpoint(checkpoint)
+    model = build_student(**ckpt["model_cfg"])
+    load_weights(ckpt, model, "DerainStudent", student_config_dict(model), checkpoint)
+    entry = export_model(model, out, name, version, {"trained_steps": ckpt["step"],
+                                                       "checkpoint_arch": ckpt["arch"]})
+    typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "
+               f"{entry['parameters']} parameters -> {out}")

@@ -1,0 +1,86 @@
+"""``stream-derain train recognition|reconstruction|distill|finetune``: the task-transfer
+recipe, one resumable stage per command (each resumes from its ``out_dir/last.pt``)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..errors import require
+from .common import handle_errors
+from .train_cmd import train_app
+
+log = logging.getLogger("stream_derain")
+
+CONFIG = typer.Option(None, help="JSON or TOML file with the stage's config keys.")
+OUT_DIR = typer.Option(None, help="Run folder (checkpoints; resumes from last.pt).")
+STEPS = typer.Option(None, help="Total optimisation steps.")
+STOP_AT = typer.Option(None, help="End this invocation after this step (checkpointed).")
+THREADS = typer.Option(None, help="torch CPU threads.")
+DEVICE = typer.Option(None, help="auto, cpu or cuda.")
+
+
+def _run(stage: str, config: Optional[Path], overrides: dict[str, Any]) -> None:
+    require("torch", "train")
+    from ..train import distill, finetune, teachers
+    from ..train.config import load_config
+
+    stages = {
+        "recognition": (teachers.RecognitionTrainConfig, teachers.train_recognition),
+        "reconstruction": (teachers.ReconstructionTrainConfig, teachers.train_reconstruction),
+        "distill": (distill.DistillConfig, distill.train_distill),
+        "finetune": (finetune.FinetuneConfig, finetune.train_finetune),
+    }
+    cls, train = stages[stage]
+    path = train(load_config(config, overrides, cls=cls))
+    log.info("done: %s", path)
+
+
+@train_app.command("recognition")
+@handle_errors
+def recognition_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
+                    steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
+                    threads: Optional[int] = THREADS, device: Optional[str] = DEVICE) -> None:
+    """Recognition teacher: real rainy vs real rain-free crops; reports held-out accuracy."""
+    _run("recognition", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at,
+                                 "threads": threads, "device": device})
+
+
+@train_app.command("reconstruction")
+@handle_errors
+def reconstruction_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
+                       steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
+                       threads: Optional[int] = THREADS, device: Optional[str] = DEVICE) -> None:
+    """Reconstruction teacher: clean photos restored from veiled, low-contrast, blurred ones."""
+    _run("reconstruction", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at,
+                                    "threads": threads, "device": device})
+
+
+@train_app.command("distill")
+@handle_errors
+def distill_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
+                steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
+                threads: Optional[int] = THREADS, device: Optional[str] = DEVICE,
+                recognition: Optional[str] = typer.Option(None, help="Recognition teacher checkpoint."),
+                reconstruction: Optional[str] = typer.Option(None, help="Reconstruction teacher checkpoint.")) -> None:
+    """Distil both teachers into the student (feature adapters + output matching)."""
+    _run("distill", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
+                             "device": device, "recognition": recognition, "reconstruction": reconstruction})
+
+
+@train_app.command("finetune")
+@handle_errors
+def finetune_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
+                 steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
+                 threads: Optional[int] = THREADS, device: Optional[str] = DEVICE,
+                 init: Optional[str] = typer.Option(None, help="Student checkpoint to start from."),
+                 contrastive_weight: Optional[float] = typer.Option(None, help="Dual contrastive term (0 = off)."),
+                 semi_weight: Optional[float] = typer.Option(None, help="Semi-supervised real-rain term (0 = off).")
+                 ) -> None:
+    """Fine-tune the student on the fixed few-pair set (+ contrastive / semi-supervised terms)."""
+    _run("finetune", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
+                              "device": device, "init": init, "contrastive_weight": contrastive_weight,
+                              "semi_weight": semi_weight})

@@ -1,0 +1,160 @@
+"""Temporal flicker of a video: the warping error E_warp of Lai et al. (ECCV 2018).
+
+For consecutive frames ``t-1, t`` of an output video O::
+
+    E_warp(t) = sum_x M_t(x) * sum_c (O_t(x, c) - warp(O_{t-1}, F_b)(x, c))^2 / sum_x M_t(x)
+
+on RGB in [0, 1] (squared differences summed over the 3 channels, averaged over
+non-occluded pixels, as in the authors' code), averaged over t = 1..N-1. ``F_b`` is the
+optical flow from frame t to frame t-1 and ``M_t`` the non-occlusion mask from
+forward-backward consistency: x is occluded where
+
+    |F_b(x) + F_f(x + F_b(x))|^2 > 0.01 (|F_b(x)|^2 + |F_f(x + F_b(x))|^2) + 0.5
+
+(``F_f``: flow from t-1 to t). Flow is computed on the clean reference frames when
+given, else on the rainy input (source) frames, else on the output itself, with
+OpenCV's DIS optical flow (``PRESET_MEDIUM``) on full-resolution luma. Lai et al. used
+FlowNet2; DIS numbers are comparable with each other, not with published tables.
+
+:func:`evaluate_video` also gives per-frame PSNR/SSIM against a reference video
+(:func:`stream_derain.metrics.image_scores`: Y channel and RGB).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .errors import InputError
+from .metrics import image_scores
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+# a flow pair: (F_b HxWx2 float32 from t to t-1, non-occlusion mask HxW float32 in {0, 1})
+FlowPair = tuple[np.ndarray, np.ndarray]
+
+
+def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    """HxWx3 uint8 RGB frames of a video file (PyAV) or of a folder of images (sorted)."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+        frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
+        if not frames or any(f is None for f in frames):
+            raise InputError(f"no readable image frames in {path}")
+        return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            frames = []
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if limit is not None and len(frames) >= limit:
+                    break
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InputError(f"cannot read video {path}: {exc}") from None
+    if not frames:
+        raise InputError(f"no video frames in {path}")
+    return frames
+
+
+def _flow_engine() -> cv2.DISOpticalFlow:
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
+def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward warp: ``out(x) = img(x + flow(x))``, bilinear, border replicated.
+    img HxW or HxWxC, flow HxWx2 (x, y) in pixels."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def non_occlusion(flow_b: np.ndarray, flow_f: np.ndarray) -> np.ndarray:
+    """HxW float32 mask, 1 where ``flow_b`` (t -> t-1) and ``flow_f`` (t-1 -> t) agree
+    (Lai et al.'s test) and the warp source lies inside the frame."""
+    f_w = warp(flow_f, flow_b)
+    mismatch = ((flow_b + f_w) ** 2).sum(axis=2)
+    occluded = mismatch > 0.01 * ((flow_b ** 2).sum(axis=2) + (f_w ** 2).sum(axis=2)) + 0.5
+    h, w = flow_b.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + flow_b[..., 0], gy + flow_b[..., 1]
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    return (~occluded & inside).astype(np.float32)
+
+
+def flow_pairs(frames: Sequence[np.ndarray]) -> list[FlowPair]:
+    """(F_b, mask) for t = 1..N-1 from HxWx3 uint8 RGB frames (DIS medium, full res)."""
+    dis = _flow_engine()
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    pairs = []
+    for prev, cur in zip(gray[:-1], gray[1:]):
+        flow_b = dis.calc(cur, prev, None)
+        flow_f = dis.calc(prev, cur, None)
+        pairs.append((flow_b, non_occlusion(flow_b, flow_f)))
+    return pairs
+
+
+def warping_error_frames(frames: Sequence[np.ndarray], pairs: Sequence[FlowPair]) -> list[float]:
+    """E_warp(t) for t = 1..N-1 of HxWx3 uint8 RGB frames, given :func:`flow_pairs`."""
+    if len(frames) - 1 != len(pairs):
+        raise InputError(f"{len(frames)} frames but {len(pairs)} flow pairs")
+    errors = []
+    for t, (flow_b, mask) in enumerate(pairs, start=1):
+        cur = frames[t].astype(np.float32) * np.float32(1 / 255)
+        prev = warp(frames[t - 1].astype(np.float32) * np.float32(1 / 255), flow_b)
+        n = float(mask.sum())
+        sq = ((cur - prev) ** 2).sum(axis=2)
+        errors.append(float((sq * mask).sum() / n) if n > 0 else float(sq.mean()))
+    return errors
+
+
+def warping_error(frames: Sequence[np.ndarray], pairs: Sequence[FlowPair] | None = None) -> float:
+    """Mean E_warp of a sequence (flow on ``frames`` themselves when ``pairs`` is None)."""
+    if len(frames) < 2:
+        return 0.0
+    errors = warping_error_frames(frames, pairs if pairs is not None else flow_pairs(frames))
+    return float(np.mean(errors))
+
+
+def quality_scores(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, float]:
+    """Per-frame PSNR/SSIM (Y and RGB) against ``reference``, averaged over frames."""
+    scores = [image_scores(o, r) for o, r in zip(frames, reference)]
+    return {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+
+
+def _same_length(*clips: list[np.ndarray] | None) -> int:
+    n = min(len(c) for c in clips if c is not None)
+    if any(c is not None and len(c) != n for c in clips):
+        log.warning("videos differ in length: using the first %d frames", n)
+    return n
+
+
+def evaluate_video(output: Path, reference: Path | None = None, source: Path | None = None) -> dict[str, Any]:
+    """Flicker and quality of one output clip (video file or folder of frames).
+
+    Returns ``frames``, ``flow_on`` ('reference', 'source' or 'output'), ``e_warp`` of the
+    output, ``e_warp_source`` when a source is given, and ``psnr_y``, ``ssim_y``,
+    ``psnr_rgb``, ``ssim_rgb`` (means over frames) when a reference is given."""
+    out = read_frames(output)
+    ref = read_frames(reference) if reference is not None else None
+    src = read_frames(source) if source is not None else None
+    n = _same_length(out, ref, src)
+    out, ref, src = out[:n], ref[:n] if ref else None, src[:n] if src else None
+    for name, clip in (("reference", ref), ("source", src)):
+        if clip is not None and clip[0].shape != out[0].shape:
+            raise InputError(f"{name} frames are {clip[0].shape}, output frames {out[0].shape}")
+    flow_on, basis = ("reference", ref) if ref is not None else ("source", src) if src is not None else ("output", out)
+    pairs = flow_pairs(basis)
+    result: dict[str, Any] = {"frames": n, "flow_on": flow_on, "e_warp": warping_error(out, pairs)}
+    if src is not None:
+        result["e_warp_source"] = warping_error(src, pairs)
+    if ref is not None:
+        result.update(quality_scores(out, ref))
+    return result

@@ -1,0 +1,305 @@
+"""Video files in and out with PyAV, keeping what users notice when tools lose it.
+
+- timestamps: every frame keeps its source pts and time base (VFR stays VFR);
+- colour: range, matrix, primaries and transfer are read from the source, used for
+  the YUV<->RGB conversions both ways, and tagged on the output;
+- rotation: the source's display matrix is copied to the output stream;
+- other streams (audio, subtitles, data) are remuxed packet by packet, untouched.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from ..errors import InputError, OutputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ColorInfo:
+    """Colour tags of a stream (FFmpeg enum values; 2 means unspecified)."""
+
+    range: int = 0
+    space: int = 2
+    primaries: int = 2
+    trc: int = 2
+
+    @classmethod
+    def of(cls, obj: Any) -> ColorInfo:
+        return cls(int(obj.color_range), int(obj.colorspace), int(obj.color_primaries), int(obj.color_trc))
+
+    @property
+    def matrix(self) -> int | None:
+        """The matrix swscale should use: None (its default, BT.601) when unspecified."""
+        return None if self.space in (2, 0) else self.space
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    time_base: Fraction
+    rate: Fraction | None
+    frames: int  # from the container; 0 when unknown
+    codec: str
+    pix_fmt: str
+    color: ColorInfo
+    rotation: float = 0.0
+    copy_streams: list[Any] = field(default_factory=list)
+
+
+def _nvidia_driver() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+def _hwaccel(kind: str) -> Any:
+    """PyAV decode acceleration for ``kind`` ('auto', 'cuda' or 'none'); None for software."""
+    if kind == "none" or (kind == "auto" and not _nvidia_driver()):
+        return None
+    from av.codec.hwaccel import HWAccel
+
+    return HWAccel("cuda", allow_software_fallback=True)
+
+
+def _open_input(path: Path, options: dict[str, str] | None, timeout: float | tuple | None,
+                hwaccel: str = "auto") -> Any:
+    if not str(path).startswith(("rtsp:", "rtmp:", "http:", "https:", "udp:", "tcp:")) and not Path(path).exists():
+        raise InputError(f"input not found: {path}")
+    accel = _hwaccel(hwaccel)
+    if accel is not None:
+        try:
+            return av.open(str(path), options=options or {}, timeout=timeout, hwaccel=accel)
+        except av.error.FFmpegError as exc:
+            log.info("NVDEC decoding unavailable (%s): decoding on the CPU", exc.strerror or exc)
+    try:
+        return av.open(str(path), options=options or {}, timeout=timeout)
+    except av.error.FFmpegError as exc:
+        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+
+
+@dataclass
+class FrameItem:
+    """One decoded frame travelling through the pipeline (HxWx3 uint8 RGB)."""
+
+    index: int
+    pts: int | None
+    time_base: Fraction | None
+    image: np.ndarray
+    rainy: np.ndarray | None = None  # the input frame, kept for the smoother
+    duration: int | None = None  # in time_base ticks, from the source (keeps the last frame's length)
+    discontinuity: bool = False  # set where the stream jumps (seek, reconnect, gap)
+    captured: float = 0.0  # time.monotonic() at decode, for latency
+
+
+class VideoReader:
+    """Demuxes a file; yields FrameItems for the video stream and raw packets of the
+    streams to copy. Corrupt packets are skipped with a warning and counted."""
+
+    def __init__(self, path: Path | str, start: int = 0, max_frames: int | None = None,
+                 copy_streams: bool = True, options: dict[str, str] | None = None,
+                 timeout: float | tuple | None = None, hwaccel: str = "auto") -> None:
+        self.path = path
+        self.container = _open_input(Path(path) if not isinstance(path, Path) else path, options, timeout,
+                                     hwaccel)
+        if not self.container.streams.video:
+            self.container.close()
+            raise InputError(f"no video stream in {path}")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.start, self.max_frames = start, max_frames
+        self.corrupt_packets = 0
+        cc = self.stream.codec_context
+        copy = [s for s in self.container.streams if s.type in ("audio", "subtitle", "data")] if copy_streams else []
+        self.info = VideoInfo(
+            width=cc.width, height=cc.height, time_base=self.stream.time_base,
+            rate=self.stream.average_rate or self.stream.guessed_rate, frames=self.stream.frames or 0,
+            codec=cc.name, pix_fmt=cc.pix_fmt or "yuv420p", color=ColorInfo.of(cc), copy_streams=copy,
+        )
+        if self.info.width <= 0 or self.info.height <= 0:
+            raise InputError(f"{path}: video stream has no frame size (corrupt header?)")
+
+    def close(self) -> None:
+        self.container.close()
+
+    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        """Decoded frame -> HxWx3 uint8 RGB using the frame's own matrix and range."""
+        return frame.to_ndarray(format="rgb24", src_colorspace=ColorInfo.of(frame).matrix,
+                                src_color_range=frame.color_range or None)
+
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            return list(packet.decode())
+        except av.error.InvalidDataError as exc:
+            self.corrupt_packets += 1
+            log.warning("skipping corrupt packet at pts %s: %s", packet.pts, exc.strerror or exc)
+            return []
+
+    def items(self) -> Iterator[FrameItem | av.Packet]:
+        """FrameItems (in decode order) and packets of the copied streams."""
+        streams = [self.stream, *self.info.copy_streams]
+        index = 0
+        try:
+            for packet in self.container.demux(streams):
+                if packet.stream is not self.stream:
+                    if packet.dts is not None and index >= self.start:
+                        yield packet
+                    continue
+                for frame in self._decode(packet):
+                    if index == 0:
+                        self.info.rotation = float(getattr(frame, "rotation", 0) or 0)
+                    if index >= self.start:
+                        yield FrameItem(index, frame.pts, frame.time_base, self.to_rgb(frame),
+                                        duration=frame.duration or None)
+                    index += 1
+                    if self.max_frames is not None and index >= self.start + self.max_frames:
+                        return
+        except av.error.EOFError:
+            return
+        except av.error.FFmpegError as exc:
+            if index == 0:
+                raise InputError(f"cannot decode {self.path}: {exc.strerror or exc}") from None
+            log.warning("input ends early after %d frames: %s", index, exc.strerror or exc)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int | None = 18
+    preset: str | None = "medium"
+    pix_fmt: str | None = None  # None: keep the source's when the encoder takes it
+    bitrate: int | None = None
+    container_options: dict[str, str] = field(default_factory=dict)
+
+
+def _choose_pix_fmt(codec: av.Codec, info: VideoInfo, wanted: str | None) -> str:
+    if wanted:
+        return wanted
+    formats = [f.name for f in (codec.video_formats or [])]
+    src = info.pix_fmt if info.pix_fmt in formats else "yuv420p"
+    odd = info.width % 2 or info.height % 2
+    if odd and src in ("yuv420p", "yuvj420p", "nv12", "yuv422p") and "yuv444p" in formats:
+        log.info("odd frame size %dx%d: encoding 4:4:4 so the size is kept", info.width, info.height)
+        return "yuv444p"
+    return src if not formats or src in formats else formats[0]
+
+
+class VideoWriter:
+    """Encodes RGB frames with the source's timestamps and colour tags, and remuxes
+    copied packets. ``close()`` always finalises the container (playable file)."""
+
+    def __init__(self, path: Path, info: VideoInfo, opts: EncodeOptions) -> None:
+        self.path, self.info, self.frames = path, info, 0
+        try:
+            self.container = av.open(str(path), "w", options=opts.container_options)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        try:
+            self.stream = self._video_stream(opts)
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.container.close()
+            raise OutputError(f"cannot encode {opts.codec} into {path}: {exc}") from None
+        self.copies = self._copy_streams()
+        self._last_pts: int | None = None
+        self._durations: dict[int, int] = {}  # pts -> source frame duration, applied to packets
+
+    def _video_stream(self, opts: EncodeOptions) -> Any:
+        info = self.info
+        stream = self.container.add_stream(opts.codec, rate=info.rate or Fraction(25))
+        cc = stream.codec_context
+        cc.width, cc.height = info.width, info.height
+        cc.pix_fmt = _choose_pix_fmt(stream.codec, info, opts.pix_fmt)
+        stream.time_base = info.time_base
+        cc.time_base = info.time_base
+        c = info.color
+        cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = c.range, c.space, c.primaries, c.trc
+        options = {}
+        if opts.crf is not None and opts.codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"):
+            options["crf"] = str(opts.crf)
+        if opts.preset and opts.codec in ("libx264", "libx265", "libsvtav1"):
+            options["preset"] = opts.preset
+        if opts.bitrate:
+            cc.bit_rate = opts.bitrate
+        cc.options = options
+        return stream
+
+    def _copy_streams(self) -> dict[int, Any]:
+        copies = {}
+        for src in self.info.copy_streams:
+            try:
+                copies[src.index] = self.container.add_stream_from_template(src)
+            except (ValueError, av.error.FFmpegError) as exc:
+                log.warning("not copying %s stream #%d (%s): %s", src.type, src.index, src.codec_context.name, exc)
+        return copies
+
+    def _pts(self, item: FrameItem) -> int:
+        """The source pts, kept as is; made strictly increasing if the source is broken."""
+        pts = item.pts if item.pts is not None else (self._last_pts + 1 if self._last_pts is not None else 0)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
+
+    def write_frame(self, item: FrameItem) -> None:
+        if self.frames == 0 and self.info.rotation:
+            self.stream.set_display_rotation(self.info.rotation)
+        c = self.info.color
+        frame = av.VideoFrame.from_ndarray(item.image, format="rgb24")
+        frame = frame.reformat(format=self.stream.codec_context.pix_fmt, dst_colorspace=c.matrix,
+                               dst_color_range=c.range or None)
+        frame.color_range, frame.colorspace = c.range, c.space
+        frame.color_primaries, frame.color_trc = c.primaries, c.trc
+        frame.pts, frame.time_base = self._pts(item), self.info.time_base
+        if item.duration:
+            self._durations[frame.pts] = item.duration
+        self._mux(self._with_durations(self.stream.encode(frame)))
+        self.frames += 1
+
+    def _with_durations(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """Give each encoded packet its source frame's duration, so the last frame
+        (and so the stream) lasts exactly as long as in the source."""
+        for p in packets:
+            d = self._durations.pop(p.pts, None) if p.pts is not None else None
+            if d:
+                p.duration = d
+        return packets
+
+    def write_packet(self, packet: av.Packet) -> None:
+        out = self.copies.get(packet.stream.index)
+        if out is not None:
+            packet.stream = out
+            self._mux([packet])
+
+    def _mux(self, packets: Any) -> None:
+        try:
+            for p in packets:
+                self.container.mux(p)
+        except OSError as exc:
+            raise self._output_error(exc) from None
+
+    def _output_error(self, exc: OSError) -> OutputError:
+        if exc.errno == errno.ENOSPC:
+            return OutputError(f"disk full while writing {self.path} ({self.frames} frames encoded)")
+        return OutputError(f"cannot write {self.path}: {exc.strerror or exc}")
+
+    def close(self) -> None:
+        """Flush the encoder and write the trailer; safe to call twice."""
+        if self.container is None:
+            return
+        try:
+            self._mux(self._with_durations(self.stream.encode()))
+        finally:
+            container, self.container = self.container, None
+            try:
+                container.close()
+            except OSError as exc:
+                raise self._output_error(exc) from None

@@ -1,0 +1,294 @@
+"""Derain a live stream: reconnecting source -> drop-oldest queue -> derain -> (smooth)
+-> outputs (push, preview, segments), with bounded latency and a status callback.
+
+Latency is bounded in two places, never by dropping packets (a GOP is never
+corrupted): the queue between decode and inference keeps only the newest
+``queue_size`` decoded frames (:class:`~stream_derain.pipeline.DropOldestQueue`), and
+the inference stage skips a frame older than ``max_latency_s`` when a newer one is
+already waiting. Latency is measured from decode (``FrameItem.captured``) to the
+moment every output has taken the frame.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..backends import create_backend
+from ..backends.base import Backend
+from ..derain import SmoothStage, make_smoother, resolve_model
+from ..errors import ConfigError, OutputError
+from ..io.video import FrameItem
+from ..pipeline import DropOldestQueue, IterSource, Pipeline, Stage
+from .outputs import Output, PreviewServer, PushOutput, SegmentRecorder
+from .source import ReconnectingSource, SourceConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Everything :func:`run_live` needs. ``infer_delay_s`` is a test/benchmark hook: a
+    real sleep added to every inference, to emulate a backend slower than the camera."""
+
+    source: SourceConfig
+    backend: str = "auto"
+    model: str | None = None  # manifest name or .onnx path
+    precision: str = "fp32"
+    threads: int = 0
+    smooth: bool = True
+    smooth_strength: float = 0.7
+    max_latency_s: float = 1.0
+    queue_size: int = 2  # decoded frames waiting for inference (oldest dropped)
+    push: tuple[str, ...] = ()
+    preview_port: int | None = None  # 0: any free port
+    record_dir: Path | None = None
+    segment_minutes: float = 10.0
+    infer_delay_s: float = 0.0
+    max_seconds: float | None = None
+    max_frames: int | None = None
+    status_every_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_latency_s <= 0:
+            raise ConfigError(f"max latency must be > 0, got {self.max_latency_s}")
+        if self.queue_size < 1:
+            raise ConfigError(f"queue size must be >= 1, got {self.queue_size}")
+        if self.segment_minutes <= 0:
+            raise ConfigError(f"segment length must be > 0 minutes, got {self.segment_minutes}")
+
+
+@dataclass
+class LiveStats:
+    """A snapshot of a live run (passed to ``status_cb`` and returned at the end)."""
+
+    seconds: float = 0.0
+    frames_in: int = 0  # decoded
+    frames_out: int = 0  # taken by every output
+    dropped_queue: int = 0  # dropped by the decode->inference queue (oldest first)
+    dropped_late: int = 0  # skipped at inference: older than max_latency_s
+    reconnects: int = 0
+    stream_drops: int = 0
+    connected: bool = False
+    latency_s: float = 0.0  # capture -> output of the last frame
+    latency_p95_s: float = 0.0  # over the last 100 frames
+    latency_max_s: float = 0.0
+    fps_in: float = 0.0  # over the last status interval
+    fps_out: float = 0.0
+    backend: str = ""
+    outputs: tuple[str, ...] = ()
+    segments: tuple[Path, ...] = ()
+    interrupted: bool = False
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue + self.dropped_late
+
+    def line(self) -> str:
+        return (f"in {self.fps_in:5.1f} fps  out {self.fps_out:5.1f} fps"
+                f"  latency {self.latency_s * 1000:4.0f} ms (p95 {self.latency_p95_s * 1000:.0f})"
+                f"  dropped {self.dropped}  reconnects {self.reconnects}"
+                f"  {'connected' if self.connected else 'RECONNECTING'}  {self.backend}")
+
+
+class LiveInferStage(Stage):
+    """Derains one frame at a time. A frame that would leave inference older than the
+    latency bound (its age plus the recent inference time) is skipped while a newer one
+    waits. Keeps the input as ``item.rainy`` (the smoother needs it)."""
+
+    def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
+                 max_latency_s: float, delay_s: float = 0.0) -> None:
+        super().__init__("infer", stop, inq, outq)
+        self.backend, self.max_latency_s, self.delay_s = backend, max_latency_s, delay_s
+        self.dropped_late = 0
+        self.infer_s = 0.0  # moving average of one inference, seconds
+
+    def work(self, item: Any) -> list[Any]:
+        if not isinstance(item, FrameItem):
+            return []
+        t0 = time.monotonic()
+        if t0 - item.captured + self.infer_s > self.max_latency_s and not self.inq.empty():
+            self.dropped_late += 1
+            return []
+        if self.delay_s > 0:  # test/benchmark hook: a slower backend
+            self.stop.wait(self.delay_s)
+        item.rainy = item.image
+        item.image = self.backend.infer(item.image[None])[0]
+        took = time.monotonic() - t0
+        self.infer_s = took if self.infer_s == 0.0 else 0.8 * self.infer_s + 0.2 * took
+        return [item]
+
+
+class OutputStage(Stage):
+    """The sink: hands each frame to every output, measures latency, closes them all."""
+
+    def __init__(self, stop: threading.Event, inq: queue.Queue, outputs: Sequence[Output],
+                 on_frame: Callable[[FrameItem, float], None]) -> None:
+        super().__init__("output", stop, inq, None)
+        self.outputs, self.on_frame = list(outputs), on_frame
+
+    def work(self, item: Any) -> list[Any]:
+        if isinstance(item, FrameItem):
+            for out in self.outputs:
+                out.write(item)
+            self.on_frame(item, time.monotonic() - item.captured)
+        return []
+
+    def close(self) -> None:
+        first: BaseException | None = None
+        for out in self.outputs:
+            try:
+                out.close()
+            except Exception as exc:  # noqa: BLE001 - close every output, then report the first
+                log.error("closing %s: %s", out.name, exc)
+                first = first or exc
+        if first is not None:
+            raise first
+
+
+class _Meter:
+    """Counts frames out and latencies (written by the output thread, read by the monitor)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.frames = 0
+        self.last = self.peak = 0.0
+        self.recent: collections.deque[float] = collections.deque(maxlen=100)
+
+    def __call__(self, item: FrameItem, latency: float) -> None:
+        with self.lock:
+            self.frames += 1
+            self.last, self.peak = latency, max(self.peak, latency)
+            self.recent.append(latency)
+
+    def p95(self) -> float:
+        with self.lock:
+            vals = sorted(self.recent)
+        return vals[min(int(len(vals) * 0.95), len(vals) - 1)] if vals else 0.0
+
+
+def build_outputs(cfg: LiveConfig, fps: int) -> list[Output]:
+    """The configured outputs; on a failure, the ones already made are closed."""
+    outs: list[Output] = []
+    try:
+        outs.extend(PushOutput(url, fps) for url in cfg.push)
+        if cfg.preview_port is not None:
+            outs.append(PreviewServer(cfg.preview_port))
+        if cfg.record_dir is not None:
+            outs.append(SegmentRecorder(Path(cfg.record_dir), cfg.segment_minutes * 60.0, fps))
+    except BaseException:
+        for out in outs:
+            out.close()
+        raise
+    return outs
+
+
+@dataclass
+class _Run:
+    """The parts of one live run the monitor looks at."""
+
+    cfg: LiveConfig
+    pipeline: Pipeline
+    source: ReconnectingSource
+    dropq: DropOldestQueue
+    infer: LiveInferStage
+    meter: _Meter
+    outputs: list[Output]
+    backend: str
+    t0: float = field(default_factory=time.monotonic)
+    _last: tuple[float, int, int] = (0.0, 0, 0)
+
+    def snapshot(self) -> LiveStats:
+        now = time.monotonic()
+        s, m = self.source.stats, self.meter
+        t, fin, fout = self._last or (self.t0, 0, 0)
+        dt = max(now - (t or self.t0), 1e-6)
+        self._last = (now, s.frames, m.frames)
+        segs = next((tuple(o.files) for o in self.outputs if isinstance(o, SegmentRecorder)), ())
+        return LiveStats(
+            seconds=now - self.t0, frames_in=s.frames, frames_out=m.frames, dropped_queue=self.dropq.dropped,
+            dropped_late=self.infer.dropped_late, reconnects=s.reconnects, stream_drops=s.drops,
+            connected=s.connected, latency_s=m.last, latency_p95_s=m.p95(), latency_max_s=m.peak,
+            fps_in=(s.frames - fin) / dt, fps_out=(m.frames - fout) / dt, backend=self.backend,
+            outputs=tuple(o.name for o in self.outputs), segments=segs)
+
+    def should_end(self) -> bool:
+        cfg = self.cfg
+        return ((cfg.max_seconds is not None and time.monotonic() - self.t0 >= cfg.max_seconds)
+                or (cfg.max_frames is not None and self.meter.frames >= cfg.max_frames)
+                or self.pipeline.stop.is_set())
+
+
+def _monitor(run: _Run, done: threading.Event, stop_event: threading.Event | None,
+             status_cb: Callable[[LiveStats], None] | None) -> None:
+    """Ends the source on a stop request or a run limit; reports status every few seconds."""
+    next_status = time.monotonic() + run.cfg.status_every_s
+    while not done.wait(0.1):
+        if (stop_event is not None and stop_event.is_set()) or run.should_end():
+            run.pipeline.source_stop.set()
+        if time.monotonic() >= next_status:
+            next_status += run.cfg.status_every_s
+            stats = run.snapshot()
+            if status_cb is not None:
+                status_cb(stats)
+            else:
+                log.info("live: %s", stats.line())
+
+
+def _pipeline(cfg: LiveConfig, backend: Backend, source: ReconnectingSource, p: Pipeline,
+              outputs: list[Output], meter: _Meter) -> tuple[DropOldestQueue, LiveInferStage]:
+    dropq = DropOldestQueue(cfg.queue_size)
+    q = [queue.Queue(2) for _ in range(2 if cfg.smooth else 1)]
+    p.add(IterSource("decode", p.stop, p.source_stop, dropq, source.frames, source.close))
+    infer = LiveInferStage(p.stop, dropq, q[0], backend, cfg.max_latency_s, cfg.infer_delay_s)
+    p.add(infer)
+    if cfg.smooth:
+        p.add(SmoothStage(p.stop, q[0], q[1], make_smoother(cfg.smooth_strength)))
+    p.add(OutputStage(p.stop, q[-1], outputs, meter))
+    return dropq, infer
+
+
+def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = None,
+             stop_event: threading.Event | None = None, extra_outputs: Sequence[Output] = ()) -> LiveStats:
+    """Derain ``cfg.source`` until ``stop_event`` is set, a run limit is reached, the
+    source gives up, or Ctrl-C (KeyboardInterrupt in the calling thread: the frames in
+    flight are finished and every output is closed cleanly). Raises :class:`InputError`
+    when the input cannot be opened within the configured retries."""
+    if not cfg.push and cfg.preview_port is None and cfg.record_dir is None and not extra_outputs:
+        raise OutputError("no output: give --push, --preview-port and/or --record")
+    p = Pipeline()
+    source = ReconnectingSource(cfg.source, end=p.source_stop)
+    with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads) as backend:
+        log.info("backend: %s", backend.describe())
+        source.connect()
+        try:
+            outputs = [*build_outputs(cfg, source.fps), *extra_outputs]
+        except BaseException:
+            source.close()
+            raise
+        meter = _Meter()
+        dropq, infer = _pipeline(cfg, backend, source, p, outputs, meter)
+        run = _Run(cfg, p, source, dropq, infer, meter, outputs, backend.describe())
+        done = threading.Event()
+        mon = threading.Thread(target=_monitor, args=(run, done, stop_event, status_cb),
+                               name="stream-derain-monitor", daemon=True)
+        mon.start()
+        try:
+            result = p.run(lambda: meter.frames)
+        finally:
+            done.set()
+            mon.join(timeout=5.0)
+        stats = run.snapshot()
+        stats = replace(stats, interrupted=result.interrupted, connected=False,
+                        fps_in=stats.frames_in / max(stats.seconds, 1e-6),
+                        fps_out=stats.frames_out / max(stats.seconds, 1e-6))
+        log.info("live run ended after %.1fs: %d frames in, %d out, %d dropped, %d reconnect(s)",
+                 stats.seconds, stats.frames_in, stats.frames_out, stats.dropped, stats.reconnects)
+        return stats

@@ -1,0 +1,104 @@
+"""ONNX export of the student, checked against torch with ONNX Runtime right after.
+
+Two files per model: FP32 (float32 I/O) and FP16 (float16 weights, activations and
+I/O: the TensorRT path feeds it half-precision buffers). Both take
+``input`` Nx3xHxW in [0, 1] with dynamic N, H, W (multiples of the student's scale)
+and return ``output`` of the same shape. The manifest entry records hashes, MACs per
+pixel, parameters and the student's hyperparameters.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..models import MANIFEST, sha256
+from .student import DerainStudent, count_macs_per_pixel, count_parameters, student_config_dict
+
+log = logging.getLogger(__name__)
+OPSET = 17
+
+
+def export_onnx(model: DerainStudent, path: Path) -> None:
+    model = model.eval().float().cpu()
+    s = model.cfg.scale
+    dummy = torch.rand(1, 3, 16 * s, 24 * s)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, dummy, str(path), input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": axes, "output": axes}, opset_version=OPSET,
+                          dynamo=False)
+
+
+def to_fp16(src: Path, dst: Path) -> None:
+    """FP16 weights and activations with float16 I/O (onnxruntime's converter)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    m = convert_float_to_float16(onnx.load(str(src)), keep_io_types=False)
+    onnx.save(m, str(dst))
+
+
+def check_against_torch(model: DerainStudent, path: Path, fp16: bool = False, seed: int = 0) -> float:
+    """PSNR (dB) of ONNX Runtime's output against torch's on a random odd-batch input.
+    Raises ModelError when it is below 60 dB (FP32) or 40 dB (FP16)."""
+    import onnxruntime as ort
+
+    g = torch.Generator().manual_seed(seed)
+    s = model.cfg.scale
+    x = torch.rand(2, 3, 18 * s, 31 * s, generator=g)
+    with torch.no_grad():
+        ref = model.eval().float()(x).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inp = x.numpy().astype(np.float16 if fp16 else np.float32)
+    out = sess.run(None, {"input": inp})[0].astype(np.float32)
+    mse = float(np.mean((out - ref) ** 2))
+    psnr = 10 * np.log10(1.0 / max(mse, 1e-12))
+    floor = 40.0 if fp16 else 60.0
+    if psnr < floor:
+        raise ModelError(f"{path.name} disagrees with torch: PSNR {psnr:.1f} dB < {floor} dB")
+    return psnr
+
+
+def export_model(model: DerainStudent, out_dir: Path, name: str, version: str,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``name.onnx`` and ``name.fp16.onnx``, check both, update the manifest."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fp32, fp16 = out_dir / f"{name}.onnx", out_dir / f"{name}.fp16.onnx"
+    export_onnx(model, fp32)
+    psnr32 = check_against_torch(model, fp32)
+    to_fp16(fp32, fp16)
+    psnr16 = check_against_torch(model, fp16, fp16=True)
+    log.info("exported %s: ORT vs torch %.1f dB (fp32), %.1f dB (fp16)", name, psnr32, psnr16)
+    entry = {
+        "version": version, "arch": type(model).__name__, "student": student_config_dict(model),
+        "multiple": model.cfg.scale, "input": "input", "output": "output",
+        "normalisation": "RGB float in [0, 1], Nx3xHxW; fp16 file takes and returns float16",
+        "macs_per_pixel": round(count_macs_per_pixel(model), 1), "parameters": count_parameters(model),
+        "files": {"fp32": {"file": fp32.name, "sha256": sha256(fp32)},
+                  "fp16": {"file": fp16.name, "sha256": sha256(fp16)}},
+        "export_check_psnr_db": {"fp32": round(psnr32, 1), "fp16": round(psnr16, 1)},
+        **(extra or {}),
+    }
+    update_manifest(out_dir, name, entry)
+    return entry
+
+
+def update_manifest(folder: Path, name: str, entry: dict[str, Any], default: bool = True) -> None:
+    path = folder / MANIFEST
+    manifest = json.loads(path.read_text()) if path.is_file() else {"models": {}}
+    old = manifest["models"].get(name, {})
+    manifest["models"][name] = {**old, **entry}
+    if default or "default" not in manifest:
+        manifest["default"] = name
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,148 @@
+"""The distilled deraining student, after Semi-DRDNet's two-branch split.
+
+The network works at 1/``scale`` resolution inside (pixel-unshuffle in, pixel-shuffle
+out) so that it stays within the pipeline's budget of 20k multiply-accumulates per
+pixel. All tensors are float in [0, 1], RGB, BxCxHxW; H and W must be multiples of
+``scale`` (the backends pad and crop).
+
+- rain-residual branch: squeeze-and-excitation residual blocks -> streak layer R
+- detail-repair branch: dilated context-aggregation blocks (dilations 1, 3, 5 fused
+  by a 1x1) applied to the rain-removed image -> detail layer D
+- output = clamp(I - R + D, 0, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class SEBlock(nn.Module):
+    """Squeeze-and-excitation channel gate: BxCxHxW -> BxCxHxW."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = x.mean(dim=(2, 3), keepdim=True)
+        w = torch.sigmoid(self.fc2(F.relu(self.fc1(w))))
+        return x * w
+
+
+class SEResBlock(nn.Module):
+    """conv3x3 -> ReLU -> conv3x3 -> SE, plus identity: BxCxHxW -> BxCxHxW."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.se = SEBlock(channels, reduction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(x)))
+        return F.relu(x + self.se(y))
+
+
+class ContextAggregationBlock(nn.Module):
+    """Three parallel dilated 3x3 convs (dilations 1, 3, 5) fused by a 1x1, plus
+    identity: BxCxHxW -> BxCxHxW. Each branch has C/3 channels (rounded up)."""
+
+    def __init__(self, channels: int, dilations: tuple[int, ...] = (1, 3, 5)) -> None:
+        super().__init__()
+        branch = -(-channels // len(dilations))
+        self.branches = nn.ModuleList(
+            nn.Conv2d(channels, branch, 3, padding=d, dilation=d) for d in dilations
+        )
+        self.fuse = nn.Conv2d(branch * len(dilations), channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([F.relu(b(x)) for b in self.branches], dim=1)
+        return F.relu(x + self.fuse(y))
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Architecture hyperparameters; the builder functions below fix them."""
+
+    scale: int = 4
+    channels: int = 48
+    se_blocks: int = 3
+    ca_blocks: int = 2
+    se_reduction: int = 4
+
+
+class DerainStudent(nn.Module):
+    """I (Bx3xHxW) -> (output O, rain layer R, detail layer D), each Bx3xHxW."""
+
+    def __init__(self, cfg: StudentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        s, c = cfg.scale, cfg.channels
+        packed = 3 * s * s
+        self.unshuffle = nn.PixelUnshuffle(s)
+        self.shuffle = nn.PixelShuffle(s)
+        self.rain_stem = nn.Conv2d(packed, c, 3, padding=1)
+        self.rain_body = nn.Sequential(
+            *[SEResBlock(c, cfg.se_reduction) for _ in range(cfg.se_blocks)]
+        )
+        self.rain_head = nn.Conv2d(c, packed, 3, padding=1)
+        self.detail_stem = nn.Conv2d(packed, c, 3, padding=1)
+        self.detail_body = nn.Sequential(*[ContextAggregationBlock(c) for _ in range(cfg.ca_blocks)])
+        self.detail_head = nn.Conv2d(c, packed, 3, padding=1)
+        for head in (self.rain_head, self.detail_head):  # start as the identity: O = I
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def rain_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Bx3xHxW -> BxCx(H/s)x(W/s): the rain branch's last features (distillation taps them)."""
+        return self.rain_body(F.relu(self.rain_stem(self.unshuffle(x))))
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rain = self.shuffle(self.rain_head(self.rain_features(x)))
+        derained = x - rain
+        feats = self.detail_body(F.relu(self.detail_stem(self.unshuffle(derained))))
+        detail = self.shuffle(self.detail_head(feats))
+        return torch.clamp(derained + detail, 0.0, 1.0), rain, detail
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Bx3xHxW in [0, 1] -> derained Bx3xHxW in [0, 1]."""
+        return self.forward_all(x)[0]
+
+
+def build_student(**overrides: int) -> DerainStudent:
+    """The shipped student: 1/4-resolution body, 48 channels, 3 SE blocks, 2 CA blocks."""
+    return DerainStudent(StudentConfig(**overrides))
+
+
+def student_config_dict(model: DerainStudent) -> dict[str, int]:
+    return asdict(model.cfg)
+
+
+def count_macs_per_pixel(model: nn.Module, size: int = 64) -> float:
+    """Multiply-accumulates per input pixel of convolutions (SE and bias terms are
+    negligible and not counted), measured with forward hooks on a size x size input."""
+    total = 0
+
+    def hook(mod: nn.Conv2d, _inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+        total += out.numel() // out.shape[0] * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total / (size * size)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

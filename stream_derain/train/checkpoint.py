@@ -1,0 +1,72 @@
+"""Checkpoints: the unwrapped model, optimiser, RNG states and step, written atomically.
+
+A checkpoint names its architecture and the model's hyperparameters, so loading one
+into another architecture fails with a :class:`ModelError` that says which, not a
+raw ``state_dict`` error.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ModelError
+
+
+def rng_state(data_rng: np.random.Generator) -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(), "data": data_rng.bit_generator.state}
+
+
+def set_rng_state(state: dict[str, Any], data_rng: np.random.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    data_rng.bit_generator.state = state["data"]
+
+
+def save_checkpoint(path: Path, *, arch: str, model_cfg: dict[str, Any], model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None, step: int, train_cfg: dict[str, Any],
+                    data_rng: np.random.Generator, extra: dict[str, Any] | None = None) -> None:
+    """Write to ``path.tmp`` then rename, so a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "arch": arch, "model_cfg": model_cfg, "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "step": step, "train_cfg": train_cfg, "rng": rng_state(data_rng), "extra": extra or {},
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ModelError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise ModelError(f"cannot read checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or "arch" not in ckpt or "model" not in ckpt:
+        raise ModelError(f"{path} is not a stream-derain checkpoint")
+    return ckpt
+
+
+def load_weights(ckpt: dict[str, Any], model: nn.Module, arch: str, model_cfg: dict[str, Any],
+                 source: Path | str = "checkpoint") -> None:
+    """Load ``ckpt['model']`` into ``model`` after checking architecture and hyperparameters."""
+    if ckpt["arch"] != arch:
+        raise ModelError(f"{source} holds a {ckpt['arch']!r} model, expected {arch!r}")
+    if ckpt.get("model_cfg") != model_cfg:
+        raise ModelError(f"{source} is a {arch} with {ckpt.get('model_cfg')}, expected {model_cfg}")
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelError(f"{source} does not fit {arch}: {first}") from None

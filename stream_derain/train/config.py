@@ -1,0 +1,83 @@
+"""Training configuration: frozen dataclasses that reject unknown keys.
+
+A config file is JSON (or TOML) with the fields of :class:`TrainConfig`; anything
+else is an error naming the key, so a typo never trains silently with a default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+# ../shared/data beside the project checkout, unless STREAM_DERAIN_DATA says otherwise
+DATA_ROOT = Path(os.environ.get("STREAM_DERAIN_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Supervised training on synthetic rain rendered over clean photos."""
+
+    out_dir: str = "runs/baseline"
+    clean_dirs: tuple[str, ...] = (
+        str(DATA_ROOT / "clean" / "cbsd68"),
+        str(DATA_ROOT / "clean" / "kodak24"),
+        str(DATA_ROOT / "clean" / "mcmaster"),
+    )
+    # dev-set backgrounds that must never be trained on (checked by thumbnail)
+    exclude_like: tuple[str, ...] = (
+        str(DATA_ROOT / "pairs" / "sirr20" / "clean"),
+        str(DATA_ROOT / "pairs" / "heavy25" / "clean"),
+    )
+    steps: int = 6000
+    batch_size: int = 16
+    crop: int = 96
+    lr: float = 1e-3
+    min_lr: float = 2e-5
+    warmup: int = 200
+    weight_decay: float = 0.0
+    rain_loss_weight: float = 0.5
+    heavy_fraction: float = 0.5  # share of heavy-rain samples (severity drawn in [0.5, 1])
+    seed: int = 0
+    stop_at: int = 0  # end this invocation after this step (checkpointed); 0 runs to ``steps``
+    log_every: int = 50
+    ckpt_every: int = 250
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    device: str = "auto"
+    student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig
+
+
+def _coerce(cls: type, data: dict[str, Any]) -> Any:
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {cls.__name__}: {', '.join(unknown)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None, cls: type = TrainConfig) -> Any:
+    """Defaults, then the file's keys, then ``overrides`` (e.g. from the CLI)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        text = path.read_text()
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (ValueError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot parse config {path}: {exc}") from None
+    cfg = _coerce(cls, data)
+    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if clean:
+        cfg = replace(cfg, **_coerce(cls, {**asdict(cfg), **clean}).__dict__)
+    return cfg
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    return asdict(cfg)

@@ -1,0 +1,122 @@
+"""``train finetune``: the student on a FIXED minority of paired synthetic rain, with
+optional contrastive and semi-supervised terms (Semi-DRDNet-style; our losses).
+
+Per step, on crops of the few-pair set (rainy I, clean B):
+
+    L = L1(O, B) + w_rain * L1(R, I - B)                          supervised
+      + w_con * dual_contrast(f; O, R, I, B)                      if contrastive_weight > 0
+      + w_semi * (push(f; O_u, U) + w_score * -log(1 - p_rain(O_u)))
+      + w_guard * guard(O_u, U, R_u)                              if semi_weight > 0
+
+where f is the recognition teacher's frozen feature map and U a crop of a real rainy
+image (no label). The guard (L1 to the input outside the predicted rain, and a cap on
+the mean change) keeps the unpaired terms from erasing real detail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..model.student import DerainStudent, build_student, student_config_dict
+from .checkpoint import load_weights, read_checkpoint
+from .data import drop_overlaps, load_folders
+from .losses import dual_contrast, identity_guard, push_from_input, rain_free_score
+from .supervised import ARCH
+from .teachers import RAINY_DIRS, RECOGNITION_ARCH, StageConfig, load_frozen, open_run
+from .transfer_data import fixed_pairs, load_sources, pair_batch, real_batch, split_holdout
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(StageConfig):
+    """Few-pair fine-tuning; the rows of the ablation differ only in ``init`` and the weights."""
+
+    out_dir: str = "runs/transfer/finetune"
+    init: str = ""  # student checkpoint to start from (e.g. the distilled one); "" = fresh student
+    recognition: str = "runs/transfer/recognition/last.pt"  # needed by the contrastive / semi terms
+    pairs: int = 300
+    pair_size: int = 128
+    pairs_seed: int = 1234  # the few-pair set is the same whatever ``seed`` is
+    heavy_fraction: float = 0.5
+    batch_size: int = 8
+    crop: int = 96
+    lr: float = 5e-4
+    rain_loss_weight: float = 0.5
+    contrastive_weight: float = 0.0
+    semi_weight: float = 0.0  # 0 turns the semi-supervised term off
+    semi_batch: int = 4
+    semi_crop: int = 96
+    score_weight: float = 1.0  # of -log(1 - p_rain(O_u)), relative to the push
+    push_margin: float = 0.05  # feature distance at which the push has halved
+    guard_weight: float = 1.0
+    guard_threshold: float = 0.05  # |R| at which a pixel counts as rain (no guard there)
+    guard_cap: float = 0.06  # mean |O_u - U| allowed before the cap penalty
+    rainy_dirs: tuple[str, ...] = RAINY_DIRS
+    holdout: float = 0.2  # held-out real frames stay unseen by the semi-supervised term
+    student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig (tests only)
+
+
+def init_student(cfg: FinetuneConfig) -> DerainStudent:
+    student = build_student(**cfg.student)
+    if cfg.init and not (Path(cfg.out_dir) / "last.pt").exists():
+        path = Path(cfg.init)
+        load_weights(read_checkpoint(path), student, ARCH, student_config_dict(student), path)
+        log.info("student initialised from %s", path)
+    return student
+
+
+def semi_loss(cfg: FinetuneConfig, student: DerainStudent, recognition: torch.nn.Module,
+              real: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Unpaired terms on real rainy crops U (Bx3xHxW) and their guard."""
+    out, rain, _ = student.forward_all(real)
+    push = push_from_input(recognition.features, out, real, cfg.push_margin)
+    score = rain_free_score(recognition(out))
+    guard = identity_guard(out, real, rain, cfg.guard_threshold, cfg.guard_cap)
+    loss = cfg.semi_weight * (push + cfg.score_weight * score) + cfg.guard_weight * guard
+    return loss, {"push": push.item(), "rain_free": score.item(), "guard": guard.item()}
+
+
+def train_finetune(cfg: FinetuneConfig) -> Path:
+    """Train (or resume) one fine-tuning row; returns ``last.pt``."""
+    if cfg.crop > cfg.pair_size:
+        raise ConfigError(f"crop {cfg.crop} is larger than pair_size {cfg.pair_size}")
+    backgrounds = drop_overlaps(load_folders(cfg.clean_dirs, min_side=cfg.pair_size), cfg.exclude_like)
+    rainy_pairs, clean_pairs = fixed_pairs(backgrounds, cfg.pairs, cfg.pair_size, cfg.heavy_fraction, cfg.pairs_seed)
+    log.info("few-pair set: %d pairs of %dx%d from %d backgrounds", cfg.pairs, cfg.pair_size, cfg.pair_size,
+             len(backgrounds))
+    needs_teacher = cfg.contrastive_weight > 0 or cfg.semi_weight > 0
+    recognition = load_frozen(Path(cfg.recognition), RECOGNITION_ARCH) if needs_teacher else None
+    real = None
+    if cfg.semi_weight > 0:
+        real, _ = split_holdout(load_sources(cfg.rainy_dirs, cfg.max_side, cfg.semi_crop), cfg.holdout)
+    student = init_student(cfg)
+    run = open_run(cfg, ARCH, student, student_config_dict(student))
+    if recognition is not None:
+        recognition.to(run.device)
+    while run.step < run.end:
+        run.set_lr()
+        rainy, clean = (run.tensor(a) for a in pair_batch(rainy_pairs, clean_pairs, cfg.batch_size, cfg.crop, run.rng))
+        out, rain, _ = student.forward_all(rainy)
+        parts = {"l1": F.l1_loss(out, clean), "rain_l1": F.l1_loss(rain, rainy - clean)}
+        loss = parts["l1"] + cfg.rain_loss_weight * parts["rain_l1"]
+        if cfg.contrastive_weight > 0:
+            parts["contrast"] = dual_contrast(recognition.features, out, rain, rainy, clean)
+            loss = loss + cfg.contrastive_weight * parts["contrast"]
+        logged = {k: v.item() for k, v in parts.items()}
+        if real is not None:
+            unpaired, semi_parts = semi_loss(cfg, student, recognition,
+                                             run.tensor(real_batch(real, cfg.semi_batch, cfg.semi_crop, run.rng)))
+            loss = loss + unpaired
+            logged.update(semi_parts)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        run.after_step({"loss": loss.item(), **logged})
+    return run.last

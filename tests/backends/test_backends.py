@@ -1,0 +1,60 @@
+"""Backends: same answers, padding of odd sizes, context-manager use, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream_derain.backends import choose_backend, create_backend
+from stream_derain.backends.base import to_nchw, to_nhwc_uint8
+from stream_derain.errors import BackendError, InputError
+
+
+def frames(n=2, h=37, w=53, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def test_padding_round_trip():
+    x = frames()
+    padded = to_nchw(x, 4)
+    assert padded.shape == (2, 3, 40, 56)
+    assert np.array_equal(to_nhwc_uint8(padded, 37, 53), x)
+
+
+@pytest.mark.torch
+def test_onnxruntime_and_torch_agree(tiny_model):
+    x = frames()
+    with create_backend("onnxruntime", tiny_model) as ort_be, create_backend("torch", tiny_model) as torch_be:
+        a, b = ort_be.infer(x), torch_be.infer(x)
+    assert a.shape == x.shape
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_model_changes_the_frames(tiny_model):
+    x = frames()
+    with create_backend("onnxruntime", tiny_model) as be:
+        y = be.infer(x)
+    assert not np.array_equal(x, y)
+
+
+def test_fp16_model_runs_on_onnxruntime(tiny_model):
+    x = frames(1)
+    with create_backend("onnxruntime", tiny_model, "fp16") as be16, create_backend("onnxruntime", tiny_model) as be32:
+        diff = np.abs(be16.infer(x).astype(int) - be32.infer(x))
+    assert diff.mean() < 1.0
+
+
+def test_wrong_shape_is_an_input_error(tiny_model):
+    with create_backend("onnxruntime", tiny_model) as be:
+        with pytest.raises(InputError, match="NxHxWx3 uint8"):
+            be.infer(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_unknown_backend():
+    with pytest.raises(BackendError, match="unknown backend"):
+        create_backend("nope", None)
+
+
+def test_auto_choice_explains_itself():
+    name, why = choose_backend()
+    assert name in ("onnxruntime", "torch", "tensorrt") and why

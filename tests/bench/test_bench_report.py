@@ -1,0 +1,149 @@
+"""The bench report: schema, failed backends kept, efficiency, Markdown, chart, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stream_derain.bench import BenchConfig, run_bench, validate_report
+from stream_derain.bench.e2e import pipeline_efficiency
+from stream_derain.errors import BackendError
+
+SMALL = dict(resolutions=((64, 48),), batches=(1,), warmup=1, iters=2, frames=6)
+
+
+def _broken_factory(name: str, model: Any, precision: str, threads: int) -> Any:
+    from stream_derain.backends import create_backend
+
+    if name == "broken":
+        raise BackendError("broken is not installed here")
+    return create_backend(name, model, precision, threads)
+
+
+@pytest.fixture(scope="module")
+def report(tiny_model_dir: Path, short_clip: Path) -> dict[str, Any]:
+    """One small run of every mode: onnxruntime, an unknown and a broken backend."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("STREAM_DERAIN_ENGINES", str(tiny_model_dir))
+    try:
+        cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch", "broken"), model="tiny",
+                          input=short_clip, **SMALL)
+        return run_bench(cfg, backend_factory=_broken_factory)
+    finally:
+        mp.undo()
+
+
+def test_report_matches_schema_and_is_json(report: dict[str, Any]) -> None:
+    assert validate_report(report) == []
+    again = json.loads(json.dumps(report, default=str))
+    assert validate_report(again) == []
+    assert report["model"]["name"] == "tiny" and report["model"]["macs_per_pixel"] > 0
+    libs = {"av", "numpy", "onnxruntime", "torch", "opencv", "tensorrt"}
+    assert set(report["machine"]["libraries"]) >= libs
+    assert report["git_revision"] is None or len(report["git_revision"]) == 40
+    ok = [r for r in report["engine"] if r["status"] == "ok"]
+    assert len(ok) == 1 and ok[0]["iters"] == 2 and ok[0]["ratio_vs_baseline"] == 1.0
+    assert ok[0]["latency_ms"]["p50"] <= ok[0]["latency_ms"]["p99"]
+
+
+def test_validate_report_finds_problems(report: dict[str, Any]) -> None:
+    bad = json.loads(json.dumps(report, default=str))
+    del bad["engine"][0]["fps"]
+    bad["variants"][0]["status"] = "fine"
+    bad["engine"][0]["batch"] = True
+    problems = validate_report(bad)
+    assert any("engine[0].fps: missing" in p for p in problems)
+    assert any("variants[0].status" in p for p in problems)
+    assert any("engine[0].batch" in p for p in problems)
+    assert validate_report({"schema": 1}) != []
+
+
+def test_failed_backends_are_reported_not_omitted(report: dict[str, Any]) -> None:
+    status = {v["variant"]: (v["status"], v["reason"]) for v in report["variants"]}
+    assert status["onnxruntime/fp32"][0] == "ok"
+    assert status["nosuch/fp32"][0] == "failed" and "unknown backend" in status["nosuch/fp32"][1]
+    assert status["broken/fp32"] == ("failed", "BackendError: broken is not installed here")
+    for mode in ("engine", "e2e"):
+        rows = {r["variant"]: r for r in report[mode]}
+        assert rows["broken/fp32"]["status"] == "failed" and "not installed" in rows["broken/fp32"]["reason"]
+        assert rows["nosuch/fp32"]["status"] == "failed"
+
+
+def test_gpu_only_backend_is_skipped_without_gpu(tiny_engines: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_derain.bench import runner
+
+    monkeypatch.setattr(runner, "gpu_visible", lambda: False)
+    cfg = BenchConfig(mode="engine", backends=("tensorrt", "torch"), precisions=("fp16",), model=tiny_engines,
+                      **SMALL)
+    rep = run_bench(cfg)
+    assert [v["status"] for v in rep["variants"]] == ["skipped", "skipped"]
+    assert "no GPU" in rep["variants"][0]["reason"] and rep["engine"][0]["status"] == "skipped"
+    assert validate_report(rep) == []
+
+
+def test_e2e_efficiency_is_pipeline_over_slowest_stage(report: dict[str, Any]) -> None:
+    (row,) = [r for r in report["e2e"] if r["status"] == "ok"]
+    ran = {k: s["fps"] for k, s in row["stages"].items() if s["status"] == "ok"}
+    assert set(ran) >= {"decode", "infer", "encode"} and row["pipeline"]["frames"] == 6
+    assert row["bottleneck"] == min(ran, key=ran.get)
+    assert row["efficiency"] == pytest.approx(row["pipeline"]["fps"] / min(ran.values()), rel=1e-2)
+    assert [s["name"] for s in row["pipeline"]["stages"]][0] == "decode"
+    assert all("queue_mean" in s and "fps_in_pipeline" in s for s in row["pipeline"]["stages"])
+
+
+def test_pipeline_efficiency_definition() -> None:
+    stages = {"decode": {"status": "ok", "fps": 100.0}, "infer": {"status": "ok", "fps": 10.0},
+              "smooth": {"status": "unavailable", "fps": None}, "encode": {"status": "ok", "fps": 40.0}}
+    res = pipeline_efficiency(9.0, stages)
+    assert res["bottleneck"] == "infer" and res["efficiency"] == pytest.approx(0.9) and res["meets_target"]
+    assert pipeline_efficiency(5.0, stages)["meets_target"] is False
+    assert pipeline_efficiency(5.0, {})["efficiency"] is None
+
+
+def test_markdown_chart_and_script(report: dict[str, Any], tmp_path: Path) -> None:
+    import cv2
+
+    from stream_derain.bench.chart import write_chart
+    from stream_derain.bench.markdown import to_markdown
+
+    md = to_markdown(report)
+    assert "Device: " in md and "| Backend | Resolution |" in md and "| Backend | Input |" in md
+    assert "broken/fp32" in md and "failed" in md
+    write_chart(report, tmp_path / "chart.png")
+    img = cv2.imread(str(tmp_path / "chart.png"))
+    assert img is not None and img.shape[2] == 3
+    (tmp_path / "r.json").write_text(json.dumps(report, default=str))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_to_markdown", Path(__file__).resolve().parents[2] / "scripts" / "bench_to_markdown.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main([str(tmp_path / "r.json"), "-o", str(tmp_path / "perf.md")]) == 0
+    assert (tmp_path / "perf.md").read_text() == md
+
+
+def test_cli_bench_engine(tiny_engines: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stream_derain.cli import app
+
+    out = tmp_path / "r.json"
+    args = ["bench", "--mode", "engine", "-r", "64x48", "--iters", "2", "--warmup", "1", "--backend",
+            "onnxruntime", "--model", tiny_engines, "--json", str(out), "--markdown", str(tmp_path / "p.md")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "Engine only" in res.output and validate_report(json.loads(out.read_text())) == []
+    bad = CliRunner().invoke(app, ["bench", "--mode", "e2e", "--input", str(tmp_path / "missing.mp4"),
+                                   "--model", tiny_engines])
+    assert bad.exit_code == 1 and "not found" in bad.output
+
+
+def test_efficiency_above_one_is_flagged() -> None:
+    stages = {"infer": {"status": "ok", "fps": 2.0}, "encode": {"status": "ok", "fps": 40.0}}
+    res = pipeline_efficiency(8.0, stages)
+    assert res["efficiency"] == pytest.approx(4.0) and "OMP_WAIT_POLICY" in res["warning"]
+    assert pipeline_efficiency(1.9, stages)["warning"] is None

@@ -1,0 +1,55 @@
+"""The student: shapes, budget, identity start, and the ONNX export check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from stream_derain.errors import ModelError  # noqa: E402
+from stream_derain.model.export import check_against_torch, export_onnx  # noqa: E402
+from stream_derain.model.student import build_student, count_macs_per_pixel, count_parameters  # noqa: E402
+
+
+def test_shapes_and_branches():
+    model = build_student().eval()
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        out, rain, detail = model.forward_all(x)
+    assert out.shape == rain.shape == detail.shape == x.shape
+    assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0  # clamped
+
+
+def test_starts_as_identity():
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(build_student()(x), x)
+
+
+def test_within_the_mac_budget():
+    model = build_student()
+    macs = count_macs_per_pixel(model)
+    assert 10_000 < macs <= 20_000
+    assert count_parameters(model) < 1_000_000
+
+
+def test_export_is_checked_against_torch(tmp_path):
+    model = build_student(channels=12, se_blocks=1, ca_blocks=1)
+    torch.nn.init.normal_(model.rain_head.weight, std=0.05)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path)
+    assert check_against_torch(model, path) > 60
+    # a model that does not match the file must fail the check
+    other = build_student(channels=12, se_blocks=1, ca_blocks=1)
+    torch.nn.init.normal_(other.rain_head.weight, std=0.5)
+    with pytest.raises(ModelError, match="disagrees"):
+        check_against_torch(other, path)
+
+
+def test_manifest_records_the_export(tiny_model_dir):
+    import json
+
+    entry = json.loads((tiny_model_dir / "manifest.json").read_text())["models"]["tiny"]
+    assert entry["multiple"] == 4 and entry["files"]["fp16"]["file"] == "tiny.fp16.onnx"
+    assert entry["export_check_psnr_db"]["fp16"] >= 40
+    assert np.isclose(entry["macs_per_pixel"], count_macs_per_pixel(build_student(**entry["student"])), atol=0.1)

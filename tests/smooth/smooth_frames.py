@@ -1,0 +1,37 @@
+"""Small synthetic sequences for the temporal smoother tests (HxWx3 uint8 RGB)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+H, W = 120, 160
+
+
+def texture(rng: np.random.Generator, h: int = H, w: int = W, grain: float = 3.0) -> np.ndarray:
+    """Smooth random colour texture: HxWx3 uint8 with features DIS can track."""
+    noise = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
+    tex = cv2.GaussianBlur(noise, (0, 0), grain)
+    tex = (tex - tex.min()) / (tex.max() - tex.min() + 1e-6) * 200 + 25
+    return tex.astype(np.uint8)
+
+
+def flicker(frame: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """The frame with independent per-frame noise (a stand-in for per-frame derain flicker)."""
+    noisy = frame.astype(np.float32) + rng.normal(0, sigma, frame.shape)
+    return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
+
+
+def moving_square(bg: np.ndarray, patch: np.ndarray, n: int, step: int, y: int = 40, x0: int = 8
+                  ) -> tuple[list[np.ndarray], list[tuple[int, int]]]:
+    """Frames of ``patch`` moving right by ``step`` px/frame over a static ``bg``, and the
+    top-left corner per frame."""
+    frames, corners = [], []
+    s = patch.shape[0]
+    for i in range(n):
+        f = bg.copy()
+        x = x0 + step * i
+        f[y:y + s, x:x + s] = patch
+        frames.append(f)
+        corners.append((y, x))
+    return frames, corners

@@ -1,0 +1,71 @@
+"""The torch smoother matches the CPU smoother (torch on the CPU here; CUDA when present)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from smooth_frames import flicker, moving_square, texture
+
+from stream_derain.smooth import TemporalSmoother, make_smoother
+
+torch = pytest.importorskip("torch")
+
+# documented tolerance (stream_derain/smooth/gpu.py): uint8 outputs differ by < 0.5 levels
+# on average and 99.9% of values by at most 3 levels
+MEAN_TOL, MAX_TOL, SHARE = 0.5, 3, 0.999
+
+
+def sequence(rng: np.random.Generator, n: int = 10) -> list[np.ndarray]:
+    """Panning textured background with a moving square, flickering, and a cut at 6."""
+    big = texture(rng, 140, 200, grain=4.0)
+    patch = np.clip(texture(rng, 32, 32, grain=1.5).astype(int) + 40, 0, 255).astype(np.uint8)
+    frames = []
+    for i in range(n):
+        bg = big[10:130, 3 * i:3 * i + 160].copy() if i < 6 else 255 - big[:120, 40:200]
+        f, _ = moving_square(bg, patch, 1, 0, x0=8 + 7 * i)
+        frames.append(flicker(f[0], rng, 5.0))
+    return frames
+
+
+def compare(device: str, rng: np.random.Generator) -> None:
+    frames = sequence(rng)
+    cpu = TemporalSmoother(0.8)
+    gpu = make_smoother(0.8, device if device != "cpu" else "torch-cpu")
+    for f in frames:
+        a = cpu(f, f)
+        t = torch.from_numpy(f).permute(2, 0, 1).to(device)
+        out = gpu(t, t)
+        assert out.dtype == torch.uint8 and out.device.type == torch.device(device).type
+        b = out.permute(1, 2, 0).cpu().numpy()
+        diff = np.abs(a.astype(int) - b)
+        assert diff.mean() < MEAN_TOL
+        assert (diff <= MAX_TOL).mean() >= SHARE
+    assert cpu.resets == gpu.resets == 1  # both saw the cut
+
+
+def test_torch_on_cpu_matches_cpu_smoother(rng: np.random.Generator) -> None:
+    torch.set_num_threads(1)
+    compare("cpu", rng)
+
+
+@pytest.mark.gpu
+def test_torch_on_cuda_matches_cpu_smoother(rng: np.random.Generator) -> None:
+    compare("cuda", rng)
+
+
+def test_torch_float_frames_and_reset(rng: np.random.Generator) -> None:
+    smoother = make_smoother(0.7, "torch-cpu")
+    bg = torch.from_numpy(texture(rng)).permute(2, 0, 1).float() / 255
+    for _ in range(3):
+        out = smoother(bg + 0.02 * torch.randn_like(bg), bg)
+        assert out.dtype == torch.float32 and out.shape == bg.shape
+    smoother.reset()
+    f = (bg + 0.02 * torch.randn_like(bg)).clamp(0, 1)
+    assert torch.allclose(smoother(f, f), f, atol=1e-6)
+
+
+def test_torch_rejects_hwc() -> None:
+    from stream_derain.errors import InputError
+
+    with pytest.raises(InputError):
+        make_smoother(0.5, "torch-cpu")(torch.zeros(8, 8, 3), torch.zeros(8, 8, 3))

@@ -1,0 +1,115 @@
+"""Training smoke tests on a handful of tiny images: loss falls, checkpoints reload
+and resume, bad inputs give clear errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from stream_derain.errors import ConfigError, ModelError  # noqa: E402
+from stream_derain.model.student import build_student, student_config_dict  # noqa: E402
+from stream_derain.train.checkpoint import load_weights, read_checkpoint  # noqa: E402
+from stream_derain.train.config import TrainConfig, load_config  # noqa: E402
+from stream_derain.train.data import batch_arrays, load_folders, synthetic_pairs  # noqa: E402
+from stream_derain.train.supervised import ARCH, supervised_loss, train_supervised  # noqa: E402
+
+SMALL = {"channels": 8, "se_blocks": 1, "ca_blocks": 1}
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        base = cv2.resize(rng.uniform(0, 255, (6, 6, 3)).astype(np.uint8), (64, 64), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"{i}.png"), base)
+    return folder
+
+
+def config(tmp_path: Path, image_dir: Path, **kw) -> TrainConfig:
+    base = {"out_dir": str(tmp_path / "run"), "clean_dirs": [str(image_dir)], "exclude_like": [],
+            "steps": 60, "batch_size": 4, "crop": 32, "warmup": 5, "lr": 3e-3, "log_every": 20,
+            "ckpt_every": 20, "student": SMALL}
+    base.update(kw)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(base))
+    return load_config(path)
+
+
+def fixed_batch_loss(ckpt_path: Path, image_dir: Path) -> float:
+    model = build_student(**SMALL)
+    ckpt = read_checkpoint(ckpt_path)
+    load_weights(ckpt, model, ARCH, student_config_dict(model))
+    rng = np.random.default_rng(123)
+    rainy, clean = (torch.from_numpy(a) for a in batch_arrays(synthetic_pairs(load_folders([image_dir]), 32, 0.5, rng), 16))
+    with torch.no_grad():
+        return float(supervised_loss(model, rainy, clean, 0.5))
+
+
+def test_loss_falls_and_checkpoint_reloads(tmp_path, image_dir):
+    cfg = config(tmp_path, image_dir, steps=20)
+    train_supervised(cfg)
+    early = fixed_batch_loss(Path(cfg.out_dir) / "last.pt", image_dir)
+    cfg = config(tmp_path, image_dir, steps=120)
+    last = train_supervised(cfg)  # resumes at step 20
+    ckpt = read_checkpoint(last)
+    assert ckpt["step"] == 120
+    assert fixed_batch_loss(last, image_dir) < early
+
+
+def test_resume_is_exact(tmp_path, image_dir):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    straight = config(tmp_path / "a", image_dir, steps=40)
+    train_supervised(straight)
+    train_supervised(config(tmp_path / "b", image_dir, steps=40, stop_at=20))  # "interrupted"
+    assert read_checkpoint(tmp_path / "b" / "run" / "last.pt")["step"] == 20
+    resumed = train_supervised(config(tmp_path / "b", image_dir, steps=40))
+    a = read_checkpoint(Path(straight.out_dir) / "last.pt")["model"]
+    b = read_checkpoint(resumed)["model"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_unknown_config_key(tmp_path):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"stepz": 10}))
+    with pytest.raises(ConfigError, match="stepz"):
+        load_config(path)
+
+
+def test_missing_and_empty_data_folders(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_folders([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no images"):
+        load_folders([tmp_path / "empty"])
+
+
+def test_undecodable_images_are_skipped_and_counted(image_dir, caplog):
+    (image_dir / "broken.png").write_bytes(b"not a png")
+    with caplog.at_level(logging.WARNING):
+        images = load_folders([image_dir])
+    assert len(images) == 4
+    assert "skipped 1 undecodable" in caplog.text
+
+
+def test_checkpoint_of_another_architecture(tmp_path, image_dir):
+    cfg = config(tmp_path, image_dir, steps=5, ckpt_every=5)
+    last = train_supervised(cfg)
+    bigger = build_student(channels=16, se_blocks=1, ca_blocks=1)
+    with pytest.raises(ModelError, match="expected"):
+        load_weights(read_checkpoint(last), bigger, ARCH, student_config_dict(bigger), last)
+    with pytest.raises(ModelError, match="holds a 'DerainStudent' model, expected 'Teacher'"):
+        load_weights(read_checkpoint(last), bigger, "Teacher", student_config_dict(bigger), last)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ModelError, match="cannot read checkpoint"):
+        read_checkpoint(tmp_path / "junk.pt")

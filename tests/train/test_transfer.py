@@ -1,0 +1,195 @@
+"""Smoke tests of the task-transfer stages on a handful of tiny generated images:
+losses fall, checkpoints reload and resume, the contrastive loss behaves, and bad
+inputs give clear errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+from stream_derain import synth  # noqa: E402
+from stream_derain.errors import ConfigError, ModelError  # noqa: E402
+from stream_derain.model.student import build_student, count_macs_per_pixel, student_config_dict  # noqa: E402
+from stream_derain.model.teachers import build_recognition  # noqa: E402
+from stream_derain.train.checkpoint import load_weights, read_checkpoint  # noqa: E402
+from stream_derain.train.config import load_config  # noqa: E402
+from stream_derain.train.distill import DistillConfig, train_distill  # noqa: E402
+from stream_derain.train.finetune import FinetuneConfig, train_finetune  # noqa: E402
+from stream_derain.train.losses import dual_contrast  # noqa: E402
+from stream_derain.train.supervised import ARCH  # noqa: E402
+from stream_derain.train.teachers import (RECOGNITION_ARCH, RECONSTRUCTION_ARCH, RecognitionTrainConfig,  # noqa: E402
+                                          ReconstructionTrainConfig, load_frozen, train_reconstruction,
+                                          train_recognition)
+from stream_derain.train.transfer_data import degraded_batch, fixed_pairs, load_capped, recognition_batch  # noqa: E402
+
+SMALL = {"channels": 8, "se_blocks": 1, "ca_blocks": 1}
+TINY_RECOGNITION = {"widths": [8, 8, 8]}
+TINY_RECONSTRUCTION = {"channels": 8, "blocks": 1}
+COMMON = {"exclude_like": [], "batch_size": 4, "crop": 32, "warmup": 5, "lr": 3e-3, "log_every": 10,
+          "ckpt_every": 10}
+
+
+def smooth_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    return cv2.resize(rng.uniform(0, 1, (6, 6, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """4 smooth "clean" PNGs and 4 "rainy" PNGs made by the synthesiser."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for name in ("clean", "rainy"):
+        (root / name).mkdir()
+        for i in range(4):
+            img = np.clip(smooth_image(rng), 0, 1)
+            if name == "rainy":
+                img = synth.add_rain(img, rng, synth.sample_params(rng, 1.0))
+            cv2.imwrite(str(root / name / f"{i}.png"), (img[..., ::-1] * 255).astype(np.uint8))
+    return {"clean_dirs": [str(root / "clean")], "rainy_dirs": [str(root / "rainy")]}
+
+
+def make_config(cls: type, tmp: Path, data: dict[str, str], **kw: object) -> object:
+    keys = {f for f in cls.__dataclass_fields__}
+    base = {k: v for k, v in {**COMMON, **data}.items() if k in keys}
+    path = tmp / f"{cls.__name__}.json"
+    path.write_text(json.dumps({**base, **kw}))
+    return load_config(path, cls=cls)
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory: pytest.TempPathFactory, data: dict[str, str]) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("teachers")
+    rec = make_config(RecognitionTrainConfig, tmp, data, out_dir=str(tmp / "rec"), steps=20, holdout=0.25,
+                      eval_crops=8, model=TINY_RECOGNITION)
+    con = make_config(ReconstructionTrainConfig, tmp, data, out_dir=str(tmp / "con"), steps=20,
+                      model=TINY_RECONSTRUCTION)
+    return {"recognition": str(train_recognition(rec)), "reconstruction": str(train_reconstruction(con))}
+
+
+def test_recognition_learns_resumes_and_reports(tmp_path, data):
+    cfg = make_config(RecognitionTrainConfig, tmp_path, data, out_dir=str(tmp_path / "rec"), steps=80, stop_at=10,
+                      holdout=0.25, eval_crops=8, model=TINY_RECOGNITION)
+    rainy, clean = [load_capped(d, 720, 32) for d in data["rainy_dirs"]], [load_capped(d, 720, 32) for d in data["clean_dirs"]]
+    x, y = (torch.from_numpy(a) for a in recognition_batch(rainy, clean, 32, 32, np.random.default_rng(5)))
+
+    def loss_of(path: Path) -> float:
+        model = load_frozen(path, RECOGNITION_ARCH)
+        with torch.no_grad():
+            return float(F.binary_cross_entropy_with_logits(model(x), y))
+
+    early = loss_of(train_recognition(cfg))
+    assert read_checkpoint(Path(cfg.out_dir) / "last.pt")["step"] == 10
+    last = train_recognition(make_config(RecognitionTrainConfig, tmp_path, data, out_dir=cfg.out_dir, steps=80,
+                                         holdout=0.25, eval_crops=8, model=TINY_RECOGNITION))
+    ckpt = read_checkpoint(last)
+    assert ckpt["step"] == 80 and loss_of(last) < early
+    assert set(ckpt["extra"]["holdout"]) == {"real_rainy", "real_clean", "synthetic_rain_on_clean", "same_crops_no_rain"}
+    assert ckpt["extra"]["train_seconds"] > 0
+
+
+def test_reconstruction_loss_falls(tmp_path, data):
+    degraded, target = (torch.from_numpy(a) for a in degraded_batch(
+        [load_capped(data["clean_dirs"][0], 720, 32)], 16, 32, np.random.default_rng(5)))
+
+    losses = []
+    for steps in (10, 80):  # the second call resumes the first run
+        cfg = make_config(ReconstructionTrainConfig, tmp_path, data, out_dir=str(tmp_path / "con"), steps=steps,
+                          model=TINY_RECONSTRUCTION)
+        model = load_frozen(train_reconstruction(cfg), RECONSTRUCTION_ARCH)
+        with torch.no_grad():
+            losses.append(float(F.l1_loss(model(degraded), target)))
+    assert losses[1] < losses[0]
+
+
+def student_loss(path: Path, rainy: torch.Tensor, clean: torch.Tensor) -> float:
+    model = build_student(**SMALL)
+    load_weights(read_checkpoint(path), model, ARCH, student_config_dict(model), path)
+    with torch.no_grad():
+        return float(F.l1_loss(model(rainy), clean))
+
+
+def test_distill_loss_falls_and_keeps_student_architecture(tmp_path, data, teachers):
+    degraded, target = (torch.from_numpy(a) for a in degraded_batch(
+        [load_capped(data["clean_dirs"][0], 720, 32)], 16, 32, np.random.default_rng(5)))
+    runs = {}
+    for steps in (10, 60):
+        cfg = make_config(DistillConfig, tmp_path, data, out_dir=str(tmp_path / "distill"), steps=steps, holdout=0.25,
+                          student=SMALL, **teachers)
+        runs[steps] = student_loss(train_distill(cfg), degraded, target)
+    assert runs[60] < runs[10]
+    ckpt = read_checkpoint(tmp_path / "distill" / "last.pt")
+    assert ckpt["arch"] == ARCH and set(ckpt["extra"]["modules"]) == {"recognition", "reconstruction"}
+    assert count_macs_per_pixel(build_student()) <= 20_000
+
+
+def finetune_config(tmp: Path, data: dict[str, str], teachers: dict[str, str], **kw: object) -> FinetuneConfig:
+    return make_config(FinetuneConfig, tmp, data, recognition=teachers["recognition"], pairs=16, pair_size=48,
+                       contrastive_weight=0.05, semi_weight=0.02, semi_batch=2, semi_crop=32, holdout=0.25,
+                       student=SMALL, **kw)
+
+
+def test_finetune_with_all_terms_learns_and_resumes_exactly(tmp_path, data, teachers):
+    rainy, clean = (torch.from_numpy(a) for a in fixed_pairs(load_capped(data["clean_dirs"][0], 720, 48), 16, 48,
+                                                                0.5, 1234))
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+    early = student_loss(train_finetune(finetune_config(tmp_path / "b", data, teachers, out_dir=str(tmp_path / "b" / "run"),
+                                                        steps=60, stop_at=10)), rainy, clean)
+    straight = train_finetune(finetune_config(tmp_path / "a", data, teachers, out_dir=str(tmp_path / "a" / "run"), steps=60))
+    resumed = train_finetune(finetune_config(tmp_path / "b", data, teachers, out_dir=str(tmp_path / "b" / "run"), steps=60))
+    assert student_loss(resumed, rainy, clean) < early
+    a, b = read_checkpoint(straight)["model"], read_checkpoint(resumed)["model"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_contrastive_prefers_clean_output():
+    torch.manual_seed(0)
+    f = build_recognition(widths=[8, 8, 8]).eval().requires_grad_(False).features
+    rng = np.random.default_rng(1)
+    clean_np = smooth_image(rng, 32)
+    rainy_np = synth.add_rain(clean_np, rng, synth.sample_params(rng, 1.0))
+    clean, rainy = (torch.from_numpy(a.transpose(2, 0, 1)[None].copy()) for a in (clean_np, rainy_np))
+    good = dual_contrast(f, clean, rainy - clean, rainy, clean)
+    bad = dual_contrast(f, rainy, clean, rainy, clean)  # output == input, rain layer == background
+    assert float(good) < float(bad)
+
+
+def test_missing_and_empty_folders_are_config_errors(tmp_path, data):
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "nope", tmp_path / "empty"):
+        cfg = make_config(RecognitionTrainConfig, tmp_path, data, out_dir=str(tmp_path / "rec"), steps=2,
+                          rainy_dirs=[str(folder)], model=TINY_RECOGNITION)
+        with pytest.raises(ConfigError, match="not found|no images"):
+            train_recognition(cfg)
+    with pytest.raises(ConfigError, match="stepz"):
+        make_config(FinetuneConfig, tmp_path, data, stepz=3)
+
+
+def test_undecodable_images_are_skipped_and_counted(tmp_path, data, caplog):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for src in Path(data["clean_dirs"][0]).iterdir():
+        (folder / src.name).write_bytes(src.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    with caplog.at_level(logging.WARNING):
+        images = load_capped(folder, 720, 32)
+    assert len(images) == 4 and "skipped 1 undecodable" in caplog.text
+
+
+def test_checkpoint_of_another_architecture_is_named(tmp_path, data, teachers):
+    cfg = make_config(DistillConfig, tmp_path, data, out_dir=str(tmp_path / "d"), steps=2, student=SMALL,
+                      recognition=teachers["reconstruction"], reconstruction=teachers["reconstruction"])
+    with pytest.raises(ModelError, match="holds a 'ReconstructionTeacher' model, expected 'RecognitionTeacher'"):
+        train_distill(cfg)
+    cfg = finetune_config(tmp_path, data, teachers, out_dir=str(tmp_path / "f"), steps=2, init=teachers["recognition"])
+    with pytest.raises(ModelError, match="holds a 'RecognitionTeacher' model, expected 'DerainStudent'"):
+        train_finetune(cfg)
