@@ -14,10 +14,11 @@ numpy and OpenCV, and differ only in where the full-resolution warp and blend ru
    - forward-backward consistency: ``exp(-(|flow_b + flow_f(x + flow_b)|^2 / tol^2)^2)`` with
      ``tol^2 = fb_tol^2 + 0.01 (|flow_b|^2 + |flow_f(warped)|^2)`` (small-pixel units), so
      occluded and disoccluded pixels get ~0;
-   - photometric agreement: ``exp(-(e / photo_sigma)^4)`` where ``e`` is the absolute
-     luma difference (in [0, 1]) between the previous *smoothed output* warped by
-     ``flow_b`` and the current derained frame, after a 3x3 box blur, so pixels that
-     changed (moving objects the flow missed, lighting changes) take the current frame
+   - photometric agreement: ``exp(-(e / photo_sigma)^4)`` where ``e`` is the largest
+     absolute per-channel RGB difference (in [0, 1]) between the previous *smoothed
+     output* warped by ``flow_b`` and the current derained frame, after a 3x3 box blur
+     (RGB, not luma: an object and the background it uncovers often share a luma),
+     so pixels that changed (moving objects the flow missed, lighting changes) take the current frame
      (the 4th power keeps small differences, the flicker to remove, at ~1 and cuts off
      larger ones sharply);
    - zero where ``x + flow_b`` falls outside the previous frame.
@@ -48,7 +49,7 @@ class SmootherConfig:
 
     strength: float = 0.7  # blend weight of the warped history at fully confident pixels; 0 = off
     scale: int = 4  # flow and confidence are computed at 1/scale resolution
-    photo_sigma: float = 0.12  # luma error (in [0, 1]) where photometric confidence is e^-1
+    photo_sigma: float = 0.08  # RGB error (in [0, 1]) where photometric confidence is e^-1
     fb_tol: float = 1.0  # forward-backward flow mismatch tolerance, small-frame pixels
     cut_mad: float = 0.12  # scene cut when thumbnails differ by more than this (luma in [0, 1]) ...
     cut_hist: float = 0.5  # ... or their luma histograms correlate less than this
@@ -127,13 +128,14 @@ class MotionAnalyser:
     def reset(self) -> None:
         self.prev_luma = None
 
-    def analyse(self, cur_luma: np.ndarray, prev_out_luma: np.ndarray | None
+    def analyse(self, cur_small: np.ndarray, prev_out_small: np.ndarray | None
                 ) -> tuple[np.ndarray, np.ndarray] | None:
-        """(flow_b hxwx2, alpha hxw) float32 for the current hxw uint8 luma, or None when
-        there is no usable history (first frame, after reset, scene cut, or too little
-        confident area). ``prev_out_luma`` is the small luma of the previous output."""
+        """(flow_b hxwx2, alpha hxw) float32 for the current small hxwx3 uint8 RGB frame, or
+        None when there is no usable history (first frame, after reset, scene cut, or too
+        little confident area). ``prev_out_small`` is the small previous output."""
+        cur_luma = luma(cur_small)
         prev, self.prev_luma = self.prev_luma, cur_luma
-        if prev is None or prev_out_luma is None or prev.shape != cur_luma.shape:
+        if prev is None or prev_out_small is None or prev.shape != cur_luma.shape:
             return None
         if is_scene_cut(prev, cur_luma, self.cfg):
             return None
@@ -142,7 +144,7 @@ class MotionAnalyser:
             self.grid = base_grid(h, w)
         flow_b = self.dis.calc(cur_luma, prev, None)
         flow_f = self.dis.calc(prev, cur_luma, None)
-        alpha = self.confidence(flow_b, flow_f, cur_luma, prev_out_luma)
+        alpha = self.confidence(flow_b, flow_f, cur_small, prev_out_small)
         if float((alpha > 0.5 * self.cfg.strength).mean()) < self.cfg.min_confident:
             log.debug("too little confident area: history dropped")
             return None
@@ -150,7 +152,8 @@ class MotionAnalyser:
 
     def confidence(self, flow_b: np.ndarray, flow_f: np.ndarray, cur: np.ndarray,
                    prev_out: np.ndarray) -> np.ndarray:
-        """hxw float32 blend weight in [0, strength] (see the module docstring)."""
+        """hxw float32 blend weight in [0, strength] from the flows and the small hxwx3
+        uint8 current frame and previous output (see the module docstring)."""
         cfg = self.cfg
         gx, gy = self.grid
         mx, my = gx + flow_b[..., 0], gy + flow_b[..., 1]
@@ -159,9 +162,9 @@ class MotionAnalyser:
         tol2 = cfg.fb_tol ** 2 + 0.01 * ((flow_b ** 2).sum(axis=2) + (f_w ** 2).sum(axis=2))
         conf = np.exp(-((mismatch / tol2) ** 2))
         warped = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = cv2.blur(cv2.absdiff(warped, cur), (3, 3)).astype(np.float32) * np.float32(1 / 255)
+        err = cv2.blur(cv2.absdiff(warped, cur), (3, 3)).max(axis=2).astype(np.float32) * np.float32(1 / 255)
         conf *= np.exp(-(err / np.float32(cfg.photo_sigma)) ** 4)
-        h, w = cur.shape
+        h, w = cur.shape[:2]
         inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
         conf *= inside
         conf = cv2.erode(conf.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)

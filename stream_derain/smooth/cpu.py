@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .core import MotionAnalyser, SmootherConfig, base_grid, box_downscale, luma
+from .core import MotionAnalyser, SmootherConfig, base_grid, box_downscale
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,13 @@ class TemporalSmoother:
         self.analyser = MotionAnalyser(self.cfg)
         self.grid: np.ndarray | None = None  # HxWx2 pixel coordinates
         self.prev_out: np.ndarray | None = None
-        self.prev_out_luma: np.ndarray | None = None
+        self.prev_out_small: np.ndarray | None = None
         self.resets = 0  # scene cuts and explicit resets seen (for logs and tests)
 
     def reset(self) -> None:
         """Forget the history (stream discontinuity): the next output is its derained frame."""
         self.analyser.reset()
-        self.prev_out = self.prev_out_luma = None
+        self.prev_out = self.prev_out_small = None
         self.resets += 1
 
     def __call__(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
@@ -82,9 +82,8 @@ class TemporalSmoother:
         if self.prev_out is not None and self.prev_out.shape != derained.shape:
             log.info("frame size changed to %dx%d: smoother history dropped", w, h)
             self.reset()
-        cur_luma = luma(box_downscale(derained, self.cfg.scale))
         had_history = self.prev_out is not None
-        result = self.analyser.analyse(cur_luma, self.prev_out_luma)
+        result = self.analyser.analyse(box_downscale(derained, self.cfg.scale), self.prev_out_small)
         if result is None:
             out = derained
             if had_history:
@@ -92,7 +91,7 @@ class TemporalSmoother:
         else:
             out = self.blend(derained, *result)
         self.prev_out = out
-        self.prev_out_luma = luma(box_downscale(out, self.cfg.scale))
+        self.prev_out_small = box_downscale(out, self.cfg.scale)
         return out
 
     def blend(self, derained: np.ndarray, flow_b: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, require
-from .core import MotionAnalyser, SmootherConfig, luma, small_size
+from .core import MotionAnalyser, SmootherConfig, small_size
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ class TorchTemporalSmoother:
         self.analyser = MotionAnalyser(self.cfg)
         self.grid: Any = None  # 1xHxWx2 pixel coordinates (x, y)
         self.prev_out: Any = None  # 3xHxW float32 in [0, 255]
-        self.prev_out_luma: np.ndarray | None = None
+        self.prev_out_small: np.ndarray | None = None
         self.resets = 0
 
     def reset(self) -> None:
         """Forget the history (stream discontinuity): the next output is its derained frame."""
         self.analyser.reset()
-        self.prev_out = self.prev_out_luma = None
+        self.prev_out = self.prev_out_small = None
         self.resets += 1
 
     def _check(self, frame: Any, name: str) -> None:
@@ -61,14 +61,14 @@ class TorchTemporalSmoother:
             raise InputError(f"torch smoother expects 3xHxW tensors for {name}, got "
                              f"{getattr(frame, 'shape', type(frame))}")
 
-    def _small_luma(self, x: Any) -> np.ndarray:
-        """3xHxW float [0, 255] on the device -> (H/s)x(W/s) uint8 luma on the CPU."""
+    def _small(self, x: Any) -> np.ndarray:
+        """3xHxW float [0, 255] on the device -> (H/s)x(W/s)x3 uint8 RGB on the CPU."""
         h, w = x.shape[1:]
         hs, ws = small_size(h, w, self.cfg.scale)
         s = h // hs
         small = x if s == 1 else self.F.avg_pool2d(x[None, :, :hs * s, :ws * s], s)[0]
         small_u8 = small.round().clamp(0, 255).to(self.torch.uint8).permute(1, 2, 0).contiguous()
-        return luma(small_u8.cpu().numpy())
+        return small_u8.cpu().numpy()
 
     def __call__(self, derained: Any, rainy: Any) -> Any:
         """Smoothed 3xHxW frame (dtype of ``derained``) from the current derained and rainy
@@ -85,7 +85,7 @@ class TorchTemporalSmoother:
             log.info("frame size changed to %dx%d: smoother history dropped", x.shape[2], x.shape[1])
             self.reset()
         had_history = self.prev_out is not None
-        result = self.analyser.analyse(self._small_luma(x), self.prev_out_luma)
+        result = self.analyser.analyse(self._small(x), self.prev_out_small)
         if result is None:
             out = x.round() if is_u8 else x
             self.resets += int(had_history)
@@ -94,7 +94,7 @@ class TorchTemporalSmoother:
             if is_u8:
                 out = out.round().clamp(0, 255)
         self.prev_out = out
-        self.prev_out_luma = self._small_luma(out)
+        self.prev_out_small = self._small(out)
         return out.to(self.torch.uint8) if is_u8 else out * (1.0 / 255.0)
 
     def blend(self, x: Any, flow_b: np.ndarray, alpha: np.ndarray) -> Any:

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ..model.student import build_student, student_config_dict
+from ..model.student import DerainStudent, build_student, student_config_dict
 from ..model.teachers import FeatureAdapter
 from .losses import feature_match
 from .supervised import ARCH
-from .teachers import (RAINY_DIRS, RECOGNITION_ARCH, RECONSTRUCTION_ARCH, StageConfig, load_frozen, open_run)
+from .teachers import (RAINY_DIRS, RECOGNITION_ARCH, RECONSTRUCTION_ARCH, StageConfig, load_frozen, open_run,
+                       seed_stage)
 from .transfer_data import degraded_batch, load_sources, real_batch, split_holdout
 
 log = logging.getLogger(__name__)
@@ -49,41 +51,64 @@ class DistillConfig(StageConfig):
     student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig (tests only)
 
 
-def train_distill(cfg: DistillConfig) -> Path:
-    """Train (or resume) the student from the two teachers; returns ``last.pt``."""
+@dataclass
+class Teachers:
+    """The two frozen teachers and the student's adapters onto their feature spaces."""
+
+    recognition: nn.Module
+    reconstruction: nn.Module
+    adapters: dict[str, FeatureAdapter]
+
+
+def make_teachers(cfg: DistillConfig, student: DerainStudent) -> Teachers:
     recognition = load_frozen(Path(cfg.recognition), RECOGNITION_ARCH)
     reconstruction = load_frozen(Path(cfg.reconstruction), RECONSTRUCTION_ARCH)
-    rainy, _ = split_holdout(load_sources(cfg.rainy_dirs, cfg.max_side, cfg.crop), cfg.holdout)
-    clean = load_sources(cfg.clean_dirs, cfg.max_side, cfg.crop, cfg.exclude_like)
-    student = build_student(**cfg.student)
     c = student.cfg.channels
     adapters = {
         "recognition": FeatureAdapter(c, recognition.cfg.widths[-1], pool=recognition.stride // student.cfg.scale),
         "reconstruction": FeatureAdapter(c, reconstruction.cfg.channels,
                                          pool=reconstruction.cfg.scale // student.cfg.scale),
     }
-    run = open_run(cfg, ARCH, student, student_config_dict(student), adapters)
-    recognition.to(run.device)
-    reconstruction.to(run.device)
+    return Teachers(recognition, reconstruction, adapters)
+
+
+def distill_losses(cfg: DistillConfig, student: DerainStudent, t: Teachers, real: torch.Tensor,
+                   degraded: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Weighted total and its parts on real rainy crops and degraded clean crops with
+    their targets (all Bx3xHxW in [0, 1])."""
+    x = torch.cat([real, degraded])
+    with torch.no_grad():
+        recog_feats = t.recognition.features(x)
+        teacher_out, recon_feats = t.reconstruction.forward_all(x)
+    feats = student.rain_features(x)
+    out = student(degraded)
+    parts = {
+        "recog_feat": feature_match(t.adapters["recognition"](feats), recog_feats),
+        "recon_feat": feature_match(t.adapters["reconstruction"](feats), recon_feats),
+        "teacher_out": F.l1_loss(out, teacher_out[len(real):]),
+        "clean": F.l1_loss(out, target),
+    }
+    loss = (cfg.recognition_feature_weight * parts["recog_feat"]
+            + cfg.reconstruction_feature_weight * parts["recon_feat"]
+            + cfg.teacher_output_weight * parts["teacher_out"] + cfg.clean_weight * parts["clean"])
+    return loss, parts
+
+
+def train_distill(cfg: DistillConfig) -> Path:
+    """Train (or resume) the student from the two teachers; returns ``last.pt``."""
+    rainy, _ = split_holdout(load_sources(cfg.rainy_dirs, cfg.max_side, cfg.crop), cfg.holdout)
+    clean = load_sources(cfg.clean_dirs, cfg.max_side, cfg.crop, cfg.exclude_like)
+    seed_stage(cfg)
+    student = build_student(**cfg.student)
+    teachers = make_teachers(cfg, student)
+    run = open_run(cfg, ARCH, student, student_config_dict(student), dict(teachers.adapters))
+    teachers.recognition.to(run.device)
+    teachers.reconstruction.to(run.device)
     while run.step < run.end:
         run.set_lr()
         real = run.tensor(real_batch(rainy, cfg.batch_size, cfg.crop, run.rng))
         degraded, target = (run.tensor(a) for a in degraded_batch(clean, cfg.batch_size, cfg.crop, run.rng))
-        x = torch.cat([real, degraded])
-        with torch.no_grad():
-            recog_feats = recognition.features(x)
-            teacher_out, recon_feats = reconstruction.forward_all(x)
-        feats = student.rain_features(x)
-        out = student(degraded)
-        parts = {
-            "recog_feat": feature_match(adapters["recognition"](feats), recog_feats),
-            "recon_feat": feature_match(adapters["reconstruction"](feats), recon_feats),
-            "teacher_out": F.l1_loss(out, teacher_out[len(real):]),
-            "clean": F.l1_loss(out, target),
-        }
-        loss = (cfg.recognition_feature_weight * parts["recog_feat"]
-                + cfg.reconstruction_feature_weight * parts["recon_feat"]
-                + cfg.teacher_output_weight * parts["teacher_out"] + cfg.clean_weight * parts["clean"])
+        loss, parts = distill_losses(cfg, student, teachers, real, degraded, target)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()

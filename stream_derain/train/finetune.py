@@ -28,7 +28,7 @@ from .checkpoint import load_weights, read_checkpoint
 from .data import drop_overlaps, load_folders
 from .losses import dual_contrast, identity_guard, push_from_input, rain_free_score
 from .supervised import ARCH
-from .teachers import RAINY_DIRS, RECOGNITION_ARCH, StageConfig, load_frozen, open_run
+from .teachers import RAINY_DIRS, RECOGNITION_ARCH, StageConfig, load_frozen, open_run, seed_stage
 from .transfer_data import fixed_pairs, load_sources, pair_batch, real_batch, split_holdout
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     real = None
     if cfg.semi_weight > 0:
         real, _ = split_holdout(load_sources(cfg.rainy_dirs, cfg.max_side, cfg.semi_crop), cfg.holdout)
+    seed_stage(cfg)
     student = init_student(cfg)
     run = open_run(cfg, ARCH, student, student_config_dict(student))
     if recognition is not None:

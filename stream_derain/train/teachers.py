@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import synth
+from ..errors import ModelError
 from ..model.teachers import (RecognitionTeacher, ReconstructionTeacher, build_recognition,
                               build_reconstruction, model_config_dict)
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
@@ -133,12 +134,18 @@ class Run:
                         step=self.step, train_cfg=asdict(self.cfg), data_rng=self.rng, extra=state)
 
 
-def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str, Any],
-             modules: dict[str, nn.Module] | None = None) -> Run:
-    """Seed, build the optimiser over the model (and ``modules``), resume from ``last.pt``."""
+def seed_stage(cfg: StageConfig) -> None:
+    """Threads and torch's seed, before any model is built: a run's initial weights
+    depend on ``seed`` only, so an interrupted and resumed run equals a straight one."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+
+
+def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str, Any],
+             modules: dict[str, nn.Module] | None = None) -> Run:
+    """Build the optimiser over the model (and ``modules``), resume from ``last.pt``.
+    Call :func:`seed_stage` before building the model."""
     device = pick_device(cfg.device)
     modules = modules or {}
     model.to(device).train()
@@ -160,6 +167,8 @@ def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str,
 def load_frozen(path: Path, arch: str) -> nn.Module:
     """A trained teacher, in eval mode with gradients off."""
     ckpt = read_checkpoint(path)
+    if ckpt["arch"] != arch:
+        raise ModelError(f"{path} holds a {ckpt['arch']!r} model, expected {arch!r}")
     builders = {RECOGNITION_ARCH: build_recognition, RECONSTRUCTION_ARCH: build_reconstruction}
     model = builders[arch](**ckpt["model_cfg"])
     load_weights(ckpt, model, arch, model_config_dict(model), path)
@@ -172,6 +181,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> Path:
     clean, clean_held = split_holdout(load_sources(cfg.clean_dirs, cfg.max_side, cfg.crop, cfg.exclude_like),
                                       cfg.holdout)
     log.info("recognition: %d rainy / %d clean training images", sum(map(len, rainy)), sum(map(len, clean)))
+    seed_stage(cfg)
     model = build_recognition(**cfg.model)
     run = open_run(cfg, RECOGNITION_ARCH, model, model_config_dict(model))
     while run.step < run.end:
@@ -229,6 +239,7 @@ def rain_score(model: RecognitionTeacher, image: np.ndarray, tile: int = 96, sca
 def train_reconstruction(cfg: ReconstructionTrainConfig) -> Path:
     """Train (or resume) the restoration teacher on degraded clean photos (labels free)."""
     clean = load_sources(cfg.clean_dirs, cfg.max_side, cfg.crop, cfg.exclude_like)
+    seed_stage(cfg)
     model = build_reconstruction(**cfg.model)
     run = open_run(cfg, RECONSTRUCTION_ARCH, model, model_config_dict(model))
     while run.step < run.end:
