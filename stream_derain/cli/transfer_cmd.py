@@ -84,3 +84,31 @@ def finetune_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_D
     _run("finetune", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
                               "device": device, "init": init, "contrastive_weight": contrastive_weight,
                               "semi_weight": semi_weight})
+
+
+@train_app.command("ablation")
+@handle_errors
+def ablation_cmd(
+    rows: list[str] = typer.Option(..., "--row", help="NAME=CHECKPOINT, one per table row, in order."),
+    recognition: str = typer.Option("runs/transfer/recognition/last.pt", help="Recognition teacher (rain score)."),
+    markdown: Optional[Path] = typer.Option(None, help="Write the table as Markdown."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write all numbers as JSON."),
+    picture: Optional[Path] = typer.Option(None, help="Side-by-side picture of held-out real frames."),
+    compare: Optional[str] = typer.Option(None, help="Rows in the picture, comma-separated "
+                                          "(default: input, first and last row)."),
+) -> None:
+    """Evaluate student checkpoints on the dev sets and held-out real frames: the ablation table."""
+    require("torch", "train")
+    from ..errors import ConfigError
+    from ..train import ablation
+
+    pairs = [r.split("=", 1) for r in rows]
+    if any(len(p) != 2 or not p[0] for p in pairs):
+        raise ConfigError("--row takes NAME=CHECKPOINT")
+    cfg = ablation.AblationConfig(rows=tuple((n, c) for n, c in pairs), recognition=recognition)
+    results = ablation.run_ablation(cfg)
+    typer.echo(ablation.write_reports(results, cfg, json_out, markdown))
+    if picture:
+        names = compare.split(",") if compare else ["input", pairs[0][0], pairs[-1][0]]
+        ablation.side_by_side(results, names, picture)
+        typer.echo(f"picture: {picture}")

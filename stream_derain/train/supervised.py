@@ -58,18 +58,18 @@ def train_supervised(cfg: TrainConfig) -> Path:
     log.info("training on %d backgrounds, device %s", len(backgrounds), device)
     model = build_student(**cfg.student).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step = 0
+    step, seconds = 0, 0.0
     last = out / "last.pt"
     if last.exists():
         ckpt = read_checkpoint(last)
         load_weights(ckpt, model, ARCH, student_config_dict(model), last)
         opt.load_state_dict(ckpt["optimizer"])
         set_rng_state(ckpt["rng"], rng)
-        step = ckpt["step"]
+        step, seconds = ckpt["step"], ckpt["extra"].get("train_seconds", 0.0)
         log.info("resumed from %s at step %d", last, step)
     pairs = synthetic_pairs(backgrounds, cfg.crop, cfg.heavy_fraction, rng)
     model.train()
-    t0, running = time.time(), []
+    t0, running, tick = time.time(), [], time.time()
     end = min(cfg.stop_at, cfg.steps) if cfg.stop_at else cfg.steps
     while step < end:
         for group in opt.param_groups:
@@ -86,6 +86,8 @@ def train_supervised(cfg: TrainConfig) -> Path:
                      lr_at(step, cfg), (time.time() - t0) / len(running))
             t0, running = time.time(), []
         if step % cfg.ckpt_every == 0 or step == end:
+            seconds, tick = seconds + time.time() - tick, time.time()
             save_checkpoint(last, arch=ARCH, model_cfg=student_config_dict(model), model=model,
-                            optimizer=opt, step=step, train_cfg=asdict(cfg), data_rng=rng)
+                            optimizer=opt, step=step, train_cfg=asdict(cfg), data_rng=rng,
+                            extra={"train_seconds": round(seconds, 1)})
     return last

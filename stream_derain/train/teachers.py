@@ -69,6 +69,7 @@ class RecognitionTrainConfig(StageConfig):
     rainy_dirs: tuple[str, ...] = RAINY_DIRS
     holdout: float = 0.2  # last share of every folder, held out for the report
     eval_crops: int = 256  # held-out crops per class in the report
+    synthetic_share: float = 0.0  # of the rainy crops: clean training crops with synthetic rain
     model: dict[str, Any] = field(default_factory=dict)  # overrides of RecognitionConfig
 
 
@@ -186,7 +187,7 @@ def train_recognition(cfg: RecognitionTrainConfig) -> Path:
     run = open_run(cfg, RECOGNITION_ARCH, model, model_config_dict(model))
     while run.step < run.end:
         run.set_lr()
-        x, y = recognition_batch(rainy, clean, cfg.batch_size, cfg.crop, run.rng)
+        x, y = recognition_batch(rainy, clean, cfg.batch_size, cfg.crop, run.rng, cfg.synthetic_share)
         logit = model(run.tensor(x))
         loss = F.binary_cross_entropy_with_logits(logit, run.tensor(y))
         run.opt.zero_grad(set_to_none=True)

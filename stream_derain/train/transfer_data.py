@@ -115,10 +115,20 @@ def label_neutral(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def recognition_batch(rainy: list[list[np.ndarray]], clean: list[list[np.ndarray]], n: int, size: int,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Half rainy, half clean augmented crops: (Nx3xHxW, N labels 1 = rainy)."""
+                      rng: np.random.Generator, synthetic_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Half rainy, half clean augmented crops: (Nx3xHxW, N labels 1 = rainy).
+
+    A ``synthetic_share`` of the rainy crops are clean training crops with synthetic
+    rain added: the same photos then appear in both classes, so only the rain can tell
+    them apart (de-confounding the source; real rainy crops stay the majority)."""
     labels = (np.arange(n) % 2 == 0).astype(np.float32)
-    crops = [label_neutral(rescaled_crop(pick(rainy if y else clean, rng), size, rng), rng) for y in labels]
+    crops = []
+    for y in labels:
+        if y and rng.uniform() < synthetic_share:
+            crop = synth.add_rain(rescaled_crop(pick(clean, rng), size, rng), rng)
+        else:
+            crop = rescaled_crop(pick(rainy if y else clean, rng), size, rng)
+        crops.append(label_neutral(crop, rng))
     return to_batch(crops), labels
 
 

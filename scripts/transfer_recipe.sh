@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The task-transfer recipe (issue 3), stage by stage, then the ablation table.
+#   bash scripts/transfer_recipe.sh            # all stages; each resumes from its last.pt
+#   THREADS=2 bash scripts/transfer_recipe.sh  # torch CPU threads per stage (default 1)
+# Needs the [train] extra and ../shared/data; the baseline row is the pipeline issue's
+# `stream-derain train supervised --config configs/baseline.json`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${THREADS:-1}
+C=configs/transfer
+R=runs/transfer
+
+stream-derain train recognition --config $C/recognition.json --threads "$T"
+stream-derain train reconstruction --config $C/reconstruction.json --threads "$T"
+stream-derain train distill --config $C/distill.json --threads "$T"
+for row in pairs_only distill contrastive semi; do
+  stream-derain train finetune --config $C/finetune_$row.json --threads "$T"
+done
+
+stream-derain train ablation \
+  --row baseline=runs/baseline/last.pt \
+  --row distilled-only=$R/distill/last.pt \
+  --row pairs-only=$R/ft_b_pairs_only/last.pt \
+  --row +distillation=$R/ft_c_distill/last.pt \
+  --row +contrastive=$R/ft_d_contrastive/last.pt \
+  --row +semi-supervised=$R/ft_e_semi/last.pt \
+  --markdown docs/ablation_table.md --json $R/ablation.json \
+  --picture $R/real_side_by_side.jpg --compare input,baseline,+semi-supervised
