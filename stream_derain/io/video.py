@@ -118,6 +118,7 @@ class VideoReader:
         self.stream.thread_type = "AUTO"
         self.start, self.max_frames = start, max_frames
         self.corrupt_packets = 0
+        self._corrupt_seen, self._last_pts = 0, None
         cc = self.stream.codec_context
         copy = [s for s in self.container.streams if s.type in ("audio", "subtitle", "data")] if copy_streams else []
         self.info = VideoInfo(
@@ -144,6 +145,21 @@ class VideoReader:
             log.warning("skipping corrupt packet at pts %s: %s", packet.pts, exc.strerror or exc)
             return []
 
+    def _jumped(self, frame: av.VideoFrame) -> bool:
+        """Whether ``frame`` follows a skipped corrupt packet or a gap in timestamps of
+        more than 3 nominal frame durations (a stream discontinuity for the smoother)."""
+        jumped = self.corrupt_packets != self._corrupt_seen
+        self._corrupt_seen = self.corrupt_packets
+        rate, tb = self.info.rate, frame.time_base
+        if frame.pts is not None and self._last_pts is not None and tb:
+            nominal = 1 / (rate * tb) if rate else frame.duration
+            if nominal and frame.pts - self._last_pts > 3 * nominal:
+                log.info("timestamp gap of %.3f s before frame pts %d", float((frame.pts - self._last_pts) * tb),
+                         frame.pts)
+                jumped = True
+        self._last_pts = frame.pts
+        return jumped
+
     def items(self) -> Iterator[FrameItem | av.Packet]:
         """FrameItems (in decode order) and packets of the copied streams."""
         streams = [self.stream, *self.info.copy_streams]
@@ -157,9 +173,10 @@ class VideoReader:
                 for frame in self._decode(packet):
                     if index == 0:
                         self.info.rotation = float(getattr(frame, "rotation", 0) or 0)
+                    jumped = self._jumped(frame)
                     if index >= self.start:
                         yield FrameItem(index, frame.pts, frame.time_base, self.to_rgb(frame),
-                                        duration=frame.duration or None)
+                                        duration=frame.duration or None, discontinuity=jumped)
                     index += 1
                     if self.max_frames is not None and index >= self.start + self.max_frames:
                         return

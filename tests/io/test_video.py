@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stream_derain.derain import DerainConfig, derain
-from stream_derain.io.video import EncodeOptions, VideoReader, VideoWriter
+from stream_derain.io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 
 BT709_LIMITED = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
 BT709_FULL = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 2}
@@ -121,3 +121,14 @@ def test_nvdec_request_decodes_the_same_frames(make_clip):
     hard = [it.image for it in VideoReader(src, hwaccel="cuda").items()]
     assert len(hard) == len(soft) == 5
     assert np.abs(np.stack(hard).astype(int) - np.stack(soft)).mean() < 1.0
+
+
+def test_timestamp_gap_marks_a_discontinuity(make_clip):
+    # 40 ms frames with one 400 ms jump before the 6th frame (a dropout in a dashcam file)
+    path = make_clip("gap.mp4", frames=10, pts_steps=[40, 40, 40, 40, 400, 40, 40, 40, 40, 40], audio=False)
+    reader = VideoReader(path)
+    try:
+        marks = [item.discontinuity for item in reader.items() if isinstance(item, FrameItem)]
+    finally:
+        reader.close()
+    assert len(marks) == 10 and [i for i, m in enumerate(marks) if m] == [5]
