@@ -1,4 +1,4 @@
-"""``stream-derain eval``: PSNR/SSIM on paired image folders."""
+"""``stream-derain eval``: PSNR/SSIM on paired image folders, flicker (E_warp) of videos."""
 
 from __future__ import annotations
 
@@ -12,15 +12,26 @@ import typer
 from ..backends import create_backend
 from ..derain import resolve_model
 from ..evaluate import PairSet, evaluate_set
+from ..flicker import evaluate_video
 from .common import app, handle_errors
 
 log = logging.getLogger("stream_derain")
 
 
+def is_video(path: Path) -> bool:
+    """A video file, or a folder of frames (no rain/ and clean/ inside)."""
+    return path.is_file() or (path.is_dir() and not (path / "rain").is_dir())
+
+
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    sets: list[Path] = typer.Argument(..., help="Paired folders, each with rain/ and clean/."),
+    sets: list[Path] = typer.Argument(..., help="Paired folders, each with rain/ and clean/; or derained "
+                                      "videos (files or frame folders) to score for flicker."),
+    reference: Optional[Path] = typer.Option(None, help="Videos: clean reference video (PSNR/SSIM, and "
+                                             "the optical flow of E_warp)."),
+    source: Optional[Path] = typer.Option(None, help="Videos: the rainy input video (its own E_warp; "
+                                          "the flow of E_warp when there is no reference)."),
     backend: str = typer.Option("auto", help="Backend that runs the model."),
     model: Optional[str] = typer.Option(None, help="Shipped model name or .onnx path."),
     predictions: Optional[Path] = typer.Option(None, help="Score these derained images instead of "
@@ -29,7 +40,18 @@ def eval_cmd(
     save: Optional[Path] = typer.Option(None, help="Write derained images under SAVE/<set>/."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all scores as JSON."),
 ) -> None:
-    """PSNR and SSIM (Y channel and RGB) of input and output against clean images."""
+    """PSNR and SSIM (Y channel and RGB) of input and output against clean images; for
+    videos, the flicker metric E_warp (Lai et al. 2018) and per-frame PSNR/SSIM."""
+    if any(is_video(s) for s in sets):
+        results = [{"video": str(s), **evaluate_video(s, reference, source)} for s in sets]
+        for r in results:
+            typer.echo(f"{r['video']}: {r['frames']} frames  E_warp {1e3 * r['e_warp']:.3f}e-3 (flow on "
+                       f"{r['flow_on']})" + (f"  source {1e3 * r['e_warp_source']:.3f}e-3" if "e_warp_source" in r
+                                             else "") + (f"  PSNR-Y {r['psnr_y']:.2f} SSIM-Y {r['ssim_y']:.4f}"
+                                                         if "psnr_y" in r else ""))
+        if json_out:
+            json_out.write_text(json.dumps(results, indent=2) + "\n")
+        return
     pair_sets = [PairSet.from_dir(s) for s in sets]
     results = []
     if input_only or predictions is not None:

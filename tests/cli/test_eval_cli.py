@@ -1,0 +1,32 @@
+"""``stream-derain eval`` on videos: the flicker metric through the command line."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from stream_derain.cli import app
+
+runner = CliRunner()
+
+
+def test_eval_video_reports_flicker_of_output_and_source(make_clip, use_tiny_model, tmp_path):
+    src = make_clip("in.mp4", frames=8, audio=False)
+    out = tmp_path / "out.mp4"
+    assert runner.invoke(app, ["derain", str(src), "-o", str(out), "-q"]).exit_code == 0
+    report = tmp_path / "flicker.json"
+    result = runner.invoke(app, ["eval", str(out), "--source", str(src), "--reference", str(src),
+                                 "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(report.read_text())
+    assert row["frames"] == 8 and row["flow_on"] == "reference"
+    assert row["e_warp"] > 0 and row["e_warp_source"] > 0 and 10 < row["psnr_y"] < 100
+    assert "E_warp" in result.output
+
+
+def test_eval_video_with_mismatched_reference_is_an_error(make_clip, use_tiny_model, tmp_path):
+    a = make_clip("a.mp4", frames=4, audio=False)
+    b = make_clip("b.mp4", frames=4, size=(64, 48), audio=False)
+    result = runner.invoke(app, ["eval", str(a), "--reference", str(b)])
+    assert result.exit_code == 1 and result.output.startswith("Error:") and "Traceback" not in result.output
