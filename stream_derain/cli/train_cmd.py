@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..errors import require
+from ..errors import ConfigError, require
 from .common import app, handle_errors
 
 log = logging.getLogger("stream_derain")
@@ -45,6 +46,8 @@ def export_cmd(
     out: Path = typer.Option(Path("engines"), help="Folder for the ONNX files and manifest.json."),
     name: str = typer.Option("derain-student", help="Model name in the manifest."),
     version: str = typer.Option("1", help="Model version string."),
+    scores: Optional[Path] = typer.Option(None, help="`stream-derain eval --json` output of this model: "
+                                          "its dev-set means go into the manifest."),
 ) -> None:
     """Export a checkpoint to ONNX (FP32 + FP16), check both against torch, update the manifest."""
     require("torch", "train")
@@ -55,7 +58,19 @@ def export_cmd(
     ckpt = read_checkpoint(checkpoint)
     model = build_student(**ckpt["model_cfg"])
     load_weights(ckpt, model, "DerainStudent", student_config_dict(model), checkpoint)
-    entry = export_model(model, out, name, version, {"trained_steps": ckpt["step"],
-                                                       "checkpoint_arch": ckpt["arch"]})
+    extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"]}
+    if scores is not None:
+        extra["dev_scores"] = dev_scores(scores)
+    entry = export_model(model, out, name, version, extra)
     typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "
                f"{entry['parameters']} parameters -> {out}")
+
+
+def dev_scores(path: Path) -> dict[str, dict[str, float]]:
+    """Mean PSNR/SSIM (Y) of input and output per set, from an eval JSON report."""
+    try:
+        results = json.loads(path.read_text())
+        return {r["set"]: {f"{side}_{k}": r[side][k] for side in ("input", "output") for k in ("psnr_y", "ssim_y")}
+                for r in results}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read dev-set scores from {path}: {exc}") from None
