@@ -113,3 +113,27 @@ def test_checkpoint_of_another_architecture(tmp_path, image_dir):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ModelError, match="cannot read checkpoint"):
         read_checkpoint(tmp_path / "junk.pt")
+
+
+def test_export_command_writes_checked_models_and_dev_scores(tmp_path, image_dir):
+    from typer.testing import CliRunner
+
+    from stream_derain.cli import app
+    from stream_derain.models import load_model_info
+
+    ckpt = train_supervised(config(tmp_path, image_dir, steps=5))
+    scores = tmp_path / "eval.json"
+    scores.write_text(json.dumps([{"set": "sirr20", "input": {"psnr_y": 20.0, "ssim_y": 0.8},
+                                   "output": {"psnr_y": 22.5, "ssim_y": 0.85}}]))
+    out = tmp_path / "engines"
+    result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out), "--version", "7",
+                                      "--scores", str(scores)])
+    assert result.exit_code == 0, result.output
+    info = load_model_info(folder=out)
+    entry = json.loads((out / "manifest.json").read_text())["models"][info.name]
+    assert info.path("fp32").is_file() and info.path("fp16").is_file()
+    assert entry["version"] == "7" and entry["trained_steps"] == 5
+    assert entry["dev_scores"] == {"sirr20": {"input_psnr_y": 20.0, "input_ssim_y": 0.8,
+                                              "output_psnr_y": 22.5, "output_ssim_y": 0.85}}
+    bad = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out), "--scores", str(image_dir / "0.png")])
+    assert bad.exit_code == 1 and bad.output.startswith("Error: cannot read dev-set scores")
