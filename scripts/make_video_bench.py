@@ -33,6 +33,7 @@ from stream_derain.synth import CameraPath, RainParams, camera_crop, random_came
 from stream_derain.train.config import DATA_ROOT
 from stream_derain.train.data import list_images, load_rgb, thumbnail
 
+MIN_PSNR = 12.0  # dB; the heaviest dev set (heavy25) averages 13.1 dB
 log = logging.getLogger("make_video_bench")
 
 
@@ -102,6 +103,20 @@ def object_clip(src: np.ndarray, patch_src: np.ndarray, n: int, hw: tuple[int, i
     return rainy, clean
 
 
+def plausible_params(src: np.ndarray, hw: tuple[int, int], heavy: float, cam: CameraPath,
+                     rng: np.random.Generator, min_psnr: float = MIN_PSNR) -> RainParams:
+    """A rain condition of severity ``heavy`` that leaves the picture visible: redrawn
+    while a test frame's PSNR is below ``min_psnr`` (bright backgrounds under dense,
+    bright rain saturate to white, which no deraining can undo)."""
+    for _ in range(20):
+        params = sample_params(rng, heavy=heavy)
+        (rainy,), (clean,) = rainy_video(src, 1, hw, np.random.default_rng(0), params, cam)
+        if 10 * np.log10(1 / max(float(np.mean((rainy - clean) ** 2)), 1e-12)) >= min_psnr:
+            return params
+        heavy *= 0.85
+    return params
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -116,8 +131,8 @@ def main() -> None:
     backgrounds = pick_backgrounds(args.clips + 1, rng)
     for k in range(args.clips):
         src = load_rgb(backgrounds[k])
-        params = sample_params(rng, heavy=[0.3, 0.8, 0.5, 1.0][k % 4])
         cam = random_camera(rng)
+        params = plausible_params(src, (h, w), [0.3, 0.8, 0.5, 1.0][k % 4], cam, rng)
         is_object = k % 4 == 2
         if is_object:
             rainy, clean = object_clip(src, load_rgb(backgrounds[-1]), args.frames, (h, w), rng, params, cam)

@@ -20,6 +20,7 @@ from .io import images
 from .io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 from .models import ModelInfo, load_model_info, model_from_path
 from .pipeline import IterSource, Pipeline, PipelineResult, Stage
+from .smooth.core import DEFAULT_STRENGTH
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
@@ -38,7 +39,7 @@ class DerainConfig:
     max_frames: int | None = None
     overwrite: bool = False
     smooth: bool = True
-    smooth_strength: float = 0.7
+    smooth_strength: float = DEFAULT_STRENGTH
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     queue_size: int = 8
     hwaccel: str = "auto"  # NVDEC decoding: auto (when an NVIDIA driver is present), cuda, none

@@ -12,6 +12,7 @@ import typer
 from ..derain import DerainConfig, derain
 from ..io.video import EncodeOptions
 from ..pipeline import PipelineResult
+from ..smooth import DEFAULT_STRENGTH
 from .common import app, handle_errors, setup_logging
 from .progress import progress_reporter
 
@@ -48,7 +49,7 @@ def derain_cmd(
     max_frames: Optional[int] = typer.Option(None, min=1, help="Process at most this many frames."),
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
-    smooth_strength: float = typer.Option(0.7, min=0.0, max=1.0, help="Smoother strength."),
+    smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, warnings only."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
 ) -> None:

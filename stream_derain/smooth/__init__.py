@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .core import SmootherConfig
+from .core import DEFAULT_STRENGTH, SmootherConfig
 from .cpu import TemporalSmoother
 
 if TYPE_CHECKING:
     from .gpu import TorchTemporalSmoother
 
-__all__ = ["SmootherConfig", "TemporalSmoother", "TorchTemporalSmoother", "make_smoother"]
+__all__ = ["DEFAULT_STRENGTH", "SmootherConfig", "TemporalSmoother", "TorchTemporalSmoother", "make_smoother"]
 
 
 def make_smoother(strength: float, device: str = "cpu", **tuning: float) -> TemporalSmoother | TorchTemporalSmoother:

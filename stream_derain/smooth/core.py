@@ -16,7 +16,7 @@ numpy and OpenCV, and differ only in where the full-resolution warp and blend ru
      occluded and disoccluded pixels get ~0;
    - photometric agreement: ``exp(-(e / photo_sigma)^4)`` where ``e`` is the largest
      absolute per-channel RGB difference (in [0, 1]) between the previous *smoothed
-     output* warped by ``flow_b`` and the current derained frame, after a 3x3 box blur
+     output* warped by ``flow_b`` and the current derained frame, after a ``photo_blur`` box blur
      (RGB, not luma: an object and the background it uncovers often share a luma),
      so pixels that changed (moving objects the flow missed, lighting changes) take the current frame
      (the 4th power keeps small differences, the flicker to remove, at ~1 and cuts off
@@ -41,14 +41,16 @@ import numpy as np
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
+DEFAULT_STRENGTH = 0.8  # tuned on the synthetic video benchmark and real clips (docs/smoother.md)
 
 
 @dataclass(frozen=True)
 class SmootherConfig:
     """Tuning of the temporal smoother (``**tuning`` of the smoother constructors)."""
 
-    strength: float = 0.7  # blend weight of the warped history at fully confident pixels; 0 = off
+    strength: float = DEFAULT_STRENGTH  # blend weight of the warped history at fully confident pixels; 0 = off
     scale: int = 4  # flow and confidence are computed at 1/scale resolution
+    photo_blur: int = 3  # box blur (small-frame pixels) of the photometric error
     photo_sigma: float = 0.08  # RGB error (in [0, 1]) where photometric confidence is e^-1
     fb_tol: float = 1.0  # forward-backward flow mismatch tolerance, small-frame pixels
     cut_mad: float = 0.12  # scene cut when thumbnails differ by more than this (luma in [0, 1]) ...
@@ -162,7 +164,8 @@ class MotionAnalyser:
         tol2 = cfg.fb_tol ** 2 + 0.01 * ((flow_b ** 2).sum(axis=2) + (f_w ** 2).sum(axis=2))
         conf = np.exp(-((mismatch / tol2) ** 2))
         warped = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err = cv2.blur(cv2.absdiff(warped, cur), (3, 3)).max(axis=2).astype(np.float32) * np.float32(1 / 255)
+        diff = cv2.blur(cv2.absdiff(warped, cur), (cfg.photo_blur, cfg.photo_blur))
+        err = diff.max(axis=2).astype(np.float32) * np.float32(1 / 255)
         conf *= np.exp(-(err / np.float32(cfg.photo_sigma)) ** 4)
         h, w = cur.shape[:2]
         inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)

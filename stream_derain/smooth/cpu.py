@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .core import MotionAnalyser, SmootherConfig, base_grid, box_downscale
+from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, base_grid, box_downscale
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class TemporalSmoother:
     fields of :class:`~.core.SmootherConfig`. Not thread-safe: one instance per stream.
     """
 
-    def __init__(self, strength: float = 0.7, **tuning: float) -> None:
+    def __init__(self, strength: float = DEFAULT_STRENGTH, **tuning: float) -> None:
         self.cfg = SmootherConfig.build(strength, tuning)
         self.analyser = MotionAnalyser(self.cfg)
         self.grid: np.ndarray | None = None  # HxWx2 pixel coordinates

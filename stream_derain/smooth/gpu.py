@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, require
-from .core import MotionAnalyser, SmootherConfig, small_size
+from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, small_size
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class TorchTemporalSmoother:
 
     ``strength`` in [0, 1] (0 = off); ``**tuning`` sets :class:`~.core.SmootherConfig`."""
 
-    def __init__(self, strength: float = 0.7, device: str = "cuda", **tuning: float) -> None:
+    def __init__(self, strength: float = DEFAULT_STRENGTH, device: str = "cuda", **tuning: float) -> None:
         self.torch = require("torch", "train")
         self.F = self.torch.nn.functional
         self.device = self.torch.device(device)
