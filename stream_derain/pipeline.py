@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -36,19 +36,28 @@ class StageStats:
     busy_s: float = 0.0
     wait_in_s: float = 0.0
     wait_out_s: float = 0.0
-    queue_samples: list[int] = field(default_factory=list)  # input-queue depth at each get
+    # input-queue depth at each get, as running totals (a live run never ends: no list)
+    queue_gets: int = 0
+    queue_sum: int = 0
+    queue_max: int = 0
+
+    def sample_queue(self, depth: int) -> None:
+        self.queue_gets += 1
+        self.queue_sum += depth
+        self.queue_max = max(self.queue_max, depth)
 
     def as_dict(self) -> dict[str, Any]:
-        qs = self.queue_samples
         return {"name": self.name, "items": self.items, "busy_s": round(self.busy_s, 4),
                 "wait_in_s": round(self.wait_in_s, 4), "wait_out_s": round(self.wait_out_s, 4),
                 "fps_busy": round(self.items / self.busy_s, 2) if self.busy_s > 0 else None,
-                "queue_mean": round(sum(qs) / len(qs), 2) if qs else 0.0, "queue_max": max(qs, default=0)}
+                "queue_mean": round(self.queue_sum / self.queue_gets, 2) if self.queue_gets else 0.0,
+                "queue_max": self.queue_max}
 
 
 class DropOldestQueue(queue.Queue):
     """A bounded queue for live sources: put never blocks; when full, the oldest
-    item is discarded and counted in ``dropped``."""
+    item is discarded and counted in ``dropped``. A dropped item's ``discontinuity``
+    mark moves to the next item, so temporal state downstream still resets."""
 
     def __init__(self, maxsize: int) -> None:
         super().__init__(maxsize)
@@ -57,8 +66,11 @@ class DropOldestQueue(queue.Queue):
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
         with self.mutex:
             if item is not EOS and self.maxsize > 0 and len(self.queue) >= self.maxsize:
-                self.queue.popleft()
+                old = self.queue.popleft()
                 self.dropped += 1
+                heir = self.queue[0] if self.queue else item
+                if getattr(old, "discontinuity", False) and hasattr(heir, "discontinuity"):
+                    heir.discontinuity = True
             self.queue.append(item)
             self.unfinished_tasks += 1
             self.not_empty.notify()
@@ -91,7 +103,7 @@ class Stage(threading.Thread):
     # --- machinery ---------------------------------------------------------
     def get(self) -> Any:
         t0 = time.perf_counter()
-        self.stats.queue_samples.append(self.inq.qsize())
+        self.stats.sample_queue(self.inq.qsize())
         while True:
             if self.stop.is_set():
                 raise Stopped

@@ -67,11 +67,16 @@ def live_cmd(
                      record_dir=record, segment_minutes=segment_minutes, max_seconds=max_seconds,
                      max_frames=max_frames, status_every_s=status_every if not quiet else 1e9)
     _sigterm_as_interrupt()
-    with status_reporter(quiet) as status_cb:
-        stats = run_live(cfg, status_cb=status_cb)
+    try:
+        with status_reporter(quiet) as status_cb:
+            stats = run_live(cfg, status_cb=status_cb)
+    except KeyboardInterrupt:  # before the pipeline ran (it handles its own): nothing to finalise
+        log.warning("interrupted while connecting")
+        raise typer.Exit(130) from None
     for path in stats.segments:
         log.info("recorded %s", path)
-    log.info("%d frames out (%.1f fps), %d dropped, %d reconnect(s), latency p95 %.0f ms", stats.frames_out,
-             stats.fps_out, stats.dropped, stats.reconnects, stats.latency_p95_s * 1000)
+    log.info("%d frames out (%.1f fps), %d dropped, %d reconnect(s), latency p95 %.0f ms, max %.0f ms",
+             stats.frames_out, stats.fps_out, stats.dropped, stats.reconnects, stats.latency_p95_s * 1000,
+             stats.latency_max_s * 1000)
     if stats.interrupted:
         raise typer.Exit(130)

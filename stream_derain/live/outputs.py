@@ -27,7 +27,9 @@ from ..io.video import FrameItem
 
 log = logging.getLogger(__name__)
 MS = 1000  # encoded outputs use a 1/1000 s time base
-FRAG_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# fragmented MP4, each fragment written through to the disk at once: after a crash
+# of the process (SIGKILL, OOM kill) a segment still plays up to its last keyframe
+FRAG_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
 class Output(Protocol):

@@ -101,13 +101,15 @@ class LiveStats:
 class LiveInferStage(Stage):
     """Derains one frame at a time. A frame that would leave inference older than the
     latency bound (its age plus the recent inference time) is skipped while a newer one
-    waits. Keeps the input as ``item.rainy`` (the smoother needs it)."""
+    waits (its discontinuity mark goes to the next frame kept). Keeps the input as
+    ``item.rainy`` (the smoother needs it)."""
 
     def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
                  max_latency_s: float, delay_s: float = 0.0) -> None:
         super().__init__("infer", stop, inq, outq)
         self.backend, self.max_latency_s, self.delay_s = backend, max_latency_s, delay_s
         self.dropped_late = 0
+        self._discontinuity = False
         self.infer_s = 0.0  # moving average of one inference, seconds
 
     def work(self, item: Any) -> list[Any]:
@@ -116,7 +118,9 @@ class LiveInferStage(Stage):
         t0 = time.monotonic()
         if t0 - item.captured + self.infer_s > self.max_latency_s and not self.inq.empty():
             self.dropped_late += 1
+            self._discontinuity |= item.discontinuity  # handed on to the next frame kept
             return []
+        item.discontinuity, self._discontinuity = item.discontinuity or self._discontinuity, False
         if self.delay_s > 0:  # test/benchmark hook: a slower backend
             self.stop.wait(self.delay_s)
         item.rainy = item.image

@@ -1,8 +1,9 @@
-"""Live runs against a real RTSP server on 127.0.0.1 (gst-rtsp-server)."""
+"""Live runs against a real RTSP server on 127.0.0.1 (ffmpeg streaming a clip, see rtsp_server.py)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,13 +16,20 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from streams import RtspServer, free_port
 
 from stream_derain.backends import create_backend
-from stream_derain.derain import resolve_model
+from stream_derain.derain import make_smoother, resolve_model
 from stream_derain.io.video import FrameItem
-from stream_derain.live import CallbackOutput, LiveConfig, LiveStats, SourceConfig, run_live
-
-from streams import RtspServer, free_port
+from stream_derain.live import (
+    CallbackOutput,
+    LiveConfig,
+    LiveStats,
+    ReconnectingSource,
+    SourceConfig,
+    run_live,
+)
+from stream_derain.live import run as live_run
 
 BACKEND = "onnxruntime"
 
@@ -79,15 +87,20 @@ def config(url: str, **kw: object) -> LiveConfig:
     return LiveConfig(source=source, backend=BACKEND, threads=1, status_every_s=0.2, **kw)
 
 
-def test_frames_arrive_derained_and_preview_serves_jpeg(rtsp_server: RtspServer) -> None:
-    port = free_port()
-    with LiveRun(config(rtsp_server.url, smooth=False, preview_port=port, max_seconds=30)) as run:
+def test_frames_arrive_derained_to_several_outputs(rtsp_server: RtspServer, tmp_path: Path) -> None:
+    """Preview, recording and a callback at once; the frames are the backend's output."""
+    port, rec = free_port(), tmp_path / "rec"
+    cfg = config(rtsp_server.url, smooth=False, preview_port=port, record_dir=rec, max_seconds=30)
+    with LiveRun(cfg) as run:
         wait_for(lambda: len(run.frames) >= 10, 20, "10 derained frames")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/frame.jpg", timeout=5) as r:
             jpeg = r.read()
         stats = run.finish()
     assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 1000
     assert stats.frames_out >= 10 and stats.backend.startswith("onnxruntime")
+    assert len(stats.outputs) == 3 and len(stats.segments) == 1
+    with av.open(str(stats.segments[0])) as c:
+        assert sum(1 for _ in c.decode(video=0)) == stats.frames_out
     with create_backend(BACKEND, resolve_model(None), threads=1) as backend:
         for item in run.frames[:5]:
             assert item.image.shape == item.rainy.shape == (240, 320, 3)
@@ -96,18 +109,72 @@ def test_frames_arrive_derained_and_preview_serves_jpeg(rtsp_server: RtspServer)
             assert np.abs(item.image.astype(int) - item.rainy).mean() > 1.0  # and not the input
 
 
+def first_frames(src: ReconnectingSource, n: int, timeout: float) -> list[FrameItem]:
+    """Up to ``n`` frames from ``src``, within ``timeout`` seconds (a timer ends the source)."""
+    timer = threading.Timer(timeout, src.end.set)
+    timer.start()
+    got: list[FrameItem] = []
+    try:
+        for item in src.frames():
+            got.append(item)
+            if len(got) >= n:
+                src.end.set()
+    finally:
+        timer.cancel()
+    return got
+
+
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_source_reads_both_rtsp_transports(rtsp_server: RtspServer, transport: str) -> None:
+    src = ReconnectingSource(SourceConfig(rtsp_server.url, transport=transport, open_timeout_s=5,
+                                          read_timeout_s=5))
+    got = first_frames(src, 10, timeout=20)
+    assert len(got) >= 10 and got[0].image.shape == (240, 320, 3)
+    assert src.stats.drops == 0 and src.container is None  # closed
+
+
+def test_source_reads_http(live_clip: Path, needs_ffmpeg: None) -> None:
+    """An HTTP stream (ffmpeg serving MPEG-TS in listen mode on 127.0.0.1)."""
+    url = f"http://127.0.0.1:{free_port()}/cam.ts"
+    proc = subprocess.Popen([shutil.which("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+                             "-i", str(live_clip), "-c", "copy", "-f", "mpegts", "-listen", "1", url])
+    try:
+        src = ReconnectingSource(SourceConfig(url, open_timeout_s=5, read_timeout_s=5, retries=20,
+                                              backoff_s=0.1, backoff_max_s=0.2))
+        got = first_frames(src, 10, timeout=20)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert len(got) >= 10 and got[0].image.shape == (240, 320, 3)
+
+
 @pytest.mark.slow
-def test_server_restart_reconnects_and_frames_flow_again(rtsp_server: RtspServer) -> None:
+def test_server_restart_reconnects_and_frames_flow_again(rtsp_server: RtspServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    resets: list[float] = []
+
+    def spy_smoother(strength: float) -> object:  # counts the resets a reconnect causes
+        smoother = make_smoother(strength)
+        reset = smoother.reset
+        smoother.reset = lambda: (resets.append(time.monotonic()), reset())[1]
+        return smoother
+
+    monkeypatch.setattr(live_run, "make_smoother", spy_smoother)
     with LiveRun(config(rtsp_server.url, max_seconds=60)) as run:
         wait_for(lambda: len(run.frames) >= 10, 20, "first frames")
         rtsp_server.stop()
         wait_for(lambda: run.status is not None and run.status.stream_drops >= 1, 15, "the drop")
         n = len(run.frames)
+        assert not resets
         rtsp_server.start()
         wait_for(lambda: len(run.frames) >= n + 10, 30, "frames after the restart")
+        wait_for(lambda: run.status is not None and run.status.reconnects >= 1, 5, "the status line")
+        line = run.status.line()
         stats = run.finish()
     assert stats.reconnects >= 1 and stats.stream_drops >= 1
+    assert "reconnects 1" in line or "reconnects 2" in line, line
     assert any(item.discontinuity for item in run.frames[n:])
+    assert 1 <= len(resets) <= stats.reconnects  # the smoother starts afresh after a reconnect
 
 
 @pytest.mark.slow
@@ -118,6 +185,7 @@ def test_slow_backend_drops_frames_to_bound_latency(rtsp_server: RtspServer) -> 
         wait_for(lambda: len(run.frames) >= 12, 25, "frames from the slow backend")
         stats = run.finish()
     assert stats.dropped > 0 and stats.frames_in > stats.frames_out
+    assert f"dropped {stats.dropped}" in stats.line()
     assert stats.latency_p95_s < bound + 0.2, stats
 
 

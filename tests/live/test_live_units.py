@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import queue
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -11,14 +15,23 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from streams import free_port
 
 from stream_derain.errors import ConfigError, InputError, OutputError
 from stream_derain.io.video import FrameItem
-from stream_derain.live import LiveConfig, PreviewServer, PushOutput, SegmentRecorder, SourceConfig, run_live
+from stream_derain.live import (
+    LiveConfig,
+    LiveStats,
+    PreviewServer,
+    PushOutput,
+    SegmentRecorder,
+    SourceConfig,
+    run_live,
+)
 from stream_derain.live.outputs import CallbackOutput
+from stream_derain.live.run import LiveInferStage
 from stream_derain.live.source import ReconnectingSource, backoff_delay
-
-from streams import free_port
+from stream_derain.pipeline import DropOldestQueue
 
 
 def frames(n: int, fps: float = 25.0, start: float = 1000.0) -> list[FrameItem]:
@@ -67,6 +80,53 @@ def test_segments_roll_over_and_each_file_plays(tmp_path: Path) -> None:
     assert [decode_all(p) for p in rec.files] == [25, 25, 10]
 
 
+def test_a_dropped_frames_discontinuity_moves_to_the_next_frame() -> None:
+    """A reconnect's first frame may be dropped for latency: the smoother must still reset."""
+    q = DropOldestQueue(2)
+    items = frames(5)
+    items[1].discontinuity = True
+    for item in items:
+        q.put(item)
+    kept = [q.get_nowait(), q.get_nowait()]
+    assert q.dropped == 3 and [i.index for i in kept] == [3, 4] and kept[0].discontinuity
+
+    class Identity:
+        def infer(self, batch: np.ndarray) -> np.ndarray:
+            return batch
+
+    inq: queue.Queue = queue.Queue()
+    stage = LiveInferStage(threading.Event(), inq, queue.Queue(), Identity(), max_latency_s=0.5)
+    old, new = frames(2, start=time.monotonic() - 5.0)
+    old.discontinuity = True
+    inq.put(new)
+    assert stage.work(old) == [] and stage.dropped_late == 1  # too old, a newer one waits
+    assert stage.work(inq.get_nowait()) == [new] and new.discontinuity
+
+
+def test_open_segment_plays_after_a_crash(tmp_path: Path) -> None:
+    """No close (as after SIGKILL): the segment on disk still plays up to its last fragment."""
+    rec = SegmentRecorder(tmp_path, segment_s=600.0, fps=25)
+    for item in frames(120):  # keyframes (fragment starts) at least every 50 frames
+        rec.write(item)
+    crashed = tmp_path / "crashed.mp4"
+    shutil.copy(rec.files[0], crashed)
+    try:
+        assert decode_all(crashed) >= 50
+    finally:
+        rec.close()
+    assert decode_all(rec.files[0]) == 120
+
+
+def test_status_line_shows_what_a_user_watches() -> None:
+    stats = LiveStats(fps_in=25.0, fps_out=12.5, latency_s=0.25, latency_p95_s=0.3, dropped_queue=3,
+                      dropped_late=4, reconnects=2, connected=True, backend="onnxruntime (fp32, cpu)")
+    line = stats.line()
+    for part in ("in  25.0 fps", "out  12.5 fps", "latency  250 ms", "dropped 7", "reconnects 2",
+                 "connected", "onnxruntime"):
+        assert part in line, line
+    assert "RECONNECTING" in LiveStats().line()
+
+
 def test_preview_serves_page_and_jpeg() -> None:
     preview = PreviewServer(0)
     try:
@@ -88,15 +148,20 @@ def test_preview_serves_page_and_jpeg() -> None:
         preview.close()
 
 
-def test_push_rtsp_reaches_a_listening_server(tmp_path: Path, needs_ffmpeg: None) -> None:
-    """ffmpeg in RTSP listen mode is the receiving server; it writes what we push."""
+def _listening_ffmpeg(url: str, out: Path) -> subprocess.Popen:
+    """ffmpeg as the receiving server (RTSP or RTMP listen mode); it writes what it gets."""
+    listen = ["-rtsp_flags", "listen"] if url.startswith("rtsp:") else ["-listen", "1", "-f", "flv"]
+    return subprocess.Popen([shutil.which("ffmpeg"), "-hide_banner", "-loglevel", "error", "-nostdin",
+                             *listen, "-i", url, "-c", "copy", str(out)], stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "rtmp"])
+def test_push_reaches_a_listening_server(scheme: str, tmp_path: Path, needs_ffmpeg: None) -> None:
     port, out = free_port(), tmp_path / "pushed.mkv"
-    proc = subprocess.Popen([shutil.which("ffmpeg"), "-hide_banner", "-loglevel", "error", "-timeout", "20",
-                             "-rtsp_flags", "listen", "-i", f"rtsp://127.0.0.1:{port}/in",
-                             "-c", "copy", str(out)],
-                            stdin=subprocess.DEVNULL)
+    url = f"{scheme}://127.0.0.1:{port}/live/in"
+    proc = _listening_ffmpeg(url, out)
     try:
-        push = PushOutput(f"rtsp://127.0.0.1:{port}/in", fps=25, retry_s=0.3)
+        push = PushOutput(url, fps=25, retry_s=0.3)
         deadline = time.monotonic() + 15
         items = iter(frames(10_000, start=time.monotonic()))
         while push.encoder is None or push.encoder.frames < 50:
@@ -127,3 +192,25 @@ def test_cli_dead_camera_prints_one_error_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "Error: cannot open" in result.output and "gave up after 2 attempt(s)" in result.output
     assert not (tmp_path / "rec").exists()  # nothing is created before the camera answers
+
+
+def test_cli_sigterm_while_connecting_exits_cleanly(tmp_path: Path) -> None:
+    log = tmp_path / "live.log"
+    cmd = [sys.executable, "-c", "from stream_derain.cli import main; main()", "live",
+           f"rtsp://127.0.0.1:{free_port()}/live", "--retries", "50", "--backoff", "2", "--backoff-max", "2",
+           "--record", str(tmp_path / "rec"), "--backend", "onnxruntime", "-q"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "retrying in" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text(errors="replace")
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    text = log.read_text(errors="replace")
+    assert "interrupted while connecting" in text and "Traceback" not in text
