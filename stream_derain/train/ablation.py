@@ -57,14 +57,18 @@ def held_out_frames(folder: Path, holdout: float) -> list[np.ndarray]:
     return [images.read_rgb(p) for p in paths[len(paths) - max(1, round(len(paths) * holdout)):]]
 
 
-def lineage_seconds(path: Path) -> float:
-    """Training seconds of a checkpoint plus those of the checkpoints it started from."""
+def lineage_seconds(path: Path) -> float | None:
+    """Training seconds of a checkpoint plus those of the checkpoints it started from;
+    None when a checkpoint did not record its time."""
     ckpt = read_checkpoint(path)
-    seconds = float(ckpt["extra"].get("train_seconds", 0.0))
+    if "train_seconds" not in ckpt["extra"]:
+        return None
+    seconds = float(ckpt["extra"]["train_seconds"])
     cfg = ckpt.get("train_cfg", {})
     parents = [cfg.get("init")] + ([cfg.get("recognition"), cfg.get("reconstruction")] if ckpt["arch"] == ARCH and
                                    "reconstruction" in cfg else [])
-    return seconds + sum(lineage_seconds(Path(p)) for p in parents if p and Path(p).is_file())
+    before = [lineage_seconds(Path(p)) for p in parents if p and Path(p).is_file()]
+    return None if None in before else seconds + sum(before)
 
 
 def score_real(backend: Any, teacher: Any, frames: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
@@ -82,7 +86,7 @@ def export_row(ckpt_path: Path, work: Path, row: dict[str, Any]) -> Path:
     export_onnx(model, onnx_path)
     check_against_torch(model, onnx_path)
     row.update(steps=ckpt["step"], macs_per_pixel=round(count_macs_per_pixel(model)),
-               parameters=count_parameters(model), train_seconds=round(lineage_seconds(ckpt_path)),
+               parameters=count_parameters(model), train_seconds=lineage_seconds(ckpt_path),
                multiple=model.cfg.scale)
     return onnx_path
 
@@ -124,8 +128,8 @@ def markdown_table(rows: list[dict[str, Any]], sets: list[str], real: list[str])
         cells = [r["row"]] + [f"{r[s]['psnr_y']:.2f} / {r[s]['ssim_y']:.4f}" for s in sets]
         cells += [f"{r[f'rain_{d}']:.3f}" for d in real]
         if r["checkpoint"]:
-            cells += [f"{r['macs_per_pixel']:,}", f"{r['parameters']:,}", str(r["steps"]),
-                      f"{r['train_seconds'] / 60:.1f} min"]
+            minutes = "n/a" if r["train_seconds"] is None else f"{r['train_seconds'] / 60:.1f} min"
+            cells += [f"{r['macs_per_pixel']:,}", f"{r['parameters']:,}", str(r["steps"]), minutes]
         else:
             cells += ["-"] * 4
         lines.append("| " + " | ".join(cells) + " |")

@@ -233,6 +233,8 @@ def rain_score(model: RecognitionTeacher, image: np.ndarray, tile: int = 96, sca
     ``scale`` resize (the teacher saw rescaled crops of this size)."""
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     h, w = small.shape[:2]
+    if h < tile or w < tile:  # too small for one tile: score it whole
+        small, h, w = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA), tile, tile
     tiles = [small[y:y + tile, x:x + tile] for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)]
     return float(model.rain_probability(torch.from_numpy(to_batch(tiles))).mean())
 

@@ -146,9 +146,9 @@ def test_distill_loss_falls_and_keeps_student_architecture(tmp_path, data, teach
 
 
 def finetune_config(tmp: Path, data: dict[str, str], teachers: dict[str, str], **kw: object) -> FinetuneConfig:
+    terms = {"contrastive_weight": 0.05, "semi_weight": 0.02, **kw}
     return make_config(FinetuneConfig, tmp, data, recognition=teachers["recognition"], pairs=16, pair_size=48,
-                       contrastive_weight=0.05, semi_weight=0.02, semi_batch=2, semi_crop=32, holdout=0.25,
-                       student=SMALL, **kw)
+                       semi_batch=2, semi_crop=32, holdout=0.25, student=SMALL, **terms)
 
 
 def test_finetune_with_all_terms_learns_and_resumes_exactly(tmp_path, data, teachers):
@@ -208,3 +208,31 @@ def test_checkpoint_of_another_architecture_is_named(tmp_path, data, teachers):
     cfg = finetune_config(tmp_path, data, teachers, out_dir=str(tmp_path / "f"), steps=2, init=teachers["recognition"])
     with pytest.raises(ModelError, match="holds a 'RecognitionTeacher' model, expected 'DerainStudent'"):
         train_finetune(cfg)
+
+
+def test_ablation_scores_rows_on_pairs_and_held_out_frames(tmp_path, data, teachers):
+    from stream_derain.train.ablation import AblationConfig, run_ablation, side_by_side, write_reports
+
+    pairs = tmp_path / "pairs" / "tiny"
+    for sub in ("rain", "clean"):
+        (pairs / sub).mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        clean = np.clip(smooth_image(rng, 48), 0, 1)
+        rainy = synth.add_rain(clean, rng, synth.sample_params(rng, 1.0))
+        for sub, img in (("clean", clean), ("rain", rainy)):
+            cv2.imwrite(str(pairs / sub / f"{i}.png"), (img[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    row = train_finetune(finetune_config(tmp_path, data, teachers, out_dir=str(tmp_path / "ft"), steps=3,
+                                         contrastive_weight=0.0, semi_weight=0.0))
+    cfg = AblationConfig(rows=(("tiny", str(row)),), recognition=teachers["recognition"], sets=(str(pairs),),
+                         real_dirs=tuple(data["rainy_dirs"]), holdout=0.5)
+    rows = run_ablation(cfg)
+    assert [r["row"] for r in rows] == ["input", "tiny"]
+    inp, out = rows
+    assert inp["tiny"]["psnr_y"] > 0 and out["tiny"]["psnr_y"] > 0 and out["tiny"] != inp["tiny"]
+    assert 0.0 <= out["rain_rainy"] <= 1.0 and len(out["outputs"]["rainy"]) == 2  # half of 4 frames held out
+    assert out["macs_per_pixel"] > 0 and out["steps"] == 3 and out["train_seconds"] is not None
+    table = write_reports(rows, cfg, tmp_path / "a.json", tmp_path / "a.md")
+    assert table.count("\n") == 4 and "| tiny |" in table and json.loads((tmp_path / "a.json").read_text())
+    side_by_side(rows, ["input", "tiny"], tmp_path / "sbs.png", per_folder=1)
+    assert cv2.imread(str(tmp_path / "sbs.png")).shape == (300, 960, 3)
