@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import OutputError
+from .machine import device_label
 
 # BGR, colour-blind-friendly (Okabe-Ito)
 COLOURS = [(178, 114, 0), (0, 159, 230), (115, 158, 0), (167, 121, 204), (0, 94, 213), (66, 228, 240),
@@ -40,15 +41,29 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.5, 
 
 
 def chart_data(report: dict[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, str], float | None]]:
-    """(group labels, variant names, {(group, variant): fps or None if it did not run})."""
+    """(group labels, variant names with at least one result, {(group, variant): fps or
+    None if it did not run}). Variants that ran nowhere are left to :func:`not_run`."""
     multi_batch = len({r["batch"] for r in report["engine"]}) > 1
+    ran = {r["variant"] for r in report["engine"] if r["status"] == "ok"}
     groups, variants, fps = [], [], {}
     for r in report["engine"]:
         g = r["resolution"] + (f" b{r['batch']}" if multi_batch else "")
         groups += [g] if g not in groups else []
-        variants += [r["variant"]] if r["variant"] not in variants else []
-        fps[(g, r["variant"])] = r.get("fps") if r["status"] == "ok" else None
+        if r["variant"] in ran:
+            variants += [r["variant"]] if r["variant"] not in variants else []
+            fps[(g, r["variant"])] = r.get("fps") if r["status"] == "ok" else None
     return groups, variants, fps
+
+
+def not_run(report: dict[str, Any]) -> list[str]:
+    """``variant (status)`` for each variant without a single engine result."""
+    ran = {r["variant"] for r in report["engine"] if r["status"] == "ok"}
+    out: list[str] = []
+    for r in report["engine"]:
+        label = f"{r['variant']} ({r['status']})"
+        if r["variant"] not in ran and label not in out:
+            out.append(label)
+    return out
 
 
 def draw_chart(report: dict[str, Any]) -> np.ndarray:
@@ -80,7 +95,11 @@ def draw_chart(report: dict[str, Any]) -> np.ndarray:
         y = y0 + 24 * vi
         cv2.rectangle(img, (x1 + 20, y), (x1 + 36, y + 14), COLOURS[vi % len(COLOURS)], -1)
         _text(img, v, (x1 + 44, y + 12), 0.45)
+    for i, label in enumerate(not_run(report)):  # did not run anywhere: named, not drawn
+        _text(img, label, (x1 + 20, y0 + 24 * (len(variants) + i) + 12), 0.4, (0, 0, 200))
     _text(img, "fps (higher is better)", (10, y0 - 14), 0.45)
+    _text(img, f"{device_label(report['machine'])}; {report.get('created', '')}", (10, H - 14), 0.42,
+          (110, 110, 110))
     return img
 
 

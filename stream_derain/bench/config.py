@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..smooth.core import DEFAULT_STRENGTH
 
 MODES = ("engine", "e2e", "all")
 PRECISIONS = ("fp32", "fp16")
 DEFAULT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 360), (1280, 720), (1920, 1080))
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"  # a source checkout
+PACKAGED_SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"  # inside the wheel (pyproject.toml)
 DEFAULT_SAMPLE = "rainy_cafe_table_360p.mp4"
 EFFICIENCY_TARGET = 0.9
 
@@ -23,6 +25,8 @@ class BenchConfig:
     skipped where no GPU is visible). ``iters`` 0 means adaptive: as many timed
     iterations as fit in ``budget_s`` seconds per case, at least ``min_iters``.
     ``frames`` caps the frames of the end-to-end input (None: the whole file).
+    ``device_frames`` as in :class:`~stream_derain.derain.DerainConfig` (None: keep
+    frames on the device for CUDA backends that take device tensors).
     """
 
     mode: str = "all"
@@ -37,11 +41,12 @@ class BenchConfig:
     min_iters: int = 5
     max_iters: int = 2000
     input: Path | None = None
-    frames: int | None = 48
+    frames: int | None = 125  # the whole bundled sample
     smooth: bool = True
-    smooth_strength: float = 0.7
+    smooth_strength: float = DEFAULT_STRENGTH
     threads: int = 0
     seed: int = 0
+    device_frames: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -70,7 +75,15 @@ class BenchConfig:
 
     def e2e_input(self) -> Path:
         """The end-to-end input file: ``input`` or the bundled 640x360 sample."""
-        return self.input if self.input is not None else SAMPLES_DIR / DEFAULT_SAMPLE
+        return self.input if self.input is not None else default_sample()
+
+
+def default_sample() -> Path:
+    """The 640x360 sample: the checkout's ``samples/`` copy, else the one in the wheel."""
+    for folder in (SAMPLES_DIR, PACKAGED_SAMPLES_DIR):
+        if (folder / DEFAULT_SAMPLE).is_file():
+            return folder / DEFAULT_SAMPLE
+    return SAMPLES_DIR / DEFAULT_SAMPLE
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from .timing import LoopPlan, MemoryProbe, latency_stats, make_timer, measure
+from .timing import (
+    LoopPlan,
+    MemoryProbe,
+    SystemClock,
+    latency_stats,
+    make_timer,
+    measure,
+    run_in_worker,
+    usable_cores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +48,16 @@ def failed_case(variant: dict[str, Any], width: int, height: int, batch: int, st
 
 def engine_case(backend: Backend, width: int, height: int, batch: int, plan: LoopPlan,
                 seed: int = 0) -> dict[str, Any]:
-    """Time ``backend.infer`` on one synthetic batch; the backend must be active."""
+    """Time ``backend.infer`` on one synthetic batch; the backend must be active.
+
+    Warm-up and timed calls run in a fresh thread, as the pipeline's infer stage does
+    (see :func:`.timing.run_in_worker`)."""
     frames = synthetic_batch(width, height, batch, seed)
     timer = make_timer(backend.device)
-    with MemoryProbe(backend.device) as mem:
-        samples = measure(lambda: backend.infer(frames), plan, timer)
+    with MemoryProbe(backend.device) as mem, SystemClock() as clock:  # clock: CPU use, warm-up included
+        samples = run_in_worker(lambda: measure(lambda: backend.infer(frames), plan, timer),
+                                name="stream-derain-bench-infer")
+    cpu = clock.as_dict(usable_cores())
     seconds = float(sum(samples))
     fps = batch * len(samples) / seconds if seconds > 0 else 0.0
     lat = latency_stats(samples)
@@ -52,6 +66,7 @@ def engine_case(backend: Backend, width: int, height: int, batch: int, plan: Loo
     return {**case_key(width, height, batch), "status": "ok", "reason": None, "warmup": plan.warmup,
             "iters": len(samples), "timed_s": round(seconds, 4), "timer": timer.kind,
             "fps": round(fps, 3), "latency_ms": lat, "mpix_per_s": round(fps * width * height / 1e6, 3),
+            "cpu_util": cpu["cpu_util"], "other_processes_cores": cpu["other_processes_cores"],
             **mem.as_dict()}
 
 

@@ -1,11 +1,20 @@
-"""The README's performance section, rendered from a bench report (JSON dict)."""
+"""The README's performance section, rendered from bench reports (JSON dicts).
+
+:func:`to_markdown` renders one report as a subsection named after its device;
+:func:`section_markdown` joins several (say, a CPU run and a GPU run) under one
+intro line. Only what a report measured appears: GPU columns only for rows that ran
+on a GPU, and variants that were skipped or failed as notes, not as table rows.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from .report import STAGE_NAMES, failure_notes, headline, stage_fps
+from .machine import device_label
+from .report import e2e_notes, failure_notes, headline, stage_fps, stage_names
+
+REGENERATE = "stream-derain bench --from-json REPORT.json [--from-json MORE.json] --markdown perf.md"
 
 
 def _f(value: Any, digits: int = 1) -> str:
@@ -18,53 +27,85 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *["| " + " | ".join(r) + " |" for r in rows]]
 
 
+def _on_gpu(row: dict[str, Any]) -> bool:
+    return str(row.get("device") or "").startswith("cuda")
+
+
 def engine_markdown(report: dict[str, Any]) -> list[str]:
+    rows_in = [r for r in report["engine"] if r["status"] == "ok"]
+    gpu = any(_on_gpu(r) for r in rows_in)
     rows = []
-    for r in report["engine"]:
-        if r["status"] != "ok":
-            rows.append([r["variant"], r["resolution"], str(r["batch"]), r["status"], *["—"] * 4])
-            continue
+    for r in rows_in:
         lat = r["latency_ms"]
         ratio = r.get("ratio_vs_baseline")
-        rows.append([f"{r['variant']} ({r.get('device')})", r["resolution"], str(r["batch"]), _f(r["fps"], 2),
-                     f"{_f(lat['p50'])} / {_f(lat['p95'])} / {_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
-                     "—" if ratio is None else f"{ratio:.2f}x", _f(r.get("peak_device_mem_mb"), 0)])
-    return _table(["Backend", "Resolution", "Batch", "FPS", "Latency p50/p95/p99 (ms)", "MP/s", "vs baseline",
-                   "GPU peak MB"], rows)
+        row = [f"{r['variant']} ({r.get('device')})", r["resolution"], str(r["batch"]), _f(r["fps"], 2),
+               f"{_f(lat['p50'])} / {_f(lat['p95'])} / {_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
+               "—" if ratio is None else f"{ratio:.2f}x", _f(r.get("peak_host_rss_mb"), 0)]
+        if gpu:
+            used = r.get("peak_device_used_mb", r.get("peak_device_mem_mb"))
+            row.append(_f(used, 0) if _on_gpu(r) else "—")
+        rows.append(row)
+    header = ["Backend", "Resolution", "Batch", "FPS", "Latency p50/p95/p99 (ms)", "MP/s", "vs baseline",
+              "Host peak MB"]
+    return _table(header + (["GPU peak MB"] if gpu else []), rows)
 
 
 def e2e_markdown(report: dict[str, Any]) -> list[str]:
+    ok = [r for r in report["e2e"] if r["status"] == "ok"]
+    names = stage_names(ok)
     rows = []
-    for r in report["e2e"]:
+    for r in ok:
         name = Path(r["input"]).name
-        if r["status"] != "ok":
-            rows.append([r["variant"], name, r["status"], *["—"] * 6])
-            continue
         rows.append([r["variant"], f"{name} ({r['width']}x{r['height']}, {r['pipeline']['frames']} frames)",
-                     *(stage_fps(r, s) for s in STAGE_NAMES), _f(r["pipeline"]["fps"], 2),
-                     r["bottleneck"] or "—", _f(r["efficiency"], 2)])
-    return _table(["Backend", "Input", "Decode fps", "Infer fps", "Smooth fps", "Encode fps", "Pipeline fps",
-                   "Bottleneck", "Efficiency"], rows)
+                     *(stage_fps(r, s) for s in names), _f(r["pipeline"]["fps"], 2), r["bottleneck"] or "—",
+                     _f(r["efficiency"], 2), _f(r.get("steady_efficiency"), 2), _f(r.get("cpu_bound_fps")),
+                     _f(r.get("overlap"), 2)])
+    return _table(["Backend", "Input", *(f"{s.capitalize()} fps" for s in names), "Pipeline fps",
+                   "Bottleneck", "Efficiency", "Steady-state eff.", "CPU-bound fps", "Overlap"], rows)
 
 
-def to_markdown(report: dict[str, Any], title: str = "Performance") -> str:
-    """A Markdown section: device and model lines, then the engine and end-to-end tables."""
-    out = [f"### {title}", ""]
-    out += [f"- {line}" for line in headline(report)]
+def _md_line(line: str) -> str:
+    if line.startswith("Command: "):
+        return f"Command: `{line[len('Command: '):]}`"
+    return line
+
+
+def to_markdown(report: dict[str, Any], title: str | None = None, level: int = 3) -> str:
+    """One report as a Markdown subsection (titled with its device unless ``title``):
+    device and model lines, then the engine and end-to-end tables."""
+    mode = {"engine": " (engine only)", "e2e": " (end to end)"}.get(report.get("config", {}).get("mode"), "")
+    out = [f"{'#' * level} {title or device_label(report['machine']) + mode}", ""]
+    out += [f"- {_md_line(line)}" for line in headline(report)
+            if not line.startswith(tuple(f"{v['variant']}:" for v in report["variants"]))]
     cfg = report.get("config", {})
-    timed = f"{cfg['iters']} timed calls" if cfg.get("iters") else \
-        f"timed calls for ~{cfg.get('budget_s')}s per case"
-    out += [f"- Settings: warm-up {cfg.get('warmup')} calls, {timed}"
-            "; latency is one `backend.infer` call (uint8 frames in and out, copies included)", ""]
     if report["engine"]:
-        notes = failure_notes(report["engine"], lambda r: f"{r['resolution']} b{r['batch']}")
+        timed = f"{cfg['iters']} timed calls" if cfg.get("iters") else \
+            f"timed calls for ~{cfg.get('budget_s')}s per case"
+        out.append(f"- Engine settings: warm-up {cfg.get('warmup')} calls, {timed}; latency is one "
+                   "`backend.infer` call (uint8 frames in and out, copies included)")
+    enc = next((r.get("encoder") for r in report["e2e"] if r.get("encoder")), None)
+    if enc:
+        out.append(f"- End-to-end settings: batch {(cfg.get('batches') or [1])[0]}, smoother "
+                   f"{'on' if cfg.get('smooth', True) else 'off'}, encoder {enc.get('codec')} (crf "
+                   f"{enc.get('crf')}, preset {enc.get('preset')})")
+    out.append("")
+    if any(r["status"] == "ok" for r in report["engine"]):
         out += ["**Engine only** (synthetic frames):", "", *engine_markdown(report), ""]
-        out += [*(f"- {n}" for n in notes), ""] if notes else []
-    if report["e2e"]:
-        out += ["**End to end** (isolated stages and the threaded pipeline; efficiency = pipeline fps / "
-                "slowest stage fps):", "", *e2e_markdown(report), ""]
-        notes = failure_notes(report["e2e"], lambda r: "e2e") + [f"{r['variant']}: {r['warning']}"
-                                                                  for r in report["e2e"] if r.get("warning")]
-        out += [*(f"- {n}" for n in notes), ""] if notes else []
+    if any(r["status"] == "ok" for r in report["e2e"]):
+        out += [("**End to end** (each stage alone, then the threaded pipeline, in the same run; "
+                 "efficiency = pipeline fps / slowest stage fps; steady-state: the same without the start-up "
+                 "and the encoder's drain; CPU-bound fps = what the stages' CPU time allows on these cores; "
+                 "overlap = pipeline fps / the lower of the two):"), "", *e2e_markdown(report), ""]
+    notes = failure_notes(report["engine"], lambda r: f"{r['resolution']} b{r['batch']}") + \
+        e2e_notes(report["e2e"])
+    out += [*(f"- {n}" for n in notes), ""] if notes else []
     out.append(f"_Generated by `stream-derain bench` ({report['schema']})._")
     return "\n".join(out) + "\n"
+
+
+def section_markdown(reports: list[dict[str, Any]]) -> str:
+    """Several reports (e.g. CPU and GPU runs) as the README's performance section body."""
+    intro = ("Every number here comes from `stream-derain bench --json`; the section is regenerated from "
+             f"the saved reports with `{REGENERATE}`. Absolute fps depend on the machine and its load; "
+             "the ratios between backends measured in the same run travel better.")
+    return "\n".join([intro, "", *(to_markdown(r) for r in reports)])

@@ -25,13 +25,23 @@ MODEL = {"name": str, "version": str, "macs_per_pixel": (*NUM, NONE), "parameter
 VARIANT = {"variant": str, "backend": str, "precision": str, "status": str, "reason": (str, NONE)}
 ENGINE = {**VARIANT, "resolution": str, "width": int, "height": int, "batch": int}
 ENGINE_OK = {"fps": NUM, "latency_ms": dict, "mpix_per_s": NUM, "iters": int, "warmup": int, "timer": str,
-             "peak_host_rss_mb": NUM, "host_peak_scope": str, "peak_device_mem_mb": (*NUM, NONE),
+             "timed_s": NUM, "peak_host_rss_mb": NUM, "host_peak_scope": str,
+             "peak_device_mem_mb": (*NUM, NONE), "peak_device_used_mb": (*NUM, NONE),
              "ratio_vs_baseline": (*NUM, NONE)}
 E2E = {**VARIANT, "input": str}
-E2E_OK = {"stages": dict, "pipeline": dict, "bottleneck": (str, NONE), "bottleneck_fps": (*NUM, NONE),
-          "efficiency": (*NUM, NONE), "efficiency_target": NUM, "ratio_vs_baseline": (*NUM, NONE)}
+E2E_OK = {"width": int, "height": int, "stages": dict, "pipeline": dict, "bottleneck": (str, NONE),
+          "bottleneck_fps": (*NUM, NONE), "efficiency": (*NUM, NONE), "efficiency_target": NUM,
+          "steady_efficiency": (*NUM, NONE), "cpu_bound_fps": (*NUM, NONE), "overlap": (*NUM, NONE),
+          "diagnosis": (str, NONE),
+          "ratio_vs_baseline": (*NUM, NONE)}
+STAGE_OK = {"frames": int, "seconds": NUM, "fps": NUM, "cpu_ms_per_frame": (*NUM, NONE)}
+PIPELINE = {"frames": int, "seconds": NUM, "fps": NUM, "steady_fps": (*NUM, NONE), "startup_s": (*NUM, NONE),
+            "drain_s": (*NUM, NONE), "queue_size": int, "cpu_util": (*NUM, NONE),
+            "system_cpu_busy": (*NUM, NONE), "other_processes_cores": (*NUM, NONE), "stages": list}
+PIPE_STAGE = {"name": str, "items": int, "busy_est_s": NUM, "fps_in_pipeline": (*NUM, NONE),
+              "queue_mean": NUM, "queue_max": int, "wait_in_s": NUM, "wait_out_s": NUM}
 PERCENTILES = ("p50", "p95", "p99")
-STAGE_NAMES = ("decode", "infer", "smooth", "encode")
+STAGE_NAMES = ("decode", "infer", "smooth", "encode")  # "download" too on the device-frame path
 
 
 def _check(obj: Any, spec: dict[str, Any], where: str) -> list[str]:
@@ -69,7 +79,16 @@ def validate_report(report: dict[str, Any]) -> list[str]:
         errors += _check(r, E2E, f"e2e[{i}]")
         if r.get("status") == "ok":
             errors += _check(r, E2E_OK, f"e2e[{i}]")
-            errors += [f"e2e[{i}].stages.{s}: missing" for s in STAGE_NAMES if s not in r.get("stages", {})]
+            stages = r.get("stages") if isinstance(r.get("stages"), dict) else {}
+            errors += [f"e2e[{i}].stages.{s}: missing" for s in STAGE_NAMES if s not in stages]
+            for name, st in stages.items():
+                errors += _check(st, {"status": str}, f"e2e[{i}].stages.{name}")
+                if isinstance(st, dict) and st.get("status") == "ok":
+                    errors += _check(st, STAGE_OK, f"e2e[{i}].stages.{name}")
+            pipe = r.get("pipeline")
+            errors += _check(pipe, PIPELINE, f"e2e[{i}].pipeline")
+            for j, st in enumerate(pipe.get("stages", []) if isinstance(pipe, dict) else []):
+                errors += _check(st, PIPE_STAGE, f"e2e[{i}].pipeline.stages[{j}]")
     return errors
 
 
@@ -96,6 +115,19 @@ def stage_fps(row: dict[str, Any], name: str) -> str:
     return _f(s.get("fps")) if s.get("status") == "ok" else s.get("status", "—")
 
 
+BUSY_OTHERS = 0.25  # cores taken by other processes above which a run counts as disturbed
+
+
+def other_cores(report: dict[str, Any]) -> float | None:
+    """The most cores other processes used during any engine case or pipeline run
+    (machine-wide busy time minus this process's), or None if not recorded."""
+    values = [r.get("other_processes_cores") for r in report["engine"] if r["status"] == "ok"]
+    values += [(r.get("pipeline") or {}).get("other_processes_cores") for r in report["e2e"]
+               if r["status"] == "ok"]
+    values = [v for v in values if isinstance(v, (int, float))]
+    return max(values) if values else None
+
+
 def headline(report: dict[str, Any]) -> list[str]:
     """Device, model, revision and machine load lines shared by all renderings."""
     m, model = report["machine"], report["model"]
@@ -103,8 +135,15 @@ def headline(report: dict[str, Any]) -> list[str]:
              f"Model: {model['name']} {model['version']}, {model.get('macs_per_pixel')} MACs/pixel, "
              f"{model.get('parameters')} parameters",
              f"Revision: {report.get('git_revision') or 'not a git checkout'}; {report['created']}"]
+    if report.get("command"):
+        lines.append(f"Command: {report['command']}")
     load, cores = m.get("load_average"), m.get("cpu_affinity") or m.get("cpu_count") or 1
-    if load:
+    others = other_cores(report)
+    if others is not None:
+        busy = " - the machine was shared: absolute numbers are noisy, compare the ratios" \
+            if others >= BUSY_OTHERS else ""
+        lines.append(f"Other processes used up to {others:.2f} of {cores} cores while cases ran{busy}")
+    elif load:  # reports without per-case CPU accounting: the load average (which includes this run)
         end = m.get("load_average_end") or load
         busy = " - machine shared/busy: absolute numbers are noisy, compare the ratios" if \
             max(load[0], end[0]) > 0.75 * cores else ""
@@ -134,38 +173,55 @@ def failure_notes(rows: list[dict[str, Any]], label: Any) -> list[str]:
     return [f"{v} [{', '.join(cases)}]: {why}" for (v, why), cases in notes.items()]
 
 
+def gpu_mb(row: dict[str, Any]) -> str:
+    """``torch-allocator peak / device-wide used peak`` in MiB, or a dash off the GPU."""
+    torch_mb, used = row.get("peak_device_mem_mb"), row.get("peak_device_used_mb")
+    if torch_mb is None and used is None:
+        return "—"
+    return f"{_f(torch_mb, 0)}/{_f(used, 0)}"
+
+
 def engine_table(report: dict[str, Any]) -> Table:
     t = Table(title="Engine only (backend.infer on synthetic frames)", title_justify="left")
     for col in ("Variant", "Resolution", "Batch", "FPS", "p50/p95/p99 ms", "MP/s", "vs base", "Iters",
-                "Host MB", "GPU MB", "Status"):
+                "Cores us/others", "Host MB", "GPU MB torch/used", "Status"):
         t.add_column(col, justify="left" if col in ("Variant", "Resolution", "Status") else "right")
     for r in report["engine"]:
         if r["status"] != "ok":
-            t.add_row(_name(r), r["resolution"], str(r["batch"]), *["—"] * 7, _status(r))
+            t.add_row(_name(r), r["resolution"], str(r["batch"]), *["—"] * 8, _status(r))
             continue
         lat = r["latency_ms"]
         t.add_row(_name(r), r["resolution"], str(r["batch"]), _f(r["fps"], 2),
                   f"{_f(lat['p50'])}/{_f(lat['p95'])}/{_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
                   _ratio(r.get("ratio_vs_baseline")), str(r["iters"]),
+                  f"{_f(r.get('cpu_util'))}/{_f(r.get('other_processes_cores'))}",
                   _f(r["peak_host_rss_mb"], 0) + ("" if r["host_peak_scope"] == "case" else "*"),
-                  _f(r["peak_device_mem_mb"], 0), _status(r))
+                  gpu_mb(r), _status(r))
     return t
+
+
+def stage_names(rows: list[dict[str, Any]]) -> list[str]:
+    """The isolated stages to show: the four of every run, plus "download" where a row has it."""
+    extra = [n for n in ("download",) if any(n in r.get("stages", {}) for r in rows if r["status"] == "ok")]
+    return [*STAGE_NAMES[:3], *extra, STAGE_NAMES[3]]
 
 
 def e2e_table(report: dict[str, Any]) -> Table:
     t = Table(title="End to end, fps: isolated stages vs the threaded pipeline", title_justify="left")
-    for col in ("Variant", "Frames", "Decode", "Infer", "Smooth", "Encode", "Pipeline", "Bottleneck",
-                "Efficiency", "Waits before", "vs base", "Status"):
+    names = stage_names(report["e2e"])
+    for col in ("Variant", "Frames", *(n.capitalize() for n in names), "Pipeline", "Bottleneck", "Efficiency",
+                "Steady eff.", "CPU-bound", "Overlap", "Waits before", "vs base", "Status"):
         left = col in ("Variant", "Bottleneck", "Status", "Waits before")
         t.add_column(col, justify="left" if left else "right")
     for r in report["e2e"]:
         if r["status"] != "ok":
-            t.add_row(_name(r), *["—"] * 10, _status(r))
+            t.add_row(_name(r), *["—"] * (len(names) + 9), _status(r))
             continue
         eff = r["efficiency"]
         style = "green" if eff is not None and eff >= r["efficiency_target"] else "yellow"
-        t.add_row(_name(r), str(r["pipeline"]["frames"]), *(stage_fps(r, s) for s in STAGE_NAMES),
+        t.add_row(_name(r), str(r["pipeline"]["frames"]), *(stage_fps(r, s) for s in names),
                   _f(r["pipeline"]["fps"], 2), r["bottleneck"] or "—", Text(_f(eff, 2), style=style),
+                  _f(r.get("steady_efficiency"), 2), _f(r.get("cpu_bound_fps")), _f(r.get("overlap"), 2),
                   r["pipeline"].get("frames_wait_before") or "—", _ratio(r.get("ratio_vs_baseline")),
                   _status(r))
     return t
@@ -174,18 +230,33 @@ def e2e_table(report: dict[str, Any]) -> Table:
 def queue_table(row: dict[str, Any]) -> Table:
     """Per-stage view of one pipeline run: where frames waited."""
     pipe = row["pipeline"]
-    t = Table(title=f"{row['variant']}: pipeline stages (queues hold {pipe['queue_size']} items)",
-              title_justify="left", caption="in-pipeline fps = items / busy s; busy s = wall time minus "
-              "queue waits (exact for decode)", caption_justify="left")
-    for col in ("Stage", "Isolated fps", "In-pipeline fps", "Busy s", "Input queue mean/max", "Wait in s",
-                "Wait out s"):
+    util = pipe.get("cpu_util")
+    others = pipe.get("other_processes_cores")
+    t = Table(title=f"{row['variant']}: pipeline stages (queues hold {pipe['queue_size']} items; "
+              f"this process used {_f(util, 2)} of {row.get('cpu_cores') or '?'} cores, other processes "
+              f"{_f(others, 2)}; start-up {_f(pipe.get('startup_s'), 2)} s, "
+              f"drain {_f(pipe.get('drain_s'), 2)} s)",
+              title_justify="left", caption="in-pipeline fps = frames / busy s; busy s = wall time minus "
+              "queue waits (exact for decode); CPU ms = process CPU per frame, stage alone",
+              caption_justify="left")
+    for col in ("Stage", "Isolated fps", "CPU ms/frame", "In-pipeline fps", "Busy s", "Input queue mean/max",
+                "Wait in s", "Wait out s"):
         t.add_column(col, justify="left" if col == "Stage" else "right")
     for s in pipe["stages"]:
         iso = row["stages"].get(s["name"], {})
-        t.add_row(s["name"], _f(iso.get("fps")), _f(s.get("fps_in_pipeline")), _f(s.get("busy_est_s"), 2),
+        t.add_row(s["name"], _f(iso.get("fps")), _f(iso.get("cpu_ms_per_frame")),
+                  _f(s.get("fps_in_pipeline")),
+                  _f(s.get("busy_est_s"), 2),
                   "—" if s["name"] == "decode" else f"{s['queue_mean']:.1f}/{s['queue_max']}",
                   _f(s["wait_in_s"], 2), _f(s["wait_out_s"], 2))
     return t
+
+
+def e2e_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Failures, diagnoses and warnings of the end-to-end rows."""
+    return (failure_notes(rows, lambda r: "e2e") + [f"{r['variant']}: {r['diagnosis']}" for r in rows
+                                                     if r["status"] == "ok" and r.get("diagnosis")]
+            + [f"{r['variant']}: {r['warning']}" for r in rows if r.get("warning")])
 
 
 def rich_report(report: dict[str, Any]) -> Group:
@@ -205,8 +276,7 @@ def rich_report(report: dict[str, Any]) -> Group:
                           "efficiency = pipeline fps / slowest stage fps "
                           f"(target {e2e[0].get('efficiency_target', 0.9)})"))
         parts.append(e2e_table(report))
-        notes = failure_notes(e2e, lambda r: "e2e") + [f"{r['variant']}: {r['warning']}" for r in e2e
-                                                       if r.get("warning")]
+        notes = e2e_notes(e2e)
         parts += [Text("\n".join(notes), style="dim")] if notes else []
         parts += [queue_table(r) for r in e2e if r["status"] == "ok"]
     return Group(*parts)

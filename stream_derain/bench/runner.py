@@ -30,6 +30,10 @@ NOTES = [
     "timed calls run in a worker thread, as in the pipeline; activation and warm-up calls are not timed",
     "e2e stage fps are wall-clock throughputs of each stage alone on frames held in memory",
     "efficiency = pipeline fps / fps of the slowest isolated stage; stages share the CPU in the pipeline",
+    ("cpu_bound_fps = usable cores / sum of the isolated stages' CPU seconds per frame; "
+     "overlap = pipeline fps / min(slowest stage fps, cpu_bound_fps)"),
+    ("steady-state: frames between the first and the last arrival at the encoder, without the start-up "
+     "and the encoder's drain"),
 ]
 BackendFactory = Callable[[str, ModelInfo, str, int], Backend]
 # backend -> modules that make it installed
@@ -73,7 +77,7 @@ def model_section(model: ModelInfo) -> dict[str, Any]:
 def _e2e_row(backend: Backend, variant: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
     try:
         res = run_e2e(backend, cfg.e2e_input(), cfg.frames, cfg.batches[0], cfg.smooth, cfg.smooth_strength,
-                      make_smoother, warmup=cfg.warmup)
+                      make_smoother, warmup=cfg.warmup, device_frames=cfg.device_frames)
         return {**variant, "status": "ok", "reason": None, **res}
     except Exception as exc:  # noqa: BLE001 - reported, never dropped
         log.warning("e2e %s failed: %s", variant["variant"], exc)
@@ -172,4 +176,6 @@ def _config_dict(cfg: BenchConfig, has_gpu: bool) -> dict[str, Any]:
             "precisions": list(cfg.precisions), "model": cfg.model, "warmup": cfg.warmup, "iters": cfg.iters,
             "budget_s": cfg.budget_s, "min_iters": cfg.min_iters,
             "input": str(cfg.e2e_input()) if cfg.run_e2e else None, "frames": cfg.frames,
-            "smooth": cfg.smooth, "gpu_visible": has_gpu}
+            "smooth": cfg.smooth, "smooth_strength": cfg.smooth_strength, "device_frames": cfg.device_frames,
+            "threads": cfg.threads,
+            "gpu_visible": has_gpu}

@@ -9,13 +9,18 @@ the CPU by :func:`time.perf_counter`.
 Host memory: ``VmHWM`` (peak resident set) from ``/proc/self/status``. Linux lets a
 process reset it (``5`` to ``/proc/self/clear_refs``), which makes it a per-case peak;
 where that is not possible the value is the process-lifetime peak and is labelled so
-(``scope: "process"``). Device memory: ``torch.cuda.max_memory_allocated`` after a
-reset, which sees only allocations made through torch's caching allocator.
+(``scope: "process"``). Device memory, two figures: ``torch.cuda.max_memory_allocated``
+after a reset, which sees only allocations made through torch's caching allocator
+(the torch backend, TensorRT's I/O buffers), and the peak of the device-wide used
+memory (``cudaMemGetInfo``, polled by a thread every few milliseconds), which also
+sees ONNX Runtime's and TensorRT's own allocations, the CUDA context and any other
+process on the same GPU.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import sys
 import threading
@@ -123,9 +128,12 @@ def latency_stats(samples: list[float]) -> dict[str, float]:
 def run_in_worker(fn: Callable[[], Any], name: str = "stream-derain-bench") -> Any:
     """Run ``fn`` in a fresh thread, as the pipeline runs its stages, and return its result.
 
-    Backends are called from worker threads in the app; on a loaded CPU, torch's CPU
-    inference called from the main thread was measured 5-15x slower than from a worker
-    thread, so the benchmark calls them the same way the pipeline does."""
+    Backends are called from worker threads in the app, never from the thread that
+    activated them, so the benchmark activates in one thread and times each case in
+    another. torch's CPU inference (OpenMP) is thread-sensitive on a busy machine: it
+    was measured 5-15x slower from the main thread than from a worker thread, and
+    from one thread to the next in the same process when other processes held the
+    cores. Propagates ``fn``'s exception."""
     box: dict[str, Any] = {}
 
     def target() -> None:
@@ -141,6 +149,74 @@ def run_in_worker(fn: Callable[[], Any], name: str = "stream-derain-bench") -> A
     if "error" in box:
         raise box["error"]
     return box["result"]
+
+
+# --- CPU use -------------------------------------------------------------------------
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (affinity), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class Clock:
+    """Wall and process-CPU seconds of one timed region; ``sync`` (a device
+    synchronise) runs before each reading so queued GPU work is counted."""
+
+    def __init__(self, sync: Callable[[], None] | None = None) -> None:
+        self.sync = sync or (lambda: None)
+
+    def __enter__(self) -> Clock:
+        self.sync()
+        self.cpu0, self.t0 = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sync()
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu_s = time.process_time() - self.cpu0
+
+
+def system_cpu_times() -> tuple[float, float] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat (idle and iowait are not busy;
+    steal, time the hypervisor gave to others, is); None where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    total = sum(fields[:8])
+    return total - fields[3] - (fields[4] if len(fields) > 4 else 0.0), total
+
+
+class SystemClock(Clock):
+    """A :class:`Clock` that also records how busy the whole machine was."""
+
+    def __enter__(self) -> SystemClock:
+        self.sys0 = system_cpu_times()
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        end = system_cpu_times()
+        self.system_busy = None
+        if self.sys0 is not None and end is not None and end[1] > self.sys0[1]:
+            self.system_busy = (end[0] - self.sys0[0]) / (end[1] - self.sys0[1])
+
+    def as_dict(self, cores: int) -> dict[str, Any]:
+        """Cores used by this process and by everything else, and the machine's busy fraction."""
+        ours = self.cpu_s / self.seconds if self.seconds > 0 else None
+        machine = os.cpu_count() or cores
+        others = None
+        if self.system_busy is not None and ours is not None:
+            others = max(self.system_busy * machine - ours, 0.0)
+        return {"cpu_s": round(self.cpu_s, 4), "cpu_util": None if ours is None else round(ours, 3),
+                "system_cpu_busy": None if self.system_busy is None else round(self.system_busy, 3),
+                "other_processes_cores": None if others is None else round(others, 2)}
+
 
 
 # --- memory ----------------------------------------------------------------------------
@@ -169,28 +245,83 @@ def host_peak_mb() -> float:
     return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
 
 
+class PeakSampler:
+    """Polls ``read()`` (bytes in use) in a daemon thread until :meth:`stop`; keeps the peak."""
+
+    def __init__(self, read: Callable[[], int], interval: float = 0.005) -> None:
+        self.read, self.interval = read, interval
+        self.peak = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="stream-derain-mem", daemon=True)
+
+    def _sample(self) -> None:
+        try:
+            self.peak = max(self.peak, int(self.read()))
+        except Exception as exc:  # noqa: BLE001 - a failing probe must not fail the benchmark
+            log.debug("memory probe failed: %s", exc)
+            self._done.set()
+
+    def _poll(self) -> None:
+        while not self._done.wait(self.interval):
+            self._sample()
+
+    def start(self) -> PeakSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> int:
+        self._sample()
+        self._done.set()
+        self._thread.join(timeout=1.0)
+        return self.peak
+
+
+def device_used_reader(torch: Any, device: str) -> Callable[[], int]:
+    """Bytes in use on ``device`` by every process (``total - free`` from cudaMemGetInfo)."""
+    dev = torch.device(device)
+
+    def read() -> int:
+        free, total = torch.cuda.mem_get_info(dev)
+        return total - free
+
+    return read
+
+
 class MemoryProbe:
-    """Peak host (and, on CUDA, torch device) memory over one measured case."""
+    """Peak host (and, on CUDA, device) memory over one measured case."""
 
     def __init__(self, device: str) -> None:
         torch = _cuda_torch(device)
         self.cuda = torch.cuda if torch is not None else None
+        self.sampler = PeakSampler(device_used_reader(torch, device)) if torch is not None else None
         self.scope = "process"
+        self.host_mb: float | None = None
+        self.device_mb: float | None = None
+        self.device_used_mb: float | None = None
 
     def __enter__(self) -> MemoryProbe:
         self.scope = "case" if reset_host_peak() else "process"
         if self.cuda is not None:
             self.cuda.synchronize()
             self.cuda.reset_peak_memory_stats()
+        if self.sampler is not None:
+            self.sampler.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.host_mb = host_peak_mb()
-        self.device_mb = None
         if self.cuda is not None:
+            self.cuda.synchronize()
             self.device_mb = round(self.cuda.max_memory_allocated() / 2**20, 1)
+        if self.sampler is not None:
+            self.device_used_mb = round(self.sampler.stop() / 2**20, 1) or None
 
     def as_dict(self) -> dict[str, Any]:
+        cuda = self.cuda is not None
         return {"peak_host_rss_mb": self.host_mb, "host_peak_scope": self.scope,
                 "peak_device_mem_mb": self.device_mb,
-                "device_mem_source": "torch.cuda.max_memory_allocated" if self.cuda is not None else None}
+                "device_mem_source": "torch.cuda.max_memory_allocated" if cuda else None,
+                "peak_device_used_mb": self.device_used_mb,
+                "device_used_source": "cudaMemGetInfo total-free, device-wide (all processes)" if cuda
+                else None}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,6 +12,8 @@ import typer
 
 from ..bench import BenchConfig, parse_resolution, run_bench
 from ..bench.config import DEFAULT_RESOLUTIONS
+from ..errors import ConfigError, InputError
+from ..smooth.core import DEFAULT_STRENGTH
 from .common import app, handle_errors
 
 log = logging.getLogger("stream_derain")
@@ -34,35 +37,76 @@ def bench_cmd(
     budget: float = typer.Option(3.0, min=0.1, help="Seconds of timed calls per case when --iters is 0."),
     input: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Video for e2e mode (default: samples/rainy_cafe_table_360p.mp4)."),
-    frames: int = typer.Option(48, min=1, help="Frames of the input used in e2e mode."),
+    frames: int = typer.Option(125, min=1, help="Frames of the input used in e2e mode (125: the sample)."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Include the temporal smoother in e2e."),
+    smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
     threads: int = typer.Option(0, min=0, help="CPU threads for onnxruntime (0: all cores)."),
+    device_frames: Optional[bool] = typer.Option(
+        None, "--device-frames/--host-frames",
+        help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG bar chart of engine fps."),
-    markdown: Optional[Path] = typer.Option(None, help="Write the README performance section (Markdown)."),
+    markdown: Optional[Path] = typer.Option(
+        None, help="Write the README performance section (Markdown) of this run or the --from-json ones."),
+    from_json: Optional[list[Path]] = typer.Option(
+        None, "--from-json", help="Measure nothing: render saved --json reports (repeatable, e.g. a CPU and "
+        "a GPU run) as tables, --markdown and --chart."),
 ) -> None:
     """Measure throughput: engine only, end to end with per-stage fps, backends side by side."""
     from rich.console import Console
 
-    from ..bench.chart import write_chart
-    from ..bench.markdown import to_markdown
-    from ..bench.report import rich_report, write_json
+    from ..bench.report import read_json, rich_report, validate_report, write_json
+
+    # piped output (logs, CI) gets wide tables instead of rich's 80-column fallback
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    if from_json:
+        if json_path:
+            raise ConfigError("--json writes a new measurement; with --from-json nothing is measured")
+        reports = []
+        for path in from_json:
+            if not path.is_file():
+                raise InputError(f"report not found: {path}")
+            report = read_json(path)
+            problems = validate_report(report)
+            if problems:
+                raise InputError(f"{path} is not a bench report: {'; '.join(problems[:5])}")
+            reports.append(report)
+            console.print(rich_report(report))
+        _outputs(reports, markdown, chart)
+        return
 
     resolutions = tuple(parse_resolution(r) for r in resolution) if resolution else DEFAULT_RESOLUTIONS
     cfg = BenchConfig(
         mode=mode, resolutions=resolutions,
         batches=tuple(batch) if batch else (1,), backends=tuple(backend or ()),
         precisions=tuple(precision) if precision else ("fp32",), model=model, warmup=warmup, iters=iters,
-        budget_s=budget, input=input, frames=frames, smooth=smooth, threads=threads)
+        budget_s=budget, input=input, frames=frames, smooth=smooth, smooth_strength=smooth_strength,
+        threads=threads, device_frames=device_frames)
     report = run_bench(cfg)
-    # piped output (logs, CI) gets a wide table instead of rich's 80-column fallback
-    Console(width=None if sys.stdout.isatty() else 160).print(rich_report(report))
+    report["command"] = shlex.join(["stream-derain", *sys.argv[1:]]) if "bench" in sys.argv[1:] else None
+    console.print(rich_report(report))
     if json_path:
         write_json(report, json_path)
         log.info("wrote %s", json_path)
+    _outputs([report], markdown, chart)
+
+
+def _outputs(reports: list[dict], markdown: Optional[Path], chart: Optional[Path]) -> None:
+    """--markdown (one section for all reports) and --chart (one PNG per report)."""
+    from ..bench.chart import write_chart
+    from ..bench.markdown import section_markdown
+
     if markdown:
-        markdown.write_text(to_markdown(report))
+        markdown.write_text(section_markdown(reports))
         log.info("wrote %s", markdown)
     if chart:
-        write_chart(report, chart)
-        log.info("wrote %s", chart)
+        # a chart per report with engine rows (an e2e-only report has nothing to chart)
+        charted = [r for r in reports if r["engine"]] or reports[:1]
+        if len(charted) == 1:
+            write_chart(charted[0], chart)
+            log.info("wrote %s", chart)
+            return
+        for i, report in enumerate(charted, 1):
+            path = chart.with_name(f"{chart.stem}-{i}{chart.suffix or '.png'}")
+            write_chart(report, path)
+            log.info("wrote %s", path)

@@ -107,14 +107,21 @@ def test_markdown_chart_and_script(report: dict[str, Any], tmp_path: Path) -> No
     import cv2
 
     from stream_derain.bench.chart import write_chart
-    from stream_derain.bench.markdown import to_markdown
+    from stream_derain.bench.markdown import section_markdown, to_markdown
 
     md = to_markdown(report)
+    assert md.startswith("### CPU only: ")  # the subsection names the device
     assert "Device: " in md and "| Backend | Resolution |" in md and "| Backend | Input |" in md
+    assert "GPU peak MB" not in md  # a CPU run shows no GPU columns
     assert "broken/fp32" in md and "failed" in md
+    assert "| broken/fp32" not in md  # failed variants are notes, not table rows
+    from stream_derain.bench.chart import chart_data, not_run
+
     write_chart(report, tmp_path / "chart.png")
     img = cv2.imread(str(tmp_path / "chart.png"))
     assert img is not None and img.shape[2] == 3
+    assert chart_data(report)[1] == ["onnxruntime/fp32"]  # bars only for what ran somewhere ...
+    assert not_run(report) == ["nosuch/fp32 (failed)", "broken/fp32 (failed)"]  # ... the rest is named
     (tmp_path / "r.json").write_text(json.dumps(report, default=str))
     import importlib.util
 
@@ -123,7 +130,8 @@ def test_markdown_chart_and_script(report: dict[str, Any], tmp_path: Path) -> No
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main([str(tmp_path / "r.json"), "-o", str(tmp_path / "perf.md")]) == 0
-    assert (tmp_path / "perf.md").read_text() == md
+    assert (tmp_path / "perf.md").read_text() == section_markdown([report])
+    assert md in section_markdown([report]) and "--from-json" in section_markdown([report])
 
 
 def test_cli_bench_engine(tiny_engines: str, tmp_path: Path) -> None:
@@ -142,8 +150,52 @@ def test_cli_bench_engine(tiny_engines: str, tmp_path: Path) -> None:
     assert bad.exit_code == 1 and "not found" in bad.output
 
 
+def test_cli_renders_saved_reports(report: dict[str, Any], tmp_path: Path) -> None:
+    """``--from-json`` measures nothing: it regenerates the tables, Markdown and charts."""
+    from typer.testing import CliRunner
+
+    from stream_derain.bench.markdown import section_markdown
+    from stream_derain.cli import app
+
+    gpu = json.loads(json.dumps(report, default=str))
+    gpu["machine"]["gpus"] = [{"name": "NVIDIA H100 80GB HBM3", "driver": "570.1", "memory": "81559 MiB"}]
+    (tmp_path / "cpu.json").write_text(json.dumps(report, default=str))
+    (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+    args = ["bench", "--from-json", str(tmp_path / "cpu.json"), "--from-json", str(tmp_path / "gpu.json"),
+            "--markdown", str(tmp_path / "perf.md"), "--chart", str(tmp_path / "c.png")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "perf.md").read_text()
+    assert md == section_markdown([json.loads((tmp_path / "cpu.json").read_text()), gpu])
+    assert "### CPU only: " in md and "### NVIDIA H100 80GB HBM3 (driver 570.1)" in md
+    assert (tmp_path / "c-1.png").is_file() and (tmp_path / "c-2.png").is_file()
+    assert "End to end" in res.output
+    (tmp_path / "bad.json").write_text(json.dumps({"schema": 1}))
+    bad = CliRunner().invoke(app, ["bench", "--from-json", str(tmp_path / "bad.json"), "--markdown",
+                                   str(tmp_path / "x.md")])
+    assert bad.exit_code == 1 and "not a bench report" in bad.output and not (tmp_path / "x.md").exists()
+
+
 def test_efficiency_above_one_is_flagged() -> None:
     stages = {"infer": {"status": "ok", "fps": 2.0}, "encode": {"status": "ok", "fps": 40.0}}
     res = pipeline_efficiency(8.0, stages)
     assert res["efficiency"] == pytest.approx(4.0) and "OMP_WAIT_POLICY" in res["warning"]
     assert pipeline_efficiency(1.9, stages)["warning"] is None
+
+
+def test_default_sample_is_in_the_checkout_and_the_wheel(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stream-derain bench`` after a plain ``pip install .`` finds the sample inside the package."""
+    from stream_derain.bench import config
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    assert config.default_sample().is_file() and BenchConfig().e2e_input() == config.default_sample()
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    forced = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert forced[f"samples/{config.DEFAULT_SAMPLE}"] == f"stream_derain/samples/{config.DEFAULT_SAMPLE}"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / config.DEFAULT_SAMPLE).write_bytes(b"x")
+    monkeypatch.setattr(config, "SAMPLES_DIR", tmp_path / "no-checkout")
+    monkeypatch.setattr(config, "PACKAGED_SAMPLES_DIR", tmp_path / "pkg")
+    assert config.default_sample() == tmp_path / "pkg" / config.DEFAULT_SAMPLE

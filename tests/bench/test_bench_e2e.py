@@ -1,0 +1,182 @@
+"""End-to-end mode: stages overlap, CPU accounting, the device-frame path, memory probes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from stream_derain.backends.base import Backend
+from stream_derain.bench.e2e import pipeline_efficiency, run_e2e
+from stream_derain.bench.timing import PeakSampler, device_used_reader
+from stream_derain.io.video import EncodeOptions
+
+INFER_S, SMOOTH_S = 0.05, 0.04
+
+
+class SleepBackend(Backend):
+    """Inference that takes INFER_S per frame without holding the GIL (as a GPU call)."""
+
+    name = "sleep"
+
+    def activate(self) -> None:
+        pass
+
+    def run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - infer is overridden
+        return x
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(INFER_S * len(batch))
+        return batch
+
+
+class SleepSmoother:
+    """A smoother stand-in taking SMOOTH_S per frame, also without the GIL."""
+
+    def __init__(self, strength: float, device: str = "cpu") -> None:
+        self.calls = 0
+
+    def reset(self) -> None:
+        pass
+
+    def __call__(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        time.sleep(SMOOTH_S)
+        return derained
+
+
+def test_stages_overlap_in_the_pipeline(make_clip, tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two slow stages (infer 50 ms, smooth 40 ms per frame): overlapped, the pipeline
+    runs at ~the slower one's fps (efficiency ~1); serialised it would be ~0.55."""
+    import stream_derain.derain as derain
+
+    monkeypatch.setattr(derain, "make_smoother", SleepSmoother)  # what the pipeline builds
+    clip = make_clip("overlap.mp4", frames=24, size=(96, 64), audio=True)
+    with SleepBackend(tiny_model) as be:
+        row = run_e2e(be, clip, None, smoother_factory=SleepSmoother, opts=EncodeOptions(preset="ultrafast"))
+    assert row["stages"]["infer"]["fps"] == pytest.approx(1 / INFER_S, rel=0.25)
+    assert row["bottleneck"] == "infer" and row["pipeline"]["frames"] == 24
+    assert row["efficiency"] >= 0.8 and row["steady_efficiency"] >= 0.85, row["pipeline"]
+    pipe = row["pipeline"]
+    assert pipe["steady_fps"] >= pipe["fps"] and pipe["startup_s"] >= 0 and pipe["drain_s"] >= 0
+    # sleeping stages need little CPU: the CPU is not the limit, and the diagnosis says they overlap
+    assert row["cpu_bound_fps"] > row["bottleneck_fps"] and row["overlap"] == pytest.approx(row["efficiency"])
+    assert row["diagnosis"].startswith("stages overlap")
+    stages = {s["name"]: s for s in row["pipeline"]["stages"]}
+    # in-pipeline fps counts video frames, not the copied audio packets the stages also pass on
+    assert stages["decode"]["items"] > 24
+    for name in ("infer", "smooth"):
+        s = stages[name]
+        assert s["fps_in_pipeline"] == pytest.approx(24 / s["busy_est_s"], rel=1e-2)
+    assert stages["infer"]["queue_mean"] > stages["encode"]["queue_mean"]  # frames wait before infer
+    assert row["pipeline"]["frames_wait_before"] == "infer"
+
+
+def test_isolated_stages_report_cpu_time(make_clip, tiny_model) -> None:
+    from stream_derain.backends import create_backend
+
+    clip = make_clip("cpu.mp4", frames=6, audio=False)
+    with create_backend("onnxruntime", tiny_model, "fp32", 1) as be:
+        row = run_e2e(be, clip, None, opts=EncodeOptions(preset="ultrafast"))
+    for name in ("decode", "infer", "smooth", "encode"):
+        st = row["stages"][name]
+        assert st["status"] == "ok" and st["frames"] == 6 and st["cpu_ms_per_frame"] >= 0, (name, st)
+    assert row["cpu_cores"] >= 1 and row["cpu_bound_fps"] > 0 and row["pipeline"]["cpu_util"] > 0
+    assert 0 <= row["pipeline"]["system_cpu_busy"] <= 1 and row["pipeline"]["other_processes_cores"] >= 0
+    total = sum(row["stages"][n]["cpu_ms_per_frame"] for n in ("decode", "infer", "smooth", "encode"))
+    assert row["cpu_ms_per_frame"] == pytest.approx(total, rel=1e-3)
+
+
+def test_onnxruntime_threads_do_not_spin_by_default(tiny_model) -> None:
+    """Spin-waiting ORT threads would take the cores the other pipeline stages need."""
+    from stream_derain.backends.onnxruntime import OnnxRuntimeBackend
+
+    with OnnxRuntimeBackend(tiny_model) as be:
+        opts = be.session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with OnnxRuntimeBackend(tiny_model, spinning=True) as be:
+        opts = be.session.get_session_options()
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
+def test_device_frame_path_measures_the_pipelines_stages(make_clip, tiny_model) -> None:
+    """With frames kept on the backend's device, the isolated stages are the pipeline's
+    device stages: the torch smoother on tensors, plus a download stage."""
+    pytest.importorskip("torch")
+    from stream_derain.backends import create_backend
+    from stream_derain.bench.report import validate_report
+
+    clip = make_clip("dev.mp4", frames=6, audio=False)
+    with create_backend("torch", tiny_model) as be:
+        row = run_e2e(be, clip, None, opts=EncodeOptions(preset="ultrafast"), device_frames=True)
+    assert row["pipeline"]["device_frames"] is True
+    names = ["decode", "infer", "smooth", "download", "encode"]
+    assert [s["name"] for s in row["pipeline"]["stages"]] == names
+    assert all(row["stages"][n]["status"] == "ok" for n in names)
+    report = {"schema": "x", "created": "now", "duration_s": 0.0, "config": {}, "git_revision": None,
+              "baseline": None, "variants": [], "engine": [],
+              "machine": {"cpu_model": None, "cpu_count": 1, "gpus": [], "libraries": {},
+                          "load_average": None},
+              "model": {"name": "t", "version": "0", "macs_per_pixel": 1.0, "parameters": 1, "manifest": {}},
+              "e2e": [{"variant": "torch/fp32", "backend": "torch", "precision": "fp32", "status": "ok",
+                       "reason": None, "ratio_vs_baseline": None, **row}]}
+    assert validate_report(report) == []
+
+
+def test_cpu_bound_diagnosis() -> None:
+    """Inference alone uses every core: the pipeline cannot reach its fps, and the
+    report says so instead of blaming the threads."""
+    stages = {"decode": {"status": "ok", "fps": 200.0, "cpu_ms_per_frame": 5.0},
+              "infer": {"status": "ok", "fps": 30.0, "cpu_ms_per_frame": 60.0},  # 2 cores x 33 ms
+              "smooth": {"status": "ok", "fps": 100.0, "cpu_ms_per_frame": 10.0},
+              "encode": {"status": "ok", "fps": 40.0, "cpu_ms_per_frame": 25.0}}
+    res = pipeline_efficiency(20.0, stages, cores=2)
+    assert res["bottleneck"] == "infer" and res["efficiency"] == pytest.approx(20 / 30, abs=1e-3)
+    assert res["cpu_ms_per_frame"] == 100.0 and res["cpu_bound_fps"] == pytest.approx(20.0)
+    assert res["overlap"] == pytest.approx(1.0) and res["diagnosis"].startswith("CPU-bound")
+    serial = pipeline_efficiency(10.0, stages, cores=2)
+    assert serial["overlap"] == pytest.approx(0.5) and "serialising" in serial["diagnosis"]
+    roomy = pipeline_efficiency(15.0, stages, cores=16)  # plenty of cores: not the CPU
+    assert roomy["cpu_bound_fps"] > 30 and roomy["diagnosis"].startswith("stages do not overlap")
+    assert pipeline_efficiency(29.0, stages, cores=2)["diagnosis"].startswith("stages overlap")
+    # a short clip: below target over the whole run, but not while frames flow
+    short = pipeline_efficiency(24.0, stages, cores=16, system={"steady_fps": 28.5, "startup_s": 0.05,
+                                                                 "drain_s": 0.7})
+    assert short["steady_efficiency"] == pytest.approx(0.95) and "drain" in short["diagnosis"]
+    assert short["diagnosis"].startswith("stages overlap")
+    # the machine was saturated during the run, partly by other processes
+    busy = pipeline_efficiency(12.0, stages, cores=2, system={"system_cpu_busy": 0.98, "cpu_util": 1.2,
+                                                               "other_processes_cores": 0.76})
+    assert busy["diagnosis"].startswith("CPU-bound: every core was busy")
+    assert "idle machine" in busy["diagnosis"]
+
+
+def test_peak_sampler_keeps_the_highest_reading() -> None:
+    readings = iter([100, 300, 250] + [120] * 10_000)
+    sampler = PeakSampler(lambda: next(readings), interval=0.001).start()
+    time.sleep(0.05)
+    assert sampler.stop() == 300
+
+    def broken() -> int:
+        raise RuntimeError("driver gone")
+
+    assert PeakSampler(broken).start().stop() == 0  # a failing probe never fails the benchmark
+
+
+def test_device_used_reader_is_total_minus_free() -> None:
+    class FakeCuda:
+        @staticmethod
+        def mem_get_info(dev: Any) -> tuple[int, int]:
+            assert str(dev) == "cuda:1"
+            return 3 * 2**30, 8 * 2**30
+
+    class FakeTorch:
+        cuda = FakeCuda
+
+        @staticmethod
+        def device(name: str) -> str:
+            return name
+
+    assert device_used_reader(FakeTorch, "cuda:1")() == 5 * 2**30
