@@ -27,6 +27,7 @@ from ..derain import SmoothStage, make_smoother, resolve_model
 from ..errors import ConfigError, OutputError
 from ..io.video import FrameItem
 from ..pipeline import DropOldestQueue, IterSource, Pipeline, Stage
+from ..smooth.core import DEFAULT_STRENGTH
 from .outputs import Output, PreviewServer, PushOutput, SegmentRecorder
 from .source import ReconnectingSource, SourceConfig
 
@@ -44,7 +45,7 @@ class LiveConfig:
     precision: str = "fp32"
     threads: int = 0
     smooth: bool = True
-    smooth_strength: float = 0.7
+    smooth_strength: float = DEFAULT_STRENGTH
     max_latency_s: float = 1.0
     queue_size: int = 2  # decoded frames waiting for inference (oldest dropped)
     push: tuple[str, ...] = ()
