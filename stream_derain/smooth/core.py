@@ -20,7 +20,9 @@ numpy and OpenCV, and differ only in where the full-resolution warp and blend ru
      (RGB, not luma: an object and the background it uncovers often share a luma),
      so pixels that changed (moving objects the flow missed, lighting changes) take the current frame
      (the 4th power keeps small differences, the flicker to remove, at ~1 and cuts off
-     larger ones sharply);
+     larger ones sharply); ``photo_sigma`` grows by ``rain_relax`` times the brightness
+     the network removed at that pixel (rainy minus derained), because remnant rain is
+     found where rain was removed, while a moving object is not changed by the network;
    - zero where ``x + flow_b`` falls outside the previous frame.
    The map is eroded (3x3 minimum) so that low confidence also covers the blurred
    border that bilinear upsampling gives it, and multiplied by ``strength``.
@@ -33,6 +35,8 @@ resolution by the caller, which then computes
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 import cv2
@@ -52,12 +56,16 @@ class SmootherConfig:
     scale: int = 4  # flow and confidence are computed at 1/scale resolution
     photo_blur: int = 3  # box blur (small-frame pixels) of the photometric error
     photo_sigma: float = 0.08  # RGB error (in [0, 1]) where photometric confidence is e^-1
+    rain_relax: float = 1.0  # photo_sigma grows by this times the rain the network removed there
     fb_tol: float = 1.0  # forward-backward flow mismatch tolerance, small-frame pixels
     cut_mad: float = 0.12  # scene cut when thumbnails differ by more than this (luma in [0, 1]) ...
     cut_hist: float = 0.5  # ... or their luma histograms correlate less than this
     min_confident: float = 0.05  # reset when fewer pixels than this fraction are confident (> 0.5)
     flow_finest: int = 1  # DIS finest pyramid level on the small frames (ULTRAFAST's own: 2)
     flow_refine: int = 5  # DIS variational refinement iterations (ULTRAFAST's own: 0)
+    cv_threads: int = 1  # OpenCV threads during a call; 0 keeps OpenCV's setting. On frames
+    # this small its thread pool costs more CPU than it saves, and the pipeline's other
+    # stages need the cores (2-core CPU: 5.5 vs 8-12 ms of CPU per 640x360 frame)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
@@ -74,6 +82,20 @@ class SmootherConfig:
         if unknown:
             raise ConfigError(f"unknown smoother tuning key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return cls(strength=float(strength), **tuning)
+
+
+@contextmanager
+def opencv_threads(n: int) -> Iterator[None]:
+    """OpenCV's thread count set to ``n`` (0: unchanged) for the block, then restored."""
+    if n <= 0:
+        yield
+        return
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def small_size(h: int, w: int, scale: int) -> tuple[int, int]:
@@ -130,11 +152,12 @@ class MotionAnalyser:
     def reset(self) -> None:
         self.prev_luma = None
 
-    def analyse(self, cur_small: np.ndarray, prev_out_small: np.ndarray | None
-                ) -> tuple[np.ndarray, np.ndarray] | None:
+    def analyse(self, cur_small: np.ndarray, prev_out_small: np.ndarray | None,
+                rainy_small: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """(flow_b hxwx2, alpha hxw) float32 for the current small hxwx3 uint8 RGB frame, or
         None when there is no usable history (first frame, after reset, scene cut, or too
-        little confident area). ``prev_out_small`` is the small previous output."""
+        little confident area). ``prev_out_small`` is the small previous output and
+        ``rainy_small`` the small rainy input frame (optional; see ``rain_relax``)."""
         cur_luma = luma(cur_small)
         prev, self.prev_luma = self.prev_luma, cur_luma
         if prev is None or prev_out_small is None or prev.shape != cur_luma.shape:
@@ -146,16 +169,16 @@ class MotionAnalyser:
             self.grid = base_grid(h, w)
         flow_b = self.dis.calc(cur_luma, prev, None)
         flow_f = self.dis.calc(prev, cur_luma, None)
-        alpha = self.confidence(flow_b, flow_f, cur_small, prev_out_small)
+        alpha = self.confidence(flow_b, flow_f, cur_small, prev_out_small, rainy_small)
         if float((alpha > 0.5 * self.cfg.strength).mean()) < self.cfg.min_confident:
             log.debug("too little confident area: history dropped")
             return None
         return flow_b, alpha
 
     def confidence(self, flow_b: np.ndarray, flow_f: np.ndarray, cur: np.ndarray,
-                   prev_out: np.ndarray) -> np.ndarray:
+                   prev_out: np.ndarray, rainy: np.ndarray | None = None) -> np.ndarray:
         """hxw float32 blend weight in [0, strength] from the flows and the small hxwx3
-        uint8 current frame and previous output (see the module docstring)."""
+        uint8 current frame, previous output and rainy input (see the module docstring)."""
         cfg = self.cfg
         gx, gy = self.grid
         mx, my = gx + flow_b[..., 0], gy + flow_b[..., 1]
@@ -166,9 +189,20 @@ class MotionAnalyser:
         warped = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         diff = cv2.blur(cv2.absdiff(warped, cur), (cfg.photo_blur, cfg.photo_blur))
         err = diff.max(axis=2).astype(np.float32) * np.float32(1 / 255)
-        conf *= np.exp(-(err / np.float32(cfg.photo_sigma)) ** 4)
+        conf *= np.exp(-(err / self.photo_tolerance(cur, rainy)) ** 4)
         h, w = cur.shape[:2]
         inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
         conf *= inside
         conf = cv2.erode(conf.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
         return conf * np.float32(cfg.strength)
+
+    def photo_tolerance(self, cur: np.ndarray, rainy: np.ndarray | None) -> np.ndarray | np.float32:
+        """``photo_sigma``, raised by ``rain_relax`` times the brightness the network removed
+        (rainy minus derained, blurred like the error): where it took rain away, what is
+        left changing between frames is more likely remnant rain than a moving object."""
+        sigma = np.float32(self.cfg.photo_sigma)
+        if rainy is None or self.cfg.rain_relax <= 0:
+            return sigma
+        k = (self.cfg.photo_blur, self.cfg.photo_blur)
+        removed = cv2.blur(cv2.subtract(rainy, cur), k).max(axis=2).astype(np.float32) * np.float32(1 / 255)
+        return sigma + np.float32(self.cfg.rain_relax) * removed

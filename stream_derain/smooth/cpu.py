@@ -14,8 +14,9 @@ objects the flow missed and frame borders, which therefore take the current fram
 full resolution. Scene cuts and :meth:`reset` drop the history, so the next output is
 the derained frame itself.
 
-The rainy input frame is accepted for interface stability and is not used by this
-implementation (flow on the derained frames is less disturbed by rain streaks).
+The rainy input frame tells where the network removed rain: there the photometric
+tolerance is raised (``rain_relax``), since what still changes between frames at
+those pixels is more likely remnant rain than motion.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, base_grid, box_downscale
+from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, base_grid, box_downscale, opencv_threads
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,13 @@ class TemporalSmoother:
         if self.prev_out is not None and self.prev_out.shape != derained.shape:
             log.info("frame size changed to %dx%d: smoother history dropped", w, h)
             self.reset()
+        with opencv_threads(self.cfg.cv_threads):
+            return self._step(derained, rainy)
+
+    def _step(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
         had_history = self.prev_out is not None
-        result = self.analyser.analyse(box_downscale(derained, self.cfg.scale), self.prev_out_small)
+        result = self.analyser.analyse(box_downscale(derained, self.cfg.scale), self.prev_out_small,
+                                       box_downscale(rainy, self.cfg.scale))
         if result is None:
             out = derained
             if had_history:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, require
-from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, small_size
+from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, opencv_threads, small_size
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class TorchTemporalSmoother:
 
     def __call__(self, derained: Any, rainy: Any) -> Any:
         """Smoothed 3xHxW frame (dtype of ``derained``) from the current derained and rainy
-        frames; ``rainy`` is accepted for the interface and not used."""
+        frames (``rainy``: same dtype convention)."""
         self._check(derained, "derained")
         self._check(rainy, "rainy")
         if self.cfg.strength <= 0.0:
@@ -85,7 +85,9 @@ class TorchTemporalSmoother:
             log.info("frame size changed to %dx%d: smoother history dropped", x.shape[2], x.shape[1])
             self.reset()
         had_history = self.prev_out is not None
-        result = self.analyser.analyse(self._small(x), self.prev_out_small)
+        rainy_small = self._small(rainy.to(self.device, self.torch.float32) * (1.0 if is_u8 else 255.0))
+        with opencv_threads(self.cfg.cv_threads):
+            result = self.analyser.analyse(self._small(x), self.prev_out_small, rainy_small)
         if result is None:
             out = x.round() if is_u8 else x
             self.resets += int(had_history)
