@@ -86,13 +86,16 @@ class InferStage(Stage):
         if not items:
             return []
         shapes = {it.image.shape for it in items}
-        groups = [items] if len(shapes) == 1 else [[it] for it in items]
-        for group in groups:
-            out = self.backend.infer(np.stack([it.image for it in group]))
-            for it, img in zip(group, out):
-                it.rainy = it.image if self.keep_input else None
-                it.image = img
+        for group in [items] if len(shapes) == 1 else [[it] for it in items]:
+            self.infer_group(group)
         return items
+
+    def infer_group(self, group: list[FrameItem]) -> None:
+        """Derain a batch of same-size frames in place (HxWx3 uint8 on the host)."""
+        out = self.backend.infer(np.stack([it.image for it in group]))
+        for it, img in zip(group, out):
+            it.rainy = it.image if self.keep_input else None
+            it.image = img
 
     def work(self, item: Any) -> list[Any]:
         if not isinstance(item, FrameItem):

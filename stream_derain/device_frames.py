@@ -16,21 +16,20 @@ import numpy as np
 
 from .backends.base import Backend, pad_amounts
 from .errors import require
+from .derain import InferStage
 from .io.video import FrameItem
 from .pipeline import Stage
 
 
-class DeviceInferStage(Stage):
+class DeviceInferStage(InferStage):
     """Uploads each batch of HxWx3 uint8 frames once, pads to the model's multiple,
     runs ``backend.infer_tensor`` and passes 3xHxW device tensors on."""
 
     def __init__(self, stop: Any, inq: queue.Queue, outq: queue.Queue, backend: Backend, batch: int,
                  keep_input: bool) -> None:
-        super().__init__("infer", stop, inq, outq)
+        super().__init__(stop, inq, outq, backend, batch, keep_input)
         self.torch = require("torch", "train")
-        self.backend, self.batch, self.keep_input = backend, max(batch, 1), keep_input
         self.device = self.torch.device(backend.device)
-        self.pending: list[FrameItem] = []
 
     def upload(self, items: list[FrameItem]) -> Any:
         """N frames -> Nx3xHxW uint8 on the device (one host-to-device copy)."""
@@ -39,36 +38,19 @@ class DeviceInferStage(Stage):
             host = host.pin_memory()
         return host.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
 
-    def _flush(self) -> list[FrameItem]:
-        items, self.pending = self.pending, []
-        if not items:
-            return []
-        groups = [items] if len({it.image.shape for it in items}) == 1 else [[it] for it in items]
-        for group in groups:
-            x = self.upload(group)
-            h, w = x.shape[2:]
-            ph, pw = pad_amounts(h, w, self.backend.model.multiple)
-            xf = x.float().mul_(1.0 / 255.0)
-            xp = self.torch.nn.functional.pad(xf, (0, pw, 0, ph), mode="replicate") if ph or pw else xf
-            with self.torch.inference_mode():
-                y = self.backend.infer_tensor(xp)[:, :, :h, :w].float()
-                # 8-bit frames on the device from here on, as on the host path (and 4x less memory)
-                y = y.mul_(255.0).round_().clamp_(0, 255).to(self.torch.uint8)
-            for i, it in enumerate(group):
-                it.rainy = x[i] if self.keep_input else None
-                it.image = y[i]
-        return items
-
-    def work(self, item: Any) -> list[Any]:
-        if not isinstance(item, FrameItem):
-            return [item]
-        self.pending.append(item)
-        if len(self.pending) >= self.batch or self.inq.empty():
-            return self._flush()
-        return []
-
-    def finish(self) -> list[Any]:
-        return self._flush()
+    def infer_group(self, group: list[FrameItem]) -> None:
+        x = self.upload(group)
+        h, w = x.shape[2:]
+        ph, pw = pad_amounts(h, w, self.backend.model.multiple)
+        xf = x.float().mul_(1.0 / 255.0)
+        xp = self.torch.nn.functional.pad(xf, (0, pw, 0, ph), mode="replicate") if ph or pw else xf
+        with self.torch.inference_mode():
+            y = self.backend.infer_tensor(xp)[:, :, :h, :w].float()
+            # 8-bit frames on the device from here on, as on the host path (and 4x less memory)
+            y = y.mul_(255.0).round_().clamp_(0, 255).to(self.torch.uint8)
+        for i, it in enumerate(group):
+            it.rainy = x[i] if self.keep_input else None
+            it.image = y[i]
 
 
 class DownloadStage(Stage):
