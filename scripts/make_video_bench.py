@@ -29,7 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stream_derain.synth import CameraPath, RainParams, camera_crop, random_camera, rainy_video, sample_params
+from stream_derain.synth import CameraPath, RainParams, camera_crop, rainy_video, random_camera, sample_params
 from stream_derain.train.config import DATA_ROOT
 from stream_derain.train.data import list_images, load_rgb, thumbnail
 

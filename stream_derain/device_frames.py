@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend, pad_amounts
-from .errors import require
 from .derain import InferStage
+from .errors import require
 from .io.video import FrameItem
 from .pipeline import Stage
 

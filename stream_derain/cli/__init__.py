@@ -8,10 +8,16 @@ logging.
 
 from __future__ import annotations
 
-from .common import app, main
-
 # importing a command module registers its commands on ``app``
-from . import bench_cmd, derain_cmd, eval_cmd, live_cmd, train_cmd, transfer_cmd  # noqa: E402,F401
-from . import engine_cmd  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    bench_cmd,
+    derain_cmd,
+    engine_cmd,  # noqa: E402,F401
+    eval_cmd,
+    live_cmd,
+    train_cmd,
+    transfer_cmd,
+)
+from .common import app, main
 
 __all__ = ["app", "main"]

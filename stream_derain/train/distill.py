@@ -26,8 +26,15 @@ from ..model.student import DerainStudent, build_student, student_config_dict
 from ..model.teachers import FeatureAdapter
 from .losses import feature_match
 from .supervised import ARCH
-from .teachers import (RAINY_DIRS, RECOGNITION_ARCH, RECONSTRUCTION_ARCH, StageConfig, load_frozen, open_run,
-                       seed_stage)
+from .teachers import (
+    RAINY_DIRS,
+    RECOGNITION_ARCH,
+    RECONSTRUCTION_ARCH,
+    StageConfig,
+    load_frozen,
+    open_run,
+    seed_stage,
+)
 from .transfer_data import degraded_batch, load_sources, real_batch, split_holdout
 
 log = logging.getLogger(__name__)

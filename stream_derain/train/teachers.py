@@ -23,13 +23,24 @@ from torch import nn
 
 from .. import synth
 from ..errors import ModelError
-from ..model.teachers import (RecognitionTeacher, ReconstructionTeacher, build_recognition,
-                              build_reconstruction, model_config_dict)
+from ..model.teachers import (
+    RecognitionTeacher,
+    build_recognition,
+    build_reconstruction,
+    model_config_dict,
+)
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
 from .config import DATA_ROOT
 from .supervised import lr_at, pick_device
-from .transfer_data import (degraded_batch, label_neutral, load_sources, recognition_batch,
-                            rescaled_crop, split_holdout, to_batch)
+from .transfer_data import (
+    degraded_batch,
+    label_neutral,
+    load_sources,
+    recognition_batch,
+    rescaled_crop,
+    split_holdout,
+    to_batch,
+)
 
 log = logging.getLogger(__name__)
 RECOGNITION_ARCH = "RecognitionTeacher"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from smooth_frames import flicker, moving_square, texture
 
 from stream_derain.errors import ConfigError, InputError
 from stream_derain.flicker import warping_error
 from stream_derain.smooth import TemporalSmoother, make_smoother
-
-from smooth_frames import flicker, moving_square, texture
 
 
 def run(smoother: TemporalSmoother, frames: list[np.ndarray]) -> list[np.ndarray]:

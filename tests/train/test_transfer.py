@@ -25,11 +25,22 @@ from stream_derain.train.distill import DistillConfig, distill_losses, make_teac
 from stream_derain.train.finetune import FinetuneConfig, train_finetune  # noqa: E402
 from stream_derain.train.losses import dual_contrast  # noqa: E402
 from stream_derain.train.supervised import ARCH  # noqa: E402
-from stream_derain.train.teachers import (RECOGNITION_ARCH, RECONSTRUCTION_ARCH, RecognitionTrainConfig,  # noqa: E402
-                                          ReconstructionTrainConfig, load_frozen, train_reconstruction,
-                                          train_recognition)
-from stream_derain.train.transfer_data import (degraded_batch, fixed_pairs, load_capped, real_batch,  # noqa: E402
-                                              recognition_batch)
+from stream_derain.train.teachers import (  # noqa: E402
+    RECOGNITION_ARCH,
+    RECONSTRUCTION_ARCH,
+    RecognitionTrainConfig,
+    ReconstructionTrainConfig,
+    load_frozen,
+    train_recognition,
+    train_reconstruction,
+)
+from stream_derain.train.transfer_data import (  # noqa: E402
+    degraded_batch,
+    fixed_pairs,
+    load_capped,
+    real_batch,
+    recognition_batch,
+)
 
 SMALL = {"channels": 8, "se_blocks": 1, "ca_blocks": 1}
 TINY_RECOGNITION = {"widths": [8, 8, 8]}
