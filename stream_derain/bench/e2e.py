@@ -107,13 +107,13 @@ def infer_only_device(backend: Backend, items: list[FrameItem], batch: int, keep
 
     stage = DeviceInferStage(threading.Event(), queue.Queue(), queue.Queue(), backend, batch, keep_input)
     for _ in range(max(warmup, 1)):
-        stage.pending = [dataclasses.replace(it) for it in items[:batch]]
-        stage._flush()
+        stage.infer_group([dataclasses.replace(it) for it in items[:batch]])
     out: list[FrameItem] = []
     with Clock(device_sync(backend)) as clock:
         for i in range(0, len(items), batch):
-            stage.pending = [dataclasses.replace(it) for it in items[i:i + batch]]
-            out.extend(stage._flush())
+            group = [dataclasses.replace(it) for it in items[i:i + batch]]  # infer_group works in place
+            stage.infer_group(group)
+            out.extend(group)
     return _stage(len(items), clock), out
 
 

@@ -9,15 +9,7 @@ logging.
 from __future__ import annotations
 
 # importing a command module registers its commands on ``app``
-from . import (  # noqa: E402,F401
-    bench_cmd,
-    derain_cmd,
-    engine_cmd,  # noqa: E402,F401
-    eval_cmd,
-    live_cmd,
-    train_cmd,
-    transfer_cmd,
-)
+from . import bench_cmd, derain_cmd, engine_cmd, eval_cmd, live_cmd, train_cmd, transfer_cmd  # noqa: F401
 from .common import app, main
 
 __all__ = ["app", "main"]

@@ -23,6 +23,16 @@ def is_video(path: Path) -> bool:
     return path.is_file() or (path.is_dir() and not (path / "rain").is_dir())
 
 
+def video_line(r: dict) -> str:
+    """One line of a video's scores (:func:`~stream_derain.flicker.evaluate_video`)."""
+    parts = [f"{r['video']}: {r['frames']} frames", f"E_warp {1e3 * r['e_warp']:.3f}e-3 (flow on {r['flow_on']})"]
+    if "e_warp_source" in r:
+        parts.append(f"source {1e3 * r['e_warp_source']:.3f}e-3")
+    if "psnr_y" in r:
+        parts.append(f"PSNR-Y {r['psnr_y']:.2f} SSIM-Y {r['ssim_y']:.4f}")
+    return "  ".join(parts)
+
+
 @app.command("eval")
 @handle_errors
 def eval_cmd(
@@ -45,10 +55,7 @@ def eval_cmd(
     if any(is_video(s) for s in sets):
         results = [{"video": str(s), **evaluate_video(s, reference, source)} for s in sets]
         for r in results:
-            typer.echo(f"{r['video']}: {r['frames']} frames  E_warp {1e3 * r['e_warp']:.3f}e-3 (flow on "
-                       f"{r['flow_on']})" + (f"  source {1e3 * r['e_warp_source']:.3f}e-3" if "e_warp_source" in r
-                                             else "") + (f"  PSNR-Y {r['psnr_y']:.2f} SSIM-Y {r['ssim_y']:.4f}"
-                                                         if "psnr_y" in r else ""))
+            typer.echo(video_line(r))
         if json_out:
             json_out.write_text(json.dumps(results, indent=2) + "\n")
         return

@@ -52,12 +52,9 @@ def export_cmd(
     """Export a checkpoint to ONNX (FP32 + FP16), check both against torch, update the manifest."""
     require("torch", "train")
     from ..model.export import export_model
-    from ..model.student import build_student, student_config_dict
-    from ..train.checkpoint import load_weights, read_checkpoint
+    from ..train.supervised import load_student
 
-    ckpt = read_checkpoint(checkpoint)
-    model = build_student(**ckpt["model_cfg"])
-    load_weights(ckpt, model, "DerainStudent", student_config_dict(model), checkpoint)
+    model, ckpt = load_student(checkpoint)
     extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"]}
     if scores is not None:
         extra["dev_scores"] = dev_scores(scores)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..errors import require
+from ..errors import ConfigError, require
 from .common import handle_errors
 from .train_cmd import train_app
 
@@ -99,7 +99,6 @@ def ablation_cmd(
 ) -> None:
     """Evaluate student checkpoints on the dev sets and held-out real frames: the ablation table."""
     require("torch", "train")
-    from ..errors import ConfigError
     from ..train import ablation
 
     pairs = [r.split("=", 1) for r in rows]

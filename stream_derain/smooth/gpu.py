@@ -85,7 +85,9 @@ class TorchTemporalSmoother:
             log.info("frame size changed to %dx%d: smoother history dropped", x.shape[2], x.shape[1])
             self.reset()
         had_history = self.prev_out is not None
-        rainy_small = self._small(rainy.to(self.device, self.torch.float32) * (1.0 if is_u8 else 255.0))
+        rainy_small = None
+        if self.cfg.rain_relax > 0:  # one more small download, only when it is used
+            rainy_small = self._small(rainy.to(self.device, self.torch.float32) * (1.0 if is_u8 else 255.0))
         with opencv_threads(self.cfg.cv_threads):
             result = self.analyser.analyse(self._small(x), self.prev_out_small, rainy_small)
         if result is None:

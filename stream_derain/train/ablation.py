@@ -30,12 +30,13 @@ from ..backends import create_backend
 from ..evaluate import PairSet, evaluate_set
 from ..io import images
 from ..model.export import check_against_torch, export_onnx
-from ..model.student import build_student, count_macs_per_pixel, count_parameters, student_config_dict
+from ..model.student import count_macs_per_pixel, count_parameters
 from ..models import model_from_path
-from .checkpoint import load_weights, read_checkpoint
+from .checkpoint import read_checkpoint
 from .config import DATA_ROOT
-from .supervised import ARCH
+from .supervised import ARCH, load_student
 from .teachers import RECOGNITION_ARCH, load_frozen, rain_score
+from .transfer_data import split_holdout
 
 log = logging.getLogger(__name__)
 DEV_SETS = tuple(str(DATA_ROOT / "pairs" / s) for s in ("sirr20", "heavy25"))
@@ -52,22 +53,22 @@ class AblationConfig:
 
 
 def held_out_frames(folder: Path, holdout: float) -> list[np.ndarray]:
-    """The last ``holdout`` share of a folder's frames (sorted by name), HxWx3 uint8."""
-    paths = images.list_images(folder)
-    return [images.read_rgb(p) for p in paths[len(paths) - max(1, round(len(paths) * holdout)):]]
+    """The frames of a folder that the training stages held out (the same
+    :func:`~.transfer_data.split_holdout` block), HxWx3 uint8."""
+    _, (held,) = split_holdout([images.list_images(folder)], holdout)
+    return [images.read_rgb(p) for p in held]
 
 
-def lineage_seconds(path: Path) -> float | None:
+def lineage_seconds(ckpt: dict[str, Any]) -> float | None:
     """Training seconds of a checkpoint plus those of the checkpoints it started from;
     None when a checkpoint did not record its time."""
-    ckpt = read_checkpoint(path)
     if "train_seconds" not in ckpt["extra"]:
         return None
     seconds = float(ckpt["extra"]["train_seconds"])
     cfg = ckpt.get("train_cfg", {})
     parents = [cfg.get("init")] + ([cfg.get("recognition"), cfg.get("reconstruction")] if ckpt["arch"] == ARCH and
                                    "reconstruction" in cfg else [])
-    before = [lineage_seconds(Path(p)) for p in parents if p and Path(p).is_file()]
+    before = [lineage_seconds(read_checkpoint(Path(p))) for p in parents if p and Path(p).is_file()]
     return None if None in before else seconds + sum(before)
 
 
@@ -79,14 +80,12 @@ def score_real(backend: Any, teacher: Any, frames: list[np.ndarray]) -> tuple[fl
 
 def export_row(ckpt_path: Path, work: Path, row: dict[str, Any]) -> Path:
     """Export a checkpoint to a checked FP32 ONNX file in ``work``; fills the model columns."""
-    ckpt = read_checkpoint(ckpt_path)
-    model = build_student(**ckpt["model_cfg"])
-    load_weights(ckpt, model, ARCH, student_config_dict(model), ckpt_path)
+    model, ckpt = load_student(ckpt_path)
     onnx_path = work / f"{row['row']}.onnx"
     export_onnx(model, onnx_path)
     check_against_torch(model, onnx_path)
     row.update(steps=ckpt["step"], macs_per_pixel=round(count_macs_per_pixel(model)),
-               parameters=count_parameters(model), train_seconds=lineage_seconds(ckpt_path),
+               parameters=count_parameters(model), train_seconds=lineage_seconds(ckpt),
                multiple=model.cfg.scale)
     return onnx_path
 

@@ -58,11 +58,16 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return ckpt
 
 
+def check_arch(ckpt: dict[str, Any], arch: str, source: Path | str = "checkpoint") -> None:
+    """ModelError naming both when ``ckpt`` holds another architecture than ``arch``."""
+    if ckpt["arch"] != arch:
+        raise ModelError(f"{source} holds a {ckpt['arch']!r} model, expected {arch!r}")
+
+
 def load_weights(ckpt: dict[str, Any], model: nn.Module, arch: str, model_cfg: dict[str, Any],
                  source: Path | str = "checkpoint") -> None:
     """Load ``ckpt['model']`` into ``model`` after checking architecture and hyperparameters."""
-    if ckpt["arch"] != arch:
-        raise ModelError(f"{source} holds a {ckpt['arch']!r} model, expected {arch!r}")
+    check_arch(ckpt, arch, source)
     if ckpt.get("model_cfg") != model_cfg:
         raise ModelError(f"{source} is a {arch} with {ckpt.get('model_cfg')}, expected {model_cfg}")
     try:

@@ -40,6 +40,14 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(u, 1.0)))
 
 
+def load_student(path: Path) -> tuple[DerainStudent, dict]:
+    """The student a checkpoint holds (its own hyperparameters), and the checkpoint."""
+    ckpt = read_checkpoint(path)
+    model = build_student(**ckpt["model_cfg"])
+    load_weights(ckpt, model, ARCH, student_config_dict(model), path)
+    return model, ckpt
+
+
 def supervised_loss(model: DerainStudent, rainy: torch.Tensor, clean: torch.Tensor,
                     rain_weight: float) -> torch.Tensor:
     out, rain, _ = model.forward_all(rainy)

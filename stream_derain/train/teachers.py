@@ -22,14 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import synth
-from ..errors import ModelError
 from ..model.teachers import (
     RecognitionTeacher,
     build_recognition,
     build_reconstruction,
     model_config_dict,
 )
-from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
+from .checkpoint import check_arch, load_weights, read_checkpoint, save_checkpoint, set_rng_state
 from .config import DATA_ROOT
 from .supervised import lr_at, pick_device
 from .transfer_data import (
@@ -179,8 +178,7 @@ def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str,
 def load_frozen(path: Path, arch: str) -> nn.Module:
     """A trained teacher, in eval mode with gradients off."""
     ckpt = read_checkpoint(path)
-    if ckpt["arch"] != arch:
-        raise ModelError(f"{path} holds a {ckpt['arch']!r} model, expected {arch!r}")
+    check_arch(ckpt, arch, path)  # before building: another architecture's config does not fit the builder
     builders = {RECOGNITION_ARCH: build_recognition, RECONSTRUCTION_ARCH: build_reconstruction}
     model = builders[arch](**ckpt["model_cfg"])
     load_weights(ckpt, model, arch, model_config_dict(model), path)
