@@ -7,8 +7,9 @@ shape and device of ``derained`` and never leaves the device.
 What runs where (honestly): the motion analysis is the CPU smoother's
 (:class:`~.core.MotionAnalyser`: DIS optical flow, forward-backward and photometric
 confidence, scene cuts) on 1/``scale``-size luma, done on the CPU with OpenCV. Per frame
-this downloads two small frames (the box-downscaled derained frame and the previous
-output, (H/s)x(W/s)x3 uint8 each, ~14 KB at 640x360, s = 4) and uploads the small flow
+this downloads three small frames (the box-downscaled derained frame, the previous
+output and, while ``rain_relax`` is on, the rainy frame; (H/s)x(W/s)x3 uint8 each,
+~43 KB at 640x360, s = 4) and uploads the small flow
 and weight maps. The full-resolution work (flow and weight upsampling, the bilinear
 warp with ``grid_sample`` and the blend) runs on the device. The small downloads
 synchronise the device once per frame.
