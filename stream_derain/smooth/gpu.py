@@ -9,7 +9,7 @@ What runs where (honestly): the motion analysis is the CPU smoother's
 confidence, scene cuts) on 1/``scale``-size luma, done on the CPU with OpenCV. Per frame
 this downloads three small frames (the box-downscaled derained frame, the previous
 output and, while ``rain_relax`` is on, the rainy frame; (H/s)x(W/s)x3 uint8 each,
-~43 KB at 640x360, s = 4) and uploads the small flow
+43 KB each at 640x360, s = 4) and uploads the small flow
 and weight maps. The full-resolution work (flow and weight upsampling, the bilinear
 warp with ``grid_sample`` and the blend) runs on the device. The small downloads
 synchronise the device once per frame.
