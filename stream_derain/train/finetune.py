@@ -6,11 +6,15 @@ Per step, on crops of the few-pair set (rainy I, clean B):
     L = L1(O, B) + w_rain * L1(R, I - B)                          supervised
       + w_con * dual_contrast(f; O, R, I, B)                      if contrastive_weight > 0
       + w_semi * (push(f; O_u, U) + w_score * -log(1 - p_rain(O_u)))
-      + w_guard * guard(O_u, U, R_u)                              if semi_weight > 0
+      + w_guard * guard(O_u, U, R_u) + w_detail * no_new_detail(O_u, U)
+                                                                  if semi_weight > 0
 
 where f is the recognition teacher's frozen feature map and U a crop of a real rainy
-image (no label). The guard (L1 to the input outside the predicted rain, and a cap on
-the mean change) keeps the unpaired terms from erasing real detail.
+image (no label). The contrastive term sees the first ``contrast_batch`` crops of the
+batch (the teacher costs more than the student). The guards keep the unpaired terms
+honest: L1 to the input outside the predicted rain and a cap on the mean change stop
+them erasing real detail, and ``no_new_detail`` stops them inventing texture that
+fools the teacher (the first version of this term did exactly that).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from ..errors import ConfigError
 from ..model.student import DerainStudent, build_student, student_config_dict
 from .checkpoint import load_weights, read_checkpoint
 from .data import drop_overlaps, load_folders
-from .losses import dual_contrast, identity_guard, push_from_input, rain_free_score
+from .losses import dual_contrast, identity_guard, no_new_detail, push_from_input, rain_free_score
 from .supervised import ARCH
 from .teachers import RAINY_DIRS, RECOGNITION_ARCH, StageConfig, load_frozen, open_run, seed_stage
 from .transfer_data import fixed_pairs, load_sources, pair_batch, real_batch, split_holdout
@@ -50,6 +54,7 @@ class FinetuneConfig(StageConfig):
     lr: float = 5e-4
     rain_loss_weight: float = 0.5
     contrastive_weight: float = 0.0
+    contrast_batch: int = 4  # crops of each batch the contrastive term sees
     semi_weight: float = 0.0  # 0 turns the semi-supervised term off
     semi_batch: int = 4
     semi_crop: int = 96
@@ -58,6 +63,7 @@ class FinetuneConfig(StageConfig):
     guard_weight: float = 1.0
     guard_threshold: float = 0.05  # |R| at which a pixel counts as rain (no guard there)
     guard_cap: float = 0.06  # mean |O_u - U| allowed before the cap penalty
+    detail_weight: float = 1.0  # of no_new_detail(O_u, U)
     rainy_dirs: tuple[str, ...] = RAINY_DIRS
     holdout: float = 0.2  # held-out real frames stay unseen by the semi-supervised term
     student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig (tests only)
@@ -79,8 +85,10 @@ def semi_loss(cfg: FinetuneConfig, student: DerainStudent, recognition: torch.nn
     push = push_from_input(recognition.features, out, real, cfg.push_margin)
     score = rain_free_score(recognition(out))
     guard = identity_guard(out, real, rain, cfg.guard_threshold, cfg.guard_cap)
-    loss = cfg.semi_weight * (push + cfg.score_weight * score) + cfg.guard_weight * guard
-    return loss, {"push": push.item(), "rain_free": score.item(), "guard": guard.item()}
+    detail = no_new_detail(out, real)
+    loss = (cfg.semi_weight * (push + cfg.score_weight * score) + cfg.guard_weight * guard
+            + cfg.detail_weight * detail)
+    return loss, {"push": push.item(), "rain_free": score.item(), "guard": guard.item(), "new_detail": detail.item()}
 
 
 def train_finetune(cfg: FinetuneConfig) -> Path:
@@ -108,7 +116,8 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         parts = {"l1": F.l1_loss(out, clean), "rain_l1": F.l1_loss(rain, rainy - clean)}
         loss = parts["l1"] + cfg.rain_loss_weight * parts["rain_l1"]
         if cfg.contrastive_weight > 0:
-            parts["contrast"] = dual_contrast(recognition.features, out, rain, rainy, clean)
+            k = cfg.contrast_batch
+            parts["contrast"] = dual_contrast(recognition.features, out[:k], rain[:k], rainy[:k], clean[:k])
             loss = loss + cfg.contrastive_weight * parts["contrast"]
         logged = {k: v.item() for k, v in parts.items()}
         if real is not None:

@@ -28,16 +28,20 @@ def feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean(dim=(1, 2, 3))
 
 
-def ratio_contrast(f: Features, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                   eps: float = 1e-3) -> torch.Tensor:
-    """Ratio-form contrastive term: mean of d(f(anchor), f(pos)) / (d(f(anchor), f(neg)) + eps).
+def hinged_contrast(f: Features, anchor: torch.Tensor, positive: torch.Tensor,
+                    negative: torch.Tensor) -> torch.Tensor:
+    """Contrastive term with a bounded push: d(a, pos) + relu(d(pos, neg) - d(a, neg)).
 
-    Lower when the anchor is near the positive and far from the negative; the
-    positive and negative only provide targets (no gradient)."""
+    The anchor is pulled to the positive and pushed from the negative only until it is
+    as far from the negative as the positive itself is; beyond that the push stops, so
+    it cannot reward moving away in directions the positive does not go (the ratio form
+    d(a, pos) / d(a, neg) did, and cost texture). The positive and negative only
+    provide targets (no gradient)."""
     fa = f(anchor)
     with torch.no_grad():
         fp, fn = f(positive), f(negative)
-    return (feature_distance(fa, fp) / (feature_distance(fa, fn) + eps)).mean()
+        reach = feature_distance(fp, fn)
+    return (feature_distance(fa, fp) + F.relu(reach - feature_distance(fa, fn))).mean()
 
 
 def dual_contrast(f: Features, out: torch.Tensor, rain: torch.Tensor, rainy: torch.Tensor,
@@ -45,7 +49,7 @@ def dual_contrast(f: Features, out: torch.Tensor, rain: torch.Tensor, rainy: tor
     """Dual contrastive regularisation (our design, after Semi-DRDNet): the output is pulled
     to the clean background and pushed from the rainy input, and the predicted rain
     layer is pulled to the true rain layer (rainy - clean) and pushed from the background."""
-    return ratio_contrast(f, out, clean, rainy) + ratio_contrast(f, rain, rainy - clean, clean)
+    return hinged_contrast(f, out, clean, rainy) + hinged_contrast(f, rain, rainy - clean, clean)
 
 
 def push_from_input(f: Features, out: torch.Tensor, rainy: torch.Tensor, margin: float) -> torch.Tensor:
@@ -69,3 +73,17 @@ def identity_guard(out: torch.Tensor, rainy: torch.Tensor, rain: torch.Tensor, t
     mask = (rain.detach().abs().mean(dim=1, keepdim=True) / threshold).clamp(0, 1)
     change = (out - rainy).abs()
     return (change * (1 - mask)).mean() + F.relu(change.mean() - cap)
+
+
+def gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical finite differences of BxCxHxW images."""
+    return img[..., :, 1:] - img[..., :, :-1], img[..., 1:, :] - img[..., :-1, :]
+
+
+def no_new_detail(out: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
+    """Deraining removes edges, it never adds them: mean excess of the output's gradient
+    magnitude over the input's, per pixel and channel. Zero for the input itself, small
+    for outputs that smooth it (streaks removed; a blur only shifts some edges by a
+    pixel), large for invented texture such as the grid that fooled the recognition
+    teacher."""
+    return sum(F.relu(o.abs() - i.abs()).mean() for o, i in zip(gradients(out), gradients(rainy), strict=True))

@@ -23,7 +23,7 @@ from stream_derain.train.checkpoint import load_weights, read_checkpoint  # noqa
 from stream_derain.train.config import load_config  # noqa: E402
 from stream_derain.train.distill import DistillConfig, distill_losses, make_teachers, train_distill  # noqa: E402
 from stream_derain.train.finetune import FinetuneConfig, train_finetune  # noqa: E402
-from stream_derain.train.losses import dual_contrast  # noqa: E402
+from stream_derain.train.losses import dual_contrast, hinged_contrast, no_new_detail  # noqa: E402
 from stream_derain.train.supervised import ARCH  # noqa: E402
 from stream_derain.train.teachers import (  # noqa: E402
     RECOGNITION_ARCH,
@@ -187,6 +187,29 @@ def test_contrastive_prefers_clean_output():
     good = dual_contrast(f, clean, rainy - clean, rainy, clean)
     bad = dual_contrast(f, rainy, clean, rainy, clean)  # output == input, rain layer == background
     assert float(good) < float(bad)
+
+
+def test_contrastive_push_stops_at_the_positives_distance():
+    ident = lambda x: x  # noqa: E731  (feature space = pixels, to read the numbers)
+    pos, neg = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
+    # halfway between: pulled by 0.5 and pushed by relu(1 - 0.5)
+    assert float(hinged_contrast(ident, torch.full_like(pos, 0.5), pos, neg)) == pytest.approx(1.0)
+    # further from the negative than the positive is: no push left, only the pull
+    far = torch.full_like(pos, -2.0).requires_grad_()
+    value = hinged_contrast(ident, far, pos, neg)
+    value.backward()
+    assert float(value) == pytest.approx(2.0) and torch.allclose(far.grad, torch.full_like(pos, -0.25))
+
+
+def test_no_new_detail_allows_flattening_and_penalises_invented_texture():
+    rng = np.random.default_rng(2)
+    rainy_np = synth.add_rain(smooth_image(rng, 32), rng, synth.sample_params(rng, 1.0))
+    rainy = torch.from_numpy(rainy_np.transpose(2, 0, 1)[None].copy())
+    flattened = F.avg_pool2d(rainy, 3, stride=1, padding=1, count_include_pad=False)
+    grid = torch.zeros_like(rainy)
+    grid[..., ::4, :] = 0.1
+    assert float(no_new_detail(rainy, rainy)) == 0.0
+    assert float(no_new_detail(flattened, rainy)) < 0.2 * float(no_new_detail(rainy + grid, rainy))
 
 
 def test_missing_and_empty_folders_are_config_errors(tmp_path, data):
