@@ -91,6 +91,7 @@ def finetune_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_D
 def ablation_cmd(
     rows: list[str] = typer.Option(..., "--row", help="NAME=CHECKPOINT, one per table row, in order."),
     recognition: str = typer.Option("runs/transfer/recognition/last.pt", help="Recognition teacher (rain score)."),
+    judge: str = typer.Option("", help="A second recognition model no row trained against (judge score)."),
     markdown: Optional[Path] = typer.Option(None, help="Write the table as Markdown."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all numbers as JSON."),
     picture: Optional[Path] = typer.Option(None, help="Side-by-side picture of held-out real frames."),
@@ -104,7 +105,8 @@ def ablation_cmd(
     pairs = [r.split("=", 1) for r in rows]
     if any(len(p) != 2 or not p[0] for p in pairs):
         raise ConfigError("--row takes NAME=CHECKPOINT")
-    cfg = ablation.AblationConfig(rows=tuple((n, c) for n, c in pairs), recognition=recognition)
+    cfg = ablation.AblationConfig(rows=tuple((n, c) for n, c in pairs), recognition=recognition,
+                                  judge=judge)
     results = ablation.run_ablation(cfg)
     typer.echo(ablation.write_reports(results, cfg, json_out, markdown))
     if picture:

@@ -7,7 +7,10 @@ torch) in a scratch folder and run by ONNX Runtime, exactly as users run it, on:
 - held-out frames of the real rainy videos (the last ``holdout`` of each folder, the
   block that the recognition teacher, the distillation and the semi-supervised term
   never see): the recognition teacher's mean rain probability on the derained frames
-  (lower is better; the ``input`` row scores the rainy frames themselves).
+  (lower is better; the ``input`` row scores the rainy frames themselves), and the
+  same score from an optional *judge*: a second recognition model (other seed, other
+  widths) that no student stage trained against, so that a row cannot earn it by
+  gaming the teacher it optimised.
 
 Training time is the row's own stage plus every stage it was initialised from
 (teachers and distillation included), read from the checkpoints.
@@ -47,6 +50,7 @@ REAL_DIRS = tuple(str(DATA_ROOT / "real_video" / s) for s in ("ra1", "rb2"))
 class AblationConfig:
     rows: tuple[tuple[str, str], ...]  # (row name, student checkpoint)
     recognition: str = "runs/transfer/recognition/last.pt"
+    judge: str = ""  # a second recognition checkpoint, never trained against; "" = none
     sets: tuple[str, ...] = DEV_SETS
     real_dirs: tuple[str, ...] = REAL_DIRS
     holdout: float = 0.2
@@ -72,10 +76,13 @@ def lineage_seconds(ckpt: dict[str, Any]) -> float | None:
     return None if None in before else seconds + sum(before)
 
 
-def score_real(backend: Any, teacher: Any, frames: list[np.ndarray]) -> tuple[float, list[np.ndarray]]:
-    """Mean rain probability of the derained frames (``backend`` None: of the frames)."""
+def score_real(backend: Any, scorers: dict[str, Any], frames: list[np.ndarray]) -> tuple[dict[str, float],
+                                                                                         list[np.ndarray]]:
+    """Each scorer's mean rain probability of the derained frames (``backend`` None: of
+    the frames themselves), and the derained frames."""
     outs = [backend.infer(f[None])[0] if backend is not None else f for f in frames]
-    return float(np.mean([rain_score(teacher, o.astype(np.float32) / 255.0) for o in outs])), outs
+    floats = [o.astype(np.float32) / 255.0 for o in outs]
+    return {name: float(np.mean([rain_score(m, f) for f in floats])) for name, m in scorers.items()}, outs
 
 
 def export_row(ckpt_path: Path, work: Path, row: dict[str, Any]) -> Path:
@@ -90,7 +97,7 @@ def export_row(ckpt_path: Path, work: Path, row: dict[str, Any]) -> Path:
     return onnx_path
 
 
-def evaluate_row(name: str, ckpt_path: Path | None, cfg: AblationConfig, teacher: Any,
+def evaluate_row(name: str, ckpt_path: Path | None, cfg: AblationConfig, scorers: dict[str, Any],
                  real: dict[str, list[np.ndarray]], work: Path) -> dict[str, Any]:
     """One table row; ``ckpt_path`` None scores the rainy inputs."""
     row: dict[str, Any] = {"row": name, "checkpoint": str(ckpt_path) if ckpt_path else None, "outputs": {}}
@@ -103,7 +110,8 @@ def evaluate_row(name: str, ckpt_path: Path | None, cfg: AblationConfig, teacher
             res = evaluate_set(PairSet.from_dir(Path(s)), backend)
             row[res["set"]] = res["output" if backend is not None else "input"]
         for folder, frames in real.items():
-            row[f"rain_{folder}"], row["outputs"][folder] = score_real(backend, teacher, frames)
+            scores, row["outputs"][folder] = score_real(backend, scorers, frames)
+            row.update({f"{scorer}_{folder}": v for scorer, v in scores.items()})
     log.info("ablation row %s: %s", name, {k: v for k, v in row.items() if k != "outputs"})
     return row
 
@@ -111,21 +119,25 @@ def evaluate_row(name: str, ckpt_path: Path | None, cfg: AblationConfig, teacher
 def run_ablation(cfg: AblationConfig) -> list[dict[str, Any]]:
     """All rows, the ``input`` row first; each row keeps its derained real frames under
     ``outputs`` (for :func:`side_by_side`)."""
-    teacher = load_frozen(Path(cfg.recognition), RECOGNITION_ARCH)
+    scorers = {"rain": load_frozen(Path(cfg.recognition), RECOGNITION_ARCH)}
+    if cfg.judge:
+        scorers["judge"] = load_frozen(Path(cfg.judge), RECOGNITION_ARCH)
     real = {Path(d).name: held_out_frames(Path(d), cfg.holdout) for d in cfg.real_dirs}
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [evaluate_row("input", None, cfg, teacher, real, Path(tmp))]
-        rows += [evaluate_row(name, Path(path), cfg, teacher, real, Path(tmp)) for name, path in cfg.rows]
+        rows = [evaluate_row("input", None, cfg, scorers, real, Path(tmp))]
+        rows += [evaluate_row(name, Path(path), cfg, scorers, real, Path(tmp)) for name, path in cfg.rows]
     return rows
 
 
 def markdown_table(rows: list[dict[str, Any]], sets: list[str], real: list[str]) -> str:
-    head = (["row"] + [f"{s} PSNR-Y / SSIM-Y" for s in sets] + [f"rain score {r}" for r in real]
+    scorers = ["rain"] + (["judge"] if f"judge_{real[0]}" in rows[0] else [])
+    head = (["row"] + [f"{s} PSNR-Y / SSIM-Y" for s in sets]
+            + [f"{'rain score' if s == 'rain' else 'judge'} {r}" for s in scorers for r in real]
             + ["MACs/px", "params", "steps", "train time"])
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         cells = [r["row"]] + [f"{r[s]['psnr_y']:.2f} / {r[s]['ssim_y']:.4f}" for s in sets]
-        cells += [f"{r[f'rain_{d}']:.3f}" for d in real]
+        cells += [f"{r[f'{s}_{d}']:.3f}" for s in scorers for d in real]
         if r["checkpoint"]:
             minutes = "n/a" if r["train_seconds"] is None else f"{r['train_seconds'] / 60:.1f} min"
             cells += [f"{r['macs_per_pixel']:,}", f"{r['parameters']:,}", str(r["steps"]), minutes]

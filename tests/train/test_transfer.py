@@ -259,14 +259,15 @@ def test_ablation_scores_rows_on_pairs_and_held_out_frames(tmp_path, data, teach
     row = train_finetune(finetune_config(tmp_path, data, teachers, out_dir=str(tmp_path / "ft"), steps=3,
                                          contrastive_weight=0.0, semi_weight=0.0))
     cfg = AblationConfig(rows=(("tiny", str(row)),), recognition=teachers["recognition"], sets=(str(pairs),),
-                         real_dirs=tuple(data["rainy_dirs"]), holdout=0.5)
+                         real_dirs=tuple(data["rainy_dirs"]), holdout=0.5, judge=teachers["recognition"])
     rows = run_ablation(cfg)
     assert [r["row"] for r in rows] == ["input", "tiny"]
     inp, out = rows
     assert inp["tiny"]["psnr_y"] > 0 and out["tiny"]["psnr_y"] > 0 and out["tiny"] != inp["tiny"]
     assert 0.0 <= out["rain_rainy"] <= 1.0 and len(out["outputs"]["rainy"]) == 2  # half of 4 frames held out
+    assert out["judge_rainy"] == out["rain_rainy"]  # the judge here is the same model: same score
     assert out["macs_per_pixel"] > 0 and out["steps"] == 3 and out["train_seconds"] is not None
     table = write_reports(rows, cfg, tmp_path / "a.json", tmp_path / "a.md")
-    assert table.count("\n") == 4 and "| tiny |" in table and json.loads((tmp_path / "a.json").read_text())
+    assert table.count("\n") == 4 and "| tiny |" in table and "judge rainy" in table and json.loads((tmp_path / "a.json").read_text())
     side_by_side(rows, ["input", "tiny"], tmp_path / "sbs.png", per_folder=1)
     assert cv2.imread(str(tmp_path / "sbs.png")).shape == (300, 960, 3)
