@@ -150,7 +150,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         psnr = (f"{r['psnr_perframe']:8.2f} {r['psnr_smoothed']:8.2f} {r['psnr_change_db']:+6.2f}"
                 if "psnr_perframe" in r else f"{'-':>8s} {'-':>8s} {'-':>6s}")
-        print(f"{r['clip']:16s} {r['ewarp_input']:9.3f} {r['ewarp_perframe']:9.3f} {r['ewarp_smoothed']:9.3f} "
+        print(f"{r['clip']:16s} {r['ewarp_input']:9.3f} {r['ewarp_perframe']:9.3f} "
+              f"{r['ewarp_smoothed']:9.3f} "
               f"{r['ewarp_change_pct']:+6.1f}% {psnr} {r['infer_ms']:8.1f} {r['smooth_ms']:9.2f}")
 
 

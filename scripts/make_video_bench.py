@@ -145,7 +145,8 @@ def main() -> None:
         meta = {"background": str(backgrounds[k]), "params": asdict(params), "camera": asdict(cam),
                 "frames": args.frames, "size": [w, h], "moving_object": is_object}
         (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-        psnr = float(np.mean([10 * np.log10(1 / max(np.mean((r - c) ** 2), 1e-12)) for r, c in zip(rainy, clean)]))
+        psnr = float(np.mean([10 * np.log10(1 / max(np.mean((r - c) ** 2), 1e-12))
+                              for r, c in zip(rainy, clean)]))
         log.info("%s: %s, rainy PSNR %.2f dB", folder.name, backgrounds[k].name, psnr)
 
 

@@ -3,7 +3,7 @@
 #   bash scripts/test.sh [pytest args...]
 # Creates .venv (reused when present), installs the package with its [train],
 # [tensorrt-rtx] and [dev] extras (torch pinned to the CPU build 2.13.0), installs
-# ffmpeg for the live-stream tests' RTSP server, then runs pytest.
+# ffmpeg for the live-stream tests' RTSP server, then runs ruff and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,7 @@ python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[train,tensorrt-rtx,dev]"
 
+ruff check .
 set +e
 python -m pytest -q -ra "$@"
 rc=$?

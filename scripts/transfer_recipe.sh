@@ -11,13 +11,14 @@ C=configs/transfer
 R=runs/transfer
 
 stream-derain train recognition --config $C/recognition.json --threads "$T"
+stream-derain train recognition --config $C/judge.json --threads "$T"   # the ablation's judge only
 stream-derain train reconstruction --config $C/reconstruction.json --threads "$T"
 stream-derain train distill --config $C/distill.json --threads "$T"
 for row in pairs_only distill contrastive semi; do
   stream-derain train finetune --config $C/finetune_$row.json --threads "$T"
 done
 
-stream-derain train ablation \
+stream-derain train ablation --judge $R/judge/last.pt \
   --row baseline=runs/baseline/last.pt \
   --row distilled-only=$R/distill/last.pt \
   --row pairs-only=$R/ft_b_pairs_only/last.pt \

@@ -196,7 +196,8 @@ def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None 
     # the input stays open until the encoder is done: copied packets refer to its streams
     p.add(IterSource("decode", p.stop, p.source_stop, decoded, reader.items))
     to_encode = frame_stages(p, cfg, backend, decoded)
-    p.add(EncodeStage(p.stop, to_encode, writer, expected_frames(reader, cfg.start, cfg.max_frames), progress))
+    p.add(EncodeStage(p.stop, to_encode, writer, expected_frames(reader, cfg.start, cfg.max_frames),
+                      progress))
     try:
         result = p.run(lambda: writer.frames)
     finally:

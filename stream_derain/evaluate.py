@@ -60,7 +60,8 @@ def evaluate_set(pairs: PairSet, backend: Backend | None = None, predictions: Pa
         rows_in.append(s_in)
         entry: dict[str, Any] = {"name": rain_path.name, "input": s_in}
         if backend is not None or predictions is not None:
-            out = backend.infer(rain[None])[0] if backend is not None else images.read_rgb(predictions / rain_path.name)
+            out = (backend.infer(rain[None])[0] if backend is not None
+                   else images.read_rgb(predictions / rain_path.name))
             s_out = image_scores(out, clean)
             rows_out.append(s_out)
             entry["output"] = s_out
@@ -74,6 +75,6 @@ def evaluate_set(pairs: PairSet, backend: Backend | None = None, predictions: Pa
         result["gain_psnr_y"] = round(result["output"]["psnr_y"] - result["input"]["psnr_y"], 3)
     result["per_image"] = per_image
     log.info("%s: input %.2f dB / %.4f, output %s", pairs.name, result["input"]["psnr_y"],
-             result["input"]["ssim_y"], f"{result['output']['psnr_y']:.2f} dB / {result['output']['ssim_y']:.4f}"
-             if rows_out else "-")
+             result["input"]["ssim_y"],
+             f"{result['output']['psnr_y']:.2f} dB / {result['output']['ssim_y']:.4f}" if rows_out else "-")
     return result

@@ -73,7 +73,8 @@ def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     img HxW or HxWxC, flow HxWx2 (x, y) in pixels."""
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def non_occlusion(flow_b: np.ndarray, flow_f: np.ndarray) -> np.ndarray:
@@ -150,7 +151,8 @@ def evaluate_video(output: Path, reference: Path | None = None, source: Path | N
     for name, clip in (("reference", ref), ("source", src)):
         if clip is not None and clip[0].shape != out[0].shape:
             raise InputError(f"{name} frames are {clip[0].shape}, output frames {out[0].shape}")
-    flow_on, basis = ("reference", ref) if ref is not None else ("source", src) if src is not None else ("output", out)
+    flow_on, basis = (("reference", ref) if ref is not None
+                      else ("source", src) if src is not None else ("output", out))
     pairs = flow_pairs(basis)
     result: dict[str, Any] = {"frames": n, "flow_on": flow_on, "e_warp": warping_error(out, pairs)}
     if src is not None:

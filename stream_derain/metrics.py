@@ -50,4 +50,5 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
 def image_scores(out: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     """PSNR/SSIM on Y and RGB of two HxWx3 uint8 RGB images."""
     yo, yr = rgb_to_y(out), rgb_to_y(ref)
-    return {"psnr_y": psnr(yo, yr), "ssim_y": ssim(yo, yr), "psnr_rgb": psnr(out, ref), "ssim_rgb": ssim(out, ref)}
+    return {"psnr_y": psnr(yo, yr), "ssim_y": ssim(yo, yr),
+            "psnr_rgb": psnr(out, ref), "ssim_rgb": ssim(out, ref)}

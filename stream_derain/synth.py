@@ -59,7 +59,8 @@ def streak_kernel(length: float, width: float, angle: float) -> np.ndarray:
     c = size / 2.0
     a = np.deg2rad(angle)
     dx, dy = np.sin(a) * length / 2, np.cos(a) * length / 2
-    cv2.line(k, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))), 1.0, 1, cv2.LINE_AA)
+    cv2.line(k, (int(round(c - dx)), int(round(c - dy))), (int(round(c + dx)), int(round(c + dy))),
+             1.0, 1, cv2.LINE_AA)
     if width > 1.0:
         k = cv2.GaussianBlur(k, (0, 0), sigmaX=(width - 1.0) / 2 + 1e-3)
     return k / max(float(k.sum()), 1e-6)
@@ -83,7 +84,8 @@ def _layer_specs(p: RainParams) -> list[tuple[float, float, float, float, float]
     return specs
 
 
-def render_streaks(field: np.ndarray, length: float, width: float, angle: float, brightness: float) -> np.ndarray:
+def render_streaks(field: np.ndarray, length: float, width: float, angle: float,
+                   brightness: float) -> np.ndarray:
     """Smear a drop field into streaks: HxW -> HxW in [0, 1]."""
     k = streak_kernel(length, width, angle)
     s = cv2.filter2D(field, -1, k, borderType=cv2.BORDER_REFLECT)
@@ -119,7 +121,8 @@ def add_rain(clean: np.ndarray, rng: np.random.Generator, params: RainParams | N
     shape = clean.shape[:2]
     streaks = np.zeros(shape, np.float32)
     for dens, length, width, angle, bright in _layer_specs(p):
-        streaks = np.maximum(streaks, render_streaks(drop_field(shape, dens, rng), length, width, angle, bright))
+        streaks = np.maximum(streaks, render_streaks(drop_field(shape, dens, rng), length, width, angle,
+                                                     bright))
     t = transmission_map(shape, p.haze, rng) if p.haze > 0 else None
     tint = np.float32(rng.uniform(0.85, 1.0)) * np.array([1.0, 1.0, 1.0], np.float32)
     return compose(clean, streaks, p, t, tint)
@@ -178,7 +181,8 @@ def rainy_video(src: np.ndarray, n_frames: int, out_hw: tuple[int, int], rng: np
         streaks = np.zeros((h, w), np.float32)
         for (dens, length, width, angle, bright), field, v in zip(specs, fields, speeds):
             a = np.deg2rad(angle)
-            shifted = np.roll(field, (int(round(v * i * np.cos(a))), int(round(v * i * np.sin(a)))), axis=(0, 1))
+            shifted = np.roll(field, (int(round(v * i * np.cos(a))), int(round(v * i * np.sin(a)))),
+                              axis=(0, 1))
             layer = render_streaks(shifted, length, width, angle, bright)
             streaks = np.maximum(streaks, layer[margin:margin + h, margin:margin + w])
         clean.append(bg)

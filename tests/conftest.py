@@ -29,7 +29,8 @@ def _cuda() -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     probes = {
         "gpu": (_cuda(), "no CUDA GPU visible to torch"),
-        "tensorrt": (_has("tensorrt") or _has("tensorrt_rtx"), "neither tensorrt nor tensorrt_rtx is installed"),
+        "tensorrt": (_has("tensorrt") or _has("tensorrt_rtx"),
+                     "neither tensorrt nor tensorrt_rtx is installed"),
         "data": (DATA_ROOT.is_dir(), f"research data not found at {DATA_ROOT}"),
         "torch": (_has("torch"), "torch is not installed"),
     }
@@ -65,9 +66,10 @@ def tiny_model(tiny_model_dir: Path):  # noqa: ANN201 - ModelInfo
     return load_model_info("tiny", tiny_model_dir)
 
 
-def write_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (96, 64), pts_steps: list[int] | None = None,
-               time_base: tuple[int, int] = (1, 1000), audio: bool = True, color: dict[str, int] | None = None,
-               codec: str = "libx264", pix_fmt: str = "yuv420p", rotation: float = 0.0, seed: int = 0) -> Path:
+def write_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (96, 64),
+               pts_steps: list[int] | None = None, time_base: tuple[int, int] = (1, 1000),
+               audio: bool = True, color: dict[str, int] | None = None, codec: str = "libx264",
+               pix_fmt: str = "yuv420p", rotation: float = 0.0, seed: int = 0) -> Path:
     """Write a small test clip with PyAV: moving gradient frames with optional variable
     frame durations (``pts_steps`` cycles, in time-base ticks), a sine audio track,
     colour tags and a display rotation. Returns ``path``."""

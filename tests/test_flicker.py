@@ -40,7 +40,8 @@ def test_translation_is_compensated() -> None:
     big = texture(np.random.default_rng(2), 96, 160)
     frames = [big[:, 3 * i:3 * i + 128] for i in range(5)]
     assert warping_error(frames) < 1e-3  # motion is warped away; an unwarped diff is far larger
-    unwarped = np.mean([((a / 255.0 - b / 255.0) ** 2).sum(axis=2).mean() for a, b in zip(frames, frames[1:])])
+    unwarped = np.mean([((a / 255.0 - b / 255.0) ** 2).sum(axis=2).mean()
+                        for a, b in zip(frames, frames[1:])])
     assert unwarped > 20 * warping_error(frames)
 
 

@@ -58,8 +58,8 @@ def derain_cmd(
         setup_logging(verbose, quiet)
     cfg = DerainConfig(
         input=input, output=output, backend=backend, precision=precision, model=model, batch=batch,
-        threads=threads, hwaccel=hwaccel, start=start, max_frames=max_frames, overwrite=overwrite, smooth=smooth,
-        smooth_strength=smooth_strength,
+        threads=threads, hwaccel=hwaccel, start=start, max_frames=max_frames, overwrite=overwrite,
+        smooth=smooth, smooth_strength=smooth_strength,
         encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
     )
     _sigterm_as_interrupt()

@@ -25,7 +25,8 @@ def is_video(path: Path) -> bool:
 
 def video_line(r: dict) -> str:
     """One line of a video's scores (:func:`~stream_derain.flicker.evaluate_video`)."""
-    parts = [f"{r['video']}: {r['frames']} frames", f"E_warp {1e3 * r['e_warp']:.3f}e-3 (flow on {r['flow_on']})"]
+    parts = [f"{r['video']}: {r['frames']} frames",
+             f"E_warp {1e3 * r['e_warp']:.3f}e-3 (flow on {r['flow_on']})"]
     if "e_warp_source" in r:
         parts.append(f"source {1e3 * r['e_warp_source']:.3f}e-3")
     if "psnr_y" in r:

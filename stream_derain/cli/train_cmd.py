@@ -67,7 +67,8 @@ def dev_scores(path: Path) -> dict[str, dict[str, float]]:
     """Mean PSNR/SSIM (Y) of input and output per set, from an eval JSON report."""
     try:
         results = json.loads(path.read_text())
-        return {r["set"]: {f"{side}_{k}": r[side][k] for side in ("input", "output") for k in ("psnr_y", "ssim_y")}
+        return {r["set"]: {f"{side}_{k}": r[side][k]
+                           for side in ("input", "output") for k in ("psnr_y", "ssim_y")}
                 for r in results}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read dev-set scores from {path}: {exc}") from None

@@ -65,7 +65,8 @@ def distill_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DI
                 steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
                 threads: Optional[int] = THREADS, device: Optional[str] = DEVICE,
                 recognition: Optional[str] = typer.Option(None, help="Recognition teacher checkpoint."),
-                reconstruction: Optional[str] = typer.Option(None, help="Reconstruction teacher checkpoint.")) -> None:
+                reconstruction: Optional[str] = typer.Option(None, help="Reconstruction teacher checkpoint.")
+                ) -> None:
     """Distil both teachers into the student (feature adapters + output matching)."""
     _run("distill", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
                              "device": device, "recognition": recognition, "reconstruction": reconstruction})
@@ -77,8 +78,10 @@ def finetune_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_D
                  steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
                  threads: Optional[int] = THREADS, device: Optional[str] = DEVICE,
                  init: Optional[str] = typer.Option(None, help="Student checkpoint to start from."),
-                 contrastive_weight: Optional[float] = typer.Option(None, help="Dual contrastive term (0 = off)."),
-                 semi_weight: Optional[float] = typer.Option(None, help="Semi-supervised real-rain term (0 = off).")
+                 contrastive_weight: Optional[float] = typer.Option(
+                     None, help="Dual contrastive term (0 = off)."),
+                 semi_weight: Optional[float] = typer.Option(
+                     None, help="Semi-supervised real-rain term (0 = off).")
                  ) -> None:
     """Fine-tune the student on the fixed few-pair set (+ contrastive / semi-supervised terms)."""
     _run("finetune", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
@@ -90,7 +93,8 @@ def finetune_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_D
 @handle_errors
 def ablation_cmd(
     rows: list[str] = typer.Option(..., "--row", help="NAME=CHECKPOINT, one per table row, in order."),
-    recognition: str = typer.Option("runs/transfer/recognition/last.pt", help="Recognition teacher (rain score)."),
+    recognition: str = typer.Option("runs/transfer/recognition/last.pt",
+                                    help="Recognition teacher (rain score)."),
     judge: str = typer.Option("", help="A second recognition model no row trained against (judge score)."),
     markdown: Optional[Path] = typer.Option(None, help="Write the table as Markdown."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all numbers as JSON."),

@@ -73,7 +73,8 @@ def _hwaccel(kind: str) -> Any:
 
 def _open_input(path: Path, options: dict[str, str] | None, timeout: float | tuple | None,
                 hwaccel: str = "auto") -> Any:
-    if not str(path).startswith(("rtsp:", "rtmp:", "http:", "https:", "udp:", "tcp:")) and not Path(path).exists():
+    if (not str(path).startswith(("rtsp:", "rtmp:", "http:", "https:", "udp:", "tcp:"))
+            and not Path(path).exists()):
         raise InputError(f"input not found: {path}")
     accel = _hwaccel(hwaccel)
     if accel is not None:
@@ -120,7 +121,8 @@ class VideoReader:
         self.corrupt_packets = 0
         self._corrupt_seen, self._last_pts = 0, None
         cc = self.stream.codec_context
-        copy = [s for s in self.container.streams if s.type in ("audio", "subtitle", "data")] if copy_streams else []
+        copy = ([s for s in self.container.streams if s.type in ("audio", "subtitle", "data")]
+                if copy_streams else [])
         self.info = VideoInfo(
             width=cc.width, height=cc.height, time_base=self.stream.time_base,
             rate=self.stream.average_rate or self.stream.guessed_rate, frames=self.stream.frames or 0,
@@ -154,8 +156,8 @@ class VideoReader:
         if frame.pts is not None and self._last_pts is not None and tb:
             nominal = 1 / (rate * tb) if rate else frame.duration
             if nominal and frame.pts - self._last_pts > 3 * nominal:
-                log.info("timestamp gap of %.3f s before frame pts %d", float((frame.pts - self._last_pts) * tb),
-                         frame.pts)
+                log.info("timestamp gap of %.3f s before frame pts %d",
+                         float((frame.pts - self._last_pts) * tb), frame.pts)
                 jumped = True
         self._last_pts = frame.pts
         return jumped
@@ -240,7 +242,8 @@ class VideoWriter:
         c = info.color
         cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = c.range, c.space, c.primaries, c.trc
         options = {}
-        if opts.crf is not None and opts.codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"):
+        if opts.crf is not None and opts.codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1",
+                                                   "libsvtav1"):
             options["crf"] = str(opts.crf)
         if opts.preset and opts.codec in ("libx264", "libx265", "libsvtav1"):
             options["preset"] = opts.preset
@@ -255,7 +258,8 @@ class VideoWriter:
             try:
                 copies[src.index] = self.container.add_stream_from_template(src)
             except (ValueError, av.error.FFmpegError) as exc:
-                log.warning("not copying %s stream #%d (%s): %s", src.type, src.index, src.codec_context.name, exc)
+                log.warning("not copying %s stream #%d (%s): %s", src.type, src.index,
+                            src.codec_context.name, exc)
         return copies
 
     def _pts(self, item: FrameItem) -> int:

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_STRENGTH", "SmootherConfig", "TemporalSmoother", "TorchTemporalSmoother", "make_smoother"]
 
 
-def make_smoother(strength: float, device: str = "cpu", **tuning: float) -> TemporalSmoother | TorchTemporalSmoother:
+def make_smoother(strength: float, device: str = "cpu",
+                  **tuning: float) -> TemporalSmoother | TorchTemporalSmoother:
     """A smoother for frames on ``device``: 'cpu' gives the numpy/OpenCV one (HxWx3 uint8
     numpy frames); anything else ('cuda', 'cuda:1', 'torch-cpu') gives the torch one on that
     device (3xHxW tensors), 'torch-cpu' meaning torch on the CPU."""

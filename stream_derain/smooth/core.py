@@ -52,7 +52,7 @@ DEFAULT_STRENGTH = 0.8  # tuned on the synthetic video benchmark and real clips 
 class SmootherConfig:
     """Tuning of the temporal smoother (``**tuning`` of the smoother constructors)."""
 
-    strength: float = DEFAULT_STRENGTH  # blend weight of the warped history at fully confident pixels; 0 = off
+    strength: float = DEFAULT_STRENGTH  # blend weight of warped history at fully confident pixels; 0 = off
     scale: int = 4  # flow and confidence are computed at 1/scale resolution
     photo_blur: int = 3  # box blur (small-frame pixels) of the photometric error
     photo_sigma: float = 0.08  # RGB error (in [0, 1]) where photometric confidence is e^-1
@@ -80,7 +80,8 @@ class SmootherConfig:
         names = {f.name for f in fields(cls)} - {"strength"}
         unknown = sorted(set(tuning) - names)
         if unknown:
-            raise ConfigError(f"unknown smoother tuning key(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            raise ConfigError(f"unknown smoother tuning key(s): {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(names))}")
         return cls(strength=float(strength), **tuning)
 
 

@@ -89,7 +89,8 @@ class TemporalSmoother:
     def _step(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
         had_history = self.prev_out is not None
         rainy_small = box_downscale(rainy, self.cfg.scale) if self.cfg.rain_relax > 0 else None
-        result = self.analyser.analyse(box_downscale(derained, self.cfg.scale), self.prev_out_small, rainy_small)
+        result = self.analyser.analyse(box_downscale(derained, self.cfg.scale), self.prev_out_small,
+                                       rainy_small)
         if result is None:
             out = derained
             if had_history:

@@ -70,8 +70,8 @@ def lineage_seconds(ckpt: dict[str, Any]) -> float | None:
         return None
     seconds = float(ckpt["extra"]["train_seconds"])
     cfg = ckpt.get("train_cfg", {})
-    parents = [cfg.get("init")] + ([cfg.get("recognition"), cfg.get("reconstruction")] if ckpt["arch"] == ARCH and
-                                   "reconstruction" in cfg else [])
+    distilled = ckpt["arch"] == ARCH and "reconstruction" in cfg
+    parents = [cfg.get("init")] + ([cfg.get("recognition"), cfg.get("reconstruction")] if distilled else [])
     before = [lineage_seconds(read_checkpoint(Path(p))) for p in parents if p and Path(p).is_file()]
     return None if None in before else seconds + sum(before)
 
@@ -105,7 +105,8 @@ def evaluate_row(name: str, ckpt_path: Path | None, cfg: AblationConfig, scorers
         backend = None
         if ckpt_path is not None:
             onnx_path = export_row(ckpt_path, work, row)
-            backend = stack.enter_context(create_backend("onnxruntime", model_from_path(onnx_path, row["multiple"])))
+            model = model_from_path(onnx_path, row["multiple"])
+            backend = stack.enter_context(create_backend("onnxruntime", model))
         for s in cfg.sets:
             res = evaluate_set(PairSet.from_dir(Path(s)), backend)
             row[res["set"]] = res["output" if backend is not None else "input"]
@@ -156,7 +157,8 @@ def side_by_side(rows: list[dict[str, Any]], names: list[str], path: Path, per_f
         for i in np.linspace(0, n - 1, per_folder).round().astype(int):
             tiles = []
             for name in names:
-                tile = cv2.resize(by_name[name]["outputs"][folder][i], (480, 300), interpolation=cv2.INTER_AREA)
+                frame = by_name[name]["outputs"][folder][i]
+                tile = cv2.resize(frame, (480, 300), interpolation=cv2.INTER_AREA)
                 cv2.putText(tile, name, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 0), 2)
                 tiles.append(tile)
             strips.append(np.hstack(tiles))

@@ -16,7 +16,8 @@ from typing import Any
 from ..errors import ConfigError
 
 # ../shared/data beside the project checkout, unless STREAM_DERAIN_DATA says otherwise
-DATA_ROOT = Path(os.environ.get("STREAM_DERAIN_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+DATA_ROOT = Path(os.environ.get("STREAM_DERAIN_DATA",
+                                Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 
 
 @dataclass(frozen=True)

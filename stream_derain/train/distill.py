@@ -72,7 +72,8 @@ def make_teachers(cfg: DistillConfig, student: DerainStudent) -> Teachers:
     reconstruction = load_frozen(Path(cfg.reconstruction), RECONSTRUCTION_ARCH)
     c = student.cfg.channels
     adapters = {
-        "recognition": FeatureAdapter(c, recognition.cfg.widths[-1], pool=recognition.stride // student.cfg.scale),
+        "recognition": FeatureAdapter(c, recognition.cfg.widths[-1],
+                                      pool=recognition.stride // student.cfg.scale),
         "reconstruction": FeatureAdapter(c, reconstruction.cfg.channels,
                                          pool=reconstruction.cfg.scale // student.cfg.scale),
     }
@@ -80,7 +81,8 @@ def make_teachers(cfg: DistillConfig, student: DerainStudent) -> Teachers:
 
 
 def distill_losses(cfg: DistillConfig, student: DerainStudent, t: Teachers, real: torch.Tensor,
-                   degraded: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   degraded: torch.Tensor, target: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Weighted total and its parts on real rainy crops and degraded clean crops with
     their targets (all Bx3xHxW in [0, 1])."""
     x = torch.cat([real, degraded])

@@ -88,7 +88,8 @@ def semi_loss(cfg: FinetuneConfig, student: DerainStudent, recognition: torch.nn
     detail = no_new_detail(out, real)
     loss = (cfg.semi_weight * (push + cfg.score_weight * score) + cfg.guard_weight * guard
             + cfg.detail_weight * detail)
-    return loss, {"push": push.item(), "rain_free": score.item(), "guard": guard.item(), "new_detail": detail.item()}
+    parts = {"push": push, "rain_free": score, "guard": guard, "new_detail": detail}
+    return loss, {k: v.item() for k, v in parts.items()}
 
 
 def train_finetune(cfg: FinetuneConfig) -> Path:
@@ -96,7 +97,8 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     if cfg.crop > cfg.pair_size:
         raise ConfigError(f"crop {cfg.crop} is larger than pair_size {cfg.pair_size}")
     backgrounds = drop_overlaps(load_folders(cfg.clean_dirs, min_side=cfg.pair_size), cfg.exclude_like)
-    rainy_pairs, clean_pairs = fixed_pairs(backgrounds, cfg.pairs, cfg.pair_size, cfg.heavy_fraction, cfg.pairs_seed)
+    rainy_pairs, clean_pairs = fixed_pairs(backgrounds, cfg.pairs, cfg.pair_size, cfg.heavy_fraction,
+                                           cfg.pairs_seed)
     log.info("few-pair set: %d pairs of %dx%d from %d backgrounds", cfg.pairs, cfg.pair_size, cfg.pair_size,
              len(backgrounds))
     needs_teacher = cfg.contrastive_weight > 0 or cfg.semi_weight > 0
@@ -111,7 +113,8 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         recognition.to(run.device)
     while run.step < run.end:
         run.set_lr()
-        rainy, clean = (run.tensor(a) for a in pair_batch(rainy_pairs, clean_pairs, cfg.batch_size, cfg.crop, run.rng))
+        batch = pair_batch(rainy_pairs, clean_pairs, cfg.batch_size, cfg.crop, run.rng)
+        rainy, clean = (run.tensor(a) for a in batch)
         out, rain, _ = student.forward_all(rainy)
         parts = {"l1": F.l1_loss(out, clean), "rain_l1": F.l1_loss(rain, rainy - clean)}
         loss = parts["l1"] + cfg.rain_loss_weight * parts["rain_l1"]
@@ -121,8 +124,8 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
             loss = loss + cfg.contrastive_weight * parts["contrast"]
         logged = {k: v.item() for k, v in parts.items()}
         if real is not None:
-            unpaired, semi_parts = semi_loss(cfg, student, recognition,
-                                             run.tensor(real_batch(real, cfg.semi_batch, cfg.semi_crop, run.rng)))
+            real_crops = run.tensor(real_batch(real, cfg.semi_batch, cfg.semi_crop, run.rng))
+            unpaired, semi_parts = semi_loss(cfg, student, recognition, real_crops)
             loss = loss + unpaired
             logged.update(semi_parts)
         run.opt.zero_grad(set_to_none=True)

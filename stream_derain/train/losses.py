@@ -86,4 +86,5 @@ def no_new_detail(out: torch.Tensor, rainy: torch.Tensor) -> torch.Tensor:
     for outputs that smooth it (streaks removed; a blur only shifts some edges by a
     pixel), large for invented texture such as the grid that fooled the recognition
     teacher."""
-    return sum(F.relu(o.abs() - i.abs()).mean() for o, i in zip(gradients(out), gradients(rainy), strict=True))
+    pairs = zip(gradients(out), gradients(rainy), strict=True)
+    return sum(F.relu(o.abs() - i.abs()).mean() for o, i in pairs)

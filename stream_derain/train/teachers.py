@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 RECOGNITION_ARCH = "RecognitionTeacher"
 RECONSTRUCTION_ARCH = "ReconstructionTeacher"
 CLEAN_DIRS = tuple(str(DATA_ROOT / "clean" / d) for d in ("cbsd68", "kodak24", "mcmaster"))
-RAINY_DIRS = (str(DATA_ROOT / "real_rain"), str(DATA_ROOT / "real_video" / "ra1"), str(DATA_ROOT / "real_video" / "rb2"))
+RAINY_DIRS = tuple(str(DATA_ROOT / d) for d in ("real_rain", "real_video/ra1", "real_video/rb2"))
 DEV_CLEAN = tuple(str(DATA_ROOT / "pairs" / s / "clean") for s in ("sirr20", "heavy25"))
 
 
@@ -141,8 +141,9 @@ class Run:
     def save(self, extra: dict[str, Any] | None = None) -> None:
         state = {"train_seconds": round(self.seconds, 1),
                  "modules": {k: m.state_dict() for k, m in self.modules.items()}, **(extra or {})}
-        save_checkpoint(self.last, arch=self.arch, model_cfg=self.model_cfg, model=self.model, optimizer=self.opt,
-                        step=self.step, train_cfg=asdict(self.cfg), data_rng=self.rng, extra=state)
+        save_checkpoint(self.last, arch=self.arch, model_cfg=self.model_cfg, model=self.model,
+                        optimizer=self.opt, step=self.step, train_cfg=asdict(self.cfg), data_rng=self.rng,
+                        extra=state)
 
 
 def seed_stage(cfg: StageConfig) -> None:
@@ -221,18 +222,22 @@ def holdout_report(model: RecognitionTeacher, rainy: list[list[np.ndarray]], cle
     rng = np.random.default_rng(seed + 1)
     flat_rainy = [im for src in rainy for im in src]
     flat_clean = [im for src in clean for im in src]
-    real_rainy = [label_neutral(rescaled_crop(flat_rainy[i % len(flat_rainy)], size, rng), rng) for i in range(n)]
-    real_clean = [label_neutral(rescaled_crop(flat_clean[i % len(flat_clean)], size, rng), rng) for i in range(n)]
+    real_rainy = [label_neutral(rescaled_crop(flat_rainy[i % len(flat_rainy)], size, rng), rng)
+                  for i in range(n)]
+    real_clean = [label_neutral(rescaled_crop(flat_clean[i % len(flat_clean)], size, rng), rng)
+                  for i in range(n)]
     base = [rescaled_crop(flat_clean[i % len(flat_clean)], size, rng) for i in range(n)]
     seeds = rng.integers(0, 2**31, n)
-    synth_rainy = [label_neutral(synth.add_rain(b, rng), np.random.default_rng(s)) for b, s in zip(base, seeds)]
+    synth_rainy = [label_neutral(synth.add_rain(b, rng), np.random.default_rng(s))
+                   for b, s in zip(base, seeds)]
     jpeg_clean = [label_neutral(b, np.random.default_rng(s)) for b, s in zip(base, seeds)]
 
     def rainy_share(crops: list[np.ndarray]) -> float:
         return float((model(torch.from_numpy(to_batch(crops))) > 0).float().mean())
 
     report = {"real_rainy": rainy_share(real_rainy), "real_clean": 1 - rainy_share(real_clean),
-              "synthetic_rain_on_clean": rainy_share(synth_rainy), "same_crops_no_rain": 1 - rainy_share(jpeg_clean)}
+              "synthetic_rain_on_clean": rainy_share(synth_rainy),
+              "same_crops_no_rain": 1 - rainy_share(jpeg_clean)}
     return {k: round(v, 4) for k, v in report.items()}
 
 
@@ -244,7 +249,8 @@ def rain_score(model: RecognitionTeacher, image: np.ndarray, tile: int = 96, sca
     h, w = small.shape[:2]
     if h < tile or w < tile:  # too small for one tile: score it whole
         small, h, w = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA), tile, tile
-    tiles = [small[y:y + tile, x:x + tile] for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)]
+    tiles = [small[y:y + tile, x:x + tile]
+             for y in range(0, h - tile + 1, tile) for x in range(0, w - tile + 1, tile)]
     return float(model.rain_probability(torch.from_numpy(to_batch(tiles))).mean())
 
 

@@ -21,6 +21,7 @@ from ..errors import ConfigError
 from .data import drop_overlaps, list_images, load_rgb, random_crop
 
 log = logging.getLogger(__name__)
+Sources = list[list[np.ndarray]]  # images per source folder
 
 
 def load_capped(folder: str | Path, max_side: int, min_side: int) -> list[np.ndarray]:
@@ -45,7 +46,7 @@ def load_capped(folder: str | Path, max_side: int, min_side: int) -> list[np.nda
 
 
 def load_sources(folders: Iterable[str], max_side: int, min_side: int,
-                 exclude_like: Sequence[str] = ()) -> list[list[np.ndarray]]:
+                 exclude_like: Sequence[str] = ()) -> Sources:
     """One image list per folder (dev-set look-alikes dropped when ``exclude_like``)."""
     sources = []
     for folder in folders:
@@ -54,7 +55,7 @@ def load_sources(folders: Iterable[str], max_side: int, min_side: int,
     return sources
 
 
-def split_holdout(sources: list[list[np.ndarray]], fraction: float) -> tuple[list[list[np.ndarray]], list[list[np.ndarray]]]:
+def split_holdout(sources: Sources, fraction: float) -> tuple[Sources, Sources]:
     """(train, held-out) per source: the last ``fraction`` of each sorted folder is held
     out, a contiguous block, so that neighbouring video frames do not straddle the split."""
     train, held = [], []
@@ -67,7 +68,7 @@ def split_holdout(sources: list[list[np.ndarray]], fraction: float) -> tuple[lis
     return train, held
 
 
-def pick(sources: list[list[np.ndarray]], rng: np.random.Generator) -> np.ndarray:
+def pick(sources: Sources, rng: np.random.Generator) -> np.ndarray:
     """A random image: a source folder uniformly, then an image of it uniformly."""
     images = sources[int(rng.integers(len(sources)))]
     return images[int(rng.integers(len(images)))]
@@ -77,7 +78,8 @@ def rescaled_crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.nd
     """A size x size crop after a random rescale in [size/min side, 1] (at least 0.35)."""
     h, w = img.shape[:2]
     scale = rng.uniform(min(1.0, max(0.35, size / min(h, w))), 1.0)
-    img = cv2.resize(img, (max(size, round(w * scale)), max(size, round(h * scale))), interpolation=cv2.INTER_AREA)
+    new_size = (max(size, round(w * scale)), max(size, round(h * scale)))
+    img = cv2.resize(img, new_size, interpolation=cv2.INTER_AREA)
     y, x = int(rng.integers(0, img.shape[0] - size + 1)), int(rng.integers(0, img.shape[1] - size + 1))
     crop = img[y:y + size, x:x + size]
     return np.ascontiguousarray(crop[:, ::-1] if rng.uniform() < 0.5 else crop)
@@ -114,8 +116,9 @@ def label_neutral(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return jitter_colour(recompress(crop, rng), rng)
 
 
-def recognition_batch(rainy: list[list[np.ndarray]], clean: list[list[np.ndarray]], n: int, size: int,
-                      rng: np.random.Generator, synthetic_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def recognition_batch(rainy: Sources, clean: Sources, n: int, size: int,
+                      rng: np.random.Generator, synthetic_share: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Half rainy, half clean augmented crops: (Nx3xHxW, N labels 1 = rainy).
 
     A ``synthetic_share`` of the rainy crops are clean training crops with synthetic
@@ -152,14 +155,14 @@ def degrade(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-def degraded_batch(clean: list[list[np.ndarray]], n: int, size: int,
+def degraded_batch(clean: Sources, n: int, size: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(degraded, clean target), each Nx3xHxW."""
     targets = [rescaled_crop(pick(clean, rng), size, rng) for _ in range(n)]
     return to_batch([degrade(t, rng) for t in targets]), to_batch(targets)
 
 
-def real_batch(rainy: list[list[np.ndarray]], n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def real_batch(rainy: Sources, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """Nx3xHxW crops of real rainy images (no label, no augmentation beyond the crop)."""
     return to_batch([rescaled_crop(pick(rainy, rng), size, rng) for _ in range(n)])
 

@@ -39,7 +39,8 @@ def test_model_changes_the_frames(tiny_model):
 
 def test_fp16_model_runs_on_onnxruntime(tiny_model):
     x = frames(1)
-    with create_backend("onnxruntime", tiny_model, "fp16") as be16, create_backend("onnxruntime", tiny_model) as be32:
+    with (create_backend("onnxruntime", tiny_model, "fp16") as be16,
+          create_backend("onnxruntime", tiny_model) as be32):
         diff = np.abs(be16.infer(x).astype(int) - be32.infer(x))
     assert diff.mean() < 1.0
 

@@ -23,7 +23,8 @@ def probe(path: Path) -> dict:
         frames = list(c.decode(video=0))
         info = {
             "pts": [f.pts for f in frames], "time_base": v.time_base, "size": (v.width, v.height),
-            "streams": [s.type for s in c.streams], "duration": float(v.duration * v.time_base) if v.duration else None,
+            "streams": [s.type for s in c.streams],
+            "duration": float(v.duration * v.time_base) if v.duration else None,
             "color": (cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "rotation": frames[0].rotation if frames else None,
         }
@@ -50,7 +51,8 @@ def test_timestamps_duration_and_audio_are_kept(make_clip, use_tiny_model, tmp_p
     assert b["audio_packets"] == a["audio_packets"] and len(a["audio_packets"]) > 5
 
 
-@pytest.mark.parametrize("tags", [BT709_LIMITED, BT709_FULL, BT601_LIMITED], ids=["709-limited", "709-full", "601"])
+@pytest.mark.parametrize("tags", [BT709_LIMITED, BT709_FULL, BT601_LIMITED],
+                         ids=["709-limited", "709-full", "601"])
 def test_colour_tags_are_kept(make_clip, use_tiny_model, tmp_path, tags):
     src = make_clip("in.mp4", frames=4, color=tags, audio=False)
     out = run_derain(src, tmp_path / "out.mp4")

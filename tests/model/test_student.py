@@ -52,4 +52,5 @@ def test_manifest_records_the_export(tiny_model_dir):
     entry = json.loads((tiny_model_dir / "manifest.json").read_text())["models"]["tiny"]
     assert entry["multiple"] == 4 and entry["files"]["fp16"]["file"] == "tiny.fp16.onnx"
     assert entry["export_check_psnr_db"]["fp16"] >= 40
-    assert np.isclose(entry["macs_per_pixel"], count_macs_per_pixel(build_student(**entry["student"])), atol=0.1)
+    assert np.isclose(entry["macs_per_pixel"], count_macs_per_pixel(build_student(**entry["student"])),
+                      atol=0.1)

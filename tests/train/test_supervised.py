@@ -29,7 +29,8 @@ def image_dir(tmp_path: Path) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for i in range(4):
-        base = cv2.resize(rng.uniform(0, 255, (6, 6, 3)).astype(np.uint8), (64, 64), interpolation=cv2.INTER_CUBIC)
+        noise = rng.uniform(0, 255, (6, 6, 3)).astype(np.uint8)
+        base = cv2.resize(noise, (64, 64), interpolation=cv2.INTER_CUBIC)
         cv2.imwrite(str(folder / f"{i}.png"), base)
     return folder
 
@@ -49,7 +50,8 @@ def fixed_batch_loss(ckpt_path: Path, image_dir: Path) -> float:
     ckpt = read_checkpoint(ckpt_path)
     load_weights(ckpt, model, ARCH, student_config_dict(model))
     rng = np.random.default_rng(123)
-    rainy, clean = (torch.from_numpy(a) for a in batch_arrays(synthetic_pairs(load_folders([image_dir]), 32, 0.5, rng), 16))
+    pairs = synthetic_pairs(load_folders([image_dir]), 32, 0.5, rng)
+    rainy, clean = (torch.from_numpy(a) for a in batch_arrays(pairs, 16))
     with torch.no_grad():
         return float(supervised_loss(model, rainy, clean, 0.5))
 
@@ -135,5 +137,6 @@ def test_export_command_writes_checked_models_and_dev_scores(tmp_path, image_dir
     assert entry["version"] == "7" and entry["trained_steps"] == 5
     assert entry["dev_scores"] == {"sirr20": {"input_psnr_y": 20.0, "input_ssim_y": 0.8,
                                               "output_psnr_y": 22.5, "output_ssim_y": 0.85}}
-    bad = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out), "--scores", str(image_dir / "0.png")])
+    bad = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out),
+                                   "--scores", str(image_dir / "0.png")])
     assert bad.exit_code == 1 and bad.output.startswith("Error: cannot read dev-set scores")

@@ -50,7 +50,8 @@ COMMON = {"exclude_like": [], "batch_size": 4, "crop": 32, "warmup": 5, "lr": 3e
 
 
 def smooth_image(rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    return cv2.resize(rng.uniform(0, 1, (6, 6, 3)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    noise = rng.uniform(0, 1, (6, 6, 3)).astype(np.float32)
+    return cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +88,11 @@ def teachers(tmp_path_factory: pytest.TempPathFactory, data: dict[str, str]) -> 
 
 
 def test_recognition_learns_resumes_and_reports(tmp_path, data):
-    cfg = make_config(RecognitionTrainConfig, tmp_path, data, out_dir=str(tmp_path / "rec"), steps=80, stop_at=10,
-                      holdout=0.25, eval_crops=8, model=TINY_RECOGNITION)
-    rainy, clean = [load_capped(d, 720, 32) for d in data["rainy_dirs"]], [load_capped(d, 720, 32) for d in data["clean_dirs"]]
+    kw = {"out_dir": str(tmp_path / "rec"), "steps": 80, "holdout": 0.25, "eval_crops": 8,
+          "model": TINY_RECOGNITION}
+    cfg = make_config(RecognitionTrainConfig, tmp_path, data, stop_at=10, **kw)
+    rainy = [load_capped(d, 720, 32) for d in data["rainy_dirs"]]
+    clean = [load_capped(d, 720, 32) for d in data["clean_dirs"]]
     x, y = (torch.from_numpy(a) for a in recognition_batch(rainy, clean, 32, 32, np.random.default_rng(5)))
 
     def loss_of(path: Path) -> float:
@@ -99,11 +102,11 @@ def test_recognition_learns_resumes_and_reports(tmp_path, data):
 
     early = loss_of(train_recognition(cfg))
     assert read_checkpoint(Path(cfg.out_dir) / "last.pt")["step"] == 10
-    last = train_recognition(make_config(RecognitionTrainConfig, tmp_path, data, out_dir=cfg.out_dir, steps=80,
-                                         holdout=0.25, eval_crops=8, model=TINY_RECOGNITION))
+    last = train_recognition(make_config(RecognitionTrainConfig, tmp_path, data, **kw))
     ckpt = read_checkpoint(last)
     assert ckpt["step"] == 80 and loss_of(last) < early
-    assert set(ckpt["extra"]["holdout"]) == {"real_rainy", "real_clean", "synthetic_rain_on_clean", "same_crops_no_rain"}
+    assert set(ckpt["extra"]["holdout"]) == {"real_rainy", "real_clean", "synthetic_rain_on_clean",
+                                             "same_crops_no_rain"}
     assert ckpt["extra"]["train_seconds"] > 0
 
 
@@ -113,8 +116,8 @@ def test_reconstruction_loss_falls(tmp_path, data):
 
     losses = []
     for steps in (10, 80):  # the second call resumes the first run
-        cfg = make_config(ReconstructionTrainConfig, tmp_path, data, out_dir=str(tmp_path / "con"), steps=steps,
-                          model=TINY_RECONSTRUCTION)
+        cfg = make_config(ReconstructionTrainConfig, tmp_path, data, out_dir=str(tmp_path / "con"),
+                          steps=steps, model=TINY_RECONSTRUCTION)
         model = load_frozen(train_reconstruction(cfg), RECONSTRUCTION_ARCH)
         with torch.no_grad():
             losses.append(float(F.l1_loss(model(degraded), target)))
@@ -140,15 +143,16 @@ def distill_objective(cfg: DistillConfig, path: Path, data: dict[str, str]) -> f
     real = real_batch([load_capped(data["rainy_dirs"][0], 720, 32)], 16, 32, rng)
     degraded, target = degraded_batch([load_capped(data["clean_dirs"][0], 720, 32)], 16, 32, rng)
     with torch.no_grad():
-        loss, _ = distill_losses(cfg, student, teachers, *(torch.from_numpy(a) for a in (real, degraded, target)))
+        batch = (torch.from_numpy(a) for a in (real, degraded, target))
+        loss, _ = distill_losses(cfg, student, teachers, *batch)
     return float(loss)
 
 
 def test_distill_loss_falls_and_keeps_student_architecture(tmp_path, data, teachers):
     losses = {}
     for steps in (10, 60):  # the second call resumes the first run
-        cfg = make_config(DistillConfig, tmp_path, data, out_dir=str(tmp_path / "distill"), steps=steps, holdout=0.25,
-                          student=SMALL, **teachers)
+        cfg = make_config(DistillConfig, tmp_path, data, out_dir=str(tmp_path / "distill"), steps=steps,
+                          holdout=0.25, student=SMALL, **teachers)
         losses[steps] = distill_objective(cfg, train_distill(cfg), data)
     assert losses[60] < 0.9 * losses[10]
     ckpt = read_checkpoint(tmp_path / "distill" / "last.pt")
@@ -156,21 +160,25 @@ def test_distill_loss_falls_and_keeps_student_architecture(tmp_path, data, teach
     assert count_macs_per_pixel(build_student()) <= 20_000
 
 
-def finetune_config(tmp: Path, data: dict[str, str], teachers: dict[str, str], **kw: object) -> FinetuneConfig:
+def finetune_config(tmp: Path, data: dict[str, str], teachers: dict[str, str],
+                    **kw: object) -> FinetuneConfig:
     terms = {"contrastive_weight": 0.05, "semi_weight": 0.02, **kw}
     return make_config(FinetuneConfig, tmp, data, recognition=teachers["recognition"], pairs=16, pair_size=48,
                        semi_batch=2, semi_crop=32, holdout=0.25, student=SMALL, **terms)
 
 
 def test_finetune_with_all_terms_learns_and_resumes_exactly(tmp_path, data, teachers):
-    rainy, clean = (torch.from_numpy(a) for a in fixed_pairs(load_capped(data["clean_dirs"][0], 720, 48), 16, 48,
-                                                                0.5, 1234))
-    for sub in ("a", "b"):
-        (tmp_path / sub).mkdir()
-    early = student_loss(train_finetune(finetune_config(tmp_path / "b", data, teachers, out_dir=str(tmp_path / "b" / "run"),
-                                                        steps=60, stop_at=10)), rainy, clean)
-    straight = train_finetune(finetune_config(tmp_path / "a", data, teachers, out_dir=str(tmp_path / "a" / "run"), steps=60))
-    resumed = train_finetune(finetune_config(tmp_path / "b", data, teachers, out_dir=str(tmp_path / "b" / "run"), steps=60))
+    pairs = fixed_pairs(load_capped(data["clean_dirs"][0], 720, 48), 16, 48, 0.5, 1234)
+    rainy, clean = (torch.from_numpy(a) for a in pairs)
+
+    def run(sub: str, **kw: object) -> Path:
+        (tmp_path / sub).mkdir(exist_ok=True)
+        cfg = finetune_config(tmp_path / sub, data, teachers, out_dir=str(tmp_path / sub / "run"), **kw)
+        return train_finetune(cfg)
+
+    early = student_loss(run("b", steps=60, stop_at=10), rainy, clean)
+    straight = run("a", steps=60)
+    resumed = run("b", steps=60)
     assert student_loss(resumed, rainy, clean) < early
     a, b = read_checkpoint(straight)["model"], read_checkpoint(resumed)["model"]
     for k in a:
@@ -237,9 +245,11 @@ def test_undecodable_images_are_skipped_and_counted(tmp_path, data, caplog):
 def test_checkpoint_of_another_architecture_is_named(tmp_path, data, teachers):
     cfg = make_config(DistillConfig, tmp_path, data, out_dir=str(tmp_path / "d"), steps=2, student=SMALL,
                       recognition=teachers["reconstruction"], reconstruction=teachers["reconstruction"])
-    with pytest.raises(ModelError, match="holds a 'ReconstructionTeacher' model, expected 'RecognitionTeacher'"):
+    expected = "holds a 'ReconstructionTeacher' model, expected 'RecognitionTeacher'"
+    with pytest.raises(ModelError, match=expected):
         train_distill(cfg)
-    cfg = finetune_config(tmp_path, data, teachers, out_dir=str(tmp_path / "f"), steps=2, init=teachers["recognition"])
+    cfg = finetune_config(tmp_path, data, teachers, out_dir=str(tmp_path / "f"), steps=2,
+                          init=teachers["recognition"])
     with pytest.raises(ModelError, match="holds a 'RecognitionTeacher' model, expected 'DerainStudent'"):
         train_finetune(cfg)
 
@@ -268,6 +278,7 @@ def test_ablation_scores_rows_on_pairs_and_held_out_frames(tmp_path, data, teach
     assert out["judge_rainy"] == out["rain_rainy"]  # the judge here is the same model: same score
     assert out["macs_per_pixel"] > 0 and out["steps"] == 3 and out["train_seconds"] is not None
     table = write_reports(rows, cfg, tmp_path / "a.json", tmp_path / "a.md")
-    assert table.count("\n") == 4 and "| tiny |" in table and "judge rainy" in table and json.loads((tmp_path / "a.json").read_text())
+    assert table.count("\n") == 4 and "| tiny |" in table and "judge rainy" in table
+    assert json.loads((tmp_path / "a.json").read_text())
     side_by_side(rows, ["input", "tiny"], tmp_path / "sbs.png", per_folder=1)
     assert cv2.imread(str(tmp_path / "sbs.png")).shape == (300, 960, 3)
