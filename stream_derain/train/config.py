@@ -25,6 +25,7 @@ class TrainConfig:
     """Supervised training on synthetic rain rendered over clean photos."""
 
     out_dir: str = "runs/baseline"
+    init: str = ""  # student checkpoint to start from (e.g. the distilled one); "" = fresh student
     clean_dirs: tuple[str, ...] = (
         str(DATA_ROOT / "clean" / "cbsd68"),
         str(DATA_ROOT / "clean" / "kodak24"),

@@ -75,6 +75,9 @@ def train_supervised(cfg: TrainConfig) -> Path:
         set_rng_state(ckpt["rng"], rng)
         step, seconds = ckpt["step"], ckpt["extra"].get("train_seconds", 0.0)
         log.info("resumed from %s at step %d", last, step)
+    elif cfg.init:
+        load_weights(read_checkpoint(Path(cfg.init)), model, ARCH, student_config_dict(model), Path(cfg.init))
+        log.info("student initialised from %s", cfg.init)
     pairs = synthetic_pairs(backgrounds, cfg.crop, cfg.heavy_fraction, rng)
     model.train()
     t0, running, tick = time.time(), [], time.time()

@@ -81,6 +81,18 @@ def test_resume_is_exact(tmp_path, image_dir):
         assert torch.allclose(a[k], b[k], atol=1e-5), k
 
 
+def test_init_starts_from_another_run(tmp_path, image_dir):
+    for sub in ("a", "b", "c"):
+        (tmp_path / sub).mkdir()
+    first = train_supervised(config(tmp_path / "a", image_dir, steps=120))
+    # lr ~0: the second run keeps what it was initialised with, and so beats a fresh student
+    tiny_lr = {"steps": 2, "lr": 1e-9, "min_lr": 1e-9}
+    started = train_supervised(config(tmp_path / "b", image_dir, init=str(first), **tiny_lr))
+    fresh = train_supervised(config(tmp_path / "c", image_dir, **tiny_lr))
+    assert fixed_batch_loss(started, image_dir) == pytest.approx(fixed_batch_loss(first, image_dir), rel=1e-3)
+    assert fixed_batch_loss(started, image_dir) < fixed_batch_loss(fresh, image_dir)
+
+
 def test_unknown_config_key(tmp_path):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"stepz": 10}))
