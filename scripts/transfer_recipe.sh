@@ -17,13 +17,20 @@ stream-derain train distill --config $C/distill.json --threads "$T"
 for row in pairs_only distill contrastive semi; do
   stream-derain train finetune --config $C/finetune_$row.json --threads "$T"
 done
+# two controls: distillation without its output-level terms, and the distilled student
+# trained on the baseline's unlimited pair stream instead of the few pairs
+stream-derain train distill --config $C/distill_features.json --threads "$T"
+stream-derain train finetune --config $C/finetune_distill_features.json --threads "$T"
+stream-derain train supervised --config $C/supervised_from_distill.json --threads "$T"
 
 stream-derain train ablation --judge $R/judge/last.pt \
   --row baseline=runs/baseline/last.pt \
   --row distilled-only=$R/distill/last.pt \
   --row pairs-only=$R/ft_b_pairs_only/last.pt \
   --row +distillation=$R/ft_c_distill/last.pt \
+  --row "+distillation (features only)=$R/ft_c2_distill_features/last.pt" \
   --row +contrastive=$R/ft_d_contrastive/last.pt \
   --row +semi-supervised=$R/ft_e_semi/last.pt \
+  --row "distilled + baseline pairs=$R/sup_distill/last.pt" \
   --markdown docs/ablation_table.md --json $R/ablation.json \
   --picture $R/real_side_by_side.jpg --compare input,baseline,+semi-supervised

@@ -119,8 +119,8 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
         parts = {"l1": F.l1_loss(out, clean), "rain_l1": F.l1_loss(rain, rainy - clean)}
         loss = parts["l1"] + cfg.rain_loss_weight * parts["rain_l1"]
         if cfg.contrastive_weight > 0:
-            k = cfg.contrast_batch
-            parts["contrast"] = dual_contrast(recognition.features, out[:k], rain[:k], rainy[:k], clean[:k])
+            n = cfg.contrast_batch
+            parts["contrast"] = dual_contrast(recognition.features, out[:n], rain[:n], rainy[:n], clean[:n])
             loss = loss + cfg.contrastive_weight * parts["contrast"]
         logged = {k: v.item() for k, v in parts.items()}
         if real is not None:
