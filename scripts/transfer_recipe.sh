@@ -33,4 +33,4 @@ stream-derain train ablation --judge $R/judge/last.pt \
   --row +semi-supervised=$R/ft_e_semi/last.pt \
   --row "distilled + baseline pairs=$R/sup_distill/last.pt" \
   --markdown docs/ablation_table.md --json $R/ablation.json \
-  --picture $R/real_side_by_side.jpg --compare input,baseline,+semi-supervised
+  --picture $R/real_side_by_side.jpg --compare "input,baseline,+distillation,+semi-supervised,distilled + baseline pairs"
