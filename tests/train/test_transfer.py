@@ -206,7 +206,7 @@ def test_contrastive_push_stops_at_the_positives_distance():
     far = torch.full_like(pos, -2.0).requires_grad_()
     value = hinged_contrast(ident, far, pos, neg)
     value.backward()
-    assert float(value) == pytest.approx(2.0) and torch.allclose(far.grad, torch.full_like(pos, -0.25))
+    assert value.item() == pytest.approx(2.0) and torch.allclose(far.grad, torch.full_like(pos, -0.25))
 
 
 def test_no_new_detail_allows_flattening_and_penalises_invented_texture():
