@@ -9,8 +9,9 @@ torch) in a scratch folder and run by ONNX Runtime, exactly as users run it, on:
   never see): the recognition teacher's mean rain probability on the derained frames
   (lower is better; the ``input`` row scores the rainy frames themselves), and the
   same score from an optional *judge*: a second recognition model (other seed, other
-  widths) that no student stage trained against, so that a row cannot earn it by
-  gaming the teacher it optimised.
+  widths) that no student stage trained against, meant to catch a row that games
+  the teacher it optimised (trained on the same data, it was fooled the same way;
+  see docs/ablation.md).
 
 Training time is the row's own stage plus every stage it was initialised from
 (teachers and distillation included), read from the checkpoints.
