@@ -77,8 +77,8 @@ def lineage_seconds(ckpt: dict[str, Any]) -> float | None:
     return None if None in before else seconds + sum(before)
 
 
-def score_real(backend: Any, scorers: dict[str, Any], frames: list[np.ndarray]) -> tuple[dict[str, float],
-                                                                                         list[np.ndarray]]:
+def score_real(backend: Any, scorers: dict[str, Any],
+               frames: list[np.ndarray]) -> tuple[dict[str, float], list[np.ndarray]]:
     """Each scorer's mean rain probability of the derained frames (``backend`` None: of
     the frames themselves), and the derained frames."""
     outs = [backend.infer(f[None])[0] if backend is not None else f for f in frames]

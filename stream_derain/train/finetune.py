@@ -28,10 +28,9 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..model.student import DerainStudent, build_student, student_config_dict
-from .checkpoint import load_weights, read_checkpoint
 from .data import drop_overlaps, load_folders
 from .losses import dual_contrast, identity_guard, no_new_detail, push_from_input, rain_free_score
-from .supervised import ARCH
+from .supervised import ARCH, init_from
 from .teachers import RAINY_DIRS, RECOGNITION_ARCH, StageConfig, load_frozen, open_run, seed_stage
 from .transfer_data import fixed_pairs, load_sources, pair_batch, real_batch, split_holdout
 
@@ -72,9 +71,7 @@ class FinetuneConfig(StageConfig):
 def init_student(cfg: FinetuneConfig) -> DerainStudent:
     student = build_student(**cfg.student)
     if cfg.init and not (Path(cfg.out_dir) / "last.pt").exists():
-        path = Path(cfg.init)
-        load_weights(read_checkpoint(path), student, ARCH, student_config_dict(student), path)
-        log.info("student initialised from %s", path)
+        init_from(student, Path(cfg.init))
     return student
 
 

@@ -48,6 +48,12 @@ def load_student(path: Path) -> tuple[DerainStudent, dict]:
     return model, ckpt
 
 
+def init_from(model: DerainStudent, path: Path) -> None:
+    """Start ``model`` from the weights of another student checkpoint (not its optimiser)."""
+    load_weights(read_checkpoint(path), model, ARCH, student_config_dict(model), path)
+    log.info("student initialised from %s", path)
+
+
 def supervised_loss(model: DerainStudent, rainy: torch.Tensor, clean: torch.Tensor,
                     rain_weight: float) -> torch.Tensor:
     out, rain, _ = model.forward_all(rainy)
@@ -76,8 +82,7 @@ def train_supervised(cfg: TrainConfig) -> Path:
         step, seconds = ckpt["step"], ckpt["extra"].get("train_seconds", 0.0)
         log.info("resumed from %s at step %d", last, step)
     elif cfg.init:
-        load_weights(read_checkpoint(Path(cfg.init)), model, ARCH, student_config_dict(model), Path(cfg.init))
-        log.info("student initialised from %s", cfg.init)
+        init_from(model, Path(cfg.init))
     pairs = synthetic_pairs(backgrounds, cfg.crop, cfg.heavy_fraction, rng)
     model.train()
     t0, running, tick = time.time(), [], time.time()
