@@ -1,60 +1,89 @@
 """Inference backends behind one small interface (:class:`Backend`).
 
 ``create_backend('auto', ...)`` picks the best backend that can run here and says
-why; the concrete classes import their heavy modules only when activated.
+why; the concrete classes import their heavy modules only when activated. Hardware
+(CPU features, CUDA) is detected in :mod:`stream_derain.devices` only.
+
+Precisions: ``fp32``, ``fp16``, ``bf16`` (OpenVINO only) and ``auto``: OpenVINO's
+fastest precision that passes its check against FP32, fp32 for the other backends.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-from pathlib import Path
 
+from ..devices import cpu_info, has_module, nvidia_driver_present, torch_cuda
 from ..errors import BackendError
 from ..models import ModelInfo
 from .base import Backend
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
+# declared capabilities, readable without importing any backend library
+PRECISIONS: dict[str, tuple[str, ...]] = {
+    "tensorrt": ("fp32", "fp16"), "openvino": ("fp32", "bf16", "fp16"),
+    "onnxruntime": ("fp32", "fp16"), "torch": ("fp32", "fp16"),
+}
+ALL_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# CPU backends in the order ``auto`` prefers them, fastest first (README, Performance)
+CPU_ORDER = ("openvino", "onnxruntime", "torch")
+MODULES = {"tensorrt": ("tensorrt", "tensorrt_rtx"), "openvino": ("openvino",),
+           "onnxruntime": ("onnxruntime",), "torch": ("torch",)}
+
+__all__ = ["BACKENDS", "Backend", "choose_backend", "create_backend", "installed", "nvidia_driver_present",
+           "resolve_precision"]
+# module-level seams (tests replace them): what is installed, whether torch sees CUDA
+_has = has_module
+_torch_cuda = torch_cuda
 
 
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a broken or blocked install counts as absent
-        return False
+def installed(name: str) -> bool:
+    """Whether the library behind backend ``name`` is installed (nothing imported)."""
+    return any(_has(m) for m in MODULES.get(name, ()))
 
 
-def nvidia_driver_present() -> bool:
-    """Cheap probe (no torch import): is an NVIDIA kernel driver loaded?"""
-    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
-
-
-def _torch_cuda() -> bool:
-    if not _has("torch") or not nvidia_driver_present():
-        return False
-    import torch
-
-    return torch.cuda.is_available()
+def _cpu_reason(name: str) -> str:
+    cpu = cpu_info()
+    if name == "openvino":
+        fast = [p for p in cpu.native_precisions() if p != "fp32"]
+        why = cpu.precision_reason(fast[0]) if fast else "fp32 only (no bf16/fp16 units), on par or better"
+        return f"no usable GPU; openvino is the fastest installed CPU backend here ({why})"
+    if name == "onnxruntime":
+        return "no usable GPU and openvino is not installed ([openvino] extra); onnxruntime on the CPU"
+    return "no usable GPU; onnxruntime and openvino are not installed; torch on the CPU"
 
 
 def choose_backend() -> tuple[str, str]:
     """(backend name, reason) for ``--backend auto``."""
-    if _torch_cuda() and (_has("tensorrt") or _has("tensorrt_rtx")):
+    cuda = _torch_cuda()
+    if cuda and installed("tensorrt"):
         from ..trt.probe import engine_support
 
         ok, why = engine_support()  # looks only: imports neither TensorRT flavour
         if ok:
             return "tensorrt", f"GPU and TensorRT present: {why}"
         log.info("not using TensorRT: %s", why)
-    if _torch_cuda():
+    if cuda:
         return "torch", "torch sees a CUDA GPU"
-    if _has("onnxruntime"):
-        return "onnxruntime", "no GPU backend can run here; onnxruntime on the CPU"
-    if _has("torch"):
-        return "torch", "onnxruntime is not installed; torch on the CPU"
-    raise BackendError("no backend installed: pip install onnxruntime (or the [train] extra for torch)")
+    for name in CPU_ORDER:
+        if installed(name):
+            return name, _cpu_reason(name)
+    raise BackendError("no backend installed: pip install onnxruntime (or the [openvino] extra, or the "
+                       "[train] extra for torch)")
+
+
+def resolve_precision(name: str, precision: str) -> str:
+    """``auto`` -> fp32 except for OpenVINO (which chooses and checks at activation);
+    a precision the backend cannot run is a :class:`BackendError`."""
+    if precision not in ALL_PRECISIONS:
+        raise BackendError(f"unknown precision {precision!r}; choose from {', '.join(ALL_PRECISIONS)}")
+    if precision == "auto":
+        return "auto" if name == "openvino" else "fp32"
+    if precision not in PRECISIONS.get(name, (precision,)):
+        hint = "; bf16 runs on --backend openvino" if precision == "bf16" else ""
+        raise BackendError(f"{name} runs {' or '.join(PRECISIONS[name])}, not {precision}{hint}")
+    return precision
 
 
 def create_backend(name: str, model: ModelInfo, precision: str = "fp32", threads: int = 0) -> Backend:
@@ -62,16 +91,21 @@ def create_backend(name: str, model: ModelInfo, precision: str = "fp32", threads
     if name == "auto":
         name, why = choose_backend()
         log.info("backend: %s (%s)", name, why)
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    precision = resolve_precision(name, precision)
     if name == "tensorrt":
         from .tensorrt import TensorRTBackend
 
         return TensorRTBackend(model, precision)
+    if name == "openvino":
+        from .openvino import OpenVINOBackend
+
+        return OpenVINOBackend(model, precision, threads=threads)
     if name == "onnxruntime":
         from .onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(model, precision, threads=threads)
-    if name == "torch":
-        from .torch import TorchBackend
+    from .torch import TorchBackend
 
-        return TorchBackend(model, precision)
-    raise BackendError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    return TorchBackend(model, precision)

@@ -15,6 +15,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from ..devices import cpu_info
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +26,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     "av": ("av",),
     "numpy": ("numpy",),
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "openvino": ("openvino",),
     "torch": ("torch",),
     "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python-headless",
                "opencv-contrib-python"),
@@ -90,7 +93,7 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
 
 def gpu_info() -> list[dict[str, Any]]:
     """One entry per NVIDIA GPU (name, driver, memory) from nvidia-smi, else torch."""
-    from ..backends import nvidia_driver_present
+    from ..devices import nvidia_driver_present
 
     if not nvidia_driver_present():
         return []
@@ -131,6 +134,8 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "cpu_model": cpu_model(),
+        "cpu_features": cpu_info().features,
+        "cpu_native_precisions": cpu_info().native_precisions(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": affinity,
         "memory_gb": _mem_total_gb(),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .machine import device_label
-from .report import e2e_notes, failure_notes, headline, stage_fps, stage_names
+from .report import e2e_notes, failure_notes, headline, precision_text, stage_fps, stage_names
 
 REGENERATE = "stream-derain bench --from-json REPORT.json [--from-json MORE.json] --markdown perf.md"
 
@@ -38,15 +38,16 @@ def engine_markdown(report: dict[str, Any]) -> list[str]:
     for r in rows_in:
         lat = r["latency_ms"]
         ratio = r.get("ratio_vs_baseline")
-        row = [f"{r['variant']} ({r.get('device')})", r["resolution"], str(r["batch"]), _f(r["fps"], 2),
+        row = [f"{r['variant']} ({r.get('device')})", r["resolution"], str(r["batch"]), precision_text(r),
+               _f(r["fps"], 2),
                f"{_f(lat['p50'])} / {_f(lat['p95'])} / {_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
                "—" if ratio is None else f"{ratio:.2f}x", _f(r.get("peak_host_rss_mb"), 0)]
         if gpu:
             used = r.get("peak_device_used_mb", r.get("peak_device_mem_mb"))
             row.append(_f(used, 0) if _on_gpu(r) else "—")
         rows.append(row)
-    header = ["Backend", "Resolution", "Batch", "FPS", "Latency p50/p95/p99 (ms)", "MP/s", "vs baseline",
-              "Host peak MB"]
+    header = ["Backend", "Resolution", "Batch", "Precision (PSNR vs fp32)", "FPS", "Latency p50/p95/p99 (ms)",
+              "MP/s", "vs baseline", "Host peak MB"]
     return _table(header + (["GPU peak MB"] if gpu else []), rows)
 
 
@@ -56,7 +57,8 @@ def e2e_markdown(report: dict[str, Any]) -> list[str]:
     rows = []
     for r in ok:
         name = Path(r["input"]).name
-        rows.append([r["variant"], f"{name} ({r['width']}x{r['height']}, {r['pipeline']['frames']} frames)",
+        rows.append([f"{r['variant']} ({precision_text(r)})",
+                     f"{name} ({r['width']}x{r['height']}, {r['pipeline']['frames']} frames)",
                      *(stage_fps(r, s) for s in names), _f(r["pipeline"]["fps"], 2), r["bottleneck"] or "—",
                      _f(r["efficiency"], 2), _f(r.get("steady_efficiency"), 2), _f(r.get("cpu_bound_fps")),
                      _f(r.get("overlap"), 2)])

@@ -173,6 +173,14 @@ def failure_notes(rows: list[dict[str, Any]], label: Any) -> list[str]:
     return [f"{v} [{', '.join(cases)}]: {why}" for (v, why), cases in notes.items()]
 
 
+def precision_text(row: dict[str, Any]) -> str:
+    """The precision a row ran at, with its check against FP32 where there is one
+    (``bf16, 61.6 dB``); older reports without it show the requested precision."""
+    used = row.get("precision_used") or row.get("precision") or "—"
+    db = row.get("precision_psnr_db")
+    return f"{used}, {db:.1f} dB" if isinstance(db, (int, float)) else str(used)
+
+
 def gpu_mb(row: dict[str, Any]) -> str:
     """``torch-allocator peak / device-wide used peak`` in MiB, or a dash off the GPU."""
     torch_mb, used = row.get("peak_device_mem_mb"), row.get("peak_device_used_mb")
@@ -183,15 +191,15 @@ def gpu_mb(row: dict[str, Any]) -> str:
 
 def engine_table(report: dict[str, Any]) -> Table:
     t = Table(title="Engine only (backend.infer on synthetic frames)", title_justify="left")
-    for col in ("Variant", "Resolution", "Batch", "FPS", "p50/p95/p99 ms", "MP/s", "vs base", "Iters",
-                "Cores us/others", "Host MB", "GPU MB torch/used", "Status"):
+    for col in ("Variant", "Resolution", "Batch", "Precision (vs fp32)", "FPS", "p50/p95/p99 ms", "MP/s",
+                "vs base", "Iters", "Cores us/others", "Host MB", "GPU MB torch/used", "Status"):
         t.add_column(col, justify="left" if col in ("Variant", "Resolution", "Status") else "right")
     for r in report["engine"]:
         if r["status"] != "ok":
-            t.add_row(_name(r), r["resolution"], str(r["batch"]), *["—"] * 8, _status(r))
+            t.add_row(_name(r), r["resolution"], str(r["batch"]), *["—"] * 9, _status(r))
             continue
         lat = r["latency_ms"]
-        t.add_row(_name(r), r["resolution"], str(r["batch"]), _f(r["fps"], 2),
+        t.add_row(_name(r), r["resolution"], str(r["batch"]), precision_text(r), _f(r["fps"], 2),
                   f"{_f(lat['p50'])}/{_f(lat['p95'])}/{_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
                   _ratio(r.get("ratio_vs_baseline")), str(r["iters"]),
                   f"{_f(r.get('cpu_util'))}/{_f(r.get('other_processes_cores'))}",

@@ -4,16 +4,16 @@ one JSON-ready dict. A backend that cannot run is a row with its reason, never a
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import logging
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..backends import create_backend, nvidia_driver_present
+from ..backends import MODULES, PRECISIONS, create_backend, installed
 from ..backends.base import Backend
 from ..derain import make_smoother, resolve_model
+from ..devices import gpu_visible
 from ..errors import InputError
 from ..models import ModelInfo
 from .config import BenchConfig
@@ -36,27 +36,23 @@ NOTES = [
      "and the encoder's drain"),
 ]
 BackendFactory = Callable[[str, ModelInfo, str, int], Backend]
-# backend -> modules that make it installed
-INSTALLED_BY = {"onnxruntime": ("onnxruntime",), "torch": ("torch",),
-                "tensorrt": ("tensorrt", "tensorrt_rtx")}
+# backend -> modules that make it installed (baseline first: the first variant that runs)
+INSTALLED_BY = {name: MODULES[name] for name in ("onnxruntime", "openvino", "torch", "tensorrt")}
+__all__ = ["gpu_visible", "run_bench"]
 
 
 def default_backends() -> tuple[str, ...]:
     """Every backend whose library is installed (GPU-only ones are skipped later if no GPU)."""
-    found = tuple(name for name, mods in INSTALLED_BY.items()
-                  if any(importlib.util.find_spec(m) is not None for m in mods))
+    found = tuple(name for name in INSTALLED_BY if installed(name))
     return found or ("onnxruntime",)
 
 
-def gpu_visible() -> bool:
-    """An NVIDIA driver is loaded and torch (if installed) sees a CUDA device."""
-    if not nvidia_driver_present():
-        return False
-    if importlib.util.find_spec("torch") is None:
-        return True
-    import torch
-
-    return bool(torch.cuda.is_available())
+def unsupported(backend: str, precision: str) -> str | None:
+    """Why ``backend`` cannot run ``precision`` at all (on any device), or None."""
+    allowed = PRECISIONS.get(backend)
+    if precision == "auto" or allowed is None or precision in allowed:
+        return None
+    return f"{backend} runs {' or '.join(allowed)}, not {precision}"
 
 
 def gpu_required(backend: str, precision: str) -> str | None:
@@ -97,8 +93,8 @@ def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig,
     """(variant summary, engine rows, e2e rows) for one backend x precision."""
     variant = {"variant": f"{name}/{precision}", "backend": name, "precision": precision, "device": None}
     need = gpu_required(name, precision)
-    if need and not has_gpu:
-        reason = f"no GPU visible ({need})"
+    reason = unsupported(name, precision) or (f"no GPU visible ({need})" if need and not has_gpu else None)
+    if reason:
         log.warning("%s %s", variant["variant"], reason)
         return {**variant, "status": "skipped", "reason": reason}, *_not_run(variant, cfg, "skipped", reason)
     t0 = time.perf_counter()
@@ -111,7 +107,7 @@ def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig,
         return {**variant, "status": "failed", "reason": reason}, *_not_run(variant, cfg, "failed", reason)
     try:
         activate_s = round(time.perf_counter() - t0, 3)
-        variant["device"] = str(backend.device)
+        variant.update(device=str(backend.device), **precision_used(backend))
         summary = {**variant, "status": "ok", "reason": None, "describe": backend.describe(),
                    "activate_s": activate_s}
         log.info("benchmarking %s (activated in %.2fs)", backend.describe(), activate_s)
@@ -122,6 +118,14 @@ def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig,
     finally:
         backend.__exit__(*sys.exc_info())
     return summary, engine, e2e
+
+
+def precision_used(backend: Backend) -> dict[str, Any]:
+    """The precision the backend actually runs and its check against FP32 (OpenVINO), for
+    every row of the variant."""
+    check = getattr(backend, "precision_check", None) or {}
+    return {"precision_used": backend.precision, "precision_psnr_db": check.get("psnr_db"),
+            "loaded_from_cache": getattr(backend, "loaded_from_cache", None)}
 
 
 def add_ratios(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], fps: Callable[[dict], Any],

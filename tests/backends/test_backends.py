@@ -58,4 +58,4 @@ def test_unknown_backend():
 
 def test_auto_choice_explains_itself():
     name, why = choose_backend()
-    assert name in ("onnxruntime", "torch", "tensorrt") and why
+    assert name in ("openvino", "onnxruntime", "torch", "tensorrt") and why

@@ -1,0 +1,196 @@
+"""OpenVINO backend: the shipped ONNX read directly, compiled for the CPU at a chosen precision.
+
+``precision`` is ``fp32``, ``bf16``, ``fp16`` or ``auto``. ``auto`` takes the fastest
+precision the CPU computes in hardware (:meth:`stream_derain.devices.CpuInfo.native_precisions`:
+bf16 with AMX or AVX-512 BF16, fp16 with AMX-FP16) whose output stays within
+:data:`MIN_PSNR_DB` of FP32 on a check frame, else FP32. Every reduced precision,
+asked for or chosen, is checked against an FP32 compile of the same model at
+activation (a few milliseconds); :attr:`OpenVINOBackend.precision_check` holds the
+result and :attr:`precision` the precision OpenVINO actually compiled for.
+
+Compiled models are cached in ``<engines cache folder>/openvino/<precision>``
+(OpenVINO's ``CACHE_DIR``), so compilation happens once per model, precision and
+OpenVINO version; :attr:`loaded_from_cache` says whether this activation reused it.
+One folder per precision because OpenVINO 2026.4's cache key leaves the precision
+hint out: an f16 compile found the f32 blob and silently ran f32 (measured). openvino
+is an optional extra, imported only on activation.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..devices import cpu_info
+from ..errors import BackendError, require
+from ..metrics import psnr
+from ..models import ModelInfo, cache_dir
+from .base import Backend
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "bf16", "fp16")
+HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+FROM_HINT = {"f32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "f16": "fp16",
+             "float16": "fp16"}
+CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}  # OpenVINO's OPTIMIZATION_CAPABILITIES names
+MIN_PSNR_DB = 50.0
+CHECK_SIZE = (96, 160)  # H, W of the check frame
+
+
+def openvino_version() -> str | None:
+    """The installed OpenVINO version (package metadata; nothing imported), else None."""
+    try:
+        return md.version("openvino")
+    except md.PackageNotFoundError:
+        return None
+
+
+def check_frame(height: int = CHECK_SIZE[0], width: int = CHECK_SIZE[1]) -> np.ndarray:
+    """A deterministic 1x3xHxW float32 rainy-looking frame in [0, 1]: gradients, texture
+    and bright streaks, so that reduced precision is judged on the kind of input it gets."""
+    rng = np.random.default_rng(14)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([xx / width, yy / height, 0.5 + 0.4 * np.sin(xx / 7 + yy / 11)])
+    img = 0.7 * base + 0.3 * rng.random((3, height, width), dtype=np.float32)
+    for _ in range(40):  # thin diagonal streaks
+        r, c = int(rng.integers(0, height)), int(rng.integers(0, width))
+        length = int(rng.integers(8, 30))
+        rows, cols = np.arange(r, r + length) % height, (c + np.arange(length) // 3) % width
+        img[:, rows, cols] = np.maximum(img[:, rows, cols], 0.95)
+    return np.clip(img, 0, 1)[None]
+
+
+def used_precision(compiled: Any) -> str:
+    """The precision a compiled model runs at (OpenVINO may ignore an unsupported hint)."""
+    hint = str(compiled.get_property("INFERENCE_PRECISION_HINT")).lower()
+    return next((p for key, p in FROM_HINT.items() if key in hint), hint)
+
+
+def loaded_from_cache(compiled: Any) -> bool | None:
+    """Whether OpenVINO imported ``compiled`` from its cache (None: it cannot say)."""
+    try:
+        return bool(compiled.get_property("LOADED_FROM_CACHE"))
+    except Exception:  # noqa: BLE001 - older OpenVINO without the property
+        return None
+
+
+class OpenVINOBackend(Backend):
+    name = "openvino"
+    capabilities = {"precisions": (*PRECISIONS, "auto"), "devices": ("cpu",), "batching": True,
+                    "dynamic_shapes": True, "device_tensors": False}
+
+    def __init__(self, model: ModelInfo, precision: str = "auto", threads: int = 0,
+                 cache: Path | None = None, check: bool = True) -> None:
+        if precision not in self.capabilities["precisions"]:
+            allowed = ", ".join(self.capabilities["precisions"])
+            raise BackendError(f"openvino runs {allowed}, not {precision!r}")
+        super().__init__(model, precision)
+        self.requested = precision
+        self.threads = threads
+        self.cache = cache
+        self.check = check
+        self.core = self.compiled = self.request = None
+        self.precision_check: dict[str, Any] | None = None
+        self.loaded_from_cache: bool | None = None
+        self.choice_reason = ""
+
+    def describe(self) -> str:
+        psnr_db = (self.precision_check or {}).get("psnr_db")
+        check = f", {psnr_db:.1f} dB vs fp32" if psnr_db is not None else ""
+        return f"{self.name} ({self.precision}{check}, cpu, OpenVINO {openvino_version() or '?'})"
+
+    def cache_folder(self, precision: str) -> Path:
+        """Where compiled models of ``precision`` are cached (created if missing)."""
+        folder = (self.cache or cache_dir() / "openvino") / precision
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def activate(self) -> None:
+        ov = require("openvino", "openvino")
+        self.core = ov.Core()
+        path = self.model.files.get("fp32") or self.model.path(next(iter(self.model.files)))
+        try:
+            self.ir = self.core.read_model(str(path))
+        except Exception as exc:  # openvino raises its own untyped errors
+            raise BackendError(f"openvino cannot read {path}: {str(exc).splitlines()[0]}") from None
+        self.input_dtype = np.float16 if "f16" in str(self.ir.inputs[0].element_type) else np.float32
+        self.device_caps = set(self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        if self.requested == "auto":
+            self._activate_auto()
+        else:
+            self._activate_explicit(self.requested)
+        self.request = self.compiled.create_infer_request()
+        self.loaded_from_cache = loaded_from_cache(self.compiled)
+        log.info("openvino: %s (%s)%s", self.precision, self.choice_reason,
+                 "; compiled model loaded from the cache" if self.loaded_from_cache else "")
+
+    def _activate_explicit(self, precision: str) -> None:
+        cap = CAPABILITY.get(precision)
+        if cap and cap not in self.device_caps:
+            raise BackendError(f"openvino cannot run {precision} on this CPU ({cpu_info().model}); "
+                               f"it supports {', '.join(sorted(self.device_caps))}")
+        self.compiled = self._compile(precision)
+        self.precision = used_precision(self.compiled)
+        self.choice_reason = f"asked for {precision}"
+        if precision != "fp32":
+            self.choice_reason += f"; {cpu_info().precision_reason(precision)}"
+        if self.precision != "fp32" and self.check:
+            result = self._check(self.compiled)
+            if not result["passed"]:
+                log.warning("openvino %s output is %.1f dB PSNR from fp32 (below %.0f dB); running it anyway",
+                            self.precision, result["psnr_db"], MIN_PSNR_DB)
+
+    def _activate_auto(self) -> None:
+        cpu = cpu_info()
+        candidates = [p for p in cpu.native_precisions()
+                      if p == "fp32" or CAPABILITY.get(p) in self.device_caps]
+        for precision in candidates:
+            compiled = self._compile(precision)
+            if precision == "fp32" or not self.check or self._check(compiled)["passed"]:
+                self.compiled, self.precision = compiled, used_precision(compiled)
+                break
+            log.warning("openvino: %s fails the precision check (%.1f dB < %.0f dB vs fp32); trying the next",
+                        precision, self.precision_check["psnr_db"], MIN_PSNR_DB)
+        reduced = [p for p in candidates if p != "fp32"]
+        if self.precision != "fp32":
+            self.choice_reason = (f"auto: {cpu.precision_reason(self.precision)}, "
+                                  f"{self.precision_check['psnr_db']:.1f} dB vs fp32 (>= {MIN_PSNR_DB:.0f})")
+        elif reduced:
+            self.choice_reason = f"auto: fp32, since {', '.join(reduced)} failed the precision check"
+        else:
+            self.choice_reason = "auto: fp32, the CPU has no bf16/fp16 units"
+
+    def _compile(self, precision: str) -> Any:
+        config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY",
+                  "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(self.threads or cpu_info().cores or 0),
+                  "CACHE_DIR": str(self.cache_folder(precision))}
+        try:
+            return self.core.compile_model(self.ir, "CPU", config)
+        except Exception as exc:  # noqa: BLE001 - openvino's errors are untyped
+            raise BackendError(f"openvino cannot compile the model for {precision}: "
+                               f"{str(exc).splitlines()[0]}") from None
+
+    def _check(self, compiled: Any) -> dict[str, Any]:
+        """PSNR of ``compiled`` against an FP32 compile of the same model on :func:`check_frame`."""
+        x = check_frame().astype(self.input_dtype)
+        ref = self._compile("fp32").create_infer_request().infer({0: x})[0].astype(np.float32)
+        out = compiled.create_infer_request().infer({0: x})[0].astype(np.float32)
+        value = float(psnr(np.clip(out, 0, 1), np.clip(ref, 0, 1), 1.0))
+        self.precision_check = {"precision": used_precision(compiled), "psnr_db": round(min(value, 999.0), 2),
+                                "min_psnr_db": MIN_PSNR_DB, "passed": value >= MIN_PSNR_DB,
+                                "frame": f"{CHECK_SIZE[1]}x{CHECK_SIZE[0]} synthetic"}
+        return self.precision_check
+
+    def deactivate(self) -> None:
+        self.request = self.compiled = self.core = None
+        super().deactivate()
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        out = self.request.infer({0: x.astype(self.input_dtype, copy=False)}, share_inputs=True)[0]
+        return out.astype(np.float32, copy=False)

@@ -1,0 +1,165 @@
+"""What this machine can run: CPU instruction-set features and CUDA, detected in one place.
+
+Everything here is cheap (no torch, OpenVINO or TensorRT import unless asked for
+CUDA through torch), cached per process, and never raises: a feature that cannot
+be read counts as absent. CPU features come from the ``flags`` line of
+``/proc/cpuinfo`` (``Features`` on ARM), falling back to ``lscpu``.
+
+The native precisions say which reduced precisions the CPU computes in hardware,
+which is what makes them fast: bf16 needs AMX-BF16 (Sapphire Rapids and later) or
+AVX-512 BF16 (Cooper Lake, Zen 4); fp16 needs AMX-FP16 (Granite Rapids) or ARM's
+half-precision SIMD. AVX-512 FP16 alone converts fast but OpenVINO computes f16
+slower than f32 with it (measured: 6.4 vs 8.0 fps at 640x360), so it does not count.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# feature name -> the /proc/cpuinfo flags that provide it (any one)
+FEATURES: dict[str, tuple[str, ...]] = {
+    "avx2": ("avx2",),
+    "avx512": ("avx512f",),
+    "avx512_vnni": ("avx512_vnni",),
+    "avx512_bf16": ("avx512_bf16",),
+    "avx512_fp16": ("avx512_fp16",),
+    "amx_bf16": ("amx_bf16",),
+    "amx_fp16": ("amx_fp16",),
+    "amx_int8": ("amx_int8",),
+    "neon_fp16": ("asimdhp", "fphp"),  # aarch64 half-precision arithmetic
+}
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    """The CPU as the backends see it."""
+
+    model: str | None
+    vendor: str | None
+    arch: str
+    cores: int | None
+    flags: frozenset[str]
+
+    def has(self, feature: str) -> bool:
+        """Whether ``feature`` (a key of :data:`FEATURES`) is present."""
+        return any(f in self.flags for f in FEATURES.get(feature, (feature,)))
+
+    @property
+    def features(self) -> list[str]:
+        return [name for name in FEATURES if self.has(name)]
+
+    def native_precisions(self) -> list[str]:
+        """Precisions computed in hardware, fastest first; fp32 always last."""
+        out = []
+        if self.has("amx_fp16") or self.has("neon_fp16"):
+            out.append("fp16")
+        if self.has("amx_bf16") or self.has("avx512_bf16"):
+            out.append("bf16")
+        return [*out, "fp32"]
+
+    def precision_reason(self, precision: str) -> str:
+        """Why ``precision`` is native here, in words (for logs and reports)."""
+        units = {"bf16": ("amx_bf16", "avx512_bf16"), "fp16": ("amx_fp16", "neon_fp16")}.get(precision, ())
+        have = [u.upper().replace("_", "-") for u in units if self.has(u)]
+        if have:
+            return f"{precision} in hardware ({', '.join(have)})"
+        return f"no {precision} units on this CPU" if precision != "fp32" else "fp32 (no bf16/fp16 units)"
+
+    def describe(self) -> str:
+        features = ", ".join(self.features) or "no SIMD flags read"
+        return f"{self.model or 'unknown CPU'} ({self.arch}; {features})"
+
+
+def _cpuinfo_text() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _lscpu_text() -> str:
+    if shutil.which("lscpu") is None:
+        return ""
+    try:
+        res = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return res.stdout if res.returncode == 0 else ""
+
+
+def parse_cpuinfo(text: str) -> dict[str, str]:
+    """The first value of each ``key: value`` field of /proc/cpuinfo or lscpu output,
+    keys lower-cased (``model name``, ``flags``, ``vendor_id``, ``features``...)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if sep and key and key not in out:
+            out[key] = value.strip()
+    return out
+
+
+def cpu_from_text(text: str, arch: str | None = None, cores: int | None = None) -> CpuInfo:
+    """A :class:`CpuInfo` from /proc/cpuinfo (or lscpu) text; used by tests too."""
+    fields = parse_cpuinfo(text)
+    flags = fields.get("flags") or fields.get("features") or ""
+    model = fields.get("model name") or fields.get("hardware") or fields.get("cpu model") or None
+    vendor = fields.get("vendor_id") or fields.get("vendor id") or None
+    return CpuInfo(model=model, vendor=vendor, arch=arch or platform.machine() or "unknown", cores=cores,
+                   flags=frozenset(flags.lower().split()))
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    """This machine's CPU (cached)."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count()
+    info = cpu_from_text(_cpuinfo_text(), cores=cores)
+    if not info.flags:  # no /proc (containers without it, other OSes): lscpu knows the flags too
+        alt = cpu_from_text(_lscpu_text(), cores=cores)
+        info = alt if alt.flags else info
+    log.debug("cpu: %s", info.describe())
+    return info
+
+
+def nvidia_driver_present() -> bool:
+    """Cheap probe (no torch import): is an NVIDIA kernel driver loaded?"""
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
+
+
+def has_module(module: str) -> bool:
+    """Whether ``module`` is installed, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked install counts as absent
+        return False
+
+
+def torch_cuda() -> bool:
+    """An NVIDIA driver is loaded and torch (installed) sees a CUDA device."""
+    if not has_module("torch") or not nvidia_driver_present():
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def gpu_visible() -> bool:
+    """An NVIDIA driver is loaded and torch, if installed, sees a CUDA device (without
+    torch the driver alone counts: TensorRT and onnxruntime-gpu need no torch to see it)."""
+    if not nvidia_driver_present():
+        return False
+    return torch_cuda() if has_module("torch") else True

@@ -1,0 +1,68 @@
+"""CPU feature detection and the ``--backend auto`` order."""
+
+from __future__ import annotations
+
+import pytest
+
+import stream_derain.backends as backends
+from stream_derain.devices import cpu_from_text, cpu_info, parse_cpuinfo
+from stream_derain.errors import BackendError
+
+SPR = "vendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n" \
+      "flags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_fp16 amx_bf16 amx_tile amx_int8\n" \
+      "model name\t: second core, ignored\n"
+GNR = "model name: Intel Xeon 6980P\nflags: avx2 avx512f avx512_bf16 amx_bf16 amx_fp16\n"
+MILAN = "vendor_id: AuthenticAMD\nmodel name: AMD EPYC 7B13\nflags: fpu sse avx avx2 fma\n"
+GRAVITON = "processor: 0\nFeatures: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp\n"
+
+
+def test_parse_keeps_the_first_value() -> None:
+    assert parse_cpuinfo(SPR)["model name"] == "Intel(R) Xeon(R) Platinum 8480+"
+
+
+@pytest.mark.parametrize("text, native", [(SPR, ["bf16", "fp32"]), (GNR, ["fp16", "bf16", "fp32"]),
+                                          (MILAN, ["fp32"]), (GRAVITON, ["fp16", "fp32"])])
+def test_native_precisions(text: str, native: list[str]) -> None:
+    cpu = cpu_from_text(text, arch="x86_64")
+    assert cpu.native_precisions() == native
+    assert cpu.has("avx2") == ("avx2" in text)
+
+
+def test_this_machine_is_read() -> None:
+    cpu = cpu_info()
+    assert cpu.native_precisions()[-1] == "fp32" and cpu.arch
+    assert "amx_bf16" in cpu.precision_reason("bf16").lower().replace("-", "_") or \
+        "no bf16" in cpu.precision_reason("bf16")
+
+
+@pytest.mark.parametrize("present, expected", [
+    (("openvino", "onnxruntime", "torch"), "openvino"),
+    (("onnxruntime", "torch"), "onnxruntime"),
+    (("torch",), "torch"),
+])
+def test_auto_without_gpu_prefers_the_fastest_cpu_backend(monkeypatch, present, expected) -> None:  # noqa: ANN001
+    monkeypatch.setattr(backends, "_torch_cuda", lambda: False)
+    monkeypatch.setattr(backends, "_has", lambda m: m in present)
+    name, why = backends.choose_backend()
+    assert name == expected and "GPU" in why
+    if expected == "onnxruntime":
+        assert "[openvino] extra" in why  # says how to get the faster one
+
+
+def test_auto_with_gpu_still_prefers_cuda(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(backends, "_torch_cuda", lambda: True)
+    monkeypatch.setattr(backends, "_has", lambda m: m in ("openvino", "onnxruntime", "torch"))
+    assert backends.choose_backend()[0] == "torch"
+
+
+def test_auto_with_nothing_installed(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(backends, "_torch_cuda", lambda: False)
+    monkeypatch.setattr(backends, "_has", lambda m: False)
+    with pytest.raises(BackendError, match="no backend installed"):
+        backends.choose_backend()
+
+
+def test_auto_precision_is_fp32_outside_openvino() -> None:
+    assert backends.resolve_precision("onnxruntime", "auto") == "fp32"
+    assert backends.resolve_precision("openvino", "auto") == "auto"
+    assert backends.resolve_precision("torch", "fp16") == "fp16"

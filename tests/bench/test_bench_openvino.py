@@ -1,0 +1,32 @@
+"""OpenVINO side by side with ONNX Runtime in one bench run: precision used and checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream_derain.bench import BenchConfig, run_bench, validate_report
+from stream_derain.bench.markdown import to_markdown
+
+SMALL = dict(resolutions=((64, 48),), batches=(1,), warmup=1, iters=2, frames=6)
+
+
+def test_openvino_rows_report_the_precision_used(tiny_engines: str) -> None:
+    pytest.importorskip("openvino")
+    cfg = BenchConfig(mode="engine", backends=("onnxruntime", "openvino"), precisions=("auto", "bf16"),
+                      model=tiny_engines, **SMALL)
+    rep = run_bench(cfg)
+    assert validate_report(rep) == []
+    status = {v["variant"]: v for v in rep["variants"]}
+    assert status["onnxruntime/bf16"]["status"] == "skipped"
+    assert "runs fp32 or fp16" in status["onnxruntime/bf16"]["reason"]
+    assert status["onnxruntime/auto"]["precision_used"] == "fp32"
+    auto = status["openvino/auto"]
+    assert auto["status"] == "ok" and auto["precision_used"] in ("fp32", "bf16", "fp16")
+    rows = {r["variant"]: r for r in rep["engine"]}
+    assert rows["openvino/auto"]["ratio_vs_baseline"] is not None  # against onnxruntime/auto (fp32)
+    if auto["precision_used"] != "fp32":
+        assert rows["openvino/auto"]["precision_psnr_db"] >= 50
+        assert f"{auto['precision_used']}, " in to_markdown(rep)  # the check printed beside the fps
+    if status["openvino/bf16"]["status"] == "ok":
+        assert rows["openvino/bf16"]["precision_used"] == "bf16"
+    assert "openvino" in rep["machine"]["libraries"] and rep["machine"]["cpu_native_precisions"][-1] == "fp32"
