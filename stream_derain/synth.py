@@ -1,12 +1,24 @@
-"""Rain synthesiser: streak layers over clean images, and rainy camera-motion videos.
+"""Rain synthesiser (v2): streak layers over clean images and videos.
 
 Images are float32 HxWx3 RGB in [0, 1]. A rain layer is built from several depth
-layers; each is sparse random drops smeared by a motion-blur line kernel (length,
-width and angle per layer), scaled by a brightness. Heavy rain adds a veil
-(atmospheric scattering: ``B * t + A * (1 - t)`` with a smooth transmission map).
-For video, each depth layer's drop field falls with its own speed (nearer layers
-faster and longer) while the background moves under a simulated camera pan/zoom,
-so rain moves coherently between frames.
+layers of two kinds:
+
+- procedural: sparse random drops smeared by a motion-blur line kernel (length,
+  width and angle per layer), scaled by a brightness;
+- photometric: crops of Garg and Nayar's rendered streak layers
+  (:class:`StreakBank`, white streaks on black), randomly scaled, rotated, blurred
+  along the fall and dimmed, one per depth.
+
+Rain only adds light: streaks are added (clipped) or screen-blended, never
+multiplied. A minority of samples get a mild veil (atmospheric scattering:
+``B * t + A * (1 - t)`` with a smooth transmission map), which is the only term
+that may darken a bright background. :func:`rain_pair` can JPEG-compress the
+rainy image *and its target* with the same quality (real input is compressed; the
+network should remove rain, not invent a cleaner codec), and returns rain-free
+pairs (target = input) at a given rate. For video (:func:`rain_over_frames`),
+every depth layer falls with its own speed (nearer layers faster and longer), so
+rain moves coherently between frames over any clip; :func:`rainy_video` renders
+it over a simulated camera pan/zoom of a still photo.
 
 Only numpy and OpenCV are needed: the samples script, the eval video benchmark and
 the training data all use this module.
@@ -14,10 +26,14 @@ the training data all use this module.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,11 +49,23 @@ class RainParams:
     haze: float = 0.0  # veil strength in [0, 1)
     screen_blend: bool = False  # screen blend instead of clipped addition
     soft: float = 0.0  # brightness of an extra layer of long, wide, faint streaks (0: none)
+    procedural: bool = True  # render the procedural drop-field streaks
+    photometric: float = 0.0  # peak brightness of the Garg-Nayar streak layers (0: none)
+    photometric_layers: int = 1  # how many of them (depths)
+    photometric_scale: float = 1.0  # resize of the streak crops (>1: nearer, bigger streaks)
+    photometric_keep: float = 1.0  # share of the layer's area kept (a smooth random mask thins it)
 
 
-def sample_params(rng: np.random.Generator, heavy: float | None = None) -> RainParams:
-    """Random rain condition; ``heavy`` in [0, 1] (drawn when None) sets the severity."""
+def sample_params(rng: np.random.Generator, heavy: float | None = None,
+                  photometric: bool = False) -> RainParams:
+    """Random rain condition; ``heavy`` in [0, 1] (drawn when None) sets the severity.
+
+    With ``photometric`` (a :class:`StreakBank` is at hand), 60% of samples use the
+    rendered streak layers, alone (half of those) or with the procedural ones. The
+    veil is in 20% of samples only, and mild (real heavy rain lowers contrast a little,
+    it does not fog the scene)."""
     h = rng.uniform(0, 1) if heavy is None else heavy
+    use_photo = photometric and rng.uniform() < 0.6
     return RainParams(
         layers=int(rng.integers(1, 4)),
         density=float(rng.uniform(0.002, 0.006) + 0.01 * h * rng.uniform(0.3, 1)),
@@ -45,9 +73,14 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None) -> RainP
         width=float(rng.uniform(0.6, 1.6) + 1.8 * h * rng.uniform(0, 1)),
         angle=float(rng.normal(0, 12) if rng.uniform() < 0.8 else rng.uniform(-40, 40)),
         brightness=float(rng.uniform(0.25, 0.55) + 0.3 * h),
-        haze=float(rng.uniform(0.05, 0.3) * h if rng.uniform() < 0.5 else 0.0),
+        haze=float(rng.uniform(0.03, 0.12) * (0.5 + h)) if rng.uniform() < 0.2 else 0.0,
         screen_blend=bool(rng.uniform() < 0.3),
-        soft=float(rng.uniform(0.08, 0.3)) if rng.uniform() < 0.35 else 0.0,
+        soft=float(rng.uniform(0.08, 0.3)) if rng.uniform() < 0.3 else 0.0,
+        procedural=not use_photo or rng.uniform() < 0.5,
+        photometric=float(rng.uniform(0.25, 0.6) + 0.25 * h) if use_photo else 0.0,
+        photometric_layers=1 if rng.uniform() < 0.7 else 2,
+        photometric_scale=float(np.exp(rng.uniform(np.log(0.7), np.log(1.8)))),
+        photometric_keep=float(rng.uniform(0.25, 0.6) + 0.4 * h),
     )
 
 
@@ -73,7 +106,9 @@ def drop_field(shape: tuple[int, int], density: float, rng: np.random.Generator)
 
 
 def _layer_specs(p: RainParams) -> list[tuple[float, float, float, float, float]]:
-    """(density, length, width, angle, brightness) per depth layer, nearest first."""
+    """(density, length, width, angle, brightness) per procedural depth layer, nearest first."""
+    if not p.procedural:
+        return []
     specs = []
     for i in range(p.layers):
         depth = 1.0 / (1 + i)  # farther layers: shorter, thinner, dimmer, denser
@@ -93,6 +128,79 @@ def render_streaks(field: np.ndarray, length: float, width: float, angle: float,
     return np.clip(s / peak * brightness, 0.0, 1.0)
 
 
+class StreakBank:
+    """Garg and Nayar's rendered rain-streak layers (white streaks on black, 8-bit grey).
+
+    ``folder`` holds the PNG layers; undecodable files are skipped with a count, an
+    empty or missing folder is a :class:`~stream_derain.errors.ConfigError`."""
+
+    def __init__(self, folder: str | Path) -> None:
+        from .errors import ConfigError
+
+        root = Path(folder)
+        if not root.is_dir():
+            raise ConfigError(f"rain-layer folder not found: {root}")
+        layers, bad = [], 0
+        for path in sorted(root.iterdir()):
+            if path.suffix.lower() not in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}:
+                continue
+            img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if img is None:
+                bad += 1
+                continue
+            layers.append(img)
+        if bad:
+            log.warning("skipped %d undecodable rain layer(s) in %s", bad, root)
+        if not layers:
+            raise ConfigError(f"no rain-streak layers in {root}")
+        self.layers = layers
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def canvas(self, shape: tuple[int, int], rng: np.random.Generator, scale: float,
+               angle: float, keep: float = 1.0) -> np.ndarray:
+        """An HxW float32 streak map in [0, 1] (peak ~1): one random layer, resized by
+        ``scale``, tiled to cover ``shape``, rotated by ``angle`` degrees, flipped at random,
+        and thinned to about ``keep`` of its area by a smooth random mask."""
+        h, w = shape
+        layer = self.layers[int(rng.integers(len(self.layers)))]
+        if rng.uniform() < 0.5:
+            layer = layer[:, ::-1]
+        lh, lw = layer.shape
+        layer = cv2.resize(layer, (max(int(lw * scale), 8), max(int(lh * scale), 8)),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        side = int(np.ceil(np.hypot(h, w))) + 2  # room to rotate without empty corners
+        reps = (-(-side // layer.shape[0]) + 1, -(-side // layer.shape[1]) + 1)
+        tiled = np.tile(layer, reps)
+        y0 = int(rng.integers(0, tiled.shape[0] - side + 1))
+        x0 = int(rng.integers(0, tiled.shape[1] - side + 1))
+        big = tiled[y0:y0 + side, x0:x0 + side].astype(np.float32) / 255.0
+        m = cv2.getRotationMatrix2D((side / 2, side / 2), -angle, 1.0)
+        m[:, 2] += (w - side) / 2, (h - side) / 2
+        out = cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if keep < 1.0:
+            coarse = rng.uniform(0, 1, (max(h // 40, 2), max(w // 40, 2))).astype(np.float32)
+            mask = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+            out *= np.clip((mask - (1.0 - keep)) * 5.0, 0.0, 1.0)
+        return out
+
+
+def _photometric_specs(p: RainParams) -> list[tuple[float, float, float, float]]:
+    """(scale, angle, brightness, keep) per photometric depth layer, nearest first."""
+    return [(p.photometric_scale / (1 + 0.5 * i), p.angle + 4.0 * i, p.photometric / (1 + 0.6 * i),
+             p.photometric_keep) for i in range(p.photometric_layers)] if p.photometric > 0 else []
+
+
+def _photometric_canvases(bank: StreakBank | None, p: RainParams, shape: tuple[int, int],
+                          rng: np.random.Generator) -> list[tuple[np.ndarray, float, float]]:
+    """(HxW canvas, angle, brightness) for each photometric layer (none without a bank)."""
+    if bank is None:
+        return []
+    return [(bank.canvas(shape, rng, scale, angle, keep), angle, bright)
+            for scale, angle, bright, keep in _photometric_specs(p)]
+
+
 def transmission_map(shape: tuple[int, int], haze: float, rng: np.random.Generator) -> np.ndarray:
     """Smooth transmission in (0, 1]: less at the top (farther), with low-frequency noise."""
     h, w = shape
@@ -105,7 +213,7 @@ def transmission_map(shape: tuple[int, int], haze: float, rng: np.random.Generat
 def compose(clean: np.ndarray, streaks: np.ndarray, p: RainParams, t: np.ndarray | None,
             tint: np.ndarray) -> np.ndarray:
     """Rainy image from a clean HxWx3 image, an HxW streak map and an optional
-    transmission map. ``tint`` is the rain/veil colour (3,)."""
+    transmission map. ``tint`` is the rain/veil colour (3,). Streaks only add light."""
     img = clean
     if t is not None:
         img = img * t[..., None] + tint * (1.0 - t[..., None])
@@ -114,18 +222,102 @@ def compose(clean: np.ndarray, streaks: np.ndarray, p: RainParams, t: np.ndarray
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def add_rain(clean: np.ndarray, rng: np.random.Generator, params: RainParams | None = None) -> np.ndarray:
-    """Rainy version of ``clean`` (HxWx3 float32 in [0, 1]); the rain layer is
-    ``rainy - clean``."""
-    p = params or sample_params(rng)
-    shape = clean.shape[:2]
+def _rain_tint(rng: np.random.Generator) -> np.ndarray:
+    return np.full(3, rng.uniform(0.85, 1.0), np.float32)
+
+
+def streak_map(shape: tuple[int, int], p: RainParams, rng: np.random.Generator,
+               bank: StreakBank | None = None) -> np.ndarray:
+    """HxW streak intensity in [0, 1]: the brightest of every depth layer."""
     streaks = np.zeros(shape, np.float32)
     for dens, length, width, angle, bright in _layer_specs(p):
         streaks = np.maximum(streaks, render_streaks(drop_field(shape, dens, rng), length, width, angle,
                                                      bright))
+    for canvas, angle, bright in _photometric_canvases(bank, p, shape, rng):
+        streaks = np.maximum(streaks, _fall_blur(canvas, angle, rng) * bright)
+    return streaks
+
+
+def _fall_blur(canvas: np.ndarray, angle: float, rng: np.random.Generator) -> np.ndarray:
+    """Half the time, smear a photometric layer a little more along the fall (exposure)."""
+    if rng.uniform() < 0.5:
+        return canvas
+    k = streak_kernel(float(rng.uniform(3, 12)), 1.0, angle)
+    return cv2.filter2D(canvas, -1, k / k.max() * 0.6, borderType=cv2.BORDER_REFLECT).clip(0, 1)
+
+
+def add_rain(clean: np.ndarray, rng: np.random.Generator, params: RainParams | None = None,
+             bank: StreakBank | None = None) -> np.ndarray:
+    """Rainy version of ``clean`` (HxWx3 float32 in [0, 1]); the rain layer is
+    ``rainy - clean``. ``bank`` adds the photometric streak layers."""
+    p = params or sample_params(rng, photometric=bank is not None)
+    shape = clean.shape[:2]
+    streaks = streak_map(shape, p, rng, bank)
     t = transmission_map(shape, p.haze, rng) if p.haze > 0 else None
-    tint = np.float32(rng.uniform(0.85, 1.0)) * np.array([1.0, 1.0, 1.0], np.float32)
-    return compose(clean, streaks, p, t, tint)
+    return compose(clean, streaks, p, t, _rain_tint(rng))
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip (4:2:0, as video codecs subsample chroma) of an HxWx3 float image."""
+    u8 = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV always encodes a valid array
+        return img
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class PairRecipe:
+    """How :func:`rain_pair` draws a training pair."""
+
+    heavy_fraction: float = 0.35  # share of heavy-rain samples (severity in [0.5, 1])
+    compress_fraction: float = 0.3  # share JPEG-compressed after the rain (input and target alike)
+    quality: tuple[int, int] = (35, 90)  # JPEG quality range
+
+
+def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
+              bank: StreakBank | None = None, rain_free: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(input, target) HxWx3 float32 for training: rain over ``clean`` (none when
+    ``rain_free``: target = input), then, in a share of samples, the same JPEG
+    compression of both."""
+    heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_fraction else rng.uniform(0.0, 0.5)
+    rainy = clean if rain_free else add_rain(clean, rng, sample_params(rng, heavy, bank is not None), bank)
+    if rng.uniform() < recipe.compress_fraction:
+        q = int(rng.integers(recipe.quality[0], recipe.quality[1] + 1))
+        clean = jpeg(clean, q)
+        rainy = clean if rain_free else jpeg(rainy, q)
+    return rainy, clean
+
+
+def rain_over_frames(frames: list[np.ndarray], rng: np.random.Generator, params: RainParams | None = None,
+                     bank: StreakBank | None = None) -> list[np.ndarray]:
+    """Temporally coherent rain over a clip (a list of HxWx3 float32 frames in [0, 1]).
+
+    Each depth layer owns a streak field larger than the frame that scrolls along its
+    fall direction by its own speed every frame (wrapping), so streaks move coherently;
+    the veil and the tint stay fixed."""
+    p = params or sample_params(rng, photometric=bank is not None)
+    h, w = frames[0].shape[:2]
+    specs = _layer_specs(p)
+    photo_specs = _photometric_specs(p) if bank is not None else []
+    margin = int(max([s[1] for s in specs] + [48.0])) + 8
+    big = (h + 2 * margin, w + 2 * margin)
+    layers = [(render_streaks(drop_field(big, s[0], rng), *s[1:]), s[3], max(s[1] * 0.8, 4.0))
+              for s in specs]
+    layers += [(bank.canvas(big, rng, scale, angle, keep) * bright, angle, 18.0 * scale)
+               for scale, angle, bright, keep in photo_specs]
+    t_map = transmission_map((h, w), p.haze, rng) if p.haze > 0 else None
+    tint = _rain_tint(rng)
+    out = []
+    for i, bg in enumerate(frames):
+        streaks = np.zeros((h, w), np.float32)
+        for layer, angle, speed in layers:
+            a = np.deg2rad(angle)
+            shifted = np.roll(layer, (int(round(speed * i * np.cos(a))), int(round(speed * i * np.sin(a)))),
+                              axis=(0, 1))
+            streaks = np.maximum(streaks, shifted[margin:margin + h, margin:margin + w])
+        out.append(compose(bg, streaks, p, t_map, tint))
+    return out
 
 
 @dataclass(frozen=True)
@@ -160,34 +352,14 @@ def random_camera(rng: np.random.Generator) -> CameraPath:
 
 
 def rainy_video(src: np.ndarray, n_frames: int, out_hw: tuple[int, int], rng: np.random.Generator,
-                params: RainParams | None = None, camera: CameraPath | None = None
-                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(rainy frames, clean frames), each a list of HxWx3 float32 in [0, 1].
-
-    Each depth layer owns a drop field taller than the frame that scrolls down by
-    its fall speed every frame (wrapping), so streaks move coherently."""
-    p = params or sample_params(rng)
+                params: RainParams | None = None, camera: CameraPath | None = None,
+                bank: StreakBank | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(rainy frames, clean frames), each a list of HxWx3 float32 in [0, 1]: a camera
+    pan/zoom over the still ``src`` with coherent rain (:func:`rain_over_frames`)."""
+    p = params or sample_params(rng, photometric=bank is not None)
     cam = camera or random_camera(rng)
-    h, w = out_hw
-    specs = _layer_specs(p)
-    margin = int(max(s[1] for s in specs)) + 8
-    fields = [drop_field((h + 2 * margin, w + 2 * margin), s[0], rng) for s in specs]
-    speeds = [max(s[1] * 0.8, 4.0) for s in specs]  # px per frame, along the streak
-    t_map = transmission_map((h, w), p.haze, rng) if p.haze > 0 else None
-    tint = np.full(3, rng.uniform(0.85, 1.0), np.float32)
-    rainy, clean = [], []
-    for i in range(n_frames):
-        bg = camera_crop(src, out_hw, cam, i / max(n_frames - 1, 1))
-        streaks = np.zeros((h, w), np.float32)
-        for (dens, length, width, angle, bright), field, v in zip(specs, fields, speeds):
-            a = np.deg2rad(angle)
-            shifted = np.roll(field, (int(round(v * i * np.cos(a))), int(round(v * i * np.sin(a)))),
-                              axis=(0, 1))
-            layer = render_streaks(shifted, length, width, angle, bright)
-            streaks = np.maximum(streaks, layer[margin:margin + h, margin:margin + w])
-        clean.append(bg)
-        rainy.append(compose(bg, streaks, p, t_map, tint))
-    return rainy, clean
+    clean = [camera_crop(src, out_hw, cam, i / max(n_frames - 1, 1)) for i in range(n_frames)]
+    return rain_over_frames(clean, rng, p, bank), clean
 
 
 def heavier(p: RainParams, factor: float) -> RainParams:

@@ -9,6 +9,10 @@ pixel. All tensors are float in [0, 1], RGB, BxCxHxW; H and W must be multiples 
 - detail-repair branch: dilated context-aggregation blocks (dilations 1, 3, 5 fused
   by a 1x1) applied to the rain-removed image -> detail layer D
 - output = clamp(I - R + D, 0, 1)
+- optional full-resolution refinement (v2): two 3x3 convolutions at full resolution
+  on (I, I - R + D) add a correction F, so that thin streaks and fine texture that the
+  1/4-resolution body cannot place exactly are fixed where they are:
+  output = clamp(I - R + D + F, 0, 1)
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class StudentConfig:
     se_blocks: int = 3
     ca_blocks: int = 2
     se_reduction: int = 4
+    refine: int = 0  # hidden channels of the full-resolution refinement (0: none)
 
 
 class DerainStudent(nn.Module):
@@ -95,7 +100,13 @@ class DerainStudent(nn.Module):
         self.detail_stem = nn.Conv2d(packed, c, 3, padding=1)
         self.detail_body = nn.Sequential(*[ContextAggregationBlock(c) for _ in range(cfg.ca_blocks)])
         self.detail_head = nn.Conv2d(c, packed, 3, padding=1)
-        for head in (self.rain_head, self.detail_head):  # start as the identity: O = I
+        heads = [self.rain_head, self.detail_head]
+        self.refine: nn.Sequential | None = None
+        if cfg.refine:
+            self.refine = nn.Sequential(nn.Conv2d(6, cfg.refine, 3, padding=1), nn.ReLU(),
+                                        nn.Conv2d(cfg.refine, 3, 3, padding=1))
+            heads.append(self.refine[2])
+        for head in heads:  # start as the identity: O = I
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
@@ -108,7 +119,10 @@ class DerainStudent(nn.Module):
         derained = x - rain
         feats = self.detail_body(F.relu(self.detail_stem(self.unshuffle(derained))))
         detail = self.shuffle(self.detail_head(feats))
-        return torch.clamp(derained + detail, 0.0, 1.0), rain, detail
+        out = derained + detail
+        if self.refine is not None:  # full resolution: Bx6xHxW -> Bx3xHxW correction
+            out = out + self.refine(torch.cat([x, out], dim=1))
+        return torch.clamp(out, 0.0, 1.0), rain, detail
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW in [0, 1] -> derained Bx3xHxW in [0, 1]."""
@@ -116,7 +130,8 @@ class DerainStudent(nn.Module):
 
 
 def build_student(**overrides: int) -> DerainStudent:
-    """The shipped student: 1/4-resolution body, 48 channels, 3 SE blocks, 2 CA blocks."""
+    """A student; with no overrides v1's: 1/4-resolution body, 48 channels, 3 SE blocks,
+    2 CA blocks, no refinement (v2 adds ``refine=12``)."""
     return DerainStudent(StudentConfig(**overrides))
 
 

@@ -27,15 +27,21 @@ class TrainConfig:
     out_dir: str = "runs/baseline"
     init: str = ""  # student checkpoint to start from (e.g. the distilled one); "" = fresh student
     clean_dirs: tuple[str, ...] = (
-        str(DATA_ROOT / "clean" / "cbsd68"),
         str(DATA_ROOT / "clean" / "kodak24"),
         str(DATA_ROOT / "clean" / "mcmaster"),
+        str(DATA_ROOT / "clean" / "bsds500_test"),
+        str(DATA_ROOT / "clean" / "camvid"),
     )
     # dev-set backgrounds that must never be trained on (checked by thumbnail)
     exclude_like: tuple[str, ...] = (
         str(DATA_ROOT / "pairs" / "sirr20" / "clean"),
         str(DATA_ROOT / "pairs" / "heavy25" / "clean"),
     )
+    # file-name patterns never trained on: CamVid's drive 0006R0 is the camvid dev sets' drive
+    exclude_names: tuple[str, ...] = ("0006R0_*",)
+    # Garg-Nayar streak layers composited beside the procedural streaks ("" = procedural only)
+    # e.g. DATA_ROOT / "rain_layers" / "garg06"; relative paths are taken from DATA_ROOT
+    rain_layers: str = ""
     steps: int = 6000
     batch_size: int = 16
     crop: int = 96
@@ -45,6 +51,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     rain_loss_weight: float = 0.5
     heavy_fraction: float = 0.5  # share of heavy-rain samples (severity drawn in [0.5, 1])
+    rain_free_fraction: float = 0.0  # share of every batch left rain-free (target = input)
+    compress_fraction: float = 0.0  # share JPEG-compressed after the rain (input and target alike)
+    detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
+    bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)
     seed: int = 0
     stop_at: int = 0  # end this invocation after this step (checkpointed); 0 runs to ``steps``
     log_every: int = 50

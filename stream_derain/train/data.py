@@ -2,14 +2,15 @@
 
 Images that fail to decode are skipped with a warning and counted; an empty or
 missing folder is a :class:`ConfigError`. Backgrounds that match a dev-set image
-(same 32x32 thumbnail) are dropped so that dev scores stay honest: CBSD68 shares
-14 photos with the ``pairs`` sets.
+(same 32x32 thumbnail) are dropped so that dev scores stay honest, and so are files
+whose names match a held-out pattern (the CamVid drive of the camvid dev sets).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 
 import cv2
@@ -40,11 +41,16 @@ def load_rgb(path: Path) -> np.ndarray | None:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
-def load_folders(folders: Iterable[str | Path], min_side: int = 0) -> list[np.ndarray]:
-    """All decodable images of the folders; undecodable ones are warned about and counted."""
+def load_folders(folders: Iterable[str | Path], min_side: int = 0,
+                 exclude_names: Iterable[str] = ()) -> list[np.ndarray]:
+    """All decodable images of the folders but those whose names match ``exclude_names``
+    (glob patterns); undecodable ones are warned about and counted."""
     images, bad = [], 0
+    patterns = tuple(exclude_names)
     for folder in folders:
         for path in list_images(Path(folder)):
+            if any(fnmatch(path.name, pat) for pat in patterns):
+                continue
             img = load_rgb(path)
             if img is None:
                 bad += 1
@@ -91,12 +97,26 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndar
 
 
 def synthetic_pairs(backgrounds: list[np.ndarray], size: int, heavy_fraction: float,
-                    rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless (rainy, clean) HxWx3 float32 crops."""
+                    rng: np.random.Generator, bank: synth.StreakBank | None = None,
+                    compress_fraction: float = 0.0, rain_free_every: int = 0
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless (input, target) HxWx3 float32 crops (:func:`synth.rain_pair`); every
+    ``rain_free_every``-th pair is rain-free (target = input), 0 for none."""
+    recipe = synth.PairRecipe(heavy_fraction=heavy_fraction, compress_fraction=compress_fraction)
+    i = 0
     while True:
         clean = np.ascontiguousarray(random_crop(backgrounds[int(rng.integers(len(backgrounds)))], size, rng))
-        heavy = rng.uniform(0.5, 1.0) if rng.uniform() < heavy_fraction else rng.uniform(0.0, 0.5)
-        yield synth.add_rain(clean, rng, synth.sample_params(rng, heavy)), clean
+        i += 1
+        yield synth.rain_pair(clean, rng, recipe, bank, rain_free=bool(rain_free_every)
+                              and i % rain_free_every == 0)
+
+
+def rain_free_every(fraction: float, batch_size: int) -> int:
+    """Period of rain-free pairs so that every batch of ``batch_size`` holds about
+    ``fraction`` of them (at least one when ``fraction`` > 0)."""
+    if fraction <= 0:
+        return 0
+    return max(1, min(batch_size, round(1.0 / fraction)))
 
 
 def batch_arrays(pairs: Iterator[tuple[np.ndarray, np.ndarray]], n: int) -> tuple[np.ndarray, np.ndarray]:

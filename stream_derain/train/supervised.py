@@ -1,8 +1,14 @@
-"""Supervised baseline: the student trained on synthetic rain over clean photos.
+"""Supervised training: the student on synthetic rain over clean photos.
 
-Loss = L1(O, B) + w * L1(R, I - B): the output is pulled to the clean background
-B and the rain branch to the true rain layer (rainy minus clean, veil included).
-One readable loop; resumes from ``out_dir/last.pt`` when it exists.
+Loss = L1(O, B) + w_r * L1(R, I - B) + w_d * L1(grad O, grad B): the output is
+pulled to the clean background B, the rain branch to the true rain layer (rainy
+minus clean, veil included), and the output's horizontal and vertical differences
+to the background's, so that smearing texture (or inventing it) costs as much as a
+wrong grey level ("detail loss", v2; w_d = 0 is v1's loss). Pairs come from
+:func:`~stream_derain.synth.rain_pair`: procedural and (v2) photometric streaks, a
+share JPEG-compressed, and a share of every batch rain-free (target = input).
+One readable loop; channels-last and optional bf16 autocast on the CPU; resumes
+from ``out_dir/last.pt`` when it exists.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import synth
 from ..model.student import DerainStudent, build_student, student_config_dict
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
-from .config import TrainConfig
-from .data import batch_arrays, drop_overlaps, load_folders, synthetic_pairs
+from .config import DATA_ROOT, TrainConfig
+from .data import batch_arrays, drop_overlaps, load_folders, rain_free_every, synthetic_pairs
 
 log = logging.getLogger(__name__)
 ARCH = "DerainStudent"
@@ -49,15 +56,55 @@ def load_student(path: Path) -> tuple[DerainStudent, dict]:
 
 
 def init_from(model: DerainStudent, path: Path) -> None:
-    """Start ``model`` from the weights of another student checkpoint (not its optimiser)."""
+    """Start ``model`` from the weights of another student (not its optimiser): a
+    checkpoint, or an exported ONNX file (its initialisers carry the parameter names).
+    Parameters the source lacks (e.g. a new refinement path) keep their initialisation."""
+    if path.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy())
+                   for t in onnx.load(str(path)).graph.initializer}
+        state = model.state_dict()
+        found = {k: v for k, v in weights.items() if k in state and v.shape == state[k].shape}
+        missing = sorted(set(state) - set(found))
+        model.load_state_dict({**state, **found})
+        log.info("student initialised from %s (%d tensors; kept fresh: %s)", path, len(found),
+                 ", ".join(missing) or "none")
+        return
     load_weights(read_checkpoint(path), model, ARCH, student_config_dict(model), path)
     log.info("student initialised from %s", path)
 
 
+def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical forward differences of BxCxHxW: (BxCxHx(W-1), BxCx(H-1)xW)."""
+    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
+
+
+def detail_loss(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """L1 between the image gradients of output and background (lost or invented detail)."""
+    (ox, oy), (cx, cy) = image_gradients(out), image_gradients(clean)
+    return F.l1_loss(ox, cx) + F.l1_loss(oy, cy)
+
+
 def supervised_loss(model: DerainStudent, rainy: torch.Tensor, clean: torch.Tensor,
-                    rain_weight: float) -> torch.Tensor:
+                    rain_weight: float, detail_weight: float = 0.0) -> torch.Tensor:
     out, rain, _ = model.forward_all(rainy)
-    return F.l1_loss(out, clean) + rain_weight * F.l1_loss(rain, rainy - clean)
+    out, rain = out.float(), rain.float()
+    loss = F.l1_loss(out, clean) + rain_weight * F.l1_loss(rain, rainy - clean)
+    if detail_weight:
+        loss = loss + detail_weight * detail_loss(out, clean)
+    return loss
+
+
+def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
+    """The endless (input, target) stream of ``cfg``: backgrounds, streak bank, recipe."""
+    backgrounds = drop_overlaps(load_folders(cfg.clean_dirs, min_side=cfg.crop,
+                                             exclude_names=cfg.exclude_names), cfg.exclude_like)
+    bank = synth.StreakBank(DATA_ROOT / cfg.rain_layers) if cfg.rain_layers else None
+    log.info("training on %d backgrounds, %d streak layers", len(backgrounds), len(bank) if bank else 0)
+    return synthetic_pairs(backgrounds, cfg.crop, cfg.heavy_fraction, rng, bank, cfg.compress_fraction,
+                           rain_free_every(cfg.rain_free_fraction, cfg.batch_size))
 
 
 def train_supervised(cfg: TrainConfig) -> Path:
@@ -68,9 +115,8 @@ def train_supervised(cfg: TrainConfig) -> Path:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    backgrounds = drop_overlaps(load_folders(cfg.clean_dirs, min_side=cfg.crop), cfg.exclude_like)
-    log.info("training on %d backgrounds, device %s", len(backgrounds), device)
-    model = build_student(**cfg.student).to(device)
+    log.info("device %s, bf16 autocast %s", device, cfg.bf16)
+    model = build_student(**cfg.student).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, seconds = 0, 0.0
     last = out / "last.pt"
@@ -83,15 +129,17 @@ def train_supervised(cfg: TrainConfig) -> Path:
         log.info("resumed from %s at step %d", last, step)
     elif cfg.init:
         init_from(model, Path(cfg.init))
-    pairs = synthetic_pairs(backgrounds, cfg.crop, cfg.heavy_fraction, rng)
+    pairs = _pair_stream(cfg, rng)
     model.train()
     t0, running, tick = time.time(), [], time.time()
     end = min(cfg.stop_at, cfg.steps) if cfg.stop_at else cfg.steps
     while step < end:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        rainy, clean = (torch.from_numpy(a).to(device) for a in batch_arrays(pairs, cfg.batch_size))
-        loss = supervised_loss(model, rainy, clean, cfg.rain_loss_weight)
+        rainy, clean = (torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
+                        for a in batch_arrays(pairs, cfg.batch_size))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = supervised_loss(model, rainy, clean, cfg.rain_loss_weight, cfg.detail_loss_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
