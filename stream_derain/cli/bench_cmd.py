@@ -28,9 +28,10 @@ def bench_cmd(
     batch: Optional[list[int]] = typer.Option(
         None, "--batch", "-b", min=1, help="Batch size, repeatable (default: 1); e2e uses the first."),
     backend: Optional[list[str]] = typer.Option(
-        None, "--backend", help="onnxruntime, torch, tensorrt; repeatable (default: every installed one)."),
+        None, "--backend",
+        help="onnxruntime, openvino, torch, tensorrt; repeatable (default: every installed one)."),
     precision: Optional[list[str]] = typer.Option(None, "--precision", "-p",
-                                                  help="fp32 or fp16, repeatable (default: fp32)."),
+                                                  help="auto, fp32, bf16, fp16; repeatable (default: fp32)."),
     model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file."),
     warmup: int = typer.Option(2, min=0, help="Untimed calls before timing each case."),
     iters: int = typer.Option(0, min=0, help="Timed calls per case (0: adaptive, see --budget)."),
