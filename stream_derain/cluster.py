@@ -1,0 +1,447 @@
+"""Derain many files across a Ray cluster: one Ray task per input file.
+
+Each task runs the normal single-machine file pipeline (:func:`stream_derain.derain.derain`)
+on its worker with the batch's options, writes to a hidden temporary name beside the
+output and renames it on success, so an output path only ever holds a complete file.
+
+- resources: a task asks for ``cpus_per_file`` CPUs, and for one GPU when the chosen
+  backend needs one (``tensorrt``; ``auto`` and ``torch`` on a cluster that has GPUs);
+- retries: a worker that dies (killed, out of memory, node lost) is retried by Ray
+  (``max_retries``); of the exceptions only the transient ones (:data:`RETRY_EXCEPTIONS`:
+  OS-level I/O errors, a backend that failed to start) are; bad input, an existing
+  output, a bad model or option (:data:`PERMANENT_ERRORS`) fail the file at once, and
+  a failed file never stops the rest;
+- ``skip_existing`` leaves files whose output exists alone (resuming a batch);
+- Ctrl-C cancels the outstanding tasks; the result says what had finished.
+
+Progress flows from the tasks to a small tracker actor that the driver polls, so the
+driver sees frames done per file, which worker (node, PID) runs it and each attempt.
+Ray is imported only here, lazily: the single-machine path never imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from .derain import DerainConfig, derain
+from .errors import (
+    BackendError,
+    ConfigError,
+    InputError,
+    MissingExtraError,
+    ModelError,
+    OutputError,
+    require,
+)
+
+log = logging.getLogger(__name__)
+
+#: exceptions a task is retried for (on top of a worker dying, which Ray always retries)
+RETRY_EXCEPTIONS: tuple[type[BaseException], ...] = (OSError, BackendError)
+#: expected failures that retrying cannot mend: the file is reported failed at once
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (InputError, OutputError, ModelError, ConfigError,
+                                                     MissingExtraError)
+GPU_BACKENDS = {"tensorrt"}  # always need a GPU
+GPU_IF_AVAILABLE = {"auto", "torch"}  # take one when the cluster has GPUs
+PART = ".ray-part-"  # marker in the temporary names the tasks write under
+ENV_PREFIX = "STREAM_DERAIN_"  # driver variables handed on to the workers
+UPDATE_EVERY = 0.25  # seconds between a task's progress reports
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    address: str | None = None  # None: a local instance (or RAY_ADDRESS); "auto"; "ray://host:10001"
+    num_cpus: int | None = None  # CPUs of a local instance [default: all]
+    cpus_per_file: float = 1.0
+    gpus_per_file: float | None = None  # None: from the backend and the cluster
+    workers: int | None = None  # files in flight at most [default: what the cluster's resources fit]
+    max_retries: int = 3
+    skip_existing: bool = False
+    poll: float = 0.5  # seconds between progress polls
+    cancel_grace: float = 15.0  # seconds cancelled tasks get to stop before they are killed
+    log_to_driver: bool = False  # forward the workers' stdout/stderr
+
+
+@dataclass
+class FileOutcome:
+    input: str
+    output: str
+    status: str = "pending"  # done, failed, skipped, cancelled
+    frames: int = 0
+    seconds: float = 0.0
+    fps: float = 0.0
+    node: str = ""
+    pid: int = 0
+    attempts: int = 0
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ClusterProgress:
+    """A snapshot for progress displays (``files`` counts done + failed + skipped)."""
+
+    files: int
+    total: int
+    frames: int
+    seconds: float
+    fraction: float  # files finished plus the running files' fractions
+    running: dict[int, dict[str, Any]] = field(default_factory=dict)  # index -> tracker state
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class ClusterResult:
+    files: list[FileOutcome]
+    seconds: float
+    interrupted: bool = False
+    workers: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(f.status == status for f in self.files)
+
+    @property
+    def frames(self) -> int:
+        return sum(f.frames for f in self.files if f.status == "done")
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def files_per_min(self) -> float:
+        return 60.0 * self.count("done") / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and self.count("failed") == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = {k: self.count(k) for k in ("done", "failed", "skipped", "cancelled")}
+        return {"files": [f.as_dict() for f in self.files], "seconds": round(self.seconds, 3),
+                "frames": self.frames, "fps": round(self.fps, 2),
+                "files_per_min": round(self.files_per_min, 2), "workers": self.workers,
+                "interrupted": self.interrupted, **summary}
+
+
+def import_ray() -> Any:
+    """The ray module, or :class:`MissingExtraError` naming the ``[ray]`` extra."""
+    return require("ray", "ray")
+
+
+# ---- worker side ---------------------------------------------------------------------------
+
+class Tracker:
+    """Per-file state reported by the tasks (run as a zero-CPU Ray actor)."""
+
+    def __init__(self) -> None:
+        self.state: dict[int, dict[str, Any]] = {}
+
+    def start(self, index: int, pid: int, node: str) -> tuple[int, list[int]]:
+        """Record an attempt; returns its number and the PIDs of the earlier attempts."""
+        st = self.state.setdefault(index, {"attempts": 0, "pids": []})
+        before = list(st["pids"])
+        st.update(attempts=st["attempts"] + 1, pid=pid, node=node, frames=0, total=0, t0=time.time(),
+                  pids=before + [pid])
+        return st["attempts"], before
+
+    def update(self, index: int, frames: int, total: int) -> None:
+        st = self.state.setdefault(index, {"attempts": 1})
+        st.update(frames=frames, total=total)
+
+    def snapshot(self) -> dict[int, dict[str, Any]]:
+        return self.state
+
+
+def part_path(out: Path) -> Path:
+    """The hidden temporary name a task writes ``out`` under (same folder and extension)."""
+    return out.with_name(f".{out.stem}{PART}{os.getpid()}{out.suffix}")
+
+
+STALE = re.compile(rf"\.\.?(?P<stem>.+?)({re.escape(PART)}\d+(\.partial-\d+)?|\.partial-\d+)"
+                   r"(?P<suffix>\.[^.]+)")
+
+
+def remove_parts(out: Path, pids: Sequence[int]) -> None:
+    """Remove what the attempts with these PIDs left beside ``out`` (a killed worker):
+    our temporary name and the pipeline's own ``.partial-`` name of it."""
+    for pid in pids:
+        part = out.with_name(f".{out.stem}{PART}{pid}{out.suffix}")
+        for p in (part, part.with_name(f".{part.stem}.partial-{pid}{out.suffix}"),
+                  out.with_name(f".{out.stem}.partial-{pid}{out.suffix}")):
+            p.unlink(missing_ok=True)
+
+
+def sweep_stale_parts(outputs: Sequence[Path]) -> int:
+    """Remove the temporary files an interrupted or killed earlier batch left beside
+    ``outputs`` (one listing per folder); returns how many."""
+    names: dict[Path, set[str]] = {}
+    for out in outputs:
+        names.setdefault(out.parent, set()).add(out.name)
+    removed = 0
+    for folder, wanted in names.items():
+        for p in folder.iterdir() if folder.is_dir() else []:
+            m = STALE.fullmatch(p.name)
+            if m and m["stem"].lstrip(".") + m["suffix"] in wanted and p.is_file():
+                p.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _reporter(tracker: Any, index: int) -> Callable[[int, int], None]:
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= UPDATE_EVERY or (total and done >= total):
+            last[0] = now
+            tracker.update.remote(index, done, total)
+
+    return report
+
+
+def run_file(index: int, inp: Path, out: Path, cfg: DerainConfig, tracker: Any) -> FileOutcome:
+    """The body of one Ray task: derain ``inp`` into ``out`` through a temporary name.
+    Permanent errors become a failed outcome (so Ray does not retry them); transient
+    ones propagate for Ray's ``retry_exceptions``."""
+    import ray
+
+    node = f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+    outcome = FileOutcome(str(inp), str(out), node=node, pid=os.getpid())
+    outcome.attempts, earlier = ray.get(tracker.start.remote(index, os.getpid(), node))
+    remove_parts(out, earlier)
+    part = part_path(out)
+    t0 = time.perf_counter()
+    try:
+        _, result = derain(replace(cfg, input=inp, output=part, overwrite=True), _reporter(tracker, index))
+    except PERMANENT_ERRORS as exc:
+        part.unlink(missing_ok=True)
+        outcome.status, outcome.error = "failed", str(exc)
+        return outcome
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    frames = result if isinstance(result, int) else result.frames
+    outcome.frames, outcome.seconds = frames, time.perf_counter() - t0
+    outcome.fps = frames / outcome.seconds if outcome.seconds > 0 else 0.0
+    if not isinstance(result, int) and result.interrupted:
+        part.unlink(missing_ok=True)
+        outcome.status, outcome.error = "cancelled", "interrupted"
+    elif frames == 0 or not part.exists():
+        part.unlink(missing_ok=True)
+        outcome.status, outcome.error = "failed", "no frames were written"
+    else:
+        os.replace(part, out)
+        outcome.status = "done"
+    return outcome
+
+
+# ---- driver side ---------------------------------------------------------------------------
+
+def task_resources(backend: str, opts: ClusterOptions, cluster_gpus: float) -> tuple[float, float]:
+    """(num_cpus, num_gpus) for one file's task."""
+    if opts.gpus_per_file is not None:
+        return opts.cpus_per_file, opts.gpus_per_file
+    needs = backend in GPU_BACKENDS or (backend in GPU_IF_AVAILABLE and cluster_gpus > 0)
+    return opts.cpus_per_file, 1.0 if needs else 0.0
+
+
+def _worker_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+
+
+@contextmanager
+def connected(ray: Any, opts: ClusterOptions) -> Iterator[None]:
+    """Join the cluster at ``opts.address`` (or start a local instance) unless this
+    process is connected already; disconnect afterwards when it connected here."""
+    if ray.is_initialized():
+        yield
+        return
+    kwargs: dict[str, Any] = {"address": opts.address, "log_to_driver": opts.log_to_driver,
+                              "logging_level": logging.WARNING,
+                              "runtime_env": {"env_vars": _worker_env()}}
+    if opts.address is None and not os.environ.get("RAY_ADDRESS"):
+        kwargs.update(num_cpus=opts.num_cpus, include_dashboard=False)
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {opts.address or 'local'}: {exc}") from None
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def precheck(inp: Path, out: Path, cfg: DerainConfig, opts: ClusterOptions) -> FileOutcome | None:
+    """An outcome decided on the driver without a task (skipped, or failed up front)."""
+    outcome = FileOutcome(str(inp), str(out))
+    if out.exists() and opts.skip_existing:
+        outcome.status, outcome.error = "skipped", "output exists"
+    elif not inp.exists():
+        outcome.status, outcome.error = "failed", f"input not found: {inp}"
+    elif out.exists() and os.path.samefile(inp, out):
+        outcome.status, outcome.error = "failed", f"output would overwrite the input: {out}"
+    elif out.exists() and not cfg.overwrite:
+        outcome.status, outcome.error = "failed", f"{out} exists (use --overwrite or --skip-existing)"
+    else:
+        return None
+    return outcome
+
+
+class _Runner:
+    """Submits a window of tasks, polls progress, collects outcomes."""
+
+    def __init__(self, ray: Any, jobs: Sequence[tuple[Path, Path]], cfg: DerainConfig,
+                 opts: ClusterOptions, outcomes: dict[int, FileOutcome],
+                 progress: Callable[[ClusterProgress], None] | None) -> None:
+        self.ray, self.jobs, self.cfg, self.opts = ray, jobs, cfg, opts
+        self.outcomes, self.progress = outcomes, progress
+        self.tracker = ray.remote(num_cpus=0)(Tracker).remote()
+        gpus = ray.cluster_resources().get("GPU", 0.0)
+        cpus, gpus_per = task_resources(cfg.backend, opts, gpus)
+        threads = cfg.threads or max(int(cpus), 1)  # no oversubscription of a worker's CPUs
+        self.cfg = replace(cfg, threads=threads)
+        self.task = ray.remote(run_file).options(
+            num_cpus=cpus, num_gpus=gpus_per, max_retries=opts.max_retries,
+            retry_exceptions=list(RETRY_EXCEPTIONS))
+        self.window = opts.workers or self._slots(cpus, gpus_per)
+        self.running: dict[Any, int] = {}  # ref -> job index
+        self.seen_attempts: dict[int, int] = {}
+        self.t0 = time.perf_counter()
+        log.info("ray: %d file(s), %g CPU%s per file, up to %d at once",
+                 len(jobs), cpus, f" + {gpus_per:g} GPU" if gpus_per else "", self.window)
+
+    def _slots(self, cpus: float, gpus: float) -> int:
+        res = self.ray.cluster_resources()
+        fits = [res.get("CPU", 0.0) / cpus] if cpus else []
+        fits += [res.get("GPU", 0.0) / gpus] if gpus else []
+        return max(int(min(fits)) if fits else 1, 1)
+
+    def run(self, todo: list[int]) -> bool:
+        """Run every job in ``todo``; returns True when interrupted (Ctrl-C)."""
+        pending = list(reversed(todo))
+        try:
+            while pending or self.running:
+                while pending and len(self.running) < self.window:
+                    i = pending.pop()
+                    inp, out = self.jobs[i]
+                    self.running[self.task.remote(i, inp, out, self.cfg, self.tracker)] = i
+                done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=self.opts.poll)
+                for ref in done:
+                    self._collect(ref)
+                self._report()
+        except KeyboardInterrupt:
+            self._cancel(pending)
+            return True
+        return False
+
+    def _collect(self, ref: Any) -> None:
+        ray = self.ray
+        i = self.running.pop(ref)
+        inp, out = self.jobs[i]
+        try:
+            outcome = ray.get(ref)
+        except ray.exceptions.TaskCancelledError:
+            outcome = FileOutcome(str(inp), str(out), status="cancelled", error="cancelled")
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            outcome = FileOutcome(str(inp), str(out), status="failed", error=_one_line(cause))
+        except ray.exceptions.RayError as exc:  # worker or node lost beyond max_retries
+            outcome = FileOutcome(str(inp), str(out), status="failed", error=_one_line(exc))
+        st = self._state().get(i, {})
+        if not outcome.node:
+            outcome.node, outcome.pid = st.get("node", ""), st.get("pid", 0)
+        outcome.attempts = max(outcome.attempts, st.get("attempts", 0))
+        self.outcomes[i] = outcome
+        level = logging.WARNING if outcome.status == "failed" else logging.INFO
+        log.log(level, "%s: %s%s (%d frames, %.1f fps, %s, pid %d, attempt %d)", Path(inp).name,
+                outcome.status, f": {outcome.error}" if outcome.error else "", outcome.frames,
+                outcome.fps, outcome.node, outcome.pid, outcome.attempts)
+
+    def _state(self) -> dict[int, dict[str, Any]]:
+        try:
+            return self.ray.get(self.tracker.snapshot.remote(), timeout=10)
+        except self.ray.exceptions.RayError:
+            return {}
+
+    def _report(self) -> None:
+        state = self._state()
+        running = {i: state[i] for i in self.running.values() if i in state}
+        for i, st in running.items():
+            if st["attempts"] > self.seen_attempts.setdefault(i, st["attempts"]):
+                log.warning("%s: attempt %d on %s (pid %d); the previous attempt's worker was lost",
+                            self.jobs[i][0].name, st["attempts"], st["node"], st["pid"])
+                self.seen_attempts[i] = st["attempts"]
+        if self.progress is None:
+            return
+        finished = [o for o in self.outcomes.values() if o.status != "pending"]
+        frames = sum(o.frames for o in finished) + sum(st.get("frames", 0) for st in running.values())
+        part = sum(st["frames"] / st["total"] for st in running.values() if st.get("total"))
+        self.progress(ClusterProgress(len(finished), len(self.jobs), frames, time.perf_counter() - self.t0,
+                                      len(finished) + min(part, len(running)), running))
+
+    def _cancel(self, pending: list[int]) -> None:
+        """Cancel the running tasks (they stop like Ctrl-C) and mark the rest cancelled."""
+        log.warning("interrupted: cancelling %d running and %d queued file(s)", len(self.running),
+                    len(pending))
+        for ref in self.running:
+            self.ray.cancel(ref)
+        deadline = time.monotonic() + self.opts.cancel_grace
+        while self.running and time.monotonic() < deadline:
+            done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0.5)
+            for ref in done:
+                self._collect(ref)
+        for ref in list(self.running):
+            self.ray.cancel(ref, force=True)
+            self._collect(ref)
+        for i in pending:
+            inp, out = self.jobs[i]
+            self.outcomes[i] = FileOutcome(str(inp), str(out), status="cancelled", error="not started")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
+
+
+def run_cluster(jobs: Sequence[tuple[Path, Path]], cfg: DerainConfig, opts: ClusterOptions = ClusterOptions(),
+                progress: Callable[[ClusterProgress], None] | None = None) -> ClusterResult:
+    """Derain each ``(input, output)`` of ``jobs`` with the options of ``cfg`` (its
+    ``input``/``output`` are ignored), one Ray task per file. Never raises for one bad
+    file: each file's outcome is in the result, in the order of ``jobs``."""
+    ray = import_ray()
+    t0 = time.perf_counter()
+    outcomes: dict[int, FileOutcome] = {}
+    todo = []
+    for i, (inp, out) in enumerate(jobs):
+        pre = precheck(Path(inp), Path(out), cfg, opts)
+        if pre is None:
+            todo.append(i)
+            outcomes[i] = FileOutcome(str(inp), str(out))
+        else:
+            outcomes[i] = pre
+    jobs = [(Path(a), Path(b)) for a, b in jobs]
+    interrupted, window = False, 0
+    if todo and (n := sweep_stale_parts([jobs[i][1] for i in todo])):
+        log.info("removed %d temporary file(s) left by an earlier run", n)
+    if todo:
+        with connected(ray, opts):
+            runner = _Runner(ray, jobs, cfg, opts, outcomes, progress)
+            window = runner.window
+            interrupted = runner.run(todo)
+    files = [outcomes[i] for i in range(len(jobs))]
+    return ClusterResult(files, time.perf_counter() - t0, interrupted, window)

@@ -1,0 +1,164 @@
+"""Derain a batch across a local 2-CPU Ray cluster: outputs, a bad file, a killed worker,
+resume with skip_existing, and the CLI's --ray. One Ray instance serves the module."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+from conftest import write_clip
+
+from stream_derain.derain import DerainConfig
+from stream_derain.errors import InputError, MissingExtraError
+
+ray = pytest.importorskip("ray")
+cluster = pytest.importorskip("stream_derain.cluster")
+
+pytestmark = pytest.mark.slow
+STEPS = [40, 40, 80]  # variable frame durations (ms): timestamps must survive
+CFG = DerainConfig(input=Path("."), smooth=False)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def clip(folder: Path, name: str, frames: int = 20, seed: int = 0) -> Path:
+    return write_clip(folder / name, frames=frames, size=(64, 48), pts_steps=STEPS, audio=False, seed=seed)
+
+
+def video_pts(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return sorted(float(f.pts * f.time_base) for f in c.decode(s))
+
+
+def same_timeline(a: Path, b: Path) -> bool:
+    pa, pb = video_pts(a), video_pts(b)
+    return len(pa) == len(pb) and all(abs(x - y) < 1e-3 for x, y in zip(pa, pb))
+
+
+def jobs_for(src: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    out_dir.mkdir(exist_ok=True)
+    return [(p, out_dir / f"{p.stem}.derained.mp4") for p in src]
+
+
+@pytest.fixture(scope="module")
+def batch(local_ray, tmp_path_factory):
+    """Four clips derained once; the tests below read what it left."""
+    root = tmp_path_factory.mktemp("batch")
+    src = [clip(root, f"c{i}.mp4", frames=18 + 3 * i, seed=i) for i in range(4)]
+    jobs = jobs_for(src, root / "out")
+    return jobs, cluster.run_cluster(jobs, CFG, cluster.ClusterOptions(poll=0.2))
+
+
+def test_four_clips_frames_and_timestamps(batch):
+    jobs, result = batch
+    assert [f.status for f in result.files] == ["done"] * 4, result.as_dict()
+    for (inp, out), f in zip(jobs, result.files):
+        assert same_timeline(inp, out), out
+        assert f.frames == len(video_pts(inp)) and f.attempts == 1 and f.pid > 0 and f.node
+    assert not [p for p in jobs[0][1].parent.iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert result.ok and result.frames == sum(f.frames for f in result.files)
+    json.dumps(result.as_dict())
+
+
+def test_skip_existing_redoes_nothing(batch):
+    jobs, _ = batch
+    before = {out: out.stat().st_mtime_ns for _, out in jobs}
+    again = cluster.run_cluster(jobs, CFG, cluster.ClusterOptions(skip_existing=True))
+    assert [f.status for f in again.files] == ["skipped"] * 4
+    assert {out: out.stat().st_mtime_ns for _, out in jobs} == before
+    refused = cluster.run_cluster(jobs[:1], CFG)  # neither --skip-existing nor --overwrite
+    assert refused.files[0].status == "failed" and "exists" in refused.files[0].error
+
+
+def test_corrupt_input_fails_alone(local_ray, tmp_path):
+    good = [clip(tmp_path, "a.mp4"), clip(tmp_path, "b.mp4", seed=1)]
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(good[0].read_bytes()[:300] + os.urandom(3000))
+    jobs = jobs_for([good[0], bad, good[1]], tmp_path / "out")
+    result = cluster.run_cluster(jobs, CFG)
+    assert [f.status for f in result.files] == ["done", "failed", "done"], result.as_dict()
+    assert result.files[1].attempts == 1  # bad input is never retried
+    assert "bad.mp4" in result.files[1].error and not jobs[1][1].exists()
+    assert same_timeline(good[1], jobs[2][1]) and not result.ok
+
+
+def test_worker_killed_mid_task(local_ray, tmp_path, caplog):
+    """SIGKILL the worker running the long clip (its PID as the task reported it through
+    the tracker actor); Ray reruns the task and every output is complete."""
+    src = [write_clip(tmp_path / "long.mp4", frames=120, size=(160, 120), pts_steps=STEPS, audio=False),
+           clip(tmp_path, "short.mp4", frames=20, seed=3)]
+    jobs = jobs_for(src, tmp_path / "out")
+    killed: list[int] = []
+
+    def kill_once(p: cluster.ClusterProgress) -> None:
+        st = p.running.get(0)
+        if not killed and st and st["attempts"] == 1 and st.get("frames", 0) >= 5:
+            killed.extend([st["pid"], st["frames"], st["total"]])
+            logging.getLogger("test").warning("SIGKILL worker pid %d at frame %d/%d of long.mp4",
+                                              st["pid"], st["frames"], st["total"])
+            os.kill(st["pid"], signal.SIGKILL)
+
+    with caplog.at_level(logging.INFO):
+        result = cluster.run_cluster(jobs, DerainConfig(input=Path("."), smooth=True),
+                                     cluster.ClusterOptions(poll=0.1), kill_once)
+    print("\n".join(r.getMessage() for r in caplog.records))
+    assert killed and killed[1] < killed[2], f"not killed mid-task: {killed}"
+    assert [f.status for f in result.files] == ["done", "done"], result.as_dict()
+    assert result.files[0].attempts == 2 and result.files[0].pid != killed[0]
+    for inp, out in jobs:
+        assert same_timeline(inp, out)
+    assert not [p for p in jobs[0][1].parent.iterdir() if p.name.startswith(".")]
+    assert any("previous attempt's worker was lost" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_ray_json(local_ray, tmp_path):
+    from typer.testing import CliRunner
+
+    from stream_derain.cli import app
+
+    src = [clip(tmp_path, "x.mp4"), clip(tmp_path, "y.mp4", seed=2)]
+    report = tmp_path / "r.json"
+    args = ["derain", *map(str, src), "-o", str(tmp_path / "out"), "--ray", "--no-smooth", "-q",
+            "--json", str(report)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    data = json.loads(report.read_text())
+    assert data["done"] == 2 and {Path(f["output"]).parent.name for f in data["files"]} == {"out"}
+
+
+def test_transient_errors_retried_bad_input_not():
+    assert issubclass(OSError, cluster.RETRY_EXCEPTIONS)
+    assert not issubclass(InputError, cluster.RETRY_EXCEPTIONS)
+    assert issubclass(InputError, cluster.PERMANENT_ERRORS)
+    assert cluster.task_resources("tensorrt", cluster.ClusterOptions(), 0) == (1.0, 1.0)
+    assert cluster.task_resources("auto", cluster.ClusterOptions(), 0) == (1.0, 0.0)
+    assert cluster.task_resources("auto", cluster.ClusterOptions(), 2) == (1.0, 1.0)
+    assert cluster.task_resources("onnxruntime", cluster.ClusterOptions(), 2) == (1.0, 0.0)
+
+
+def test_missing_ray_is_a_clean_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(MissingExtraError, match=r"\[ray\] extra"):
+        cluster.import_ray()
+
+
+def test_single_machine_path_never_imports_ray(tmp_path):
+    src = clip(tmp_path, "s.mp4", frames=4)
+    code = ("import sys; from pathlib import Path; from stream_derain.cli import app; "
+            "from stream_derain.derain import DerainConfig, derain; "
+            f"derain(DerainConfig(input=Path({str(src)!r}), output=Path({str(tmp_path / 'o.mp4')!r}), "
+            "smooth=False)); assert 'ray' not in sys.modules, 'ray was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
