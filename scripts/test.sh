@@ -2,7 +2,7 @@
 # Set up everything on a fresh machine and run the test suite.
 #   bash scripts/test.sh [pytest args...]
 # Creates .venv (reused when present), installs the package with its [train],
-# [tensorrt-rtx] and [dev] extras (torch pinned to the CPU build 2.13.0), installs
+# [tensorrt-rtx], [openvino] and [dev] extras (torch pinned to the CPU build 2.13.0), installs
 # ffmpeg for the live-stream tests' RTSP server, then runs ruff and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 # a pinned CPU torch first, so nothing later pulls a multi-GB CUDA build
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[train,tensorrt-rtx,dev]"
+python -m pip install -q -e ".[train,tensorrt-rtx,openvino,dev]"
 
 ruff check .
 set +e
