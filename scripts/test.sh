@@ -21,7 +21,7 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip
 # a pinned CPU torch first, so nothing later pulls a multi-GB CUDA build
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[train,tensorrt-rtx,openvino,dev]"
+python -m pip install -q -e ".[train,tensorrt-rtx,openvino,ray,dev]"
 
 ruff check .
 set +e
