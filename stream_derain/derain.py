@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from .backends import create_backend
 from .backends.base import Backend
 from .errors import InputError, OutputError
 from .io import images
+from .io.encode import check_options
+from .io.paths import atomic_output, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 from .models import ModelInfo, load_model_info, model_from_path
 from .pipeline import IterSource, Pipeline, PipelineResult, Stage
@@ -24,6 +25,9 @@ from .smooth.core import DEFAULT_STRENGTH
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
+                  ".mpg", ".mpeg", ".3gp", ".ogv", ".mxf", ".y4m"}
+MIN_SMOOTH_SIDE = 64  # the smoother's DIS flow runs at 1/4 size and crashes below 16 px a side
 
 
 @dataclass(frozen=True)
@@ -53,16 +57,40 @@ def resolve_model(spec: str | None) -> ModelInfo:
 
 
 def default_output(inp: Path) -> Path:
+    """``clip.derained.mp4`` beside ``clip.mp4`` (.mkv, .mov, .webm and images keep their
+    extension, other containers become .mp4); ``frames_derained/`` for a folder."""
     if inp.is_dir():
         return inp.with_name(inp.name + "_derained")
-    suffix = inp.suffix if inp.suffix.lower() in images.SUFFIXES | {".mp4", ".mkv", ".mov"} else ".mp4"
+    keep = images.SUFFIXES | {".mp4", ".mkv", ".mov", ".webm"}
+    suffix = inp.suffix if inp.suffix.lower() in keep else ".mp4"
     return inp.with_name(f"{inp.stem}.derained{suffix}")
 
 
+def check_input(inp: Path) -> None:
+    if is_url(str(inp)) or "://" in str(inp) or str(inp).startswith(("rtsp:", "rtmp:", "http:", "https:")):
+        raise InputError(f"{inp} is a stream: derain reads files; use `stream-derain live URL` for streams")
+    if not inp.exists():
+        raise InputError(f"input not found: {inp}")
+    if not inp.is_dir() and not is_regular_or_fifo(inp):
+        raise InputError(f"{inp} is not a regular file or folder")
+    if not inp.is_dir() and not os.access(inp, os.R_OK):
+        raise InputError(f"{inp} is not readable (permissions)")
+
+
 def check_output(out: Path, inp: Path, overwrite: bool) -> None:
-    if out.resolve() == inp.resolve():
-        raise OutputError(f"output would overwrite the input: {out}")
-    if out.exists() and not overwrite:
+    """Refuse an output that is the input (by identity: hard and symbolic links count),
+    exists without ``overwrite``, or has no writable folder."""
+    if same_file(out, inp):
+        raise OutputError(f"output would overwrite the input: {out} is {inp}")
+    if inp.is_dir():
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out} is a file: a folder input needs an output folder")
+        if out.is_dir() and any(out.iterdir()) and not overwrite:
+            raise OutputError(f"{out} exists and is not empty (use --overwrite to replace its files)")
+    elif out.is_dir():
+        example = out / default_output(inp).name
+        raise OutputError(f"{out} is a folder: give an output file name (e.g. {example})")
+    elif out.exists() and not overwrite:
         raise OutputError(f"{out} exists (use --overwrite to replace it)")
     parent = out.parent
     if not parent.is_dir():
@@ -109,16 +137,37 @@ class InferStage(Stage):
         return self._flush()
 
 
+def frame_size(image: Any) -> tuple[int, int]:
+    """(h, w) of an HxWx3 array or a 3xHxW tensor."""
+    shape = tuple(image.shape)
+    return (shape[1], shape[2]) if shape[0] == 3 and shape[-1] != 3 else (shape[0], shape[1])
+
+
 class SmoothStage(Stage):
+    """Runs the temporal smoother; frames under :data:`MIN_SMOOTH_SIDE` pixels a side
+    pass unsmoothed (with one warning): its optical flow cannot work on them."""
+
     def __init__(self, stop: Any, inq: queue.Queue, outq: queue.Queue, smoother: Any) -> None:
         super().__init__("smooth", stop, inq, outq)
         self.smoother = smoother
+        self.warned = False
+
+    def too_small(self, image: Any) -> bool:
+        h, w = frame_size(image)
+        if min(h, w) >= MIN_SMOOTH_SIDE:
+            return False
+        if not self.warned:
+            log.warning("frames of %dx%d are too small for the temporal smoother (it needs %d px a side): "
+                        "not smoothed", w, h, MIN_SMOOTH_SIDE)
+            self.warned = True
+        return True
 
     def work(self, item: Any) -> list[Any]:
         if isinstance(item, FrameItem):
             if item.discontinuity:
                 self.smoother.reset()
-            item.image = self.smoother(item.image, item.rainy)
+            if not self.too_small(item.image):
+                item.image = self.smoother(item.image, item.rainy)
             item.rainy = None
         return [item]
 
@@ -182,9 +231,28 @@ def expected_frames(reader: VideoReader, start: int, max_frames: int | None) -> 
     return min(n, max_frames) if max_frames is not None and n else (max_frames or n)
 
 
+def no_frames_error(cfg: DerainConfig, reader: VideoReader) -> InputError:
+    known = reader.info.frames
+    if cfg.start and known and cfg.start >= known:
+        return InputError(f"no frames to write: --start {cfg.start} is past the end of {cfg.input} "
+                          f"({known} frames)")
+    return InputError(f"no frames could be decoded from {cfg.input} (nothing written)")
+
+
 def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None = None) -> PipelineResult:
-    """Decode -> derain -> (smooth) -> encode in threads; the backend must be active."""
+    """Decode -> derain -> (smooth) -> encode in threads; the backend must be active.
+    Written under a temporary name and renamed onto the output when done (or
+    interrupted: then the finalised part is kept); a run with no frame is an error."""
     out = cfg.output or default_output(cfg.input)
+    with atomic_output(out) as tmp:
+        result, reader = _run_video(cfg, backend, tmp, progress)
+        if result.frames == 0 and not result.interrupted:
+            raise no_frames_error(cfg, reader)
+    return result
+
+
+def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
+               progress: Progress | None) -> tuple[PipelineResult, VideoReader]:
     reader = VideoReader(cfg.input, cfg.start, cfg.max_frames, hwaccel=cfg.hwaccel)
     try:
         writer = VideoWriter(out, reader.info, cfg.encode)
@@ -204,7 +272,7 @@ def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None 
         reader.close()
     if reader.corrupt_packets:
         log.warning("skipped %d corrupt packet(s)", reader.corrupt_packets)
-    return result
+    return result, reader
 
 
 def derain_image_files(files: list[tuple[Path, Path]], backend: Backend, batch: int,
@@ -213,13 +281,15 @@ def derain_image_files(files: list[tuple[Path, Path]], backend: Backend, batch: 
     done = 0
     for i in range(0, len(files), max(batch, 1)):
         chunk = files[i:i + max(batch, 1)]
-        imgs = [images.read_rgb(src) for src, _ in chunk]
-        if len({im.shape for im in imgs}) == 1:
-            outs = list(backend.infer(np.stack(imgs)))
+        imgs = [images.read_image(src) for src, _ in chunk]
+        rgbs = [im.rgb8 for im in imgs]
+        if len({im.shape for im in rgbs}) == 1:
+            outs = list(backend.infer(np.stack(rgbs)))
         else:
-            outs = [backend.infer(im[None])[0] for im in imgs]
-        for (_, dst), img in zip(chunk, outs):
-            images.write_rgb(dst, img)
+            outs = [backend.infer(im[None])[0] for im in rgbs]
+        for (_, dst), img, src in zip(chunk, outs, imgs):
+            with atomic_output(dst) as tmp:
+                images.write_image(tmp, src.restore(img))
         done += len(chunk)
         if progress:
             progress(done, len(files))
@@ -230,28 +300,41 @@ def is_video(path: Path) -> bool:
     return not images.is_image(path)
 
 
-def derain(cfg: DerainConfig, progress: Progress | None = None) -> tuple[Path, PipelineResult | int]:
+def derain(cfg: DerainConfig, progress: Progress | None = None,
+           backend: Backend | None = None) -> tuple[Path, PipelineResult | int]:
     """Derain ``cfg.input`` (video, image or image folder) into ``cfg.output``.
-    Returns the output path and the pipeline result (video) or image count."""
+    Returns the output path and the pipeline result (video) or image count. ``backend``:
+    an active backend to reuse (batches); by default one is created for this call."""
     inp = cfg.input
-    if not inp.exists():
-        raise InputError(f"input not found: {inp}")
+    check_input(inp)
     out = cfg.output or default_output(inp)
     check_output(out, inp, cfg.overwrite)
-    model = resolve_model(cfg.model)
+    if backend is not None:
+        return out, _derain_with(cfg, inp, out, backend, progress)
+    if not inp.is_dir() and not images.is_image(inp):
+        check_options(cfg.encode)  # before the model loads
+    with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads) as be:
+        return out, _derain_with(cfg, inp, out, be, progress)
+
+
+def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend,
+                 progress: Progress | None) -> PipelineResult | int:
     if inp.is_dir():
-        pairs = [(src, out / src.name) for src in images.list_images(inp)]
-        out.mkdir(exist_ok=True)
-        with create_backend(cfg.backend, model, cfg.precision, cfg.threads) as backend:
-            return out, derain_image_files(pairs, backend, cfg.batch, progress)
+        return derain_folder(inp, out, backend, cfg.batch, progress)
     if images.is_image(inp):
-        with create_backend(cfg.backend, model, cfg.precision, cfg.threads) as backend:
-            return out, derain_image_files([(inp, out)], backend, 1, progress)
+        return derain_image_files([(inp, out)], backend, 1, progress)
+    log.info("backend: %s", backend.describe())
+    return derain_video(DerainConfig(**{**cfg.__dict__, "output": out}), backend, progress)
+
+
+def derain_folder(inp: Path, out: Path, backend: Backend, batch: int, progress: Progress | None) -> int:
+    """The images of a folder into ``out`` (created; removed again if nothing was written)."""
+    pairs = [(src, out / src.name) for src in images.list_images(inp)]
+    created = not out.exists()
+    out.mkdir(exist_ok=True)
     try:
-        av_probe = av.open(str(inp))
-        av_probe.close()
-    except av.error.FFmpegError as exc:
-        raise InputError(f"cannot open {inp}: {exc.strerror or exc}") from None
-    with create_backend(cfg.backend, model, cfg.precision, cfg.threads) as backend:
-        log.info("backend: %s", backend.describe())
-        return out, derain_video(DerainConfig(**{**cfg.__dict__, "output": out}), backend, progress)
+        return derain_image_files(pairs, backend, batch, progress)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise

@@ -4,7 +4,12 @@
 - colour: range, matrix, primaries and transfer are read from the source, used for
   the YUV<->RGB conversions both ways, and tagged on the output;
 - rotation: the source's display matrix is copied to the output stream;
-- other streams (audio, subtitles, data) are remuxed packet by packet, untouched.
+- other streams (audio, subtitles, data) are remuxed packet by packet, untouched;
+- metadata: container and stream tags (title, creation_time, language, ...) are
+  copied, as ffmpeg's ``-map_metadata 0`` does;
+- damaged files: corrupt packets are skipped and counted, a file that ends early
+  gives every frame the decoder still holds (it is flushed), and errors of PyAV on
+  corrupt headers become :class:`InputError`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import av
 import numpy as np
 
 from ..errors import InputError, OutputError
+from .encode import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
+
+__all__ = ["ColorInfo", "EncodeOptions", "FrameItem", "VideoInfo", "VideoReader", "VideoWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,26 @@ class VideoInfo:
     color: ColorInfo
     rotation: float = 0.0
     copy_streams: list[Any] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)  # container tags
+    stream_metadata: dict[str, str] = field(default_factory=dict)  # the video stream's tags
+
+
+# tags that describe the old file rather than its content: the muxer writes its own
+NOT_COPIED = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration", "_statistics_tags",
+              "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
+              "_statistics_writing_date_utc"}
+
+
+def copyable_tags(obj: Any) -> dict[str, str]:
+    """The tags of a container or stream worth copying; {} when they cannot be read
+    (a corrupt header can hold undecodable bytes)."""
+    try:
+        tags = dict(obj.metadata)
+    except (UnicodeDecodeError, ValueError, AttributeError) as exc:
+        log.warning("metadata not readable, not copied: %s", exc)
+        return {}
+    return {k: v for k, v in tags.items()
+            if k.lower() not in NOT_COPIED and not k.lower().startswith("duration")}
 
 
 def _nvidia_driver() -> bool:
@@ -112,14 +140,24 @@ class VideoReader:
         self.path = path
         self.container = _open_input(Path(path) if not isinstance(path, Path) else path, options, timeout,
                                      hwaccel)
-        if not self.container.streams.video:
+        try:
+            self._setup(copy_streams)
+        except (AttributeError, UnicodeDecodeError, ValueError, av.error.FFmpegError) as exc:
             self.container.close()
-            raise InputError(f"no video stream in {path}")
-        self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
+            raise InputError(f"cannot read {path}: corrupt header ({type(exc).__name__}: {exc})") from None
+        except InputError:
+            self.container.close()
+            raise
         self.start, self.max_frames = start, max_frames
         self.corrupt_packets = 0
         self._corrupt_seen, self._last_pts = 0, None
+
+    def _setup(self, copy_streams: bool) -> None:
+        path = self.path
+        if not self.container.streams.video:
+            raise InputError(f"no video stream in {path}")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
         cc = self.stream.codec_context
         copy = ([s for s in self.container.streams if s.type in ("audio", "subtitle", "data")]
                 if copy_streams else [])
@@ -127,6 +165,7 @@ class VideoReader:
             width=cc.width, height=cc.height, time_base=self.stream.time_base,
             rate=self.stream.average_rate or self.stream.guessed_rate, frames=self.stream.frames or 0,
             codec=cc.name, pix_fmt=cc.pix_fmt or "yuv420p", color=ColorInfo.of(cc), copy_streams=copy,
+            metadata=copyable_tags(self.container), stream_metadata=copyable_tags(self.stream),
         )
         if self.info.width <= 0 or self.info.height <= 0:
             raise InputError(f"{path}: video stream has no frame size (corrupt header?)")
@@ -162,54 +201,56 @@ class VideoReader:
         self._last_pts = frame.pts
         return jumped
 
-    def items(self) -> Iterator[FrameItem | av.Packet]:
-        """FrameItems (in decode order) and packets of the copied streams."""
+    def _flush(self) -> list[av.VideoFrame]:
+        """The frames the decoder still holds (its threads keep a few) after the input
+        ended early."""
+        try:
+            return list(self.stream.codec_context.decode(None))
+        except (av.error.FFmpegError, ValueError) as exc:
+            log.debug("flushing the decoder: %s", exc)
+            return []
+
+    def _frames(self) -> Iterator[av.VideoFrame | av.Packet]:
+        """Decoded frames and copied packets, in demux order; a damaged end stops the
+        demuxer but the decoder is still drained."""
         streams = [self.stream, *self.info.copy_streams]
-        index = 0
+        decoded = 0
         try:
             for packet in self.container.demux(streams):
                 if packet.stream is not self.stream:
-                    if packet.dts is not None and index >= self.start:
+                    if packet.dts is not None:
                         yield packet
                     continue
                 for frame in self._decode(packet):
-                    if index == 0:
-                        self.info.rotation = float(getattr(frame, "rotation", 0) or 0)
-                    jumped = self._jumped(frame)
-                    if index >= self.start:
-                        yield FrameItem(index, frame.pts, frame.time_base, self.to_rgb(frame),
-                                        duration=frame.duration or None, discontinuity=jumped)
-                    index += 1
-                    if self.max_frames is not None and index >= self.start + self.max_frames:
-                        return
-        except av.error.EOFError:
+                    decoded += 1
+                    yield frame
             return
-        except av.error.FFmpegError as exc:
+        except av.error.EOFError:
+            pass
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            if decoded == 0:
+                raise InputError(f"cannot decode {self.path}: {why}") from None
+            log.warning("input ends early after %d frames: %s", decoded, why)
+        yield from self._flush()
+
+    def items(self) -> Iterator[FrameItem | av.Packet]:
+        """FrameItems (in decode order) and packets of the copied streams."""
+        index = 0
+        for frame in self._frames():
+            if isinstance(frame, av.Packet):
+                if index >= self.start:
+                    yield frame
+                continue
             if index == 0:
-                raise InputError(f"cannot decode {self.path}: {exc.strerror or exc}") from None
-            log.warning("input ends early after %d frames: %s", index, exc.strerror or exc)
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    codec: str = "libx264"
-    crf: int | None = 18
-    preset: str | None = "medium"
-    pix_fmt: str | None = None  # None: keep the source's when the encoder takes it
-    bitrate: int | None = None
-    container_options: dict[str, str] = field(default_factory=dict)
-
-
-def _choose_pix_fmt(codec: av.Codec, info: VideoInfo, wanted: str | None) -> str:
-    if wanted:
-        return wanted
-    formats = [f.name for f in (codec.video_formats or [])]
-    src = info.pix_fmt if info.pix_fmt in formats else "yuv420p"
-    odd = info.width % 2 or info.height % 2
-    if odd and src in ("yuv420p", "yuvj420p", "nv12", "yuv422p") and "yuv444p" in formats:
-        log.info("odd frame size %dx%d: encoding 4:4:4 so the size is kept", info.width, info.height)
-        return "yuv444p"
-    return src if not formats or src in formats else formats[0]
+                self.info.rotation = float(getattr(frame, "rotation", 0) or 0)
+            jumped = self._jumped(frame)
+            if index >= self.start:
+                yield FrameItem(index, frame.pts, frame.time_base, self.to_rgb(frame),
+                                duration=frame.duration or None, discontinuity=jumped)
+            index += 1
+            if self.max_frames is not None and index >= self.start + self.max_frames:
+                return
 
 
 class VideoWriter:
@@ -218,38 +259,45 @@ class VideoWriter:
 
     def __init__(self, path: Path, info: VideoInfo, opts: EncodeOptions) -> None:
         self.path, self.info, self.frames = path, info, 0
+        codec = check_options(opts)
+        pix_fmt = choose_pix_fmt(codec, info.width, info.height, info.pix_fmt, opts.pix_fmt)
         try:
             self.container = av.open(str(path), "w", options=opts.container_options)
+        except ValueError:
+            raise OutputError(f"cannot write {path}: no container format for the extension "
+                              f"{path.suffix or '(none)'!r}; use .mp4, .mkv, .mov or .webm") from None
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
         try:
-            self.stream = self._video_stream(opts)
+            self.stream = self._video_stream(opts, pix_fmt)
+            open_encoder(self.stream)
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
             raise OutputError(f"cannot encode {opts.codec} into {path}: {exc}") from None
+        except BaseException:
+            self.container.close()
+            raise
+        self.container.metadata.update(info.metadata)
+        self.stream.metadata.update(info.stream_metadata)
         self.copies = self._copy_streams()
         self._last_pts: int | None = None
+        self._last_step: int | None = None
         self._durations: dict[int, int] = {}  # pts -> source frame duration, applied to packets
+        self._held: list[av.Packet] = []  # copied packets before the first frame (header not written)
 
-    def _video_stream(self, opts: EncodeOptions) -> Any:
+    def _video_stream(self, opts: EncodeOptions, pix_fmt: str) -> Any:
         info = self.info
         stream = self.container.add_stream(opts.codec, rate=info.rate or Fraction(25))
         cc = stream.codec_context
         cc.width, cc.height = info.width, info.height
-        cc.pix_fmt = _choose_pix_fmt(stream.codec, info, opts.pix_fmt)
+        cc.pix_fmt = pix_fmt
         stream.time_base = info.time_base
         cc.time_base = info.time_base
         c = info.color
         cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = c.range, c.space, c.primaries, c.trc
-        options = {}
-        if opts.crf is not None and opts.codec in ("libx264", "libx265", "libvpx-vp9", "libaom-av1",
-                                                   "libsvtav1"):
-            options["crf"] = str(opts.crf)
-        if opts.preset and opts.codec in ("libx264", "libx265", "libsvtav1"):
-            options["preset"] = opts.preset
         if opts.bitrate:
             cc.bit_rate = opts.bitrate
-        cc.options = options
+        cc.options = codec_options(stream.codec.name, opts)
         return stream
 
     def _copy_streams(self) -> dict[int, Any]:
@@ -257,9 +305,11 @@ class VideoWriter:
         for src in self.info.copy_streams:
             try:
                 copies[src.index] = self.container.add_stream_from_template(src)
-            except (ValueError, av.error.FFmpegError) as exc:
+            except (ValueError, AttributeError, UnicodeDecodeError, av.error.FFmpegError) as exc:
                 log.warning("not copying %s stream #%d (%s): %s", src.type, src.index,
-                            src.codec_context.name, exc)
+                            getattr(src.codec_context, "name", "?") if src.codec_context else "?", exc)
+                continue
+            copies[src.index].metadata.update(copyable_tags(src))
         return copies
 
     def _pts(self, item: FrameItem) -> int:
@@ -279,11 +329,18 @@ class VideoWriter:
                                dst_color_range=c.range or None)
         frame.color_range, frame.colorspace = c.range, c.space
         frame.color_primaries, frame.color_trc = c.primaries, c.trc
+        prev = self._last_pts
         frame.pts, frame.time_base = self._pts(item), self.info.time_base
-        if item.duration:
-            self._durations[frame.pts] = item.duration
+        if prev is not None:
+            self._last_step = frame.pts - prev
+        duration = item.duration or self._last_step  # a source without durations: the last step
+        if duration:
+            self._durations[frame.pts] = duration
         self._mux(self._with_durations(self.stream.encode(frame)))
         self.frames += 1
+        if self._held:
+            held, self._held = self._held, []
+            self._mux(held)
 
     def _with_durations(self, packets: list[av.Packet]) -> list[av.Packet]:
         """Give each encoded packet its source frame's duration, so the last frame
@@ -295,10 +352,15 @@ class VideoWriter:
         return packets
 
     def write_packet(self, packet: av.Packet) -> None:
+        """Remux a packet of a copied stream; held back until the first frame, so that
+        the header (written by the first mux) has the video stream's side data."""
         out = self.copies.get(packet.stream.index)
         if out is not None:
             packet.stream = out
-            self._mux([packet])
+            if self.frames == 0:
+                self._held.append(packet)
+            else:
+                self._mux([packet])
 
     def _mux(self, packets: Any) -> None:
         try:
@@ -318,6 +380,9 @@ class VideoWriter:
             return
         try:
             self._mux(self._with_durations(self.stream.encode()))
+            if self._held and self.frames:
+                self._mux(self._held)
+            self._held = []
         finally:
             container, self.container = self.container, None
             try:

@@ -30,6 +30,10 @@ def one_line_error(result, *words: str) -> None:
         assert w in lines[0], lines[0]
 
 
+def partials(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if ".partial-" in p.name]
+
+
 def frames_in(path: Path) -> int:
     with av.open(str(path)) as c:
         return sum(1 for _ in c.decode(video=0))
@@ -143,11 +147,13 @@ def test_sigterm_leaves_a_playable_file(make_clip, use_tiny_model, tmp_path):
                              "--no-smooth", "--preset", "slow"], stderr=subprocess.PIPE, text=True,
                             env={**os.environ})
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 20_000):
+    while time.monotonic() < deadline and not any(p.stat().st_size > 20_000 for p in partials(tmp_path)):
         time.sleep(0.1)
+    assert not out.exists()  # written under a temporary name until done
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Interrupted" in err
     n = frames_in(out)
     assert 0 < n < 400
+    assert not partials(tmp_path)

@@ -1,0 +1,120 @@
+"""Encoder options, checked before any frame is decoded: the encoder exists and is a
+video encoder, crf and preset are in range for it, the pixel format is one it takes
+and can hold the frame size, and the encoder opens on this machine."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow", "placebo")
+CRF_RANGE = {"libx264": (0, 51), "libx264rgb": (0, 51), "libx265": (0, 51), "libvpx": (4, 63),
+             "libvpx-vp9": (0, 63), "libaom-av1": (0, 63), "libsvtav1": (1, 63)}
+PRESETS: dict[str, tuple[str, ...]] = {"libx264": X26X_PRESETS, "libx264rgb": X26X_PRESETS,
+                                       "libx265": X26X_PRESETS,
+                                       "libsvtav1": tuple(str(i) for i in range(-1, 14))}
+COMMON_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1", "ffv1", "mpeg4", "mjpeg",
+                   "h264_nvenc", "hevc_nvenc")
+ALIASES = {"x264": "libx264", "x265": "libx265", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9",
+           "av1": "libsvtav1", "svtav1": "libsvtav1"}
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    codec: str = "libx264"
+    crf: int | None = 18  # used by the encoders in CRF_RANGE; None: the encoder's default
+    preset: str | None = None  # None: the encoder's default (x264/x265: medium)
+    pix_fmt: str | None = None  # None: keep the source's when the encoder takes it
+    bitrate: int | None = None  # bits per second; with crf, x264/x265 treat it as a cap
+    container_options: dict[str, str] = field(default_factory=dict)
+
+
+def _encoder(name: str) -> av.Codec:
+    try:
+        codec = av.Codec(name, "w")
+    except ValueError:
+        hint = ALIASES.get(name.lower()) or next(iter(difflib.get_close_matches(name, COMMON_ENCODERS, 1)),
+                                                 None)
+        did = f" (did you mean {hint}?)" if hint else ""
+        raise ConfigError(f"unknown encoder {name!r}{did}; e.g. {', '.join(COMMON_ENCODERS[:5])}") from None
+    if codec.type != "video":
+        raise ConfigError(f"{name} is an {codec.type} encoder, not a video one; e.g. libx264, libx265")
+    return codec
+
+
+def check_options(opts: EncodeOptions) -> av.Codec:
+    """Checks that need no frame size; returns the encoder. Raises ConfigError."""
+    codec = _encoder(opts.codec)
+    lo_hi = CRF_RANGE.get(codec.name)
+    if opts.crf is not None and lo_hi and not lo_hi[0] <= opts.crf <= lo_hi[1]:
+        raise ConfigError(f"--crf {opts.crf} is out of range for {codec.name} ({lo_hi[0]}-{lo_hi[1]})")
+    presets = PRESETS.get(codec.name)
+    if opts.preset is not None and presets and opts.preset not in presets:
+        raise ConfigError(f"unknown preset {opts.preset!r} for {codec.name}: {', '.join(presets)}")
+    if opts.bitrate is not None and opts.bitrate <= 0:
+        raise ConfigError(f"bitrate must be positive, got {opts.bitrate}")
+    if opts.pix_fmt is not None:
+        formats = [f.name for f in (codec.video_formats or [])]
+        try:
+            av.VideoFormat(opts.pix_fmt)
+        except ValueError:
+            raise ConfigError(f"unknown pixel format {opts.pix_fmt!r}") from None
+        if formats and opts.pix_fmt not in formats:
+            raise ConfigError(f"{codec.name} cannot encode {opts.pix_fmt}; it takes: {', '.join(formats)}")
+    return codec
+
+
+def subsampled(pix_fmt: str) -> bool:
+    """Whether ``pix_fmt`` stores chroma at less than full resolution (4:2:0, 4:2:2)."""
+    comps = av.VideoFormat(pix_fmt, 2, 2).components
+    return len(comps) >= 3 and any(c.width < 2 or c.height < 2 for c in comps[1:3])
+
+
+def choose_pix_fmt(codec: av.Codec, width: int, height: int, source: str, wanted: str | None) -> str:
+    """The output pixel format: ``wanted``, else the source's when the encoder takes it
+    (4:4:4 for an odd frame size, which 4:2:0 cannot hold)."""
+    odd = width % 2 or height % 2
+    if wanted:
+        if odd and subsampled(wanted):
+            raise ConfigError(f"{wanted} cannot hold the odd frame size {width}x{height}: use yuv444p, "
+                              "or leave --pix-fmt out")
+        return wanted
+    formats = [f.name for f in (codec.video_formats or [])]
+    src = source if source in formats else "yuv420p"
+    if odd and subsampled(src) and "yuv444p" in formats:
+        log.info("odd frame size %dx%d: encoding 4:4:4 so the size is kept", width, height)
+        return "yuv444p"
+    return src if not formats or src in formats else formats[0]
+
+
+def codec_options(codec: str, opts: EncodeOptions) -> dict[str, str]:
+    options = {}
+    if opts.crf is not None and codec in CRF_RANGE:
+        options["crf"] = str(opts.crf)
+    if opts.preset and codec in PRESETS:
+        options["preset"] = opts.preset
+    if codec == "libx265" and not log.isEnabledFor(logging.DEBUG):
+        options["x265-params"] = "log-level=error"  # x265 prints its [info] lines itself, on stderr
+    return options
+
+
+def open_encoder(stream: Any) -> None:
+    """Open the encoder now, so that one that cannot run here (NVENC without an NVIDIA
+    GPU, an unsupported size) fails before decoding starts, with a clear message."""
+    try:
+        stream.codec_context.open()
+    except av.error.FFmpegError as exc:
+        name = stream.codec_context.name
+        why = "it needs an NVIDIA GPU and driver" if "nvenc" in name else \
+            "the encoder rejected the settings or is not usable on this machine"
+        raise ConfigError(f"cannot open the {name} encoder: {why} ({exc.strerror or exc}); "
+                          "libx264 runs everywhere") from None
