@@ -67,6 +67,8 @@ def engine_case(backend: Backend, width: int, height: int, batch: int, plan: Loo
             "iters": len(samples), "timed_s": round(seconds, 4), "timer": timer.kind,
             "fps": round(fps, 3), "latency_ms": lat, "mpix_per_s": round(fps * width * height / 1e6, 3),
             "cpu_util": cpu["cpu_util"], "other_processes_cores": cpu["other_processes_cores"],
+            # process CPU per frame (warm-up calls included): what a frame costs whatever else runs
+            "cpu_ms_per_frame": round(1000 * cpu["cpu_s"] / (batch * (len(samples) + plan.warmup)), 2),
             **mem.as_dict()}
 
 

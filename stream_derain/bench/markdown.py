@@ -41,13 +41,14 @@ def engine_markdown(report: dict[str, Any]) -> list[str]:
         row = [f"{r['variant']} ({r.get('device')})", r["resolution"], str(r["batch"]), precision_text(r),
                _f(r["fps"], 2),
                f"{_f(lat['p50'])} / {_f(lat['p95'])} / {_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
-               "—" if ratio is None else f"{ratio:.2f}x", _f(r.get("peak_host_rss_mb"), 0)]
+               "—" if ratio is None else f"{ratio:.2f}x", _f(r.get("cpu_ms_per_frame")),
+               _f(r.get("peak_host_rss_mb"), 0)]
         if gpu:
             used = r.get("peak_device_used_mb", r.get("peak_device_mem_mb"))
             row.append(_f(used, 0) if _on_gpu(r) else "—")
         rows.append(row)
     header = ["Backend", "Resolution", "Batch", "Precision (PSNR vs fp32)", "FPS", "Latency p50/p95/p99 (ms)",
-              "MP/s", "vs baseline", "Host peak MB"]
+              "MP/s", "vs baseline", "CPU ms/frame", "Host peak MB"]
     return _table(header + (["GPU peak MB"] if gpu else []), rows)
 
 

@@ -46,7 +46,7 @@ def test_auto_without_gpu_prefers_the_fastest_cpu_backend(monkeypatch, present, 
     name, why = backends.choose_backend()
     assert name == expected and "GPU" in why
     if expected == "onnxruntime":
-        assert "[openvino] extra" in why  # says how to get the faster one
+        assert "stream-derain[openvino]" in why  # says how to get the faster one
 
 
 def test_auto_with_gpu_still_prefers_cuda(monkeypatch) -> None:  # noqa: ANN001
