@@ -66,9 +66,11 @@ def default_output(inp: Path) -> Path:
     return inp.with_name(f"{inp.stem}.derained{suffix}")
 
 
-def check_input(inp: Path) -> None:
-    if is_url(str(inp)) or "://" in str(inp) or str(inp).startswith(("rtsp:", "rtmp:", "http:", "https:")):
+def check_input(inp: Path | str) -> None:
+    """InputError unless ``inp`` is a readable file, FIFO or folder (a URL: see ``live``)."""
+    if is_url(str(inp)) or str(inp).startswith(("rtsp:/", "rtmp:/", "http:/", "https:/")):
         raise InputError(f"{inp} is a stream: derain reads files; use `stream-derain live URL` for streams")
+    inp = Path(inp)
     if not inp.exists():
         raise InputError(f"input not found: {inp}")
     if not inp.is_dir() and not is_regular_or_fifo(inp):
@@ -309,10 +311,10 @@ def derain(cfg: DerainConfig, progress: Progress | None = None,
     check_input(inp)
     out = cfg.output or default_output(inp)
     check_output(out, inp, cfg.overwrite)
-    if backend is not None:
-        return out, _derain_with(cfg, inp, out, backend, progress)
     if not inp.is_dir() and not images.is_image(inp):
         check_options(cfg.encode)  # before the model loads
+    if backend is not None:
+        return out, _derain_with(cfg, inp, out, backend, progress)
     with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads) as be:
         return out, _derain_with(cfg, inp, out, be, progress)
 

@@ -23,6 +23,25 @@ EOS = object()  # end-of-stream sentinel
 POLL = 0.1  # seconds: how often blocked gets/puts look at the stop event
 
 
+_INTERRUPTED = threading.Event()  # set by the CLI's SIGINT/SIGTERM handler
+
+
+def note_interrupt() -> None:
+    """Record that the user asked to stop (a signal handler calls this). PyAV turns a
+    signal that arrives inside one of its calls into an ExitError ("Immediate exit
+    requested"); code that catches it asks :func:`interrupt_noted` to tell it from a
+    timeout."""
+    _INTERRUPTED.set()
+
+
+def interrupt_noted() -> bool:
+    return _INTERRUPTED.is_set()
+
+
+def clear_interrupt() -> None:
+    _INTERRUPTED.clear()
+
+
 class Stopped(Exception):
     """Raised inside a stage when the pipeline was told to stop."""
 

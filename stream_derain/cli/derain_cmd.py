@@ -1,17 +1,21 @@
-"""``stream-derain derain``: a video file, an image or a folder of images."""
+"""``stream-derain derain``: video files, images, folders; one or several at once."""
 
 from __future__ import annotations
 
 import logging
+import re
 import signal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
+from ..batch import BatchResult, Job, JobResult, LocalRunner, plan_jobs, run_jobs
 from ..derain import DerainConfig, derain
+from ..errors import ConfigError
+from ..io.encode import check_options
 from ..io.video import EncodeOptions
-from ..pipeline import PipelineResult
+from ..pipeline import PipelineResult, note_interrupt
 from ..smooth import DEFAULT_STRENGTH
 from .common import app, handle_errors, setup_logging
 from .progress import progress_reporter
@@ -20,51 +24,98 @@ log = logging.getLogger("stream_derain")
 
 
 def _sigterm_as_interrupt() -> None:
-    """SIGTERM finishes like Ctrl-C: frames in flight are written, the file is finalised."""
+    """SIGTERM finishes like Ctrl-C: frames in flight are written, the file is finalised.
+    Both are noted (see :func:`~stream_derain.pipeline.note_interrupt`), so that code
+    inside PyAV calls, which turn the signal into an error, can tell."""
 
     def handler(signum: int, frame: object) -> None:
+        note_interrupt()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
-@app.command("derain")
+def parse_bitrate(text: str | None) -> int | None:
+    """``4M``, ``800k``, ``2500000`` -> bits per second."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
+    if not m:
+        raise ConfigError(f"--bitrate {text!r}: give bits per second, e.g. 4M or 800k")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+    value = int(float(m.group(1)) * scale)
+    if value <= 0:
+        raise ConfigError(f"--bitrate must be positive, got {text}")
+    return value
+
+
+@app.command("derain", no_args_is_help=True)
 @handle_errors
 def derain_cmd(
-    input: Path = typer.Argument(..., help="Video file (anything PyAV opens), image, or folder of images."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file or folder "
-                                          "[default: INPUT.derained.mp4 / INPUT_derained/]."),
-    backend: str = typer.Option("auto", help="auto, openvino, onnxruntime, torch or tensorrt."),
-    precision: str = typer.Option("auto", "--precision", "-p", help="auto, fp32, bf16 or fp16 (auto: "
-                                  "OpenVINO's fastest precision within 50 dB of fp32, fp32 elsewhere)."),
-    model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", show_default=False,
+                                       help="Video files, images and/or folders of them."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", show_default=False,
+        help="Output file; with several inputs or a folder, an output folder (outputs keep the input "
+             "names). Default: beside each input, INPUT.derained.mp4 (images and .mkv/.mov/.webm keep "
+             "their extension) or FOLDER_derained/."),
+    backend: str = typer.Option("auto", help="auto, onnxruntime, openvino, torch or tensorrt."),
+    precision: str = typer.Option("fp32", help="fp32 or fp16 (fp16 needs a GPU backend)."),
+    model: Optional[str] = typer.Option(None, show_default=False,
+                                        help="Shipped model name or path to an .onnx file."),
     batch: int = typer.Option(1, min=1, help="Frames per inference call."),
-    threads: int = typer.Option(0, min=0, help="CPU threads for onnxruntime (0: all cores)."),
-    codec: str = typer.Option("libx264", help="Output video encoder (libx264, libx265, libvpx-vp9, ...)."),
-    crf: int = typer.Option(18, help="Constant rate factor of the encoder (lower is better quality)."),
-    preset: str = typer.Option("medium", help="Encoder preset (x264/x265: ultrafast ... veryslow)."),
-    pix_fmt: Optional[str] = typer.Option(None, help="Output pixel format [default: the source's]."),
+    threads: int = typer.Option(0, min=0, help="CPU threads of the backend (0: all cores)."),
+    codec: str = typer.Option("libx264", help="Video encoder (libx264, libx265, libvpx-vp9, ...)."),
+    crf: int = typer.Option(18, help="Constant rate factor (lower: better quality; x264/x265 0-51, "
+                            "VP9/AV1 0-63)."),
+    preset: Optional[str] = typer.Option(None, show_default=False,
+                                         help="Encoder preset (x264/x265: ultrafast ... veryslow; "
+                                              "default: medium)."),
+    bitrate: Optional[str] = typer.Option(None, show_default=False,
+                                          help="Target video bitrate, e.g. 4M or 800k."),
+    pix_fmt: Optional[str] = typer.Option(None, show_default=False,
+                                          help="Output pixel format (default: the source's)."),
     hwaccel: str = typer.Option("auto", help="Decode on the GPU (NVDEC): auto, cuda or none; "
                                 "falls back to the CPU when unavailable."),
     start: int = typer.Option(0, min=0, help="First frame to process."),
-    max_frames: Optional[int] = typer.Option(None, min=1, help="Process at most this many frames."),
-    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace an existing output."),
+    max_frames: Optional[int] = typer.Option(None, min=1, show_default=False,
+                                             help="Process at most this many frames."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace existing outputs."),
+    skip_existing: bool = typer.Option(False, "--skip-existing",
+                                       help="Skip inputs whose output exists and is complete (resume a "
+                                            "batch; shorter outputs, e.g. interrupted ones, are redone)."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
     smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, warnings only."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; warnings and errors only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (and the encoder's own)."),
 ) -> None:
-    """Remove rain from a video, an image or a folder of images."""
+    """Remove rain from videos, images and folders of them (several inputs: a batch)."""
     if quiet or verbose:
         setup_logging(verbose, quiet)
-    cfg = DerainConfig(
-        input=input, output=output, backend=backend, precision=precision, model=model, batch=batch,
+    encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                           bitrate=parse_bitrate(bitrate))
+    check_options(encode)
+    template = DerainConfig(
+        input=Path(), output=None, backend=backend, precision=precision, model=model, batch=batch,
         threads=threads, hwaccel=hwaccel, start=start, max_frames=max_frames, overwrite=overwrite,
-        smooth=smooth, smooth_strength=smooth_strength,
-        encode=EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt),
-    )
+        smooth=smooth, smooth_strength=smooth_strength, encode=encode)
+    jobs = plan_jobs(inputs, output, overwrite=overwrite, skip_existing=skip_existing,
+                     trimmed=bool(start or max_frames))
     _sigterm_as_interrupt()
-    with progress_reporter(f"derain {input.name}", quiet) as progress:
+    if len(jobs) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir():
+        _single(jobs[0], template, quiet)
+    else:
+        _batch(jobs, template, quiet)
+
+
+def _single(job: Job, template: DerainConfig, quiet: bool) -> None:
+    """One input file: its errors are the command's (``Error: ...``, exit 1)."""
+    if job.skip:
+        log.info("skipped %s: %s", job.input, job.skip)
+        return
+    cfg = DerainConfig(**{**template.__dict__, "input": job.input, "output": job.output})
+    with progress_reporter(f"derain {job.input.name}", quiet) as progress:
         out, result = derain(cfg, progress)
     if isinstance(result, PipelineResult):
         if result.interrupted:
@@ -75,3 +126,47 @@ def derain_cmd(
             log.debug("stage %s", stage.as_dict())
     else:
         log.info("wrote %d image(s) to %s", result, out)
+
+
+def _batch(jobs: list[Job], template: DerainConfig, quiet: bool) -> None:
+    """Several jobs: a line per file, a summary; exit 1 if any failed, 130 if stopped."""
+    if not jobs:
+        raise ConfigError("nothing to do: no videos or images in the inputs")
+    total = len(jobs)
+    position = {job: i + 1 for i, job in enumerate(jobs)}
+
+    def progress_for(job: Job):  # noqa: ANN202 - a context manager
+        return progress_reporter(f"[{position[job]}/{total}] {job.input.name}", quiet)
+
+    runner = LocalRunner(template, progress=progress_for)
+    try:
+        batch = run_jobs(jobs, template, run_one=runner, on_result=_print_result)
+    finally:
+        runner.close()
+    _print_summary(batch)
+    if batch.interrupted:
+        log.warning("Interrupted: %d file(s) not started; run again with --skip-existing to resume",
+                    len(batch.not_run))
+        raise typer.Exit(130)
+    if batch.failed:
+        raise typer.Exit(1)
+
+
+def _print_result(result: JobResult) -> None:
+    typer.echo(result.line(), err=result.status == "failed")
+
+
+def _print_summary(batch: BatchResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"derain: {batch.summary()}", title_justify="left")
+    for col in ("input", "status", "frames", "seconds", "output / reason"):
+        table.add_column(col, justify="right" if col in ("frames", "seconds") else "left")
+    for r in batch.results:
+        detail = str(r.job.output) if r.status in ("done", "interrupted") else r.message
+        table.add_row(str(r.job.input), r.status, str(r.frames) if r.frames else "",
+                      f"{r.seconds:.1f}" if r.seconds else "", detail)
+    for job in batch.not_run:
+        table.add_row(str(job.input), "not run", "", "", str(job.output))
+    Console(width=200 if not Console().is_terminal else None).print(table)
