@@ -26,7 +26,8 @@ class BenchConfig:
     iterations as fit in ``budget_s`` seconds per case, at least ``min_iters``.
     ``frames`` caps the frames of the end-to-end input (None: the whole file).
     ``device_frames`` as in :class:`~stream_derain.derain.DerainConfig` (None: keep
-    frames on the device for CUDA backends that take device tensors).
+    frames on the device for CUDA backends that take device tensors). ``preset``: the
+    end-to-end encoder preset (None: the encoder's default).
     """
 
     mode: str = "all"
@@ -47,6 +48,7 @@ class BenchConfig:
     threads: int = 0
     seed: int = 0
     device_frames: bool | None = None
+    preset: str | None = None  # e2e encoder preset (None: the encoder's default, as in derain)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

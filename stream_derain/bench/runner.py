@@ -15,6 +15,7 @@ from ..backends.base import Backend
 from ..derain import make_smoother, resolve_model
 from ..devices import gpu_visible
 from ..errors import InputError
+from ..io.video import EncodeOptions
 from ..models import ModelInfo
 from .config import BenchConfig
 from .e2e import run_e2e
@@ -72,8 +73,9 @@ def model_section(model: ModelInfo) -> dict[str, Any]:
 
 def _e2e_row(backend: Backend, variant: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
     try:
+        opts = EncodeOptions(preset=cfg.preset) if cfg.preset else None
         res = run_e2e(backend, cfg.e2e_input(), cfg.frames, cfg.batches[0], cfg.smooth, cfg.smooth_strength,
-                      make_smoother, warmup=cfg.warmup, device_frames=cfg.device_frames)
+                      make_smoother, opts=opts, warmup=cfg.warmup, device_frames=cfg.device_frames)
         return {**variant, "status": "ok", "reason": None, **res}
     except Exception as exc:  # noqa: BLE001 - reported, never dropped
         log.warning("e2e %s failed: %s", variant["variant"], exc)
@@ -181,5 +183,5 @@ def _config_dict(cfg: BenchConfig, has_gpu: bool) -> dict[str, Any]:
             "budget_s": cfg.budget_s, "min_iters": cfg.min_iters,
             "input": str(cfg.e2e_input()) if cfg.run_e2e else None, "frames": cfg.frames,
             "smooth": cfg.smooth, "smooth_strength": cfg.smooth_strength, "device_frames": cfg.device_frames,
-            "threads": cfg.threads,
+            "threads": cfg.threads, "preset": cfg.preset,
             "gpu_visible": has_gpu}

@@ -45,6 +45,7 @@ def bench_cmd(
     device_frames: Optional[bool] = typer.Option(
         None, "--device-frames/--host-frames",
         help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can)."),
+    preset: Optional[str] = typer.Option(None, help="e2e: encoder preset (default: the encoder's)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG bar chart of engine fps."),
     markdown: Optional[Path] = typer.Option(
@@ -82,7 +83,7 @@ def bench_cmd(
         batches=tuple(batch) if batch else (1,), backends=tuple(backend or ()),
         precisions=tuple(precision) if precision else ("fp32",), model=model, warmup=warmup, iters=iters,
         budget_s=budget, input=input, frames=frames, smooth=smooth, smooth_strength=smooth_strength,
-        threads=threads, device_frames=device_frames)
+        threads=threads, device_frames=device_frames, preset=preset)
     report = run_bench(cfg)
     report["command"] = shlex.join(["stream-derain", *sys.argv[1:]]) if "bench" in sys.argv[1:] else None
     console.print(rich_report(report))
