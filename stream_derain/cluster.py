@@ -286,16 +286,19 @@ def connected(ray: Any, opts: ClusterOptions) -> Iterator[None]:
         ray.shutdown()
 
 
-def precheck(inp: Path, out: Path, cfg: DerainConfig, opts: ClusterOptions) -> FileOutcome | None:
-    """An outcome decided on the driver without a task (skipped, or failed up front)."""
+def precheck(inp: Path, out: Path, cfg: DerainConfig, opts: ClusterOptions,
+             planned: bool = False) -> FileOutcome | None:
+    """An outcome decided on the driver without a task (skipped, or failed up front).
+    ``planned``: ``batch.plan_jobs`` already decided skipping (with --skip-existing it
+    skips complete outputs only, so an existing output of a planned job is redone)."""
     outcome = FileOutcome(str(inp), str(out))
-    if out.exists() and opts.skip_existing:
+    if out.exists() and opts.skip_existing and not planned:
         outcome.status, outcome.error = "skipped", "output exists"
     elif not inp.exists():
         outcome.status, outcome.error = "failed", f"input not found: {inp}"
     elif out.exists() and os.path.samefile(inp, out):
         outcome.status, outcome.error = "failed", f"output would overwrite the input: {out}"
-    elif out.exists() and not cfg.overwrite:
+    elif out.exists() and not (cfg.overwrite or opts.skip_existing):
         outcome.status, outcome.error = "failed", f"{out} exists (use --overwrite or --skip-existing)"
     else:
         return None
@@ -418,30 +421,54 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
 
 
-def run_cluster(jobs: Sequence[tuple[Path, Path]], cfg: DerainConfig, opts: ClusterOptions = ClusterOptions(),
+def _output_folder(outcome: FileOutcome) -> bool:
+    """Create the output's folder; False (the outcome failed) when it cannot be."""
+    folder = Path(outcome.output).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return True
+    except OSError as exc:
+        outcome.status = "failed"
+        outcome.error = f"cannot create the output folder {folder}: {exc.strerror or exc}"
+        return False
+
+
+def job_paths(job: Any) -> tuple[Path, Path, str | None]:
+    """(input, output, skip reason) of a :class:`stream_derain.batch.Job` or an
+    ``(input, output)`` pair."""
+    if hasattr(job, "input"):
+        return Path(job.input), Path(job.output), getattr(job, "skip", None)
+    inp, out = job
+    return Path(inp), Path(out), None
+
+
+def run_cluster(jobs: Sequence[Any], cfg: DerainConfig, opts: ClusterOptions = ClusterOptions(),
                 progress: Callable[[ClusterProgress], None] | None = None) -> ClusterResult:
-    """Derain each ``(input, output)`` of ``jobs`` with the options of ``cfg`` (its
-    ``input``/``output`` are ignored), one Ray task per file. Never raises for one bad
-    file: each file's outcome is in the result, in the order of ``jobs``."""
+    """Derain each job (a :class:`stream_derain.batch.Job` from ``plan_jobs``, or an
+    ``(input, output)`` pair) with the options of ``cfg`` (its ``input``/``output`` are
+    ignored), one Ray task per file. Never raises for one bad file: each file's outcome
+    is in the result, in the order of ``jobs``."""
     ray = import_ray()
     t0 = time.perf_counter()
     outcomes: dict[int, FileOutcome] = {}
-    todo = []
-    for i, (inp, out) in enumerate(jobs):
-        pre = precheck(Path(inp), Path(out), cfg, opts)
+    todo, pairs = [], []
+    for i, job in enumerate(jobs):
+        inp, out, skip = job_paths(job)
+        pairs.append((inp, out))
+        planned = not isinstance(job, (tuple, list))
+        pre = FileOutcome(str(inp), str(out), "skipped", error=skip) if skip else \
+            precheck(inp, out, cfg, opts, planned)
+        outcomes[i] = pre or FileOutcome(str(inp), str(out))
         if pre is None:
             todo.append(i)
-            outcomes[i] = FileOutcome(str(inp), str(out))
-        else:
-            outcomes[i] = pre
-    jobs = [(Path(a), Path(b)) for a, b in jobs]
+    todo = [i for i in todo if _output_folder(outcomes[i])]
     interrupted, window = False, 0
-    if todo and (n := sweep_stale_parts([jobs[i][1] for i in todo])):
+    if todo and (n := sweep_stale_parts([pairs[i][1] for i in todo])):
         log.info("removed %d temporary file(s) left by an earlier run", n)
     if todo:
         with connected(ray, opts):
-            runner = _Runner(ray, jobs, cfg, opts, outcomes, progress)
+            runner = _Runner(ray, pairs, cfg, opts, outcomes, progress)
             window = runner.window
             interrupted = runner.run(todo)
-    files = [outcomes[i] for i in range(len(jobs))]
+    files = [outcomes[i] for i in range(len(pairs))]
     return ClusterResult(files, time.perf_counter() - t0, interrupted, window)

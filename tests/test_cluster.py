@@ -15,6 +15,7 @@ import av
 import pytest
 from conftest import write_clip
 
+from stream_derain.batch import plan_jobs
 from stream_derain.derain import DerainConfig
 from stream_derain.errors import InputError, MissingExtraError
 
@@ -58,8 +59,8 @@ def batch(local_ray, tmp_path_factory):
     """Four clips derained once; the tests below read what it left."""
     root = tmp_path_factory.mktemp("batch")
     src = [clip(root, f"c{i}.mp4", frames=18 + 3 * i, seed=i) for i in range(4)]
-    jobs = jobs_for(src, root / "out")
-    return jobs, cluster.run_cluster(jobs, CFG, cluster.ClusterOptions(poll=0.2))
+    jobs = [(j.input, j.output) for j in plan_jobs(src, root / "out")]
+    return jobs, cluster.run_cluster(plan_jobs(src, root / "out"), CFG, cluster.ClusterOptions(poll=0.2))
 
 
 def test_four_clips_frames_and_timestamps(batch):
@@ -76,7 +77,10 @@ def test_four_clips_frames_and_timestamps(batch):
 def test_skip_existing_redoes_nothing(batch):
     jobs, _ = batch
     before = {out: out.stat().st_mtime_ns for _, out in jobs}
-    again = cluster.run_cluster(jobs, CFG, cluster.ClusterOptions(skip_existing=True))
+    planned = plan_jobs([inp for inp, _ in jobs], jobs[0][1].parent, skip_existing=True)  # as the CLI does
+    again = cluster.run_cluster(planned, CFG, cluster.ClusterOptions(skip_existing=True))
+    assert [f.status for f in again.files] == ["skipped"] * 4
+    again = cluster.run_cluster(jobs, CFG, cluster.ClusterOptions(skip_existing=True))  # plain pairs
     assert [f.status for f in again.files] == ["skipped"] * 4
     assert {out: out.stat().st_mtime_ns for _, out in jobs} == before
     refused = cluster.run_cluster(jobs[:1], CFG)  # neither --skip-existing nor --overwrite
@@ -124,6 +128,27 @@ def test_worker_killed_mid_task(local_ray, tmp_path, caplog):
     assert any("previous attempt's worker was lost" in r.getMessage() for r in caplog.records)
 
 
+def test_ctrl_c_cancels_the_rest(local_ray, tmp_path):
+    """Ctrl-C (a KeyboardInterrupt in the driver) once the short file is done, one file at
+    a time: the long one is cancelled and leaves nothing behind, the queued ones never start."""
+    src = [clip(tmp_path, "short.mp4", frames=10),
+           write_clip(tmp_path / "long.mp4", frames=120, size=(160, 120), pts_steps=STEPS, audio=False),
+           clip(tmp_path, "q1.mp4", seed=1), clip(tmp_path, "q2.mp4", seed=2)]
+    jobs = jobs_for(src, tmp_path / "out")
+
+    def interrupt(p: cluster.ClusterProgress) -> None:
+        if p.files >= 1 and p.running.get(1, {}).get("frames", 0) >= 1:
+            raise KeyboardInterrupt
+
+    result = cluster.run_cluster(jobs, DerainConfig(input=Path("."), smooth=True),
+                                 cluster.ClusterOptions(workers=1, poll=0.1), interrupt)
+    assert result.interrupted and not result.ok
+    assert [f.status for f in result.files] == ["done"] + ["cancelled"] * 3, result.as_dict()
+    assert [f.error for f in result.files[2:]] == ["not started"] * 2
+    done = {Path(f.output).name for f in result.files if f.status == "done"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == done  # no torn or temporary files
+
+
 def test_cli_ray_json(local_ray, tmp_path):
     from typer.testing import CliRunner
 
@@ -156,9 +181,14 @@ def test_missing_ray_is_a_clean_error(monkeypatch):
 
 
 def test_single_machine_path_never_imports_ray(tmp_path):
-    src = clip(tmp_path, "s.mp4", frames=4)
-    code = ("import sys; from pathlib import Path; from stream_derain.cli import app; "
-            "from stream_derain.derain import DerainConfig, derain; "
-            f"derain(DerainConfig(input=Path({str(src)!r}), output=Path({str(tmp_path / 'o.mp4')!r}), "
-            "smooth=False)); assert 'ray' not in sys.modules, 'ray was imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    """The CLI without --ray (one file, then a batch of two) runs without importing ray."""
+    src = [clip(tmp_path, "s.mp4", frames=4), clip(tmp_path, "t.mp4", frames=4, seed=1)]
+    code = ("import sys; from stream_derain.cli import app\n"
+            "for argv in sys.argv[1:]:\n"
+            "    try: app(argv.split('|'))\n"
+            "    except SystemExit as e: assert e.code in (0, None), e.code\n"
+            "assert 'ray' not in sys.modules, 'ray was imported'")
+    one = f"derain|{src[0]}|-o|{tmp_path / 'one.mp4'}|--no-smooth|-q"
+    two = f"derain|{src[0]}|{src[1]}|-o|{tmp_path / 'two'}|--no-smooth|-q"
+    subprocess.run([sys.executable, "-c", code, one, two], check=True, timeout=120)
+    assert (tmp_path / "one.mp4").exists() and len(list((tmp_path / "two").iterdir())) == 2
