@@ -1,36 +1,45 @@
-"""Evaluate the temporal smoother: flicker (E_warp) and PSNR with and without it.
+"""Evaluate the temporal smoother on the video benchmark: flicker, fidelity and detail.
 
-For each clip: per-frame derain with ONNX Runtime, then the CPU temporal smoother, and
-report E_warp (x1e3) of the rainy input, the per-frame output and the smoothed output,
-PSNR (RGB, dB) of per-frame and smoothed output against the clean frames (synthetic
-clips only), and ms/frame of inference vs the smoother. Synthetic clips are the folders
-of ``scripts/make_video_bench.py`` (rainy.mp4 + clean.mp4; flow for E_warp on clean);
-real clips are folders of frames without ground truth (flow on the rainy input).
+Per clip: per-frame derain with ONNX Runtime (batch of 1, cached under ``--cache``
+by model hash), then the CPU temporal smoother, and report
 
-    python scripts/eval_smoother.py --bench .data/video_bench \\
+- PSNR / SSIM on Y (BT.601) of the per-frame and the smoothed output against the clean
+  frames (clips with ground truth);
+- E_warp (Lai et al. 2018, x1e3) of the rainy input, the per-frame output, the smoothed
+  output and the ground truth (flow on the clean frames when known, else on the input);
+- the detail ratio: Laplacian energy (mean squared 3x3 Laplacian of Y) of the output
+  over the ground truth's, and smoothed over per-frame;
+- ms per frame of inference and of the smoother.
+
+Clips: the folders of ``scripts/make_video_bench.py`` (rainy.mp4 + clean.mp4). A DAVIS
+clip (``davis_*``) is also run *without rain* (its clean frames as input, row
+``<name>/clean``): there the smoothed output is compared with the per-frame output
+(PSNR-Y from the clip's mean squared error), which should be nearly identical. Real
+clips (``--real``) are folders of frames without ground truth.
+
+    python scripts/eval_smoother.py --bench runs/video_bench \\
         --real ../shared/data/real_video/ra1 ../shared/data/real_video/rb2 \\
-        [--model path/to/model.onnx] [--strength 0.7] [--tune photo_sigma=0.05] \\
-        [--strip /tmp/strip.png] [--json results.json]
+        --threads 1 --cache runs/smoother/cache --json runs/smoother/eval.json \\
+        [--model path/to/model.onnx] [--strength 0.8] [--tune key=value ...] [--markdown table.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stream_derain.backends import create_backend
-from stream_derain.flicker import flow_pairs, read_frames, warping_error
-from stream_derain.metrics import psnr
+from stream_derain.flicker import flow_pairs, laplacian_energy, read_frames, warping_error
+from stream_derain.metrics import psnr, rgb_to_y, ssim
 from stream_derain.models import ModelInfo, load_model_info, model_from_path
-from stream_derain.smooth import TemporalSmoother
+from stream_derain.smooth import DEFAULT_STRENGTH, TemporalSmoother
 
 log = logging.getLogger("eval_smoother")
 
@@ -40,49 +49,61 @@ class Clip:
     """One clip in memory: HxWx3 uint8 RGB frame lists (``clean`` None for real clips)."""
 
     name: str
+    kind: str  # 'rainy' (synthetic rain, ground truth), 'clean' (rain-free input) or 'real'
     rainy: list[np.ndarray]
     clean: list[np.ndarray] | None
     derained: list[np.ndarray] | None = None
     infer_ms: float = 0.0
-    smooth_ms: float = 0.0
-    pairs: list | None = None  # E_warp flow pairs, on clean when known else on rainy
+    pairs: list | None = None  # E_warp flow pairs, on clean when known else on the input
 
 
-def load_clips(bench: Path | None, real: list[Path], limit: int | None) -> list[Clip]:
+def load_clips(bench: Path | None, real: list[Path], limit: int | None, only: str | None) -> list[Clip]:
     clips = []
-    if bench is not None:
-        for folder in sorted(p for p in bench.iterdir() if (p / "rainy.mp4").is_file()):
-            clips.append(Clip(folder.name, read_frames(folder / "rainy.mp4", limit),
-                              read_frames(folder / "clean.mp4", limit)))
+    folders = sorted(p for p in bench.iterdir() if (p / "rainy.mp4").is_file()) if bench else []
+    for folder in folders:
+        if only and only not in folder.name:
+            continue
+        clean = read_frames(folder / "clean.mp4", limit)
+        clips.append(Clip(folder.name, "rainy", read_frames(folder / "rainy.mp4", limit), clean))
+        if folder.name.startswith("davis_"):
+            clips.append(Clip(f"{folder.name}/clean", "clean", clean, clean))
     for folder in real:
-        clips.append(Clip(folder.name, read_frames(folder, limit), None))
+        if not only or only in folder.name:
+            clips.append(Clip(folder.name, "real", read_frames(folder, limit), None))
     return clips
 
 
-def run_clip(clip: Clip, model: ModelInfo, threads: int, make: Callable[[], Any]) -> list[np.ndarray]:
-    """Per-frame derain (batch of 1, as the live pipeline runs) then the smoother, frame by
-    frame, timing both stages in the same loop (so both see the same machine load).
-    Sets ``clip.derained``, ``clip.infer_ms``, ``clip.smooth_ms``; returns the smoothed frames."""
-    smoother, smoothed, derained = make(), [], []
-    t_inf, t_sm = [], []
+def model_key(model: ModelInfo) -> str:
+    return hashlib.sha256(model.path("fp32").read_bytes()).hexdigest()[:12]
+
+
+def derain_clip(clip: Clip, model: ModelInfo, threads: int, cache: Path | None) -> None:
+    """Per-frame derain (batch of 1, as the live pipeline runs): sets ``clip.derained`` and
+    ``clip.infer_ms`` (median), from ``cache`` when it holds this model's output."""
+    name = f"{clip.name.replace('/', '__')}_{len(clip.rainy)}.npz"
+    path = cache / model_key(model) / name if cache else None
+    if path is not None and path.is_file():
+        data = np.load(path)
+        clip.derained, clip.infer_ms = list(data["frames"]), float(data["infer_ms"])
+        return
+    from stream_derain.backends import create_backend
+
+    times, out = [], []
     with create_backend("onnxruntime", model, threads=threads) as backend:
         backend.infer(clip.rainy[0][None])  # warm-up
         for frame in clip.rainy:
             t0 = time.perf_counter()
-            d = backend.infer(frame[None])[0]
-            t1 = time.perf_counter()
-            smoothed.append(smoother(d, frame))
-            t_inf.append(t1 - t0)
-            t_sm.append(time.perf_counter() - t1)
-            derained.append(d)
-    clip.derained = derained
-    clip.infer_ms, clip.smooth_ms = 1e3 * float(np.median(t_inf)), 1e3 * float(np.median(t_sm[1:] or t_sm))
-    return smoothed
+            out.append(backend.infer(frame[None])[0])
+            times.append(time.perf_counter() - t0)
+    clip.derained, clip.infer_ms = out, 1e3 * float(np.median(times))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, frames=np.stack(out), infer_ms=clip.infer_ms)
 
 
-def smooth(clip: Clip, make: Callable[[], Any]) -> tuple[list[np.ndarray], float]:
-    """Smoothed frames of the already derained clip and the median smoother ms/frame."""
-    smoother, times, out = make(), [], []
+def smooth(clip: Clip, strength: float, tuning: dict[str, float]) -> tuple[list[np.ndarray], float]:
+    """Smoothed frames of the derained clip and the median smoother ms/frame."""
+    smoother, times, out = TemporalSmoother(strength, **tuning), [], []
     for d, r in zip(clip.derained, clip.rainy):
         t = time.perf_counter()
         out.append(smoother(d, r))
@@ -90,69 +111,92 @@ def smooth(clip: Clip, make: Callable[[], Any]) -> tuple[list[np.ndarray], float
     return out, 1e3 * float(np.median(times[1:] or times))
 
 
-def mean_psnr(frames: list[np.ndarray], reference: list[np.ndarray]) -> float:
-    """Mean over frames of the RGB PSNR (dB) of HxWx3 uint8 frames."""
-    return float(np.mean([psnr(a, b) for a, b in zip(frames, reference)]))
+def y_scores(frames: list[np.ndarray], reference: list[np.ndarray]) -> tuple[float, float]:
+    """Mean over frames of PSNR-Y (dB) and SSIM-Y against ``reference``."""
+    ps, ss = [], []
+    for a, b in zip(frames, reference):
+        ya, yb = rgb_to_y(a), rgb_to_y(b)
+        ps.append(psnr(ya, yb))
+        ss.append(ssim(ya, yb))
+    return float(np.mean(ps)), float(np.mean(ss))
+
+
+def clip_psnr_y(frames: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    """PSNR-Y (dB) from the mean squared error over the whole clip (identical frames allowed)."""
+    mse = float(np.mean([np.mean((rgb_to_y(a) - rgb_to_y(b)) ** 2) for a, b in zip(frames, reference)]))
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
 def score(clip: Clip, smoothed: list[np.ndarray], smooth_ms: float) -> dict[str, Any]:
     if clip.pairs is None:
         clip.pairs = flow_pairs(clip.clean if clip.clean is not None else clip.rainy)
+    e = lambda frames: 1e3 * warping_error(frames, clip.pairs)  # noqa: E731
     row: dict[str, Any] = {
-        "clip": clip.name, "frames": len(clip.rainy),
-        "ewarp_input": 1e3 * warping_error(clip.rainy, clip.pairs),
-        "ewarp_perframe": 1e3 * warping_error(clip.derained, clip.pairs),
-        "ewarp_smoothed": 1e3 * warping_error(smoothed, clip.pairs),
+        "clip": clip.name, "kind": clip.kind, "frames": len(clip.rainy),
+        "ewarp_input": e(clip.rainy), "ewarp_perframe": e(clip.derained), "ewarp_smoothed": e(smoothed),
         "infer_ms": clip.infer_ms, "smooth_ms": smooth_ms,
     }
     row["ewarp_change_pct"] = 100.0 * (row["ewarp_smoothed"] / row["ewarp_perframe"] - 1.0)
-    if clip.clean is not None:
-        row["psnr_input"] = mean_psnr(clip.rainy, clip.clean)
-        row["psnr_perframe"] = mean_psnr(clip.derained, clip.clean)
-        row["psnr_smoothed"] = mean_psnr(smoothed, clip.clean)
-        row["psnr_change_db"] = row["psnr_smoothed"] - row["psnr_perframe"]
+    lap_pf, lap_sm = laplacian_energy(clip.derained), laplacian_energy(smoothed)
+    row["detail_sm_pf"] = lap_sm / lap_pf
+    if clip.kind == "real":
+        return row
+    row["ewarp_gt"] = e(clip.clean)
+    row["ewarp_sm_gt"] = row["ewarp_smoothed"] / row["ewarp_gt"]
+    lap_gt = laplacian_energy(clip.clean)
+    row["detail_pf_gt"], row["detail_sm_gt"] = lap_pf / lap_gt, lap_sm / lap_gt
+    row["psnr_y_perframe"], row["ssim_y_perframe"] = y_scores(clip.derained, clip.clean)
+    row["psnr_y_smoothed"], row["ssim_y_smoothed"] = y_scores(smoothed, clip.clean)
+    row["psnr_change_db"] = row["psnr_y_smoothed"] - row["psnr_y_perframe"]
+    row["psnr_y_sm_vs_pf"] = clip_psnr_y(smoothed, clip.derained)
     return row
 
 
-def focus_box(clip: Clip, t: int, margin: int = 48) -> tuple[slice, slice]:
-    """Rows/columns around the occluded (non-rigidly moving) area at frame t, e.g. a
-    moving object, found from the E_warp occlusion mask away from the frame border."""
-    import cv2
-
-    occ = (1.0 - clip.pairs[t - 1][1]).astype(np.uint8)
-    occ = cv2.morphologyEx(occ, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    b = 24
-    ys, xs = np.nonzero(occ[b:-b, b:-b])
-    h, w = occ.shape
-    if len(ys) == 0:
-        return slice(0, h), slice(0, w)
-    y0, y1 = np.percentile(ys, [2, 98]).astype(int) + b
-    x0, x1 = np.percentile(xs, [2, 98]).astype(int) + b
-    return slice(max(y0 - margin, 0), min(y1 + margin, h)), slice(max(x0 - margin, 0), min(x1 + margin, w))
-
-
-def frame_strip(clip: Clip, smoothed: list[np.ndarray], path: Path, t: int, count: int = 4) -> None:
-    """PNG around the moving area of frame t: one column per frame t..t+count-1, rows
-    input / per-frame / smoothed (/ clean)."""
-    import cv2
-
-    ys, xs = focus_box(clip, t)
-    rows = [clip.rainy, clip.derained, smoothed] + ([clip.clean] if clip.clean is not None else [])
-    tiles = [[np.pad(r[i][ys, xs], ((2, 2), (2, 2), (0, 0))) for i in range(t, t + count)] for r in rows]
-    grid = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
-    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+def verdicts(row: dict[str, Any]) -> list[str]:
+    """Which of issue 12's criteria this row fails (empty: passes)."""
+    fails = []
+    if row["kind"] == "clean":
+        if row["psnr_y_sm_vs_pf"] < 45.0:
+            fails.append("rain-free PSNR-Y < 45")
+    elif row["kind"] == "rainy" and row["clip"].startswith("davis_"):
+        if row["psnr_change_db"] < 0:
+            fails.append("PSNR-Y below per-frame")
+        if row["ewarp_change_pct"] > -30.0:
+            fails.append("E_warp not 30% lower")
+        if row["ewarp_sm_gt"] < 0.9:
+            fails.append("E_warp < 0.9x GT")
+        if row["detail_sm_pf"] < 0.95:
+            fails.append("detail < 0.95")
+    elif row["kind"] == "real":
+        if row["ewarp_change_pct"] > -25.0:
+            fails.append("E_warp not 25% lower")
+        if row["detail_sm_pf"] < 0.9:
+            fails.append("detail < 0.9")
+    return fails
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    head = (f"{'clip':16s} {'Ewarp in':>9s} {'per-frame':>9s} {'smoothed':>9s} {'change':>7s} "
-            f"{'PSNR pf':>8s} {'PSNR sm':>8s} {'dPSNR':>6s} {'infer ms':>8s} {'smooth ms':>9s}")
-    print(head)
+def fmt(row: dict[str, Any], key: str, spec: str) -> str:
+    return format(row[key], spec) if key in row else "-"
+
+
+COLUMNS = (("clip", "clip", "s"), ("PSNR-Y pf", "psnr_y_perframe", ".2f"),
+           ("PSNR-Y sm", "psnr_y_smoothed", ".2f"),
+           ("SSIM-Y pf", "ssim_y_perframe", ".4f"), ("SSIM-Y sm", "ssim_y_smoothed", ".4f"),
+           ("sm vs pf dB", "psnr_y_sm_vs_pf", ".1f"), ("Ewarp in", "ewarp_input", ".3f"),
+           ("Ewarp pf", "ewarp_perframe", ".3f"), ("Ewarp sm", "ewarp_smoothed", ".3f"),
+           ("change", "ewarp_change_pct", "+.1f"), ("Ewarp GT", "ewarp_gt", ".3f"),
+           ("sm/GT", "ewarp_sm_gt", ".2f"), ("detail pf/GT", "detail_pf_gt", ".3f"),
+           ("detail sm/GT", "detail_sm_gt", ".3f"), ("detail sm/pf", "detail_sm_pf", ".3f"),
+           ("infer ms", "infer_ms", ".1f"), ("smooth ms", "smooth_ms", ".2f"))
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " | fails |",
+             "| --- |" + " ---: |" * (len(COLUMNS) - 1) + " --- |"]
     for r in rows:
-        psnr = (f"{r['psnr_perframe']:8.2f} {r['psnr_smoothed']:8.2f} {r['psnr_change_db']:+6.2f}"
-                if "psnr_perframe" in r else f"{'-':>8s} {'-':>8s} {'-':>6s}")
-        print(f"{r['clip']:16s} {r['ewarp_input']:9.3f} {r['ewarp_perframe']:9.3f} "
-              f"{r['ewarp_smoothed']:9.3f} "
-              f"{r['ewarp_change_pct']:+6.1f}% {psnr} {r['infer_ms']:8.1f} {r['smooth_ms']:9.2f}")
+        cells = [fmt(r, key, spec) for _, key, spec in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " | " + ("; ".join(verdicts(r)) or "pass") + " |")
+    return "\n".join(lines)
 
 
 def parse_tuning(items: list[str]) -> dict[str, float]:
@@ -168,27 +212,31 @@ def main() -> None:
     ap.add_argument("--bench", type=Path, help="folder of make_video_bench.py clips")
     ap.add_argument("--real", type=Path, nargs="*", default=[], help="folders of real rainy frames")
     ap.add_argument("--model", type=Path, help="ONNX model (default: the shipped model)")
-    ap.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
-    ap.add_argument("--strength", type=float, default=0.7)
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    ap.add_argument("--strength", type=float, default=DEFAULT_STRENGTH)
     ap.add_argument("--tune", nargs="*", default=[], help="smoother tuning key=value")
     ap.add_argument("--limit", type=int, help="frames per clip")
-    ap.add_argument("--strip", type=Path, help="PNG frame strip of the first moving-object clip")
+    ap.add_argument("--only", help="only clips whose name contains this")
+    ap.add_argument("--cache", type=Path, help="folder caching the per-frame derained clips")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--markdown", type=Path, help="write the table as markdown")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = model_from_path(args.model) if args.model else load_model_info()
     log.info("model %s (%s)", model.name, model.version)
     tuning = parse_tuning(args.tune)
     rows = []
-    for clip in load_clips(args.bench, args.real, args.limit):
-        smoothed = run_clip(clip, model, args.threads, lambda: TemporalSmoother(args.strength, **tuning))
-        rows.append(score(clip, smoothed, clip.smooth_ms))
-        if args.strip and "object" in clip.name:
-            frame_strip(clip, smoothed, args.strip, len(clip.rainy) // 2)
-            log.info("frame strip: %s", args.strip)
-            args.strip = None
-    print_table(rows)
+    for clip in load_clips(args.bench, args.real, args.limit, args.only):
+        derain_clip(clip, model, args.threads, args.cache)
+        smoothed, ms = smooth(clip, args.strength, tuning)
+        rows.append(score(clip, smoothed, ms))
+        log.info("%s", {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()})
+    table = markdown(rows)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": f"{model.name} {model.version}", "strength": args.strength,
                                          "tuning": tuning, "clips": rows}, indent=1))
 

@@ -1,8 +1,15 @@
-"""Render the synthetic rainy-video benchmark: rainy.mp4 + clean.mp4 pairs per clip.
+"""Render the rainy-video benchmark: rainy.mp4 + clean.mp4 pairs per clip.
 
-Clips are made by the project's own synthesiser (:func:`stream_derain.synth.rainy_video`)
-over clean photos from ``../shared/data/clean/*`` with a simulated camera pan/zoom and
-coherently falling rain. Videos are lossless RGB (libx264rgb, qp 0), 640x360 by default.
+Two kinds of clip:
+
+- ``davis_<seq>``: real camera and object motion. The first ``--davis-frames`` frames of
+  each ``../shared/data/clean_video/davis/<seq>`` clip (854x480, box-resized to the
+  output size) under temporally coherent synthetic rain
+  (:func:`stream_derain.synth.rain_over_frames`, one fixed seed per clip). The clean
+  clip is also the benchmark's *rain-free* input (``scripts/eval_smoother.py``).
+- ``clip<k>``: the project's synthesiser (:func:`stream_derain.synth.rainy_video`)
+  over clean photos from ``../shared/data/clean/*`` with a simulated camera pan/zoom and
+  coherently falling rain. Videos are lossless RGB (libx264rgb, qp 0), 640x360 by default.
 One clip in four ("object" clips) also has an independently moving textured patch
 (a third of the frame height, crossing the frame and back),
 pasted into both the clean and the rainy frames under the same rain, so that ghost
@@ -15,7 +22,7 @@ not been trained on them; with fewer than needed, the rest come from all images.
 These clips are development material derived from research data: write them under
 ``.data/`` (git-ignored) or /tmp and never commit them.
 
-    python scripts/make_video_bench.py --out .data/video_bench --clips 4 --frames 48
+    python scripts/make_video_bench.py --out runs/video_bench --clips 4 --frames 48 --davis-frames 40
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
+from stream_derain import synth
 from stream_derain.synth import CameraPath, RainParams, camera_crop, rainy_video, random_camera, sample_params
 from stream_derain.train.config import DATA_ROOT
 from stream_derain.train.data import list_images, load_rgb, thumbnail
@@ -117,6 +126,58 @@ def plausible_params(src: np.ndarray, hw: tuple[int, int], heavy: float, cam: Ca
     return params
 
 
+def rain_over(frames: list[np.ndarray], rng: np.random.Generator, params: RainParams) -> list[np.ndarray]:
+    """Coherent rain over a clip: the synthesiser's ``rain_over_frames`` (synth v2), or,
+    with an older synthesiser, its ``rainy_video`` rain layer over black added on."""
+    fn = getattr(synth, "rain_over_frames", None)
+    if fn is not None:
+        return fn(frames, rng, params)
+    h, w = frames[0].shape[:2]
+    p = replace(params, haze=0.0, screen_blend=False)
+    layers, _ = rainy_video(np.zeros((h, w, 3), np.float32), len(frames), (h, w), rng, p,
+                            CameraPath((0.5, 0.5), (0.5, 0.5), (1.0, 1.0)))
+    return [np.clip(f + s, 0.0, 1.0).astype(np.float32) for f, s in zip(frames, layers)]
+
+
+def load_davis(folder: Path, n: int, hw: tuple[int, int]) -> list[np.ndarray]:
+    """The first ``n`` frames of a DAVIS sequence, area-resized to ``hw``: float32 RGB."""
+    frames = []
+    for path in sorted(folder.glob("*.jpg"))[:n]:
+        img = cv2.resize(load_rgb(path), (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+        frames.append(np.clip(img, 0.0, 1.0).astype(np.float32))
+    return frames
+
+
+def davis_clips(out: Path, n: int, hw: tuple[int, int], seed: int) -> None:
+    """One rainy/clean pair per DAVIS sequence; seed ``seed + 100 + k`` for sequence k,
+    severities cycling light, medium, heavy; rain redrawn milder while a frame drowns."""
+    root = DATA_ROOT / "clean_video" / "davis"
+    for k, folder in enumerate(sorted(p for p in root.iterdir() if p.is_dir())):
+        clean = load_davis(folder, n, hw)
+        rng = np.random.default_rng(seed + 100 + k)
+        heavy = [0.3, 0.6, 0.9][k % 3]
+        for _ in range(10):
+            params = sample_params(rng, heavy=heavy)
+            rainy = rain_over(clean, np.random.default_rng(seed + 200 + k), params)
+            if frame_psnr(rainy, clean) >= MIN_PSNR:
+                break
+            heavy *= 0.85
+        dest = out / f"davis_{folder.name}"
+        dest.mkdir(parents=True, exist_ok=True)
+        write_video(dest / "rainy.mp4", rainy)
+        write_video(dest / "clean.mp4", clean)
+        meta = {"source": str(folder), "params": asdict(params), "frames": len(clean), "size": [hw[1], hw[0]],
+                "synth": "rain_over_frames" if hasattr(synth, "rain_over_frames") else "rainy_video layer"}
+        (dest / "meta.json").write_text(json.dumps(meta, indent=1))
+        log.info("%s: %d frames, rainy PSNR %.2f dB", dest.name, len(clean), frame_psnr(rainy, clean))
+
+
+def frame_psnr(rainy: list[np.ndarray], clean: list[np.ndarray]) -> float:
+    """Mean RGB PSNR (dB) of float [0, 1] frame lists."""
+    return float(np.mean([10 * np.log10(1 / max(float(np.mean((r - c) ** 2)), 1e-12))
+                          for r, c in zip(rainy, clean)]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -124,9 +185,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--size", default="640x360", help="WxH")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--davis-frames", type=int, default=40, help="frames per DAVIS clip (0: no DAVIS clips)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     w, h = map(int, args.size.lower().split("x"))
+    if args.davis_frames > 0:
+        davis_clips(args.out, args.davis_frames, (h, w), args.seed)
     rng = np.random.default_rng(args.seed)
     backgrounds = pick_backgrounds(args.clips + 1, rng)
     for k in range(args.clips):
@@ -145,9 +209,7 @@ def main() -> None:
         meta = {"background": str(backgrounds[k]), "params": asdict(params), "camera": asdict(cam),
                 "frames": args.frames, "size": [w, h], "moving_object": is_object}
         (folder / "meta.json").write_text(json.dumps(meta, indent=1))
-        psnr = float(np.mean([10 * np.log10(1 / max(np.mean((r - c) ** 2), 1e-12))
-                              for r, c in zip(rainy, clean)]))
-        log.info("%s: %s, rainy PSNR %.2f dB", folder.name, backgrounds[k].name, psnr)
+        log.info("%s: %s, rainy PSNR %.2f dB", folder.name, backgrounds[k].name, frame_psnr(rainy, clean))
 
 
 if __name__ == "__main__":

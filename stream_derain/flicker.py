@@ -124,6 +124,26 @@ def warping_error(frames: Sequence[np.ndarray], pairs: Sequence[FlowPair] | None
     return float(np.mean(errors))
 
 
+def luma_f32(frame: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 RGB -> HxW float32 BT.601 luma in [0, 255] (OpenCV's weights)."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def laplacian_energy(frames: Sequence[np.ndarray]) -> float:
+    """Detail of a clip: mean over frames of the mean squared 3x3 Laplacian of the luma
+    (HxWx3 uint8 RGB frames, luma in [0, 255]; a 4-pixel border is left out)."""
+    vals = []
+    for f in frames:
+        lap = cv2.Laplacian(luma_f32(f), cv2.CV_32F, ksize=1)[4:-4, 4:-4]
+        vals.append(float(np.mean(lap.astype(np.float64) ** 2)))
+    return float(np.mean(vals))
+
+
+def laplacian_std(frames: Sequence[np.ndarray]) -> float:
+    """Mean over frames of the standard deviation of the 3x3 Laplacian of the luma."""
+    return float(np.mean([cv2.Laplacian(luma_f32(f), cv2.CV_32F, ksize=1)[4:-4, 4:-4].std() for f in frames]))
+
+
 def quality_scores(frames: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, float]:
     """Per-frame PSNR/SSIM (Y and RGB) against ``reference``, averaged over frames."""
     scores = [image_scores(o, r) for o, r in zip(frames, reference)]
