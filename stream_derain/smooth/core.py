@@ -1,35 +1,45 @@
-"""Low-resolution motion analysis shared by the CPU and the torch temporal smoothers.
+"""What the CPU and the torch temporal smoothers share: configuration, low-resolution
+motion analysis, and the per-pixel blend weight.
 
-Both smoothers do the same cheap work on the CPU at 1/``scale`` resolution, with
-numpy and OpenCV, and differ only in where the full-resolution warp and blend run:
+The filter (v2) takes from the past only the flicker the derainer leaves, and keeps
+the current frame's detail::
 
-1. Box-downscale the current derained frame (exact ``scale`` x ``scale`` means of the
-   top-left ``scale``-aligned crop) and take its luma (OpenCV's BT.601 weights).
-2. Scene-cut test against the previous frame: mean absolute difference of 1/4-size
-   thumbnails of those luma images, and the correlation of their 32-bin histograms.
-3. DIS optical flow (``DISOPTICAL_FLOW_PRESET_ULTRAFAST``) both ways between the
-   previous and the current small luma: ``flow_b`` (current -> previous, used to warp
-   the previous output onto the current frame) and ``flow_f`` (previous -> current).
-4. Per-pixel confidence, the product of
-   - forward-backward consistency: ``exp(-(|flow_b + flow_f(x + flow_b)|^2 / tol^2)^2)`` with
-     ``tol^2 = fb_tol^2 + 0.01 (|flow_b|^2 + |flow_f(warped)|^2)`` (small-pixel units), so
-     occluded and disoccluded pixels get ~0;
-   - photometric agreement: ``exp(-(e / photo_sigma)^4)`` where ``e`` is the largest
-     absolute per-channel RGB difference (in [0, 1]) between the previous *smoothed
-     output* warped by ``flow_b`` and the current derained frame, after a ``photo_blur`` box blur
-     (RGB, not luma: an object and the background it uncovers often share a luma),
-     so pixels that changed (moving objects the flow missed, lighting changes) take the current frame
-     (the 4th power keeps small differences, the flicker to remove, at ~1 and cuts off
-     larger ones sharply); ``photo_sigma`` grows by ``rain_relax`` times the brightness
-     the network removed at that pixel (rainy minus derained), because remnant rain is
-     found where rain was removed, while a moving object is not changed by the network;
-   - zero where ``x + flow_b`` falls outside the previous frame.
-   The map is eroded (3x3 minimum) so that low confidence also covers the blurred
-   border that bilinear upsampling gives it, and multiplied by ``strength``.
+    out_t = D_t + w * (warp(D_{t-1}, flow_b) - D_t)
 
-The result (``flow_b`` and ``alpha``, both small) is upsampled bilinearly to full
-resolution by the caller, which then computes
-``out = derained + alpha * (warp(prev_out, flow_b) - derained)``.
+with ``D`` the per-frame *derained* frames (never the smoothed output: no recursion,
+so warp blur cannot compound) and ``w`` a full-resolution weight that is ~0 wherever
+the network removed no rain at t. Rain moves from frame to frame while the scene
+follows the flow, so where rain was removed at t the warped previous frame is a second,
+independent estimate of the same scene point, and mixing it in cancels the remnant
+rain (and over-removal) that makes per-frame output flicker. Where nothing was
+removed the frame passes unchanged: clean video, moving objects and fine texture keep
+the current frame exactly.
+
+At 1/``scale`` resolution, on the CPU with OpenCV (:class:`MotionAnalyser`):
+
+1. Box-downscale the derained frame and take its luma; scene-cut test against the
+   previous one (thumbnail mean absolute difference and 32-bin histogram correlation).
+2. DIS optical flow (``PRESET_ULTRAFAST``) both ways: ``flow_b`` (current -> previous)
+   and ``flow_f``; forward-backward confidence
+   ``exp(-(|flow_b + flow_f(x + flow_b)|^2 / tol^2)^2)``, ``tol^2 = fb_tol^2 + 0.01
+   (|flow_b|^2 + |flow_f(warped)|^2)``, zero where ``x + flow_b`` leaves the frame,
+   eroded 3x3. The history is dropped (as at a cut) when less than ``min_confident`` of
+   the frame has consistent flow and a warped previous luma within ``cut_photo``.
+
+At full resolution (:func:`blend_weight`, the same arithmetic in numpy and torch), with
+maps in [0, 1]:
+
+- ``r_t``: the rain removed at t, box blur (``photo_blur``) of the channel maximum of
+  ``max(rainy_t - D_t, 0)``; ``r_p``: the same of the previous frame, warped;
+- ``share = r_t / (r_t + r_p + rain_eps)``: how much more uncertain the current pixel
+  is than its history (both estimated under rain: ~1/2; only now: ~1; neither: ~0);
+- photometric agreement ``exp(-(e / (photo_sigma + rain_relax * r_t))^4)`` with ``e`` the
+  blurred channel maximum of ``|warp(D_{t-1}) - D_t|``: changes larger than the
+  removed rain explains (moving objects the flow missed, occlusions) take the current frame;
+- a bound: the change ``w * |warp(D_{t-1}) - D_t|`` never exceeds
+  ``bound_gain * r_t + bound_margin`` at any pixel, so the smoother can never alter a
+  pixel by more than the network changed it (plus a level);
+- ``w = strength * fb * photo * share``, then capped by the bound.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,35 +56,42 @@ import numpy as np
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
-DEFAULT_STRENGTH = 0.8  # tuned on the synthetic video benchmark and real clips (docs/smoother.md)
+DEFAULT_STRENGTH = 0.8  # tuned on the video benchmark (docs/smoother.md)
 
 
 @dataclass(frozen=True)
 class SmootherConfig:
     """Tuning of the temporal smoother (``**tuning`` of the smoother constructors)."""
 
-    strength: float = DEFAULT_STRENGTH  # blend weight of warped history at fully confident pixels; 0 = off
-    scale: int = 4  # flow and confidence are computed at 1/scale resolution
-    photo_blur: int = 3  # box blur (small-frame pixels) of the photometric error
-    photo_sigma: float = 0.08  # RGB error (in [0, 1]) where photometric confidence is e^-1
-    rain_relax: float = 1.0  # photo_sigma grows by this times the rain the network removed there
+    strength: float = DEFAULT_STRENGTH  # largest weight of the warped previous frame; 0 = off
+    scale: int = 4  # flow and forward-backward confidence at 1/scale resolution
+    photo_blur: int = 3  # box blur (half-resolution pixels) of the error and removed-rain maps
+    photo_sigma: float = 0.03  # error (in [0, 1]) where photometric confidence is e^-1 ...
+    rain_relax: float = 1.5  # ... plus this times the rain removed at the pixel
+    rain_eps: float = 0.01  # removed rain (in [0, 1]) below which a pixel counts as rain-free
+    static_gain: float = 1.0  # removal that the previous frame shared counts as scene, not rain
+    rain_dilate: int = 3  # the previous frame's removed rain is dilated this much (half-res pixels)
+    bound_gain: float = 1.0  # the change at a pixel is at most bound_gain * removed rain ...
+    bound_margin: float = 0.004  # ... plus this (1 level)
     fb_tol: float = 1.0  # forward-backward flow mismatch tolerance, small-frame pixels
     cut_mad: float = 0.12  # scene cut when thumbnails differ by more than this (luma in [0, 1]) ...
     cut_hist: float = 0.5  # ... or their luma histograms correlate less than this
-    min_confident: float = 0.05  # reset when fewer pixels than this fraction are confident (> 0.5)
+    min_confident: float = 0.05  # reset when fewer pixels than this fraction have consistent flow ...
+    cut_photo: float = 0.1  # ... and a warped previous luma within this (in [0, 1]) of the current one
     flow_finest: int = 1  # DIS finest pyramid level on the small frames (ULTRAFAST's own: 2)
     flow_refine: int = 5  # DIS variational refinement iterations (ULTRAFAST's own: 0)
-    cv_threads: int = 1  # OpenCV threads during a call; 0 keeps OpenCV's setting. On frames
-    # this small its thread pool costs more CPU than it saves, and the pipeline's other
-    # stages need the cores (2-core CPU: 5.5 vs 8-12 ms of CPU per 640x360 frame)
+    cv_threads: int = 1  # OpenCV threads during a call; 0 keeps OpenCV's setting (its pool
+    # costs more CPU than it saves on frames this small, and the other stages need the cores)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:
             raise ConfigError(f"smoother strength must be in [0, 1], got {self.strength}")
         if self.scale < 1:
             raise ConfigError(f"smoother scale must be >= 1, got {self.scale}")
-        if self.photo_sigma <= 0 or self.fb_tol <= 0:
-            raise ConfigError("smoother photo_sigma and fb_tol must be positive")
+        if self.photo_sigma <= 0 or self.fb_tol <= 0 or self.rain_eps <= 0:
+            raise ConfigError("smoother photo_sigma, fb_tol and rain_eps must be positive")
+        if self.photo_blur < 1 or self.bound_gain < 0 or self.bound_margin < 0:
+            raise ConfigError("smoother photo_blur must be >= 1, bound_gain and bound_margin >= 0")
 
     @classmethod
     def build(cls, strength: float, tuning: dict[str, float]) -> SmootherConfig:
@@ -83,6 +101,21 @@ class SmootherConfig:
             raise ConfigError(f"unknown smoother tuning key(s): {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(names))}")
         return cls(strength=float(strength), **tuning)
+
+
+def blend_weight(xp: Any, e: Any, e_max: Any, r_t: Any, r_p: Any, fb: Any, cfg: SmootherConfig) -> Any:
+    """HxW weight of the warped previous frame (module docstring). ``xp`` is ``numpy`` or
+    ``torch``; all maps are HxW float32 in [0, 1]: ``e`` the blurred and ``e_max`` the
+    raw channel-maximum difference |warp(D_{t-1}) - D_t|, ``r_t``/``r_p`` the removed
+    rain now and (warped) before, ``fb`` the upsampled flow confidence."""
+    excess = (r_t - cfg.static_gain * r_p).clip(min=0.0)
+    share = excess / (r_t + cfg.rain_eps)
+    q = e / (cfg.photo_sigma + cfg.rain_relax * r_t)
+    q = q * q
+    photo = xp.exp(-(q * q))
+    w = (cfg.strength * fb) * photo * share
+    cap = (cfg.bound_gain * excess + cfg.bound_margin) / (e_max + 1e-4)
+    return xp.minimum(w, cap)
 
 
 @contextmanager
@@ -153,15 +186,13 @@ class MotionAnalyser:
     def reset(self) -> None:
         self.prev_luma = None
 
-    def analyse(self, cur_small: np.ndarray, prev_out_small: np.ndarray | None,
-                rainy_small: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(flow_b hxwx2, alpha hxw) float32 for the current small hxwx3 uint8 RGB frame, or
-        None when there is no usable history (first frame, after reset, scene cut, or too
-        little confident area). ``prev_out_small`` is the small previous output and
-        ``rainy_small`` the small rainy input frame (optional; see ``rain_relax``)."""
+    def analyse(self, cur_small: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """(flow_b hxwx2, fb confidence hxw) float32 for the current small hxwx3 uint8 RGB
+        derained frame, or None when there is no usable history (first frame, after
+        reset, scene cut, or too little area with consistent flow)."""
         cur_luma = luma(cur_small)
         prev, self.prev_luma = self.prev_luma, cur_luma
-        if prev is None or prev_out_small is None or prev.shape != cur_luma.shape:
+        if prev is None or prev.shape != cur_luma.shape:
             return None
         if is_scene_cut(prev, cur_luma, self.cfg):
             return None
@@ -170,40 +201,24 @@ class MotionAnalyser:
             self.grid = base_grid(h, w)
         flow_b = self.dis.calc(cur_luma, prev, None)
         flow_f = self.dis.calc(prev, cur_luma, None)
-        alpha = self.confidence(flow_b, flow_f, cur_small, prev_out_small, rainy_small)
-        if float((alpha > 0.5 * self.cfg.strength).mean()) < self.cfg.min_confident:
-            log.debug("too little confident area: history dropped")
+        conf = self.fb_confidence(flow_b, flow_f)
+        gx, gy = self.grid
+        warped = cv2.remap(prev, gx + flow_b[..., 0], gy + flow_b[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        agree = cv2.absdiff(warped, cur_luma) < 255 * self.cfg.cut_photo
+        if float(((conf > 0.5) & agree).mean()) < self.cfg.min_confident:
+            log.debug("too little area where the flow is consistent and the frames agree: history dropped")
             return None
-        return flow_b, alpha
+        return flow_b, conf
 
-    def confidence(self, flow_b: np.ndarray, flow_f: np.ndarray, cur: np.ndarray,
-                   prev_out: np.ndarray, rainy: np.ndarray | None = None) -> np.ndarray:
-        """hxw float32 blend weight in [0, strength] from the flows and the small hxwx3
-        uint8 current frame, previous output and rainy input (see the module docstring)."""
-        cfg = self.cfg
+    def fb_confidence(self, flow_b: np.ndarray, flow_f: np.ndarray) -> np.ndarray:
+        """hxw float32 in [0, 1]: forward-backward consistency, zero outside the frame, eroded."""
         gx, gy = self.grid
         mx, my = gx + flow_b[..., 0], gy + flow_b[..., 1]
         f_w = cv2.remap(flow_f, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         mismatch = ((flow_b + f_w) ** 2).sum(axis=2)
-        tol2 = cfg.fb_tol ** 2 + 0.01 * ((flow_b ** 2).sum(axis=2) + (f_w ** 2).sum(axis=2))
+        tol2 = self.cfg.fb_tol ** 2 + 0.01 * ((flow_b ** 2).sum(axis=2) + (f_w ** 2).sum(axis=2))
         conf = np.exp(-((mismatch / tol2) ** 2))
-        warped = cv2.remap(prev_out, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        diff = cv2.blur(cv2.absdiff(warped, cur), (cfg.photo_blur, cfg.photo_blur))
-        err = diff.max(axis=2).astype(np.float32) * np.float32(1 / 255)
-        conf *= np.exp(-(err / self.photo_tolerance(cur, rainy)) ** 4)
-        h, w = cur.shape[:2]
-        inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
-        conf *= inside
-        conf = cv2.erode(conf.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-        return conf * np.float32(cfg.strength)
-
-    def photo_tolerance(self, cur: np.ndarray, rainy: np.ndarray | None) -> np.ndarray | np.float32:
-        """``photo_sigma``, raised by ``rain_relax`` times the brightness the network removed
-        (rainy minus derained, blurred like the error): where it took rain away, what is
-        left changing between frames is more likely remnant rain than a moving object."""
-        sigma = np.float32(self.cfg.photo_sigma)
-        if rainy is None or self.cfg.rain_relax <= 0:
-            return sigma
-        k = (self.cfg.photo_blur, self.cfg.photo_blur)
-        removed = cv2.blur(cv2.subtract(rainy, cur), k).max(axis=2).astype(np.float32) * np.float32(1 / 255)
-        return sigma + np.float32(self.cfg.rain_relax) * removed
+        h, w = flow_b.shape[:2]
+        conf *= (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
+        return cv2.erode(conf.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)

@@ -1,22 +1,17 @@
-"""CPU temporal-consistency smoother (numpy + OpenCV).
+"""CPU temporal-consistency smoother (numpy + OpenCV), filter v2 (see :mod:`.core`).
 
-A motion-compensated recursive filter: the previous *smoothed* output is warped onto
-the current frame with optical flow and blended into the current per-frame derained
-frame with a per-pixel weight ``alpha`` in [0, strength]::
+The previous *derained* frame is warped onto the current one with optical flow and
+blended in with a full-resolution per-pixel weight ``w``::
 
-    out_t = derained_t + alpha * (warp(out_{t-1}, flow_b) - derained_t)
+    out_t = D_t + w * (warp(D_{t-1}, flow_b) - D_t)
 
-``alpha`` is ~``strength`` where the flow is forward-backward consistent and the warped
-history agrees with the current frame, and ~0 at occlusions, disocclusions, moving
-objects the flow missed and frame borders, which therefore take the current frame
-(no ghost trails). Flow and confidence come from :class:`~.core.MotionAnalyser` at
-1/``scale`` resolution; only the flow/alpha upsampling, the warp and the blend run at
-full resolution. Scene cuts and :meth:`reset` drop the history, so the next output is
-the derained frame itself.
-
-The rainy input frame tells where the network removed rain: there the photometric
-tolerance is raised (``rain_relax``), since what still changes between frames at
-those pixels is more likely remnant rain than motion.
+``w`` is ~0 wherever the network removed no rain from the current frame, where the
+flow is inconsistent, where the warped frame differs by more than the removed rain
+explains (moving objects, occlusions) and at frame borders; and the change at a pixel
+is bounded by the rain removed there. Flow and its forward-backward confidence come
+from :class:`~.core.MotionAnalyser` at 1/``scale`` resolution; the warp, the removed-rain
+maps, the photometric test and the blend run at full resolution. Scene cuts and
+:meth:`reset` drop the history, so the next output is the derained frame itself.
 """
 
 from __future__ import annotations
@@ -27,9 +22,18 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, base_grid, box_downscale, opencv_threads
+from .core import (
+    DEFAULT_STRENGTH,
+    MotionAnalyser,
+    SmootherConfig,
+    base_grid,
+    blend_weight,
+    box_downscale,
+    opencv_threads,
+)
 
 log = logging.getLogger(__name__)
+INV255 = np.float32(1 / 255)
 
 
 def check_frame(frame: np.ndarray, name: str) -> None:
@@ -52,6 +56,44 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return np.dstack([gx, gy])
 
 
+def channel_max(img: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 -> HxW uint8 maximum over the channels."""
+    a, b, c = cv2.split(img)
+    return cv2.max(cv2.max(a, b), c)
+
+
+def half_size(h: int, w: int) -> tuple[int, int]:
+    """(h, w) of the weight maps: half resolution, at least 1x1."""
+    return max(h // 2, 1), max(w // 2, 1)
+
+
+def pool_mean(m: np.ndarray) -> np.ndarray:
+    """HxW uint8 -> half-size 2x2 means (the top-left even crop)."""
+    hh, wh = half_size(*m.shape)
+    if (hh, wh) == m.shape:
+        return m
+    return cv2.resize(m[:2 * hh, :2 * wh], (wh, hh), interpolation=cv2.INTER_AREA)
+
+
+def pool_max(m: np.ndarray) -> np.ndarray:
+    """HxW uint8 -> half-size 2x2 maxima (the top-left even crop)."""
+    hh, wh = half_size(*m.shape)
+    if (hh, wh) == m.shape or m.shape[0] < 2 or m.shape[1] < 2:
+        return m
+    return np.ascontiguousarray(cv2.dilate(m[:2 * hh, :2 * wh], np.ones((2, 2), np.uint8))[1::2, 1::2])
+
+
+def removed_rain(rainy: np.ndarray, derained: np.ndarray, blur: int) -> np.ndarray:
+    """Half-size uint8 map of the rain removed: box blur (``blur`` half-size pixels) of
+    the 2x2 means of the channel maximum of ``max(rainy - derained, 0)``."""
+    return cv2.blur(pool_mean(channel_max(cv2.subtract(rainy, derained))), (blur, blur))
+
+
+def to_unit(m: np.ndarray) -> np.ndarray:
+    """uint8 map -> float32 in [0, 1]."""
+    return np.multiply(m, INV255, dtype=np.float32)
+
+
 class TemporalSmoother:
     """Temporal smoother for HxWx3 uint8 RGB frames on the CPU.
 
@@ -63,14 +105,15 @@ class TemporalSmoother:
         self.cfg = SmootherConfig.build(strength, tuning)
         self.analyser = MotionAnalyser(self.cfg)
         self.grid: np.ndarray | None = None  # HxWx2 pixel coordinates
-        self.prev_out: np.ndarray | None = None
-        self.prev_out_small: np.ndarray | None = None
+        self.grid_half: np.ndarray | None = None  # the same for the half-size weight maps
+        self.prev: np.ndarray | None = None  # previous derained frame
+        self.prev_removed: np.ndarray | None = None  # its removed-rain map, half-size uint8
         self.resets = 0  # scene cuts and explicit resets seen (for logs and tests)
 
     def reset(self) -> None:
         """Forget the history (stream discontinuity): the next output is its derained frame."""
         self.analyser.reset()
-        self.prev_out = self.prev_out_small = None
+        self.prev = self.prev_removed = None
         self.resets += 1
 
     def __call__(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
@@ -80,35 +123,44 @@ class TemporalSmoother:
         if self.cfg.strength <= 0.0:
             return derained
         h, w = derained.shape[:2]
-        if self.prev_out is not None and self.prev_out.shape != derained.shape:
+        if self.prev is not None and self.prev.shape != derained.shape:
             log.info("frame size changed to %dx%d: smoother history dropped", w, h)
             self.reset()
         with opencv_threads(self.cfg.cv_threads):
             return self._step(derained, rainy)
 
     def _step(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
-        had_history = self.prev_out is not None
-        rainy_small = box_downscale(rainy, self.cfg.scale) if self.cfg.rain_relax > 0 else None
-        result = self.analyser.analyse(box_downscale(derained, self.cfg.scale), self.prev_out_small,
-                                       rainy_small)
-        if result is None:
+        removed = removed_rain(rainy, derained, self.cfg.photo_blur)
+        result = self.analyser.analyse(box_downscale(derained, self.cfg.scale))
+        if self.prev is None:
             out = derained
-            if had_history:
-                self.resets += 1
+        elif result is None:
+            out = derained
+            self.resets += 1
         else:
-            out = self.blend(derained, *result)
-        self.prev_out = out
-        self.prev_out_small = box_downscale(out, self.cfg.scale)
+            out = self.blend(derained, removed, *result)
+        self.prev = derained
+        self.prev_removed = cv2.dilate(removed, np.ones((self.cfg.rain_dilate,) * 2, np.uint8))
         return out
 
-    def blend(self, derained: np.ndarray, flow_b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """Warp the previous output by ``flow_b`` (hxwx2, small) and blend with weight
-        ``alpha`` (hxw, small), both upsampled to HxW: HxWx3 uint8."""
+    def blend(self, derained: np.ndarray, removed: np.ndarray, flow_b: np.ndarray,
+              fb: np.ndarray) -> np.ndarray:
+        """Warp the previous derained frame by ``flow_b`` (hxwx2, small) and blend it in with
+        the weight of :func:`~.core.blend_weight` (on half-size maps, the error's 2x2 maxima
+        in the bound, then upsampled): HxWx3 uint8."""
         h, w = derained.shape[:2]
+        hh, wh = removed.shape
         if self.grid is None or self.grid.shape[:2] != (h, w):
-            self.grid = pixel_grid(h, w)
+            self.grid, self.grid_half = pixel_grid(h, w), pixel_grid(hh, wh)
         coords = cv2.add(self.grid, upsample_flow(flow_b, h, w))
         map1, map2 = cv2.convertMaps(coords, None, cv2.CV_16SC2)  # fixed point: faster remap
-        warped = cv2.remap(self.prev_out, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        a = alpha if alpha.shape == (h, w) else cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+        warped = cv2.remap(self.prev, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        half = cv2.add(self.grid_half, upsample_flow(flow_b, hh, wh))
+        r_p = cv2.remap(self.prev_removed, half, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        e_full = channel_max(cv2.absdiff(warped, derained))
+        k = self.cfg.photo_blur
+        e, e_max = cv2.blur(pool_mean(e_full), (k, k)), pool_max(e_full)
+        fb_half = fb if fb.shape == (hh, wh) else cv2.resize(fb, (wh, hh), interpolation=cv2.INTER_LINEAR)
+        a = blend_weight(np, to_unit(e), to_unit(e_max), to_unit(removed), to_unit(r_p), fb_half, self.cfg)
+        a = cv2.resize(a.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         return cv2.blendLinear(warped, derained, a, np.float32(1.0) - a)

@@ -1,25 +1,25 @@
-"""Torch temporal-consistency smoother: the CPU smoother's filter on device tensors.
+"""Torch temporal-consistency smoother: the CPU smoother's filter (v2, see :mod:`.core`)
+on device tensors.
 
 Frames are **3xHxW** tensors (RGB, channel-first, as the torch backend produces them)
 on any torch device, uint8 in [0, 255] or float in [0, 1]; the output has the dtype,
 shape and device of ``derained`` and never leaves the device.
 
 What runs where (honestly): the motion analysis is the CPU smoother's
-(:class:`~.core.MotionAnalyser`: DIS optical flow, forward-backward and photometric
-confidence, scene cuts) on 1/``scale``-size luma, done on the CPU with OpenCV. Per frame
-this downloads three small frames (the box-downscaled derained frame, the previous
-output and, while ``rain_relax`` is on, the rainy frame; (H/s)x(W/s)x3 uint8 each,
-43 KB each at 640x360, s = 4) and uploads the small flow
-and weight maps. The full-resolution work (flow and weight upsampling, the bilinear
-warp with ``grid_sample`` and the blend) runs on the device. The small downloads
-synchronise the device once per frame.
+(:class:`~.core.MotionAnalyser`: DIS optical flow, forward-backward confidence, scene
+cuts) on the 1/``scale``-size luma of the derained frame, done on the CPU with OpenCV.
+Per frame this downloads one small frame ((H/s)x(W/s)x3 uint8, 43 KB at 640x360, s = 4)
+and uploads the small flow and confidence maps; the download synchronises the device
+once per frame. Everything at full resolution (removed-rain maps, flow and confidence
+upsampling, the bilinear warp with ``grid_sample``, the photometric test, the weight of
+:func:`~.core.blend_weight` and the blend) runs on the device.
 
-Agreement with :class:`~.cpu.TemporalSmoother` on uint8 frames: both feed identical
-(up to rounding ties of the box means) small frames to the same analysis, so they
-differ only by interpolation arithmetic (OpenCV's fixed-point remap/resize vs float
-``grid_sample``/``interpolate``) and the occasional rounding tie: tests require a mean
-absolute difference below 0.5 levels and 99.9% of values within 3 levels (of 255).
-Float inputs are not re-quantised to 8 bits between frames.
+Agreement with :class:`~.cpu.TemporalSmoother` on uint8 frames: the same small frames
+feed the same analysis, so the two differ only by interpolation and rounding
+arithmetic (OpenCV's fixed-point remap/resize and 8-bit maps vs float ``grid_sample``,
+``interpolate`` and box filters): tests require a mean absolute difference below 0.5
+levels and 99.9% of values within 3 levels (of 255). Float inputs are not
+re-quantised to 8 bits.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, require
-from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, opencv_threads, small_size
+from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, blend_weight, opencv_threads, small_size
+from .cpu import half_size
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,15 @@ class TorchTemporalSmoother:
         self.device = self.torch.device(device)
         self.cfg = SmootherConfig.build(strength, tuning)
         self.analyser = MotionAnalyser(self.cfg)
-        self.grid: Any = None  # 1xHxWx2 pixel coordinates (x, y)
-        self.prev_out: Any = None  # 3xHxW float32 in [0, 255]
-        self.prev_out_small: np.ndarray | None = None
+        self.grids: dict[tuple[int, int], Any] = {}  # 1xhxwx2 pixel coordinates (x, y) per size
+        self.prev: Any = None  # previous derained frame, 3xHxW float32 in [0, 255]
+        self.prev_removed: Any = None  # its (dilated) half-size removed-rain map, 1xhxw float32
         self.resets = 0
 
     def reset(self) -> None:
         """Forget the history (stream discontinuity): the next output is its derained frame."""
         self.analyser.reset()
-        self.prev_out = self.prev_out_small = None
+        self.prev = self.prev_removed = None
         self.resets += 1
 
     def _check(self, frame: Any, name: str) -> None:
@@ -71,6 +72,23 @@ class TorchTemporalSmoother:
         small_u8 = small.round().clamp(0, 255).to(self.torch.uint8).permute(1, 2, 0).contiguous()
         return small_u8.cpu().numpy()
 
+    def _pool(self, m: Any, op: str) -> Any:
+        """1xHxW -> 1x(H/2)x(W/2) 2x2 means ('mean') or maxima ('max') of the even crop."""
+        hh, wh = half_size(*m.shape[1:])
+        if (hh, wh) == tuple(m.shape[1:]):
+            return m
+        crop = m[None, :, :2 * hh, :2 * wh]
+        return (self.F.avg_pool2d(crop, 2) if op == "mean" else self.F.max_pool2d(crop, 2))[0]
+
+    def _box(self, m: Any) -> Any:
+        """1xHxW box blur of ``photo_blur`` (border reflected like OpenCV's default)."""
+        k = self.cfg.photo_blur
+        if k == 1:
+            return m
+        lo = (k - 1) // 2
+        padded = self.F.pad(m[None], (lo, k - 1 - lo, lo, k - 1 - lo), mode="reflect")
+        return self.F.avg_pool2d(padded, k, stride=1)[0]
+
     def __call__(self, derained: Any, rainy: Any) -> Any:
         """Smoothed 3xHxW frame (dtype of ``derained``) from the current derained and rainy
         frames (``rainy``: same dtype convention)."""
@@ -79,47 +97,67 @@ class TorchTemporalSmoother:
         if self.cfg.strength <= 0.0:
             return derained
         is_u8 = derained.dtype == self.torch.uint8
-        x = derained.to(self.device, self.torch.float32)
-        if not is_u8:
-            x = x * 255.0
-        if self.prev_out is not None and self.prev_out.shape != x.shape:
+        gain = 1.0 if is_u8 else 255.0
+        x = derained.to(self.device, self.torch.float32) * gain
+        if self.prev is not None and self.prev.shape != x.shape:
             log.info("frame size changed to %dx%d: smoother history dropped", x.shape[2], x.shape[1])
             self.reset()
-        had_history = self.prev_out is not None
-        rainy_small = None
-        if self.cfg.rain_relax > 0:  # one more small download, only when it is used
-            rainy_small = self._small(rainy.to(self.device, self.torch.float32) * (1.0 if is_u8 else 255.0))
+        r = rainy.to(self.device, self.torch.float32) * gain
+        removed = self._box(self._pool((r - x).clamp(min=0).amax(dim=0, keepdim=True), "mean"))
         with opencv_threads(self.cfg.cv_threads):
-            result = self.analyser.analyse(self._small(x), self.prev_out_small, rainy_small)
-        if result is None:
-            out = x.round() if is_u8 else x
-            self.resets += int(had_history)
+            result = self.analyser.analyse(self._small(x))
+        if self.prev is None or result is None:
+            self.resets += int(self.prev is not None)
+            out = x
         else:
-            out = self.blend(x, *result)
-            if is_u8:
-                out = out.round().clamp(0, 255)
-        self.prev_out = out
-        self.prev_out_small = self._small(out)
-        return out.to(self.torch.uint8) if is_u8 else out * (1.0 / 255.0)
+            out = self.blend(x, removed, *result)
+        self.prev = x
+        d = self.cfg.rain_dilate
+        self.prev_removed = removed if d <= 1 else self.F.max_pool2d(removed[None], d, 1, d // 2)[0]
+        if is_u8:
+            return out.round().clamp(0, 255).to(self.torch.uint8)
+        return out * (1.0 / 255.0)
 
-    def blend(self, x: Any, flow_b: np.ndarray, alpha: np.ndarray) -> Any:
-        """Warp the previous output by ``flow_b`` (hxwx2 numpy, small) and blend into ``x``
-        (3xHxW float [0, 255]) with weight ``alpha`` (hxw numpy, small): 3xHxW float."""
-        torch, F = self.torch, self.F
-        h, w = x.shape[1:]
-        sh, sw = alpha.shape
-        flow = torch.from_numpy(flow_b).to(self.device).permute(2, 0, 1)[None]  # 1x2xhxw
-        a = torch.from_numpy(alpha).to(self.device)[None, None]  # 1x1xhxw
-        if (sh, sw) != (h, w):
-            flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
-            flow = flow * torch.tensor([w / sw, h / sh], device=self.device).view(1, 2, 1, 1)
-            a = F.interpolate(a, size=(h, w), mode="bilinear", align_corners=False)
-        if self.grid is None or self.grid.shape[1:3] != (h, w):
+    def _grid(self, h: int, w: int) -> Any:
+        """1xhxwx2 pixel coordinates (x, y), cached per size."""
+        torch = self.torch
+        if (h, w) not in self.grids:
             gy, gx = torch.meshgrid(torch.arange(h, device=self.device, dtype=torch.float32),
                                     torch.arange(w, device=self.device, dtype=torch.float32), indexing="ij")
-            self.grid = torch.stack([gx, gy], dim=-1)[None]
-        coords = self.grid + flow.permute(0, 2, 3, 1)
-        scale = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=self.device)
-        warped = F.grid_sample(self.prev_out[None], coords * scale - 1.0, mode="bilinear",
-                               padding_mode="border", align_corners=True)[0]
-        return x + a[0] * (warped - x)
+            self.grids[(h, w)] = torch.stack([gx, gy], dim=-1)[None]
+        return self.grids[(h, w)]
+
+    def _resize(self, m: Any, h: int, w: int) -> Any:
+        """1xCxh'xw' -> 1xCxhxw bilinear (OpenCV's INTER_LINEAR sampling)."""
+        if tuple(m.shape[2:]) == (h, w):
+            return m
+        return self.F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
+
+    def _warp(self, img: Any, flow: Any) -> Any:
+        """Backward warp of 1xCxhxw ``img`` by 1x2xh'xw' small-frame ``flow`` (resized to hxw)."""
+        h, w = img.shape[2:]
+        sh, sw = flow.shape[2:]
+        gain = self.torch.tensor([w / sw, h / sh], device=self.device).view(1, 2, 1, 1)
+        f = self._resize(flow, h, w) * gain
+        coords = self._grid(h, w) + f.permute(0, 2, 3, 1)
+        scale = self.torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=self.device)
+        return self.F.grid_sample(img, coords * scale - 1.0, mode="bilinear", padding_mode="border",
+                                  align_corners=True)
+
+    def blend(self, x: Any, removed: Any, flow_b: np.ndarray, fb: np.ndarray) -> Any:
+        """Warp the previous derained frame by ``flow_b`` (hxwx2 numpy, small) and blend it
+        into ``x`` (3xHxW float [0, 255]) with :func:`~.core.blend_weight` on half-size maps
+        (as the CPU smoother): 3xHxW float."""
+        torch = self.torch
+        h, w = x.shape[1:]
+        hh, wh = removed.shape[1:]
+        flow = torch.from_numpy(flow_b).to(self.device).permute(2, 0, 1)[None]  # 1x2xhxw
+        conf = self._resize(torch.from_numpy(fb).to(self.device)[None, None], hh, wh)[0]
+        warped = self._warp(self.prev[None], flow)[0]
+        r_p = self._warp(self.prev_removed[None], flow)[0]
+        diff = warped - x
+        e_full = diff.abs().amax(dim=0, keepdim=True)
+        k = 1.0 / 255.0
+        e, e_max = self._box(self._pool(e_full, "mean")) * k, self._pool(e_full, "max") * k
+        a = blend_weight(torch, e, e_max, removed * k, r_p * k, conf, self.cfg)
+        return x + self._resize(a[None], h, w)[0] * diff

@@ -35,3 +35,21 @@ def moving_square(bg: np.ndarray, patch: np.ndarray, n: int, step: int, y: int =
         frames.append(f)
         corners.append((y, x))
     return frames, corners
+
+
+def streaks(rng: np.random.Generator, h: int = H, w: int = W, n: int = 40, amp: float = 80.0) -> np.ndarray:
+    """HxW float32 layer of ``n`` bright vertical streaks (20x3 px) at random places."""
+    layer = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        y, x = int(rng.integers(0, h - 20)), int(rng.integers(0, w - 3))
+        layer[y:y + 20, x:x + 3] = amp
+    return layer
+
+
+def rain_pair(clean: np.ndarray, rng: np.random.Generator, remnant: float, n: int = 40
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(rainy, derained) of a clean frame: new streaks every frame, of which the
+    "network" leaves ``remnant`` (0: removes them all)."""
+    layer = streaks(rng, *clean.shape[:2], n=n)[..., None]
+    add = lambda g: np.clip(clean + g * layer + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
+    return add(1.0), add(remnant)
