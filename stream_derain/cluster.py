@@ -85,7 +85,7 @@ class FileOutcome:
     error: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "seconds": round(self.seconds, 3), "fps": round(self.fps, 2)}
 
 
 @dataclass
@@ -106,10 +106,14 @@ class ClusterProgress:
 
 @dataclass
 class ClusterResult:
+    """``seconds``: from the first task's submission to the last outcome (what the
+    throughput is of); ``wall_seconds`` adds connecting to (or starting) Ray."""
+
     files: list[FileOutcome]
     seconds: float
     interrupted: bool = False
     workers: int = 0
+    wall_seconds: float = 0.0
 
     def count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -135,6 +139,7 @@ class ClusterResult:
         return {"files": [f.as_dict() for f in self.files], "seconds": round(self.seconds, 3),
                 "frames": self.frames, "fps": round(self.fps, 2),
                 "files_per_min": round(self.files_per_min, 2), "workers": self.workers,
+                "wall_seconds": round(self.wall_seconds, 3),
                 "interrupted": self.interrupted, **summary}
 
 
@@ -462,7 +467,7 @@ def run_cluster(jobs: Sequence[Any], cfg: DerainConfig, opts: ClusterOptions = C
         if pre is None:
             todo.append(i)
     todo = [i for i in todo if _output_folder(outcomes[i])]
-    interrupted, window = False, 0
+    interrupted, window, seconds = False, 0, 0.0
     if todo and (n := sweep_stale_parts([pairs[i][1] for i in todo])):
         log.info("removed %d temporary file(s) left by an earlier run", n)
     if todo:
@@ -470,5 +475,6 @@ def run_cluster(jobs: Sequence[Any], cfg: DerainConfig, opts: ClusterOptions = C
             runner = _Runner(ray, pairs, cfg, opts, outcomes, progress)
             window = runner.window
             interrupted = runner.run(todo)
+            seconds = time.perf_counter() - runner.t0
     files = [outcomes[i] for i in range(len(pairs))]
-    return ClusterResult(files, time.perf_counter() - t0, interrupted, window)
+    return ClusterResult(files, seconds, interrupted, window, time.perf_counter() - t0)

@@ -47,9 +47,26 @@ def cluster_bar(total: int, quiet: bool) -> Iterator[Callable[[Any], None]]:
     columns = (TextColumn("ray"), BarColumn(), TextColumn("{task.fields[files]}/{task.total:.0f} files"),
                TextColumn("{task.fields[fps]:.1f} frames/s"), TextColumn("elapsed"), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
+    with Progress(*columns, console=Console(stderr=True)) as bar, logs_above(bar.console):
         task = bar.add_task("ray", total=total, files=0, fps=0.0)
         yield lambda p: bar.update(task, completed=p.fraction, files=p.files, fps=p.fps)
+
+
+@contextmanager
+def logs_above(console: Console) -> Iterator[None]:
+    """While a bar is live, log records print above it (rich's handler) instead of
+    through it."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False)
+    handler.setLevel(min((h.level for h in saved), default=logging.INFO))
+    root.handlers = [handler]
+    try:
+        yield
+    finally:
+        root.handlers = saved
 
 
 def print_table(result: Any, stderr: bool = False) -> None:
