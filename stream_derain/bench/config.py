@@ -49,6 +49,7 @@ class BenchConfig:
     seed: int = 0
     device_frames: bool | None = None
     preset: str | None = None  # e2e encoder preset (None: the encoder's default, as in derain)
+    rounds: int = 1  # > 1: variants active together, cases taken in turn (bench/interleave.py)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -64,6 +65,8 @@ class BenchConfig:
             raise ConfigError("resolutions must be positive")
         if self.warmup < 0 or self.iters < 0 or self.budget_s <= 0 or self.min_iters < 1:
             raise ConfigError("warmup/iters must be >= 0, budget > 0, min_iters >= 1")
+        if self.rounds < 1:
+            raise ConfigError("rounds must be >= 1")
         if self.frames is not None and self.frames < 1:
             raise ConfigError("frames must be >= 1")
 

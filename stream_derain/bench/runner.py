@@ -20,6 +20,7 @@ from ..models import ModelInfo
 from .config import BenchConfig
 from .e2e import run_e2e
 from .engine import error_reason, failed_case, run_engine
+from .interleave import run_e2e_rounds, run_engine_rounds
 from .machine import git_revision, load_average, machine_info
 from .timing import LoopPlan, run_in_worker
 
@@ -90,15 +91,16 @@ def _not_run(variant: dict[str, Any], cfg: BenchConfig, status: str, reason: str
     return engine, e2e
 
 
-def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
-                  has_gpu: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(variant summary, engine rows, e2e rows) for one backend x precision."""
+def start_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
+                  has_gpu: bool) -> tuple[dict[str, Any], Backend | None, list, list]:
+    """(variant summary, the activated backend or None, engine and e2e rows if it did not start)."""
     variant = {"variant": f"{name}/{precision}", "backend": name, "precision": precision, "device": None}
     need = gpu_required(name, precision)
     reason = unsupported(name, precision) or (f"no GPU visible ({need})" if need and not has_gpu else None)
     if reason:
         log.warning("%s %s", variant["variant"], reason)
-        return {**variant, "status": "skipped", "reason": reason}, *_not_run(variant, cfg, "skipped", reason)
+        summary = {**variant, "status": "skipped", "reason": reason}
+        return summary, None, *_not_run(variant, cfg, "skipped", reason)
     t0 = time.perf_counter()
     try:
         backend = factory(name, model, precision, cfg.threads)
@@ -106,20 +108,65 @@ def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig,
     except Exception as exc:  # noqa: BLE001 - not installed, no GPU, bad model: all reported
         reason = error_reason(exc)
         log.warning("%s failed to start: %s", variant["variant"], reason)
-        return {**variant, "status": "failed", "reason": reason}, *_not_run(variant, cfg, "failed", reason)
+        summary = {**variant, "status": "failed", "reason": reason}
+        return summary, None, *_not_run(variant, cfg, "failed", reason)
+    activate_s = round(time.perf_counter() - t0, 3)
+    variant.update(device=str(backend.device), **precision_used(backend))
+    log.info("benchmarking %s (activated in %.2fs)", backend.describe(), activate_s)
+    return {**variant, "status": "ok", "reason": None, "describe": backend.describe(),
+            "activate_s": activate_s}, backend, [], []
+
+
+def _variant_dict(summary: dict[str, Any]) -> dict[str, Any]:
+    keys = ("variant", "backend", "precision", "device", "precision_used", "precision_psnr_db",
+            "loaded_from_cache")
+    return {k: summary.get(k) for k in keys}
+
+
+def _plan(cfg: BenchConfig) -> LoopPlan:
+    return LoopPlan(cfg.warmup, cfg.iters, cfg.budget_s, cfg.min_iters, cfg.max_iters)
+
+
+def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
+                  has_gpu: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(variant summary, engine rows, e2e rows) for one backend x precision."""
+    summary, backend, engine, e2e = start_variant(name, precision, model, cfg, factory, has_gpu)
+    if backend is None:
+        return summary, engine, e2e
     try:
-        activate_s = round(time.perf_counter() - t0, 3)
-        variant.update(device=str(backend.device), **precision_used(backend))
-        summary = {**variant, "status": "ok", "reason": None, "describe": backend.describe(),
-                   "activate_s": activate_s}
-        log.info("benchmarking %s (activated in %.2fs)", backend.describe(), activate_s)
-        plan = LoopPlan(cfg.warmup, cfg.iters, cfg.budget_s, cfg.min_iters, cfg.max_iters)
-        engine = run_engine(backend, variant, cfg.resolutions, cfg.batches, plan, cfg.seed) \
+        variant = _variant_dict(summary)
+        engine = run_engine(backend, variant, cfg.resolutions, cfg.batches, _plan(cfg), cfg.seed) \
             if cfg.run_engine else []
         e2e = [_e2e_row(backend, variant, cfg)] if cfg.run_e2e else []
     finally:
         backend.__exit__(*sys.exc_info())
     return summary, engine, e2e
+
+
+def bench_rounds(model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
+                 has_gpu: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(variants, engine rows, e2e rows) with every variant active at once and its cases
+    taken in turn, ``cfg.rounds`` times (:mod:`.interleave`)."""
+    variants, engine, e2e, active = [], [], [], []
+    try:
+        for name in cfg.backends or default_backends():
+            for precision in cfg.precisions:
+                summary, backend, rows, runs = start_variant(name, precision, model, cfg, factory, has_gpu)
+                variants.append(summary)
+                engine, e2e = engine + rows, e2e + runs
+                if backend is not None:
+                    active.append((backend, _variant_dict(summary)))
+        if cfg.run_engine:
+            engine += run_engine_rounds(active, cfg.resolutions, cfg.batches, _plan(cfg), cfg.rounds,
+                                        cfg.seed)
+        if cfg.run_e2e:
+            e2e += run_e2e_rounds(active, cfg.rounds, lambda be, variant: _e2e_row(be, variant, cfg))
+    finally:
+        for backend, _ in active:
+            backend.__exit__(*sys.exc_info())
+    order = [v["variant"] for v in variants]
+    return variants, sorted(engine, key=lambda r: order.index(r["variant"])), \
+        sorted(e2e, key=lambda r: order.index(r["variant"]))
 
 
 def precision_used(backend: Backend) -> dict[str, Any]:
@@ -157,7 +204,9 @@ def _run_bench(cfg: BenchConfig, factory: BackendFactory) -> dict[str, Any]:
     model = resolve_model(cfg.model)
     has_gpu = gpu_visible()
     variants, engine, e2e = [], [], []
-    for name in cfg.backends or default_backends():
+    if cfg.rounds > 1:
+        variants, engine, e2e = bench_rounds(model, cfg, factory, has_gpu)
+    for name in (cfg.backends or default_backends()) if cfg.rounds == 1 else ():
         for precision in cfg.precisions:
             summary, rows, runs = bench_variant(name, precision, model, cfg, factory, has_gpu)
             variants.append(summary)
@@ -183,5 +232,5 @@ def _config_dict(cfg: BenchConfig, has_gpu: bool) -> dict[str, Any]:
             "budget_s": cfg.budget_s, "min_iters": cfg.min_iters,
             "input": str(cfg.e2e_input()) if cfg.run_e2e else None, "frames": cfg.frames,
             "smooth": cfg.smooth, "smooth_strength": cfg.smooth_strength, "device_frames": cfg.device_frames,
-            "threads": cfg.threads, "preset": cfg.preset,
+            "threads": cfg.threads, "preset": cfg.preset, "rounds": cfg.rounds,
             "gpu_visible": has_gpu}

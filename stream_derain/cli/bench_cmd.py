@@ -46,6 +46,8 @@ def bench_cmd(
         None, "--device-frames/--host-frames",
         help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can)."),
     preset: Optional[str] = typer.Option(None, help="e2e: encoder preset (default: the encoder's)."),
+    rounds: int = typer.Option(1, min=1, help="Take the variants in turn this many times, all active at "
+                               "once (fairer ratios on a shared machine; e2e keeps each one's best round)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG bar chart of engine fps."),
     markdown: Optional[Path] = typer.Option(
@@ -83,7 +85,8 @@ def bench_cmd(
         batches=tuple(batch) if batch else (1,), backends=tuple(backend or ()),
         precisions=tuple(precision) if precision else ("fp32",), model=model, warmup=warmup, iters=iters,
         budget_s=budget, input=input, frames=frames, smooth=smooth, smooth_strength=smooth_strength,
-        threads=threads, device_frames=device_frames, preset=preset)
+        threads=threads, device_frames=device_frames, preset=preset,
+        rounds=rounds)
     report = run_bench(cfg)
     report["command"] = shlex.join(["stream-derain", *sys.argv[1:]]) if "bench" in sys.argv[1:] else None
     console.print(rich_report(report))

@@ -30,3 +30,21 @@ def test_openvino_rows_report_the_precision_used(tiny_engines: str) -> None:
     if status["openvino/bf16"]["status"] == "ok":
         assert rows["openvino/bf16"]["precision_used"] == "bf16"
     assert "openvino" in rep["machine"]["libraries"] and rep["machine"]["cpu_native_precisions"][-1] == "fp32"
+
+
+def test_rounds_interleave_variants_and_pool_them(tiny_engines: str, short_clip) -> None:  # noqa: ANN001
+    cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch"), precisions=("fp32", "fp16"),
+                      model=tiny_engines, input=short_clip, rounds=2, **SMALL)
+    rep = run_bench(cfg)
+    assert validate_report(rep) == []
+    assert [v["variant"] for v in rep["variants"]] == ["onnxruntime/fp32", "onnxruntime/fp16", "nosuch/fp32",
+                                                       "nosuch/fp16"]
+    ok = [r for r in rep["engine"] if r["status"] == "ok"]
+    assert [r["variant"] for r in ok] == ["onnxruntime/fp32", "onnxruntime/fp16"]
+    assert all(r["rounds"] == 2 and len(r["fps_rounds"]) == 2 and r["iters"] >= 2 for r in ok)
+    assert ok[0]["ratio_vs_baseline"] == 1.0
+    e2e = [r for r in rep["e2e"] if r["status"] == "ok"]
+    assert len(e2e) == 2 and all(len(r["pipeline_fps_rounds"]) == 2 for r in e2e)
+    assert all(r["pipeline"]["fps"] == max(r["pipeline_fps_rounds"]) for r in e2e)
+    assert rep["config"]["rounds"] == 2
+    assert {r["status"] for r in rep["engine"] if r["variant"].startswith("nosuch")} == {"failed"}
