@@ -257,7 +257,7 @@ def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
                progress: Progress | None) -> tuple[PipelineResult, VideoReader]:
     reader = VideoReader(cfg.input, cfg.start, cfg.max_frames, hwaccel=cfg.hwaccel)
     try:
-        writer = VideoWriter(out, reader.info, cfg.encode)
+        writer = VideoWriter(out, reader.info, cfg.encode, name=cfg.output or default_output(cfg.input))
     except BaseException:
         reader.close()
         raise

@@ -157,7 +157,7 @@ class VideoReader:
         if not self.container.streams.video:
             raise InputError(f"no video stream in {path}")
         self.stream = self.container.streams.video[0]
-        self.stream.thread_type = "AUTO"
+        self.stream.thread_type = "SLICE"  # frame threading loses frames around damaged packets
         cc = self.stream.codec_context
         copy = ([s for s in self.container.streams if s.type in ("audio", "subtitle", "data")]
                 if copy_streams else [])
@@ -257,23 +257,26 @@ class VideoWriter:
     """Encodes RGB frames with the source's timestamps and colour tags, and remuxes
     copied packets. ``close()`` always finalises the container (playable file)."""
 
-    def __init__(self, path: Path, info: VideoInfo, opts: EncodeOptions) -> None:
-        self.path, self.info, self.frames = path, info, 0
+    def __init__(self, path: Path, info: VideoInfo, opts: EncodeOptions, name: Path | None = None) -> None:
+        """``name``: the path to name in messages (the output, when ``path`` is its
+        temporary file)."""
+        self.path, self.info, self.frames = name or path, info, 0
         codec = check_options(opts)
         pix_fmt = choose_pix_fmt(codec, info.width, info.height, info.pix_fmt, opts.pix_fmt)
         try:
             self.container = av.open(str(path), "w", options=opts.container_options)
         except ValueError:
-            raise OutputError(f"cannot write {path}: no container format for the extension "
-                              f"{path.suffix or '(none)'!r}; use .mp4, .mkv, .mov or .webm") from None
+            raise OutputError(f"cannot write {self.path}: no container format for the extension "
+                              f"{self.path.suffix or '(none)'!r}; use .mp4, .mkv, .mov or .webm") from None
         except (av.error.FFmpegError, OSError) as exc:
-            raise OutputError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
+            why = getattr(exc, "strerror", None) or exc
+            raise OutputError(f"cannot write {self.path}: {why}") from None
         try:
             self.stream = self._video_stream(opts, pix_fmt)
             open_encoder(self.stream)
         except (av.error.FFmpegError, ValueError) as exc:
             self.container.close()
-            raise OutputError(f"cannot encode {opts.codec} into {path}: {exc}") from None
+            raise OutputError(f"cannot encode {opts.codec} into {self.path}: {exc}") from None
         except BaseException:
             self.container.close()
             raise
@@ -303,6 +306,10 @@ class VideoWriter:
     def _copy_streams(self) -> dict[int, Any]:
         copies = {}
         for src in self.info.copy_streams:
+            name = getattr(src.codec_context, "name", None) if src.codec_context is not None else None
+            if src.type != "data" and name in (None, "none", "unknown"):
+                log.warning("not copying %s stream #%d: unknown codec (damaged header?)", src.type, src.index)
+                continue
             try:
                 copies[src.index] = self.container.add_stream_from_template(src)
             except (ValueError, AttributeError, UnicodeDecodeError, av.error.FFmpegError) as exc:
@@ -368,6 +375,8 @@ class VideoWriter:
                 self.container.mux(p)
         except OSError as exc:
             raise self._output_error(exc) from None
+        except (av.error.FFmpegError, ValueError) as exc:  # e.g. a header the muxer rejects
+            raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
 
     def _output_error(self, exc: OSError) -> OutputError:
         if exc.errno == errno.ENOSPC:

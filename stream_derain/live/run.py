@@ -64,6 +64,8 @@ class LiveConfig:
             raise ConfigError(f"queue size must be >= 1, got {self.queue_size}")
         if self.segment_minutes <= 0:
             raise ConfigError(f"segment length must be > 0 minutes, got {self.segment_minutes}")
+        if self.preview_port is not None and not 0 <= self.preview_port <= 65535:
+            raise ConfigError(f"--preview-port {self.preview_port} is not a port number (1-65535)")
 
 
 @dataclass
