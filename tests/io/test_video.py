@@ -134,3 +134,69 @@ def test_timestamp_gap_marks_a_discontinuity(make_clip):
     finally:
         reader.close()
     assert len(marks) == 10 and [i for i, m in enumerate(marks) if m] == [5]
+
+
+def test_rotation_is_kept_with_audio(make_clip, use_tiny_model, tmp_path):
+    """Audio packets muxed before the first frame wrote the header without the display
+    matrix; they are now held back until the first frame."""
+    src = make_clip("rot.mp4", frames=6, rotation=90, audio=True)
+    out = run_derain(src, tmp_path / "out.mp4")
+    assert probe(out)["rotation"] == 90 and probe(out)["streams"] == ["video", "audio"]
+
+
+def _tagged_clip(make_clip, tmp_path: Path, name: str) -> Path:
+    """A clip with container and stream tags, as a camera writes them (ffmpeg remux)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    plain = make_clip("plain" + Path(name).suffix, frames=5, audio=True)
+    path = tmp_path / name
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata",
+                    "title=Rain on the A9", "-metadata", "creation_time=2026-11-02T07:31:05Z",
+                    "-metadata:s:v", "language=eng", "-metadata:s:a", "language=deu", str(path)], check=True)
+    return path
+
+
+@pytest.mark.parametrize("name", ["tagged.mp4", "tagged.mkv"])
+def test_metadata_is_kept(make_clip, use_tiny_model, tmp_path, name):
+    src = _tagged_clip(make_clip, tmp_path, name)
+    out = run_derain(src, tmp_path / ("out" + Path(name).suffix))
+    with av.open(str(out)) as c:
+        assert c.metadata.get("title") == "Rain on the A9"
+        assert c.metadata.get("creation_time", "").startswith("2026-11-02T07:31:05")
+        assert c.streams.video[0].metadata.get("language") == "eng"
+        assert c.streams.audio[0].metadata.get("language") == "deu"
+
+
+def test_last_frame_duration_without_source_durations(make_clip, use_tiny_model, tmp_path):
+    """A VFR source whose frames carry no duration: the last frame lasts as long as the
+    step before it, so the output is not a frame shorter than the source."""
+    src = make_clip("vfr.mkv", frames=9, pts_steps=[40, 40, 120, 40, 80], audio=False)
+    out = run_derain(src, tmp_path / "out.mkv")
+    a, b = probe(src), probe(out)
+    assert b["pts"] == a["pts"]
+    with av.open(str(src)) as c:
+        src_end = max(f.pts + (f.duration or 0) for f in c.decode(video=0))
+    with av.open(str(out)) as c:
+        out_end = max(f.pts + (f.duration or 0) for f in c.decode(video=0))
+    assert out_end >= src_end
+
+
+def test_truncated_file_keeps_every_frame_ffmpeg_decodes(make_clip, use_tiny_model, tmp_path):
+    """Frame threading lost the frames around a damaged end; every frame PyAV decodes
+    with slice threading, and the decoder's buffered ones, are kept."""
+    src = make_clip("in.mkv", frames=20, audio=False)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.7)])
+    with av.open(str(cut)) as c:
+        c.streams.video[0].thread_type = "SLICE"
+        expected = 0
+        try:
+            for packet in c.demux(video=0):
+                expected += len(packet.decode())
+        except av.error.FFmpegError:
+            pass
+    out = run_derain(cut, tmp_path / "out.mkv")
+    assert len(probe(out)["pts"]) == expected > 5
