@@ -83,9 +83,11 @@ class FileOutcome:
     pid: int = 0
     attempts: int = 0
     error: str = ""
+    cpu_seconds: float = 0.0  # the worker process's CPU time for the file (all its threads)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "seconds": round(self.seconds, 3), "fps": round(self.fps, 2)}
+        return {**asdict(self), "seconds": round(self.seconds, 3), "fps": round(self.fps, 2),
+                "cpu_seconds": round(self.cpu_seconds, 3)}
 
 
 @dataclass
@@ -230,7 +232,7 @@ def run_file(index: int, inp: Path, out: Path, cfg: DerainConfig, tracker: Any) 
     outcome.attempts, earlier = ray.get(tracker.start.remote(index, os.getpid(), node))
     remove_parts(out, earlier)
     part = part_path(out)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         _, result = derain(replace(cfg, input=inp, output=part, overwrite=True), _reporter(tracker, index))
     except PERMANENT_ERRORS as exc:
@@ -242,6 +244,7 @@ def run_file(index: int, inp: Path, out: Path, cfg: DerainConfig, tracker: Any) 
         raise
     frames = result if isinstance(result, int) else result.frames
     outcome.frames, outcome.seconds = frames, time.perf_counter() - t0
+    outcome.cpu_seconds = time.process_time() - cpu0
     outcome.fps = frames / outcome.seconds if outcome.seconds > 0 else 0.0
     if not isinstance(result, int) and result.interrupted:
         part.unlink(missing_ok=True)
@@ -269,6 +272,28 @@ def _worker_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
 
 
+def init_ray(ray: Any, opts: ClusterOptions, tries: int = 3) -> None:
+    """``ray.init`` for ``opts``: join ``opts.address`` (or RAY_ADDRESS), else start a
+    local instance; a local start that times out (Ray allows its raylet 30 s, which a
+    loaded machine can miss) is tried again. Failures are a :class:`ConfigError`."""
+    kwargs: dict[str, Any] = {"address": opts.address, "log_to_driver": opts.log_to_driver,
+                              "logging_level": logging.WARNING,
+                              "runtime_env": {"env_vars": _worker_env()}}
+    local = opts.address is None and not os.environ.get("RAY_ADDRESS")
+    if local:
+        kwargs.update(num_cpus=opts.num_cpus, include_dashboard=False)
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception on a start timeout
+            ray.shutdown()
+            if not local or attempt == tries:
+                where = opts.address or os.environ.get("RAY_ADDRESS") or "a local instance"
+                raise ConfigError(f"cannot start or reach Ray ({where}): {_one_line(exc)}") from None
+            log.warning("starting Ray failed (%s); trying again", _one_line(exc))
+
+
 @contextmanager
 def connected(ray: Any, opts: ClusterOptions) -> Iterator[None]:
     """Join the cluster at ``opts.address`` (or start a local instance) unless this
@@ -276,15 +301,7 @@ def connected(ray: Any, opts: ClusterOptions) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    kwargs: dict[str, Any] = {"address": opts.address, "log_to_driver": opts.log_to_driver,
-                              "logging_level": logging.WARNING,
-                              "runtime_env": {"env_vars": _worker_env()}}
-    if opts.address is None and not os.environ.get("RAY_ADDRESS"):
-        kwargs.update(num_cpus=opts.num_cpus, include_dashboard=False)
-    try:
-        ray.init(**kwargs)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"cannot reach the Ray cluster at {opts.address or 'local'}: {exc}") from None
+    init_ray(ray, opts)
     try:
         yield
     finally:

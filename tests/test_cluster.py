@@ -29,7 +29,7 @@ CFG = DerainConfig(input=Path("."), smooth=False)
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    cluster.init_ray(ray, cluster.ClusterOptions(num_cpus=2))  # retries a start that times out
     yield ray
     ray.shutdown()
 
