@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import typer
 
 from ..errors import StreamDerainError
+from ..pipeline import interrupt_noted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Remove rain from video files, images and live streams.")
@@ -29,6 +30,12 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     setup_logging(verbose, quiet)
 
 
+def interrupted() -> None:
+    """Ctrl-C / SIGTERM before anything was written: say so, exit 130."""
+    typer.echo("Interrupted (nothing written)", err=True)
+    raise typer.Exit(130)
+
+
 def fail(message: str) -> None:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(1)
@@ -42,7 +49,11 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except StreamDerainError as exc:
+            if interrupt_noted():  # e.g. an import cut short by SIGTERM looks like a missing extra
+                interrupted()
             fail(str(exc))
+        except KeyboardInterrupt:
+            interrupted()
 
     return wrapper  # type: ignore[return-value]
 

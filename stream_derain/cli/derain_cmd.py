@@ -15,7 +15,7 @@ from ..derain import DerainConfig, derain
 from ..errors import ConfigError
 from ..io.encode import check_options
 from ..io.video import EncodeOptions
-from ..pipeline import PipelineResult, note_interrupt
+from ..pipeline import PipelineResult, clear_interrupt, note_interrupt
 from ..smooth import DEFAULT_STRENGTH
 from .common import app, handle_errors, setup_logging
 from .progress import progress_reporter
@@ -32,6 +32,7 @@ def _sigterm_as_interrupt() -> None:
         note_interrupt()
         raise KeyboardInterrupt
 
+    clear_interrupt()
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ import av
 
 from ..errors import InputError
 from ..io.video import ColorInfo, FrameItem
+from ..pipeline import interrupt_noted
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,27 @@ class SourceConfig:
         return {}
 
 
+def interruptible(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a worker thread, waited for in slices: in the main thread a blocking
+    PyAV call would hold Ctrl-C / SIGTERM back until its timeout. If interrupted, the
+    worker is left to finish on its own (daemon) and KeyboardInterrupt propagates."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="stream-derain-open", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def backoff_delay(attempt: int, first: float, cap: float) -> float:
     """Seconds to wait before attempt ``attempt`` (1-based): first * 2**(attempt-1), capped."""
     return min(first * (2 ** max(attempt - 1, 0)), cap)
@@ -106,9 +128,20 @@ class ReconnectingSource:
     # --- connecting ---------------------------------------------------------
     def _open_once(self) -> Any:
         cfg = self.cfg
+        timed_out = f"cannot open {cfg.url}: no answer within {cfg.open_timeout_s:g}s (timed out)"
+        t0 = time.monotonic()
         try:
-            container = av.open(cfg.url, format=cfg.format_name(), options=cfg.av_options(),
-                                timeout=(cfg.open_timeout_s, cfg.read_timeout_s))
+            container = interruptible(lambda: av.open(cfg.url, format=cfg.format_name(),
+                                                      options=cfg.av_options(),
+                                                      timeout=(cfg.open_timeout_s, cfg.read_timeout_s)))
+        except av.error.ExitError:  # PyAV's interrupt callback: a timeout, or Ctrl-C / SIGTERM
+            if interrupt_noted():
+                raise KeyboardInterrupt from None
+            raise InputError(timed_out) from None
+        except av.error.InvalidDataError:  # what a server that never answers gives at the timeout
+            if time.monotonic() - t0 >= 0.9 * cfg.open_timeout_s:
+                raise InputError(timed_out) from None
+            raise InputError(f"cannot open {cfg.url}: invalid data (not a video stream?)") from None
         except (av.error.FFmpegError, OSError) as exc:
             raise InputError(f"cannot open {cfg.url}: {getattr(exc, 'strerror', None) or exc}") from None
         if not container.streams.video:
@@ -130,6 +163,8 @@ class ReconnectingSource:
                 if self.end.is_set():
                     break
             self._streak += 1
+            if interrupt_noted():
+                raise KeyboardInterrupt
             try:
                 container = self._open_once()
                 log.debug("%s: opened %s (attempt %d)", what, self.cfg.url, self._streak)
