@@ -82,7 +82,8 @@ def run_engine(backend: Backend, variant: dict[str, Any], resolutions: tuple[tup
             try:
                 row = engine_case(backend, width, height, batch, plan, seed)
             except Exception as exc:  # noqa: BLE001 - reported in the table, never dropped
-                log.warning("engine %s %dx%d batch %d failed: %s", variant["name"], width, height, batch, exc)
+                log.warning("engine %s %dx%d batch %d failed: %s", variant.get("variant"), width, height,
+                            batch, exc)
                 row = failed_case({}, width, height, batch, "failed", error_reason(exc))
             rows.append({**variant, **row})
     return rows

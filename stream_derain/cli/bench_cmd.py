@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from ..backends import BACKENDS
 from ..bench import BenchConfig, parse_resolution, run_bench
 from ..bench.config import DEFAULT_RESOLUTIONS
 from ..errors import ConfigError, InputError
@@ -79,6 +80,10 @@ def bench_cmd(
         _outputs(reports, markdown, chart)
         return
 
+    unknown = [b for b in backend or () if b not in BACKENDS or b == "auto"]
+    if unknown:
+        raise ConfigError(f"unknown backend {unknown[0]!r}; choose from "
+                          f"{', '.join(b for b in BACKENDS if b != 'auto')}")
     resolutions = tuple(parse_resolution(r) for r in resolution) if resolution else DEFAULT_RESOLUTIONS
     cfg = BenchConfig(
         mode=mode, resolutions=resolutions,
