@@ -41,6 +41,8 @@ class DerainConfig:
     threads: int = 0
     start: int = 0
     max_frames: int | None = None
+    start_s: float = 0.0  # a time window in seconds (--ss / -t), beside the frame range
+    duration_s: float | None = None
     overwrite: bool = False
     smooth: bool = True
     smooth_strength: float = DEFAULT_STRENGTH
@@ -235,6 +237,8 @@ def expected_frames(reader: VideoReader, start: int, max_frames: int | None) -> 
 
 def no_frames_error(cfg: DerainConfig, reader: VideoReader) -> InputError:
     known = reader.info.frames
+    if cfg.start_s:
+        return InputError(f"no frames to write: nothing at or after --ss {cfg.start_s:g} s in {cfg.input}")
     if cfg.start and known and cfg.start >= known:
         return InputError(f"no frames to write: --start {cfg.start} is past the end of {cfg.input} "
                           f"({known} frames)")
@@ -255,7 +259,8 @@ def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None 
 
 def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
                progress: Progress | None) -> tuple[PipelineResult, VideoReader]:
-    reader = VideoReader(cfg.input, cfg.start, cfg.max_frames, hwaccel=cfg.hwaccel)
+    reader = VideoReader(cfg.input, cfg.start, cfg.max_frames, hwaccel=cfg.hwaccel,
+                         window=(cfg.start_s, cfg.duration_s))
     try:
         writer = VideoWriter(out, reader.info, cfg.encode, name=cfg.output or default_output(cfg.input))
     except BaseException:
@@ -266,8 +271,8 @@ def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
     # the input stays open until the encoder is done: copied packets refer to its streams
     p.add(IterSource("decode", p.stop, p.source_stop, decoded, reader.items))
     to_encode = frame_stages(p, cfg, backend, decoded)
-    p.add(EncodeStage(p.stop, to_encode, writer, expected_frames(reader, cfg.start, cfg.max_frames),
-                      progress))
+    total = expected_frames(reader, cfg.start, cfg.max_frames) if not (cfg.start_s or cfg.duration_s) else 0
+    p.add(EncodeStage(p.stop, to_encode, writer, total, progress))
     try:
         result = p.run(lambda: writer.frames)
     finally:

@@ -14,19 +14,67 @@ from ..errors import StreamDerainError
 from ..pipeline import interrupt_noted
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Remove rain from video files, images and live streams.")
 F = TypeVar("F", bound=Callable[..., Any])
+_TYPE_WORDS = {"int": "INTEGER", "str": "TEXT", "float": "FLOAT", "bool": None}
+
+
+def _help_type(self: Any, ctx: Any) -> str | None:
+    """The type column of ``--help`` as click writes it (INTEGER, TEXT, PATH ...): typer
+    >= 0.2x shows Python types (``<list[str]>``, ``<bool>`` on flags)."""
+    if getattr(self, "is_flag", False):
+        return None
+    if self.metavar is not None:
+        return self.metavar
+    inner = _PLAIN_TYPE(self, ctx).strip("<>")
+    many = inner.startswith("list[")
+    inner = inner[5:-1] if many else inner
+    word = _TYPE_WORDS.get(inner.split(" ")[0], inner.upper())
+    return None if word is None else word + ("..." if many else "")
+
+
+_PLAIN_TYPE = getattr(getattr(typer.core, "_TyperParameter", None), "display_type", None)
+if _PLAIN_TYPE is not None:
+    typer.core._TyperParameter.display_type_rich = _help_type  # type: ignore[attr-defined]
+    typer.core.TyperOption.display_type_rich = _help_type  # type: ignore[method-assign]
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
+    """Log lines on stderr: through rich on a terminal (printed above a progress bar,
+    which shares :data:`~.progress.console`), timestamped lines otherwise. The encoder's
+    and FFmpeg's own messages only with ``-v``."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s" if sys.stderr.isatty() else
-                        "%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        from .progress import console
+
+        handler: logging.Handler = RichHandler(console=console, show_path=False, show_time=False,
+                                               rich_tracebacks=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    import av.logging
+
+    av.logging.set_level(av.logging.VERBOSE if verbose else None)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"stream-derain {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only.")) -> None:
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only."),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     setup_logging(verbose, quiet)
 
 

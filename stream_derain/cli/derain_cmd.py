@@ -54,7 +54,7 @@ def parse_bitrate(text: str | None) -> int | None:
 @app.command("derain", no_args_is_help=True)
 @handle_errors
 def derain_cmd(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...", show_default=False,
+    inputs: list[str] = typer.Argument(..., metavar="INPUT", show_default=False,
                                        help="Video files, images and/or folders of them."),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", show_default=False,
@@ -83,6 +83,10 @@ def derain_cmd(
     start: int = typer.Option(0, min=0, help="First frame to process."),
     max_frames: Optional[int] = typer.Option(None, min=1, show_default=False,
                                              help="Process at most this many frames."),
+    ss: float = typer.Option(0.0, "--ss", min=0.0, help="Start at this time, in seconds (as ffmpeg's -ss; "
+                             "the frames before it are decoded and dropped)."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-t", min=0.0, show_default=False,
+                                             help="Process at most this many seconds (as ffmpeg's -t)."),
     overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace existing outputs."),
     skip_existing: bool = typer.Option(False, "--skip-existing",
                                        help="Skip inputs whose output exists and is complete (resume a "
@@ -106,10 +110,11 @@ def derain_cmd(
     check_options(encode)
     template = DerainConfig(
         input=Path(), output=None, backend=backend, precision=precision, model=model, batch=batch,
-        threads=threads, hwaccel=hwaccel, start=start, max_frames=max_frames, overwrite=overwrite,
+        threads=threads, hwaccel=hwaccel, start=start, max_frames=max_frames, start_s=ss,
+        duration_s=duration, overwrite=overwrite,
         smooth=smooth, smooth_strength=smooth_strength, encode=encode)
     jobs = plan_jobs(inputs, output, overwrite=overwrite, skip_existing=skip_existing,
-                     trimmed=bool(start or max_frames))
+                     trimmed=bool(start or max_frames or ss or duration is not None))
     _sigterm_as_interrupt()
     if ray or ray_address:
         from .ray_cmd import run_on_ray

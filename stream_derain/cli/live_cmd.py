@@ -52,7 +52,7 @@ def live_cmd(
     model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file."),
     precision: str = typer.Option("auto", "--precision", "-p", help="auto, fp32, bf16 or fp16 (auto: "
                                   "OpenVINO's fastest precision within 50 dB of fp32, fp32 elsewhere)."),
-    threads: int = typer.Option(0, help="CPU threads for onnxruntime (0: its default)."),
+    threads: int = typer.Option(0, min=0, help="CPU threads of the backend (0: all cores)."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
     max_seconds: Optional[float] = typer.Option(None, help="Stop after this many seconds."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many output frames."),

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +19,7 @@ from rich.progress import (
 )
 
 log = logging.getLogger("stream_derain")
+console = Console(stderr=True)  # shared by the log handler and the bar: logs print above the bar
 
 
 class LogProgress:
@@ -48,8 +50,9 @@ def progress_reporter(label: str, quiet: bool = False) -> Iterator:
         yield LogProgress(label)
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:.1f} fps"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as bar:
+               TextColumn("{task.fields[fps]:.1f} fps"), TextColumn("elapsed"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(label, total=None, fps=0.0)
         t0 = time.monotonic()
 

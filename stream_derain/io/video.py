@@ -136,8 +136,12 @@ class VideoReader:
 
     def __init__(self, path: Path | str, start: int = 0, max_frames: int | None = None,
                  copy_streams: bool = True, options: dict[str, str] | None = None,
-                 timeout: float | tuple | None = None, hwaccel: str = "auto") -> None:
-        self.path = path
+                 timeout: float | tuple | None = None, hwaccel: str = "auto",
+                 window: tuple[float, float | None] = (0.0, None)) -> None:
+        """``start``/``max_frames``: a frame range; ``window``: (start, duration) in
+        seconds from the start of the video stream (frames before it are decoded and
+        dropped, as the copied packets before it)."""
+        self.path, self.window = path, window
         self.container = _open_input(Path(path) if not isinstance(path, Path) else path, options, timeout,
                                      hwaccel)
         try:
@@ -234,13 +238,34 @@ class VideoReader:
             log.warning("input ends early after %d frames: %s", decoded, why)
         yield from self._flush()
 
+    def _seconds(self, pts: int | None, tb: Fraction | None) -> float | None:
+        if pts is None or not tb:
+            return None
+        s = self.stream
+        origin = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else 0.0
+        return float(pts * tb) - origin
+
+    def _before(self, obj: Any) -> bool:
+        """Whether a frame or packet lies before the time window."""
+        t = self._seconds(obj.pts, obj.time_base) if self.window[0] else None
+        return t is not None and t < self.window[0] - 1e-6
+
+    def _after(self, frame: av.VideoFrame) -> bool:
+        start, duration = self.window
+        t = self._seconds(frame.pts, frame.time_base) if duration is not None else None
+        return t is not None and t >= start + duration - 1e-6
+
     def items(self) -> Iterator[FrameItem | av.Packet]:
         """FrameItems (in decode order) and packets of the copied streams."""
         index = 0
         for frame in self._frames():
             if isinstance(frame, av.Packet):
-                if index >= self.start:
+                if index >= self.start and not self._before(frame):
                     yield frame
+                continue
+            if self._after(frame):
+                return
+            if self._before(frame):
                 continue
             if index == 0:
                 self.info.rotation = float(getattr(frame, "rotation", 0) or 0)

@@ -1,0 +1,53 @@
+"""Issue 13, points 16-17: what a user of ffmpeg expects from the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import av
+import pytest
+from test_derain_cli import cli
+
+from stream_derain import __version__
+
+
+def test_version_and_short_help():
+    assert cli("--version").output.strip() == f"stream-derain {__version__}"
+    assert "Usage" in cli("-h").output and "--skip-existing" in cli("derain", "-h").output
+
+
+@pytest.mark.parametrize("command", ["derain", "live", "bench", "eval", "build-engine"])
+def test_help_shows_no_python_types(command):
+    text = cli(command, "--help").output
+    assert "<bool>" not in text and "list[" not in text and "<str>" not in text, text
+
+
+def test_help_names_the_default_output():
+    assert "INPUT.derained.mp4" in " ".join(cli("derain", "--help").output.split())
+
+
+def test_time_window_in_seconds(make_clip, use_tiny_model, tmp_path):
+    src = make_clip("in.mp4", frames=20, audio=True)  # 40 ms frames
+    out = tmp_path / "out.mp4"
+    result = cli("derain", src, "-o", out, "--ss", "0.2", "-t", "0.2", "--no-smooth")
+    assert result.exit_code == 0, result.output
+    with av.open(str(src)) as c:
+        pts = [f.pts for f in c.decode(video=0)]
+    with av.open(str(out)) as c:
+        assert [f.pts for f in c.decode(video=0)] == pts[5:10]
+
+
+def test_bitrate(make_clip, use_tiny_model, tmp_path):
+    src = make_clip("in.mp4", frames=6, audio=False)
+    result = cli("derain", src, "-o", tmp_path / "o.mp4", "--bitrate", "300k", "--no-smooth")
+    assert result.exit_code == 0, result.output
+
+
+def test_encoder_logging_is_silent_without_verbose(make_clip, use_tiny_model, tmp_path):
+    src = make_clip("in.mp4", frames=4, audio=False)
+    run = subprocess.run([sys.executable, "-m", "stream_derain", "derain", str(src), "-o",
+                          str(tmp_path / "o.mp4"), "--codec", "libx265", "--no-smooth"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "x265 [info]" not in run.stderr and "[info]" not in run.stderr
