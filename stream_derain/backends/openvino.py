@@ -84,7 +84,7 @@ class OpenVINOBackend(Backend):
                     "dynamic_shapes": True, "device_tensors": False}
 
     def __init__(self, model: ModelInfo, precision: str = "auto", threads: int = 0,
-                 cache: Path | None = None, check: bool = True) -> None:
+                 cache: Path | None = None, check: bool = True, pinning: bool | None = None) -> None:
         if precision not in self.capabilities["precisions"]:
             allowed = ", ".join(self.capabilities["precisions"])
             raise BackendError(f"openvino runs {allowed}, not {precision!r}")
@@ -93,6 +93,7 @@ class OpenVINOBackend(Backend):
         self.threads = threads
         self.cache = cache
         self.check = check
+        self.pinning = pinning  # None: OpenVINO's default (pins its threads to cores on Linux)
         self.core = self.compiled = self.request = None
         self.precision_check: dict[str, Any] | None = None
         self.loaded_from_cache: bool | None = None
@@ -170,6 +171,8 @@ class OpenVINOBackend(Backend):
         config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY",
                   "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(self.threads or cpu_info().cores or 0),
                   "CACHE_DIR": str(self.cache_folder(precision))}
+        if self.pinning is not None:
+            config["ENABLE_CPU_PINNING"] = "YES" if self.pinning else "NO"
         try:
             return self.core.compile_model(self.ir, "CPU", config)
         except Exception as exc:  # noqa: BLE001 - openvino's errors are untyped
