@@ -26,7 +26,9 @@ import av
 import numpy as np
 
 from ..errors import InputError, OutputError
+from .audio import AudioTranscoder, needs_transcode
 from .encode import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
+from .tags import copyable_tags
 
 __all__ = ["ColorInfo", "EncodeOptions", "FrameItem", "VideoInfo", "VideoReader", "VideoWriter"]
 
@@ -66,24 +68,6 @@ class VideoInfo:
     copy_streams: list[Any] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)  # container tags
     stream_metadata: dict[str, str] = field(default_factory=dict)  # the video stream's tags
-
-
-# tags that describe the old file rather than its content: the muxer writes its own
-NOT_COPIED = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration", "_statistics_tags",
-              "number_of_frames", "number_of_bytes", "bps", "_statistics_writing_app",
-              "_statistics_writing_date_utc"}
-
-
-def copyable_tags(obj: Any) -> dict[str, str]:
-    """The tags of a container or stream worth copying; {} when they cannot be read
-    (a corrupt header can hold undecodable bytes)."""
-    try:
-        tags = dict(obj.metadata)
-    except (UnicodeDecodeError, ValueError, AttributeError) as exc:
-        log.warning("metadata not readable, not copied: %s", exc)
-        return {}
-    return {k: v for k, v in tags.items()
-            if k.lower() not in NOT_COPIED and not k.lower().startswith("duration")}
 
 
 def _nvidia_driver() -> bool:
@@ -307,6 +291,7 @@ class VideoWriter:
             raise
         self.container.metadata.update(info.metadata)
         self.stream.metadata.update(info.stream_metadata)
+        self.transcodes: dict[int, AudioTranscoder] = {}
         self.copies = self._copy_streams()
         self._last_pts: int | None = None
         self._last_step: int | None = None
@@ -336,6 +321,10 @@ class VideoWriter:
                 log.warning("not copying %s stream #%d: unknown codec (damaged header?)", src.type, src.index)
                 continue
             try:
+                if needs_transcode(self.container, src):
+                    self.transcodes[src.index] = AudioTranscoder(self.container, src)
+                    self.transcodes[src.index].stream.metadata.update(copyable_tags(src))
+                    continue
                 copies[src.index] = self.container.add_stream_from_template(src)
             except (ValueError, AttributeError, UnicodeDecodeError, av.error.FFmpegError) as exc:
                 log.warning("not copying %s stream #%d (%s): %s", src.type, src.index,
@@ -372,7 +361,8 @@ class VideoWriter:
         self.frames += 1
         if self._held:
             held, self._held = self._held, []
-            self._mux(held)
+            for packet in held:
+                self._route(packet)
 
     def _with_durations(self, packets: list[av.Packet]) -> list[av.Packet]:
         """Give each encoded packet its source frame's duration, so the last frame
@@ -386,13 +376,19 @@ class VideoWriter:
     def write_packet(self, packet: av.Packet) -> None:
         """Remux a packet of a copied stream; held back until the first frame, so that
         the header (written by the first mux) has the video stream's side data."""
-        out = self.copies.get(packet.stream.index)
-        if out is not None:
-            packet.stream = out
+        if packet.stream.index in self.copies or packet.stream.index in self.transcodes:
             if self.frames == 0:
                 self._held.append(packet)
             else:
-                self._mux([packet])
+                self._route(packet)
+
+    def _route(self, packet: av.Packet) -> None:
+        transcoder = self.transcodes.get(packet.stream.index)
+        if transcoder is not None:
+            self._mux(transcoder.packets(packet))
+            return
+        packet.stream = self.copies[packet.stream.index]
+        self._mux([packet])
 
     def _mux(self, packets: Any) -> None:
         try:
@@ -414,9 +410,11 @@ class VideoWriter:
             return
         try:
             self._mux(self._with_durations(self.stream.encode()))
-            if self._held and self.frames:
-                self._mux(self._held)
-            self._held = []
+            held, self._held = (self._held if self.frames else []), []
+            for packet in held:
+                self._route(packet)
+            for transcoder in self.transcodes.values():
+                self._mux(transcoder.flush())
         finally:
             container, self.container = self.container, None
             try:

@@ -200,3 +200,14 @@ def test_truncated_file_keeps_every_frame_ffmpeg_decodes(make_clip, use_tiny_mod
             pass
     out = run_derain(cut, tmp_path / "out.mkv")
     assert len(probe(out)["pts"]) == expected > 5
+
+
+def test_webm_output_transcodes_aac_to_opus(make_clip, use_tiny_model, tmp_path):
+    """WebM cannot hold AAC: the audio is encoded to Opus instead of being dropped."""
+    src = make_clip("in.mp4", frames=10, audio=True)
+    out = run_derain(src, tmp_path / "out.webm", encode=EncodeOptions(codec="libvpx-vp9", crf=40))
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+        assert c.streams.audio[0].codec_context.name == "opus"
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert samples >= 0.3 * 16000 * 0.9  # ~0.4 s of audio at 16 kHz, resampled to opus' rate or not
