@@ -11,9 +11,11 @@ from typing import Optional
 
 import typer
 
+from ..io.encode import EncodeOptions
 from ..live import LiveConfig, LiveStats, SourceConfig, run_live
+from ..smooth.core import DEFAULT_STRENGTH
 from .common import app, handle_errors
-from .derain_cmd import _sigterm_as_interrupt
+from .derain_cmd import _sigterm_as_interrupt, parse_bitrate
 
 log = logging.getLogger("stream_derain")
 
@@ -54,6 +56,13 @@ def live_cmd(
                                   "OpenVINO's fastest precision within 50 dB of fp32, fp32 elsewhere)."),
     threads: int = typer.Option(0, min=0, help="CPU threads of the backend (0: all cores)."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
+    smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
+    codec: str = typer.Option("libx264", help="Encoder of --push and --record (libx264, libx265, ...)."),
+    crf: int = typer.Option(23, help="Constant rate factor of --push and --record (lower: better)."),
+    preset: str = typer.Option("veryfast", help="Encoder preset of --push and --record."),
+    bitrate: Optional[str] = typer.Option(None, show_default=False,
+                                          help="Target bitrate of --push and --record, e.g. 4M."),
+    hwaccel: str = typer.Option("none", help="Decode on the GPU (NVDEC): auto, cuda or none."),
     max_seconds: Optional[float] = typer.Option(None, help="Stop after this many seconds."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many output frames."),
     status_every: float = typer.Option(5.0, help="Seconds between status lines."),
@@ -62,9 +71,12 @@ def live_cmd(
     """Derain a live stream: push it, preview it and/or record it, until Ctrl-C."""
     source = SourceConfig(url=url, transport=transport, input_format=input_format,
                           open_timeout_s=open_timeout, read_timeout_s=read_timeout, retries=retries,
-                          reconnect_retries=reconnect_retries, backoff_s=backoff, backoff_max_s=backoff_max)
+                          reconnect_retries=reconnect_retries, backoff_s=backoff, backoff_max_s=backoff_max,
+                          hwaccel=hwaccel)
+    encode = EncodeOptions(codec=codec, crf=crf, preset=preset, bitrate=parse_bitrate(bitrate))
     cfg = LiveConfig(source=source, backend=backend, model=model, precision=precision, threads=threads,
-                     smooth=smooth, max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
+                     smooth=smooth, smooth_strength=smooth_strength, encode=encode,
+                     max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
                      record_dir=record, segment_minutes=segment_minutes, max_seconds=max_seconds,
                      max_frames=max_frames, status_every_s=status_every if not quiet else 1e9)
     _sigterm_as_interrupt()

@@ -23,12 +23,14 @@ import cv2
 import numpy as np
 
 from ..errors import OutputError
+from ..io.encode import EncodeOptions, codec_options
 from ..io.video import FrameItem
 
 log = logging.getLogger(__name__)
 MS = 1000  # encoded outputs use a 1/1000 s time base
 # fragmented MP4, each fragment written through to the disk at once: after a crash
 # of the process (SIGKILL, OOM kill) a segment still plays up to its last keyframe
+LIVE_ENCODE = EncodeOptions(codec="libx264", crf=23, preset="veryfast")
 FRAG_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
@@ -43,21 +45,24 @@ class Output(Protocol):
 
 
 class LiveEncoder:
-    """One H.264 (libx264, zerolatency) encoder muxing into one container."""
+    """One encoder (default: H.264, libx264 veryfast, zerolatency) muxing into one container."""
 
     def __init__(self, target: str, fmt: str | None, options: dict[str, str], width: int, height: int,
-                 fps: int = 25, preset: str = "veryfast", crf: int = 23) -> None:
+                 fps: int = 25, encode: EncodeOptions = LIVE_ENCODE) -> None:
         self.target, self.frames = target, 0
         try:
             self.container = av.open(target, "w", format=fmt, options=options, timeout=(10.0, 10.0))
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot open output {target}: {_why(exc)}") from None
-        stream = self.container.add_stream("libx264", rate=fps)
+        stream = self.container.add_stream(encode.codec, rate=fps)
         cc = stream.codec_context
-        cc.width, cc.height, cc.pix_fmt = width - width % 2, height - height % 2, "yuv420p"
+        cc.width, cc.height, cc.pix_fmt = width - width % 2, height - height % 2, encode.pix_fmt or "yuv420p"
         cc.time_base = stream.time_base = Fraction(1, MS)
         cc.gop_size = 2 * fps
-        cc.options = {"preset": preset, "tune": "zerolatency", "crf": str(crf), "bf": "0"}
+        if encode.bitrate:
+            cc.bit_rate = encode.bitrate
+        tune = {"tune": "zerolatency"} if encode.codec in ("libx264", "libx265") else {}
+        cc.options = {**codec_options(encode.codec, encode), **tune, "bf": "0"}
         self.stream = stream
         self._last_pts = -1
         self._t0: float | None = None
@@ -102,7 +107,9 @@ class PushOutput:
     """Publishes to an RTSP (``rtsp://``, TCP) or RTMP (``rtmp://``, FLV) server.
     A failed push is logged and retried (at a keyframe boundary) after ``retry_s``."""
 
-    def __init__(self, url: str, fps: int = 25, retry_s: float = 5.0) -> None:
+    def __init__(self, url: str, fps: int = 25, retry_s: float = 5.0,
+                 encode: EncodeOptions = LIVE_ENCODE) -> None:
+        self.encode = encode
         if url.startswith(("rtsp://", "rtsps://")):
             self.fmt, self.options = "rtsp", {"rtsp_transport": "tcp"}
         elif url.startswith(("rtmp://", "rtmps://")):
@@ -120,7 +127,8 @@ class PushOutput:
                 return
             try:
                 h, w = item.image.shape[:2]
-                self.encoder = LiveEncoder(self.url, self.fmt, dict(self.options), w, h, self.fps)
+                self.encoder = LiveEncoder(self.url, self.fmt, dict(self.options), w, h, self.fps,
+                                           self.encode)
                 log.info("pushing to %s", self.url)
             except OutputError as exc:
                 self._failed(exc)
@@ -149,7 +157,9 @@ class SegmentRecorder:
     """Fragmented MP4 files in ``folder``, a new one every ``segment_s`` seconds of capture
     time; each file starts with a keyframe and is finalised when the next one starts."""
 
-    def __init__(self, folder: Path, segment_s: float, fps: int = 25, prefix: str = "live") -> None:
+    def __init__(self, folder: Path, segment_s: float, fps: int = 25, prefix: str = "live",
+                 encode: EncodeOptions = LIVE_ENCODE) -> None:
+        self.encode = encode
         if segment_s <= 0:
             raise OutputError(f"segment length must be > 0, got {segment_s}s")
         folder.mkdir(parents=True, exist_ok=True)
@@ -169,7 +179,7 @@ class SegmentRecorder:
         if self.encoder is None:
             path = self._new_path()
             h, w = item.image.shape[:2]
-            self.encoder = LiveEncoder(str(path), "mp4", dict(FRAG_MP4), w, h, self.fps)
+            self.encoder = LiveEncoder(str(path), "mp4", dict(FRAG_MP4), w, h, self.fps, self.encode)
             self.files.append(path)
             self._started = item.captured
             log.info("recording segment %d: %s", len(self.files), path)

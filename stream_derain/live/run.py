@@ -25,10 +25,11 @@ from ..backends import create_backend
 from ..backends.base import Backend
 from ..derain import SmoothStage, make_smoother, resolve_model
 from ..errors import ConfigError, OutputError
+from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
 from ..pipeline import DropOldestQueue, IterSource, Pipeline, Stage
 from ..smooth.core import DEFAULT_STRENGTH
-from .outputs import Output, PreviewServer, PushOutput, SegmentRecorder
+from .outputs import LIVE_ENCODE, Output, PreviewServer, PushOutput, SegmentRecorder
 from .source import ReconnectingSource, SourceConfig
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class LiveConfig:
     max_seconds: float | None = None
     max_frames: int | None = None
     status_every_s: float = 5.0
+    encode: EncodeOptions = LIVE_ENCODE  # of --push and --record
 
     def __post_init__(self) -> None:
         if self.max_latency_s <= 0:
@@ -64,6 +66,7 @@ class LiveConfig:
             raise ConfigError(f"queue size must be >= 1, got {self.queue_size}")
         if self.segment_minutes <= 0:
             raise ConfigError(f"segment length must be > 0 minutes, got {self.segment_minutes}")
+        check_options(self.encode)
         if self.preview_port is not None and not 0 <= self.preview_port <= 65535:
             raise ConfigError(f"--preview-port {self.preview_port} is not a port number (1-65535)")
 
@@ -185,11 +188,12 @@ def build_outputs(cfg: LiveConfig, fps: int) -> list[Output]:
     """The configured outputs; on a failure, the ones already made are closed."""
     outs: list[Output] = []
     try:
-        outs.extend(PushOutput(url, fps) for url in cfg.push)
+        outs.extend(PushOutput(url, fps, encode=cfg.encode) for url in cfg.push)
         if cfg.preview_port is not None:
             outs.append(PreviewServer(cfg.preview_port))
         if cfg.record_dir is not None:
-            outs.append(SegmentRecorder(Path(cfg.record_dir), cfg.segment_minutes * 60.0, fps))
+            outs.append(SegmentRecorder(Path(cfg.record_dir), cfg.segment_minutes * 60.0, fps,
+                                        encode=cfg.encode))
     except BaseException:
         for out in outs:
             out.close()

@@ -23,7 +23,7 @@ from typing import Any
 import av
 
 from ..errors import InputError
-from ..io.video import ColorInfo, FrameItem
+from ..io.video import ColorInfo, FrameItem, _hwaccel
 from ..pipeline import interrupt_noted
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class SourceConfig:
     reconnect_retries: int | None = None
     backoff_s: float = 0.5  # first wait between attempts, doubled each time ...
     backoff_max_s: float = 10.0  # ... up to this cap
+    hwaccel: str = "none"  # NVDEC decoding: auto, cuda or none (falls back to the CPU)
 
     def __post_init__(self) -> None:
         if self.transport not in ("tcp", "udp"):
@@ -56,6 +57,8 @@ class SourceConfig:
             raise InputError("open and read timeouts must be > 0")
         if self.retries < 1:
             raise InputError(f"retries must be >= 1, got {self.retries}")
+        if self.hwaccel not in ("auto", "cuda", "none"):
+            raise InputError(f"--hwaccel must be auto, cuda or none, got {self.hwaccel!r}")
 
     @property
     def is_network(self) -> bool:
@@ -131,8 +134,10 @@ class ReconnectingSource:
         timed_out = f"cannot open {cfg.url}: no answer within {cfg.open_timeout_s:g}s (timed out)"
         t0 = time.monotonic()
         try:
+            accel = _hwaccel(cfg.hwaccel)
+            extra = {"hwaccel": accel} if accel is not None else {}
             container = interruptible(lambda: av.open(cfg.url, format=cfg.format_name(),
-                                                      options=cfg.av_options(),
+                                                      options=cfg.av_options(), **extra,
                                                       timeout=(cfg.open_timeout_s, cfg.read_timeout_s)))
         except av.error.ExitError:  # PyAV's interrupt callback: a timeout, or Ctrl-C / SIGTERM
             if interrupt_noted():
