@@ -67,7 +67,7 @@ class ClusterOptions:
     max_retries: int = 3
     skip_existing: bool = False
     poll: float = 0.5  # seconds between progress polls
-    cancel_grace: float = 15.0  # seconds cancelled tasks get to stop before they are killed
+    cancel_grace: float = 15.0  # seconds to wait for the cancelled tasks to be confirmed
     log_to_driver: bool = False  # forward the workers' stdout/stderr
 
 
@@ -283,15 +283,41 @@ def init_ray(ray: Any, opts: ClusterOptions, tries: int = 3) -> None:
     if local:
         kwargs.update(num_cpus=opts.num_cpus, include_dashboard=False)
     for attempt in range(1, tries + 1):
+        before = _children()
         try:
             ray.init(**kwargs)
             return
         except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception on a start timeout
             ray.shutdown()
+            _stop_processes(_children() - before)  # a failed start leaves its GCS and monitors running
             if not local or attempt == tries:
                 where = opts.address or os.environ.get("RAY_ADDRESS") or "a local instance"
                 raise ConfigError(f"cannot start or reach Ray ({where}): {_one_line(exc)}") from None
             log.warning("starting Ray failed (%s); trying again", _one_line(exc))
+
+
+def _children() -> set[int]:
+    """PIDs of this process's children (empty where /proc is not there)."""
+    me, found = str(os.getpid()), set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _stop_processes(pids: set[int]) -> None:
+    import signal
+
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, os.WNOHANG)
+        except (ProcessLookupError, ChildProcessError, PermissionError):
+            pass
 
 
 @contextmanager
@@ -374,7 +400,7 @@ class _Runner:
             return True
         return False
 
-    def _collect(self, ref: Any) -> None:
+    def _collect(self, ref: Any, cancelling: bool = False) -> None:
         ray = self.ray
         i = self.running.pop(ref)
         inp, out = self.jobs[i]
@@ -385,9 +411,12 @@ class _Runner:
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             outcome = FileOutcome(str(inp), str(out), status="failed", error=_one_line(cause))
-        except ray.exceptions.RayError as exc:  # worker or node lost beyond max_retries
-            outcome = FileOutcome(str(inp), str(out), status="failed", error=_one_line(exc))
+        except ray.exceptions.RayError as exc:  # worker or node lost beyond max_retries, or cancelled
+            status = "cancelled" if cancelling else "failed"
+            outcome = FileOutcome(str(inp), str(out), status=status, error=_one_line(exc))
         st = self._state().get(i, {})
+        if outcome.status != "done":  # what killed attempts left (a task removes its own)
+            remove_parts(out, st.get("pids", []))
         if not outcome.node:
             outcome.node, outcome.pid = st.get("node", ""), st.get("pid", 0)
         outcome.attempts = max(outcome.attempts, st.get("attempts", 0))
@@ -420,19 +449,21 @@ class _Runner:
                                       len(finished) + min(part, len(running)), running))
 
     def _cancel(self, pending: list[int]) -> None:
-        """Cancel the running tasks (they stop like Ctrl-C) and mark the rest cancelled."""
+        """Stop the running tasks (their workers are killed: a cancelled output is not
+        wanted, and its temporary files are removed) and mark the queued ones cancelled."""
         log.warning("interrupted: cancelling %d running and %d queued file(s)", len(self.running),
                     len(pending))
         for ref in self.running:
-            self.ray.cancel(ref)
+            self.ray.cancel(ref, force=True)
         deadline = time.monotonic() + self.opts.cancel_grace
         while self.running and time.monotonic() < deadline:
             done, _ = self.ray.wait(list(self.running), num_returns=1, timeout=0.5)
             for ref in done:
-                self._collect(ref)
-        for ref in list(self.running):
-            self.ray.cancel(ref, force=True)
-            self._collect(ref)
+                self._collect(ref, cancelling=True)
+        for ref in list(self.running):  # not confirmed in time: reported as cancelled all the same
+            i = self.running.pop(ref)
+            inp, out = self.jobs[i]
+            self.outcomes[i] = FileOutcome(str(inp), str(out), status="cancelled", error="cancel pending")
         for i in pending:
             inp, out = self.jobs[i]
             self.outcomes[i] = FileOutcome(str(inp), str(out), status="cancelled", error="not started")
@@ -483,12 +514,12 @@ def run_cluster(jobs: Sequence[Any], cfg: DerainConfig, opts: ClusterOptions = C
         outcomes[i] = pre or FileOutcome(str(inp), str(out))
         if pre is None:
             todo.append(i)
-    todo = [i for i in todo if _output_folder(outcomes[i])]
     interrupted, window, seconds = False, 0, 0.0
-    if todo and (n := sweep_stale_parts([pairs[i][1] for i in todo])):
-        log.info("removed %d temporary file(s) left by an earlier run", n)
     if todo:
         with connected(ray, opts):
+            todo = [i for i in todo if _output_folder(outcomes[i])]
+            if n := sweep_stale_parts([pairs[i][1] for i in todo]):
+                log.info("removed %d temporary file(s) left by an earlier run", n)
             runner = _Runner(ray, pairs, cfg, opts, outcomes, progress)
             window = runner.window
             interrupted = runner.run(todo)

@@ -174,6 +174,27 @@ def test_transient_errors_retried_bad_input_not():
     assert cluster.task_resources("onnxruntime", cluster.ClusterOptions(), 2) == (1.0, 0.0)
 
 
+def test_local_start_that_times_out_is_tried_again():
+    class FakeRay:
+        calls: list[str] = []
+
+        def init(self, **kw):
+            self.calls.append("init")
+            if len(self.calls) == 1:
+                raise Exception("The current node timed out during startup.")
+
+        def shutdown(self):
+            self.calls.append("shutdown")
+
+    fake = FakeRay()
+    cluster.init_ray(fake, cluster.ClusterOptions(num_cpus=1))
+    assert fake.calls == ["init", "shutdown", "init"]
+    fake.calls[:] = ["x"]  # from now on every init fails
+    fake.init = lambda **kw: (_ for _ in ()).throw(ConnectionError("no cluster"))
+    with pytest.raises(cluster.ConfigError, match="cannot start or reach Ray.*no cluster"):
+        cluster.init_ray(fake, cluster.ClusterOptions(address="auto"))  # joining: no retry
+
+
 def test_missing_ray_is_a_clean_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(MissingExtraError, match=r"\[ray\] extra"):
