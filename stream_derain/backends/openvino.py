@@ -84,7 +84,7 @@ class OpenVINOBackend(Backend):
                     "dynamic_shapes": True, "device_tensors": False}
 
     def __init__(self, model: ModelInfo, precision: str = "auto", threads: int = 0,
-                 cache: Path | None = None, check: bool = True, pinning: bool | None = None) -> None:
+                 cache: Path | None = None, check: bool = True, pinning: bool | None = False) -> None:
         if precision not in self.capabilities["precisions"]:
             allowed = ", ".join(self.capabilities["precisions"])
             raise BackendError(f"openvino runs {allowed}, not {precision!r}")
@@ -93,7 +93,11 @@ class OpenVINOBackend(Backend):
         self.threads = threads
         self.cache = cache
         self.check = check
-        self.pinning = pinning  # None: OpenVINO's default (pins its threads to cores on Linux)
+        # OpenVINO pins its threads to cores by default (Linux). Off here, as ONNX Runtime's
+        # spin-waiting is: the decoder, smoother and x264 threads share those cores, and the
+        # scheduler must be free to move inference threads (engine alone on a shared 2-core
+        # machine, 6 interleaved rounds: 2.10 fps unpinned vs 2.00 pinned). None: OpenVINO's default.
+        self.pinning = pinning
         self.core = self.compiled = self.request = None
         self.precision_check: dict[str, Any] | None = None
         self.loaded_from_cache: bool | None = None
