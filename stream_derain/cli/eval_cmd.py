@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +12,7 @@ import typer
 
 from ..backends import create_backend
 from ..derain import resolve_model
+from ..errors import InputError
 from ..evaluate import PairSet, evaluate_set
 from ..flicker import evaluate_video
 from .common import app, handle_errors
@@ -23,14 +25,41 @@ def is_video(path: Path) -> bool:
     return path.is_file() or (path.is_dir() and not (path / "rain").is_dir())
 
 
+def strict(obj: object) -> object:
+    """``obj`` with inf and NaN as None, for strict JSON (PSNR of identical images is inf)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, results: list) -> None:
+    path.write_text(json.dumps(strict(results), indent=2, allow_nan=False) + "\n")
+
+
+def check_sets(sets: list[Path], reference: Optional[Path], source: Optional[Path]) -> None:
+    """A missing path is an error; plain folders (no rain/ and clean/) are scored for
+    flicker only, and that is said, not done silently."""
+    for path in [*sets, *(p for p in (reference, source) if p is not None)]:
+        if not path.exists():
+            raise InputError(f"not found: {path}")
+    plain = [s for s in sets if s.is_dir() and is_video(s)]
+    if plain and reference is None and source is None:
+        log.warning("%s: no rain/ and clean/ inside, so not a paired set: scored as frame sequences for "
+                    "flicker (E_warp) only; for PSNR/SSIM give --reference CLEAN", ", ".join(map(str, plain)))
+
+
 def video_line(r: dict) -> str:
     """One line of a video's scores (:func:`~stream_derain.flicker.evaluate_video`)."""
     parts = [f"{r['video']}: {r['frames']} frames",
-             f"E_warp {1e3 * r['e_warp']:.3f}e-3 (flow on {r['flow_on']})"]
+             f"E_warp {1e3 * r['e_warp']:.3f}e-3 (lower is better; flow on {r['flow_on']})"]
     if "e_warp_source" in r:
         parts.append(f"source {1e3 * r['e_warp_source']:.3f}e-3")
     if "psnr_y" in r:
-        parts.append(f"PSNR-Y {r['psnr_y']:.2f} SSIM-Y {r['ssim_y']:.4f}")
+        parts.append(f"PSNR-Y {r['psnr_y']:.2f} dB SSIM-Y {r['ssim_y']:.4f}")
     return "  ".join(parts)
 
 
@@ -53,12 +82,13 @@ def eval_cmd(
 ) -> None:
     """PSNR and SSIM (Y channel and RGB) of input and output against clean images; for
     videos, the flicker metric E_warp (Lai et al. 2018) and per-frame PSNR/SSIM."""
+    check_sets(sets, reference, source)
     if any(is_video(s) for s in sets):
         results = [{"video": str(s), **evaluate_video(s, reference, source)} for s in sets]
         for r in results:
             typer.echo(video_line(r))
         if json_out:
-            json_out.write_text(json.dumps(results, indent=2) + "\n")
+            write_json(json_out, results)
         return
     pair_sets = [PairSet.from_dir(s) for s in sets]
     results = []
@@ -73,4 +103,4 @@ def eval_cmd(
                    f"SSIM-Y {r['input']['ssim_y']:.4f}" + (f"  output PSNR-Y {out['psnr_y']:6.2f} "
                                                         f"SSIM-Y {out['ssim_y']:.4f}" if out else ""))
     if json_out:
-        json_out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(json_out, results)

@@ -30,3 +30,35 @@ def test_eval_video_with_mismatched_reference_is_an_error(make_clip, use_tiny_mo
     b = make_clip("b.mp4", frames=4, size=(64, 48), audio=False)
     result = runner.invoke(app, ["eval", str(a), "--reference", str(b)])
     assert result.exit_code == 1 and result.output.startswith("Error:") and "Traceback" not in result.output
+
+
+def test_eval_missing_path_is_not_found(tmp_path):
+    result = runner.invoke(app, ["eval", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "not found" in result.output and "rain/" not in result.output
+
+
+def test_eval_json_is_strict_and_units_are_named(make_clip, use_tiny_model, tmp_path):
+    """Scoring a video against itself gives an infinite PSNR: null in JSON, not Infinity."""
+    src = make_clip("in.mp4", frames=4, audio=False)
+    report = tmp_path / "scores.json"
+    result = runner.invoke(app, ["eval", str(src), "--reference", str(src), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert "lower is better" in result.output and "dB" in result.output
+
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    (row,) = json.loads(report.read_text(), parse_constant=refuse)
+    assert row["psnr_y"] is None
+
+
+def test_eval_plain_folders_say_they_score_flicker_only(tmp_path):
+    import cv2
+    import numpy as np
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    result = runner.invoke(app, ["eval", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert "flicker (E_warp) only" in result.output, result.output
