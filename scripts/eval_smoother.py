@@ -36,7 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from stream_derain.flicker import flow_pairs, laplacian_energy, read_frames, warping_error
+from stream_derain.flicker import (
+    dry_masks,
+    flow_pairs,
+    laplacian_energy,
+    laplacian_std,
+    read_frames,
+    warping_error,
+)
 from stream_derain.metrics import psnr, rgb_to_y, ssim
 from stream_derain.models import ModelInfo, load_model_info, model_from_path
 from stream_derain.smooth import DEFAULT_STRENGTH, TemporalSmoother
@@ -145,6 +152,10 @@ def score(clip: Clip, smoothed: list[np.ndarray], smooth_ms: float) -> dict[str,
     row["ewarp_sm_gt"] = row["ewarp_smoothed"] / row["ewarp_gt"]
     lap_gt = laplacian_energy(clip.clean)
     row["detail_pf_gt"], row["detail_sm_gt"] = lap_pf / lap_gt, lap_sm / lap_gt
+    if clip.kind == "rainy":
+        dry = dry_masks(clip.rainy, clip.clean)
+        row["dry_share"] = float(np.mean([m.mean() for m in dry]))
+        row["detail_dry_sm_pf"] = laplacian_energy(smoothed, dry) / laplacian_energy(clip.derained, dry)
     row["psnr_y_perframe"], row["ssim_y_perframe"] = y_scores(clip.derained, clip.clean)
     row["psnr_y_smoothed"], row["ssim_y_smoothed"] = y_scores(smoothed, clip.clean)
     row["psnr_change_db"] = row["psnr_y_smoothed"] - row["psnr_y_perframe"]
@@ -187,6 +198,7 @@ COLUMNS = (("clip", "clip", "s"), ("PSNR-Y pf", "psnr_y_perframe", ".2f"),
            ("change", "ewarp_change_pct", "+.1f"), ("Ewarp GT", "ewarp_gt", ".3f"),
            ("sm/GT", "ewarp_sm_gt", ".2f"), ("detail pf/GT", "detail_pf_gt", ".3f"),
            ("detail sm/GT", "detail_sm_gt", ".3f"), ("detail sm/pf", "detail_sm_pf", ".3f"),
+           ("dry detail sm/pf", "detail_dry_sm_pf", ".3f"),
            ("infer ms", "infer_ms", ".1f"), ("smooth ms", "smooth_ms", ".2f"))
 
 
@@ -197,6 +209,26 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         cells = [fmt(r, key, spec) for _, key, spec in COLUMNS]
         lines.append("| " + " | ".join(cells) + " | " + ("; ".join(verdicts(r)) or "pass") + " |")
     return "\n".join(lines)
+
+
+def sample_rows(paths: list[Path], out: Path, strength: float) -> list[dict[str, Any]]:
+    """Laplacian std of each bundled sample: input, ``--no-smooth`` and smoothed output of
+    the real pipeline (``stream_derain.derain``, default encoder), written under ``out``."""
+    from stream_derain.derain import DerainConfig, derain
+
+    rows = []
+    for path in paths:
+        row: dict[str, Any] = {"clip": path.name, "lap_std_input": laplacian_std(read_frames(path))}
+        for key, smooth_on in (("lap_std_perframe", False), ("lap_std_smoothed", True)):
+            dest = out / f"{path.stem}.{'smooth' if smooth_on else 'nosmooth'}.mp4"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            derain(DerainConfig(input=path, output=dest, overwrite=True, smooth=smooth_on,
+                                smooth_strength=strength))
+            row[key] = laplacian_std(read_frames(dest))
+        row["lap_std_ratio"] = row["lap_std_smoothed"] / row["lap_std_perframe"]
+        log.info("%s", row)
+        rows.append(row)
+    return rows
 
 
 def parse_tuning(items: list[str]) -> dict[str, float]:
@@ -218,6 +250,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="frames per clip")
     ap.add_argument("--only", help="only clips whose name contains this")
     ap.add_argument("--cache", type=Path, help="folder caching the per-frame derained clips")
+    ap.add_argument("--samples", type=Path, nargs="*", default=[],
+                    help="bundled sample videos (Laplacian std)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path, help="write the table as markdown")
     args = ap.parse_args()
@@ -232,13 +266,19 @@ def main() -> None:
         rows.append(score(clip, smoothed, ms))
         log.info("%s", {k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()})
     table = markdown(rows)
+    samples = sample_rows(args.samples, Path("runs/smoother/samples"), args.strength) if args.samples else []
+    if samples:
+        table += ("\n\n| sample | Laplacian std input | --no-smooth | smoothed | ratio |\n"
+                  "| --- | ---: | ---: | ---: | ---: |\n")
+        table += "\n".join(f"| {r['clip']} | {r['lap_std_input']:.2f} | {r['lap_std_perframe']:.2f} | "
+                            f"{r['lap_std_smoothed']:.2f} | {r['lap_std_ratio']:.3f} |" for r in samples)
     print(table)
     if args.markdown:
         args.markdown.write_text(table + "\n")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"model": f"{model.name} {model.version}", "strength": args.strength,
-                                         "tuning": tuning, "clips": rows}, indent=1))
+                                         "tuning": tuning, "clips": rows, "samples": samples}, indent=1))
 
 
 if __name__ == "__main__":

@@ -129,14 +129,28 @@ def luma_f32(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
-def laplacian_energy(frames: Sequence[np.ndarray]) -> float:
+def laplacian_energy(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> float:
     """Detail of a clip: mean over frames of the mean squared 3x3 Laplacian of the luma
-    (HxWx3 uint8 RGB frames, luma in [0, 255]; a 4-pixel border is left out)."""
+    (HxWx3 uint8 RGB frames, luma in [0, 255]; a 4-pixel border is left out), over the
+    pixels where ``masks`` (HxW bool, optional) are set."""
     vals = []
-    for f in frames:
-        lap = cv2.Laplacian(luma_f32(f), cv2.CV_32F, ksize=1)[4:-4, 4:-4]
-        vals.append(float(np.mean(lap.astype(np.float64) ** 2)))
+    for i, f in enumerate(frames):
+        lap = cv2.Laplacian(luma_f32(f), cv2.CV_32F, ksize=1)[4:-4, 4:-4].astype(np.float64) ** 2
+        if masks is not None:
+            lap = lap[masks[i][4:-4, 4:-4]]
+        vals.append(float(lap.mean()) if lap.size else 0.0)
     return float(np.mean(vals))
+
+
+def dry_masks(rainy: Sequence[np.ndarray], clean: Sequence[np.ndarray], margin: int = 4) -> list[np.ndarray]:
+    """HxW bool masks of the pixels that no rain touches (rainy equals clean within 2 levels
+    in every channel), shrunk by ``margin`` pixels: where detail means scene detail."""
+    kernel = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    out = []
+    for r, c in zip(rainy, clean):
+        dry = (cv2.absdiff(r, c).max(axis=2) <= 2).astype(np.uint8)
+        out.append(cv2.erode(dry, kernel).astype(bool))
+    return out
 
 
 def laplacian_std(frames: Sequence[np.ndarray]) -> float:

@@ -67,11 +67,11 @@ class SmootherConfig:
     scale: int = 4  # flow and forward-backward confidence at 1/scale resolution
     photo_blur: int = 3  # box blur (half-resolution pixels) of the error and removed-rain maps
     photo_sigma: float = 0.03  # error (in [0, 1]) where photometric confidence is e^-1 ...
-    rain_relax: float = 1.5  # ... plus this times the rain removed at the pixel
+    rain_relax: float = 3.0  # ... plus this times the new rain removed at the pixel
     rain_eps: float = 0.01  # removed rain (in [0, 1]) below which a pixel counts as rain-free
-    static_gain: float = 1.0  # removal that the previous frame shared counts as scene, not rain
-    rain_dilate: int = 3  # the previous frame's removed rain is dilated this much (half-res pixels)
-    bound_gain: float = 1.0  # the change at a pixel is at most bound_gain * removed rain ...
+    rain_dilate: int = 3  # rain arrived where the input is brighter than the warped previous input's
+    # maximum over this square (half-res pixels): a tolerance for flow misalignment
+    bound_gain: float = 3.0  # the change at a pixel is at most bound_gain * new removed rain ...
     bound_margin: float = 0.004  # ... plus this (1 level)
     fb_tol: float = 1.0  # forward-backward flow mismatch tolerance, small-frame pixels
     cut_mad: float = 0.12  # scene cut when thumbnails differ by more than this (luma in [0, 1]) ...
@@ -103,18 +103,18 @@ class SmootherConfig:
         return cls(strength=float(strength), **tuning)
 
 
-def blend_weight(xp: Any, e: Any, e_max: Any, r_t: Any, r_p: Any, fb: Any, cfg: SmootherConfig) -> Any:
-    """HxW weight of the warped previous frame (module docstring). ``xp`` is ``numpy`` or
-    ``torch``; all maps are HxW float32 in [0, 1]: ``e`` the blurred and ``e_max`` the
-    raw channel-maximum difference |warp(D_{t-1}) - D_t|, ``r_t``/``r_p`` the removed
-    rain now and (warped) before, ``fb`` the upsampled flow confidence."""
-    excess = (r_t - cfg.static_gain * r_p).clip(min=0.0)
-    share = excess / (r_t + cfg.rain_eps)
-    q = e / (cfg.photo_sigma + cfg.rain_relax * r_t)
+def blend_weight(xp: Any, e: Any, e_max: Any, r_t: Any, a_t: Any, fb: Any, cfg: SmootherConfig) -> Any:
+    """Weight of the warped previous frame (module docstring). ``xp`` is ``numpy`` or
+    ``torch``; all maps are hxw float32 in [0, 1]: ``e`` the blurred and ``e_max`` the
+    largest (2x2 maxima of the full-resolution) channel-maximum difference
+    |warp(D_{t-1}) - D_t|, ``r_t`` the rain removed now, ``a_t`` the rain that arrived in
+    the input since the previous frame, ``fb`` the flow confidence."""
+    new = xp.minimum(r_t, a_t)  # removed now, and new in the input: rain that moved in
+    q = e / (cfg.photo_sigma + cfg.rain_relax * new)
     q = q * q
     photo = xp.exp(-(q * q))
-    w = (cfg.strength * fb) * photo * share
-    cap = (cfg.bound_gain * excess + cfg.bound_margin) / (e_max + 1e-4)
+    w = (cfg.strength * fb) * photo * (new / (new + cfg.rain_eps))
+    cap = (cfg.bound_gain * new + cfg.bound_margin) / (e_max + 1e-4)
     return xp.minimum(w, cap)
 
 

@@ -89,6 +89,23 @@ def removed_rain(rainy: np.ndarray, derained: np.ndarray, blur: int) -> np.ndarr
     return cv2.blur(pool_mean(channel_max(cv2.subtract(rainy, derained))), (blur, blur))
 
 
+def arrived_rain(rainy_half: np.ndarray, prev_warped: np.ndarray, dilate: int, blur: int) -> np.ndarray:
+    """Half-size uint8 map of the light that arrived in the input: box blur of the channel
+    maximum of ``max(rainy - dilate(warp(previous rainy)), 0)`` (half-size frames; the
+    dilation tolerates misaligned flow on static bright structure)."""
+    if dilate > 1:
+        prev_warped = cv2.dilate(prev_warped, np.ones((dilate, dilate), np.uint8))
+    return cv2.blur(channel_max(cv2.subtract(rainy_half, prev_warped)), (blur, blur))
+
+
+def pool_mean3(img: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 -> half-size 2x2 means (the top-left even crop)."""
+    hh, wh = half_size(*img.shape[:2])
+    if (hh, wh) == img.shape[:2]:
+        return np.ascontiguousarray(img)
+    return cv2.resize(img[:2 * hh, :2 * wh], (wh, hh), interpolation=cv2.INTER_AREA)
+
+
 def to_unit(m: np.ndarray) -> np.ndarray:
     """uint8 map -> float32 in [0, 1]."""
     return np.multiply(m, INV255, dtype=np.float32)
@@ -107,13 +124,13 @@ class TemporalSmoother:
         self.grid: np.ndarray | None = None  # HxWx2 pixel coordinates
         self.grid_half: np.ndarray | None = None  # the same for the half-size weight maps
         self.prev: np.ndarray | None = None  # previous derained frame
-        self.prev_removed: np.ndarray | None = None  # its removed-rain map, half-size uint8
+        self.prev_rainy: np.ndarray | None = None  # the previous rainy frame, half-size
         self.resets = 0  # scene cuts and explicit resets seen (for logs and tests)
 
     def reset(self) -> None:
         """Forget the history (stream discontinuity): the next output is its derained frame."""
         self.analyser.reset()
-        self.prev = self.prev_removed = None
+        self.prev = self.prev_rainy = None
         self.resets += 1
 
     def __call__(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
@@ -130,7 +147,7 @@ class TemporalSmoother:
             return self._step(derained, rainy)
 
     def _step(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
-        removed = removed_rain(rainy, derained, self.cfg.photo_blur)
+        rainy_half = pool_mean3(rainy)
         result = self.analyser.analyse(box_downscale(derained, self.cfg.scale))
         if self.prev is None:
             out = derained
@@ -138,29 +155,30 @@ class TemporalSmoother:
             out = derained
             self.resets += 1
         else:
-            out = self.blend(derained, removed, *result)
-        self.prev = derained
-        self.prev_removed = cv2.dilate(removed, np.ones((self.cfg.rain_dilate,) * 2, np.uint8))
+            out = self.blend(derained, rainy, rainy_half, *result)
+        self.prev, self.prev_rainy = derained, rainy_half
         return out
 
-    def blend(self, derained: np.ndarray, removed: np.ndarray, flow_b: np.ndarray,
+    def blend(self, derained: np.ndarray, rainy: np.ndarray, rainy_half: np.ndarray, flow_b: np.ndarray,
               fb: np.ndarray) -> np.ndarray:
         """Warp the previous derained frame by ``flow_b`` (hxwx2, small) and blend it in with
         the weight of :func:`~.core.blend_weight` (on half-size maps, the error's 2x2 maxima
         in the bound, then upsampled): HxWx3 uint8."""
+        cfg = self.cfg
         h, w = derained.shape[:2]
-        hh, wh = removed.shape
+        hh, wh = rainy_half.shape[:2]
         if self.grid is None or self.grid.shape[:2] != (h, w):
             self.grid, self.grid_half = pixel_grid(h, w), pixel_grid(hh, wh)
         coords = cv2.add(self.grid, upsample_flow(flow_b, h, w))
         map1, map2 = cv2.convertMaps(coords, None, cv2.CV_16SC2)  # fixed point: faster remap
         warped = cv2.remap(self.prev, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         half = cv2.add(self.grid_half, upsample_flow(flow_b, hh, wh))
-        r_p = cv2.remap(self.prev_removed, half, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        prev_rainy = cv2.remap(self.prev_rainy, half, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        arrived = arrived_rain(rainy_half, prev_rainy, cfg.rain_dilate, cfg.photo_blur)
+        removed = removed_rain(rainy, derained, cfg.photo_blur)
         e_full = channel_max(cv2.absdiff(warped, derained))
-        k = self.cfg.photo_blur
-        e, e_max = cv2.blur(pool_mean(e_full), (k, k)), pool_max(e_full)
+        e, e_max = cv2.blur(pool_mean(e_full), (cfg.photo_blur, cfg.photo_blur)), pool_max(e_full)
         fb_half = fb if fb.shape == (hh, wh) else cv2.resize(fb, (wh, hh), interpolation=cv2.INTER_LINEAR)
-        a = blend_weight(np, to_unit(e), to_unit(e_max), to_unit(removed), to_unit(r_p), fb_half, self.cfg)
+        a = blend_weight(np, to_unit(e), to_unit(e_max), to_unit(removed), to_unit(arrived), fb_half, cfg)
         a = cv2.resize(a.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         return cv2.blendLinear(warped, derained, a, np.float32(1.0) - a)

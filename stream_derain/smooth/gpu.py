@@ -49,13 +49,13 @@ class TorchTemporalSmoother:
         self.analyser = MotionAnalyser(self.cfg)
         self.grids: dict[tuple[int, int], Any] = {}  # 1xhxwx2 pixel coordinates (x, y) per size
         self.prev: Any = None  # previous derained frame, 3xHxW float32 in [0, 255]
-        self.prev_removed: Any = None  # its (dilated) half-size removed-rain map, 1xhxw float32
+        self.prev_rainy: Any = None  # the previous rainy frame, half-size 3xhxw float32 in [0, 255]
         self.resets = 0
 
     def reset(self) -> None:
         """Forget the history (stream discontinuity): the next output is its derained frame."""
         self.analyser.reset()
-        self.prev = self.prev_removed = None
+        self.prev = self.prev_rainy = None
         self.resets += 1
 
     def _check(self, frame: Any, name: str) -> None:
@@ -73,7 +73,7 @@ class TorchTemporalSmoother:
         return small_u8.cpu().numpy()
 
     def _pool(self, m: Any, op: str) -> Any:
-        """1xHxW -> 1x(H/2)x(W/2) 2x2 means ('mean') or maxima ('max') of the even crop."""
+        """CxHxW -> Cx(H/2)x(W/2) 2x2 means ('mean') or maxima ('max') of the even crop."""
         hh, wh = half_size(*m.shape[1:])
         if (hh, wh) == tuple(m.shape[1:]):
             return m
@@ -103,17 +103,15 @@ class TorchTemporalSmoother:
             log.info("frame size changed to %dx%d: smoother history dropped", x.shape[2], x.shape[1])
             self.reset()
         r = rainy.to(self.device, self.torch.float32) * gain
-        removed = self._box(self._pool((r - x).clamp(min=0).amax(dim=0, keepdim=True), "mean"))
+        rainy_half = self._pool(r, "mean")
         with opencv_threads(self.cfg.cv_threads):
             result = self.analyser.analyse(self._small(x))
         if self.prev is None or result is None:
             self.resets += int(self.prev is not None)
             out = x
         else:
-            out = self.blend(x, removed, *result)
-        self.prev = x
-        d = self.cfg.rain_dilate
-        self.prev_removed = removed if d <= 1 else self.F.max_pool2d(removed[None], d, 1, d // 2)[0]
+            out = self.blend(x, r, rainy_half, *result)
+        self.prev, self.prev_rainy = x, rainy_half
         if is_u8:
             return out.round().clamp(0, 255).to(self.torch.uint8)
         return out * (1.0 / 255.0)
@@ -144,20 +142,30 @@ class TorchTemporalSmoother:
         return self.F.grid_sample(img, coords * scale - 1.0, mode="bilinear", padding_mode="border",
                                   align_corners=True)
 
-    def blend(self, x: Any, removed: Any, flow_b: np.ndarray, fb: np.ndarray) -> Any:
+    def _dilate(self, m: Any) -> Any:
+        """CxHxW maximum over a ``rain_dilate`` square (OpenCV's ``dilate``)."""
+        k = self.cfg.rain_dilate
+        if k <= 1:
+            return m
+        lo, hi = k // 2, (k - 1) // 2  # OpenCV's anchor: the centre, k // 2
+        return self.F.max_pool2d(self.F.pad(m[None], (lo, hi, lo, hi), value=-1e9), k, 1)[0]
+
+    def blend(self, x: Any, r: Any, rainy_half: Any, flow_b: np.ndarray, fb: np.ndarray) -> Any:
         """Warp the previous derained frame by ``flow_b`` (hxwx2 numpy, small) and blend it
-        into ``x`` (3xHxW float [0, 255]) with :func:`~.core.blend_weight` on half-size maps
-        (as the CPU smoother): 3xHxW float."""
+        into ``x`` (3xHxW float [0, 255]; ``r`` the rainy frame) with
+        :func:`~.core.blend_weight` on half-size maps (as the CPU smoother): 3xHxW float."""
         torch = self.torch
         h, w = x.shape[1:]
-        hh, wh = removed.shape[1:]
+        hh, wh = rainy_half.shape[1:]
         flow = torch.from_numpy(flow_b).to(self.device).permute(2, 0, 1)[None]  # 1x2xhxw
         conf = self._resize(torch.from_numpy(fb).to(self.device)[None, None], hh, wh)[0]
         warped = self._warp(self.prev[None], flow)[0]
-        r_p = self._warp(self.prev_removed[None], flow)[0]
+        prev_rainy = self._dilate(self._warp(self.prev_rainy[None], flow)[0])
+        arrived = self._box((rainy_half - prev_rainy).clamp(min=0).amax(dim=0, keepdim=True))
+        removed = self._box(self._pool((r - x).clamp(min=0).amax(dim=0, keepdim=True), "mean"))
         diff = warped - x
         e_full = diff.abs().amax(dim=0, keepdim=True)
         k = 1.0 / 255.0
         e, e_max = self._box(self._pool(e_full, "mean")) * k, self._pool(e_full, "max") * k
-        a = blend_weight(torch, e, e_max, removed * k, r_p * k, conf, self.cfg)
+        a = blend_weight(torch, e, e_max, removed * k, arrived * k, conf, self.cfg)
         return x + self._resize(a[None], h, w)[0] * diff
