@@ -184,30 +184,16 @@ def test_last_frame_duration_without_source_durations(make_clip, use_tiny_model,
     assert out_end >= src_end
 
 
-def test_truncated_file_keeps_every_frame_ffmpeg_decodes(make_clip, use_tiny_model, tmp_path):
-    """Frame threading lost the frames around a damaged end; every frame PyAV decodes
-    with slice threading, and the decoder's buffered ones, are kept."""
+def test_damaged_end_keeps_every_frame_ffmpeg_decodes(make_clip, use_tiny_model, tmp_path):
+    """A broken NAL length two frames before the end: frame threading lost 3 frames
+    around it (16 of 20), ffmpeg decodes 19; so does the reader (slice threading)."""
     src = make_clip("in.mkv", frames=20, audio=False)
-    cut = tmp_path / "cut.mkv"
-    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.7)])
-    with av.open(str(cut)) as c:
-        c.streams.video[0].thread_type = "SLICE"
-        expected = 0
-        try:
-            for packet in c.demux(video=0):
-                expected += len(packet.decode())
-        except av.error.FFmpegError:
-            pass
-    out = run_derain(cut, tmp_path / "out.mkv")
-    assert len(probe(out)["pts"]) == expected > 5
-
-
-def test_webm_output_transcodes_aac_to_opus(make_clip, use_tiny_model, tmp_path):
-    """WebM cannot hold AAC: the audio is encoded to Opus instead of being dropped."""
-    src = make_clip("in.mp4", frames=10, audio=True)
-    out = run_derain(src, tmp_path / "out.webm", encode=EncodeOptions(codec="libvpx-vp9", crf=40))
-    with av.open(str(out)) as c:
-        assert [s.type for s in c.streams] == ["video", "audio"]
-        assert c.streams.audio[0].codec_context.name == "opus"
-        samples = sum(f.samples for f in c.decode(audio=0))
-    assert samples >= 0.3 * 16000 * 0.9  # ~0.4 s of audio at 16 kHz, resampled to opus' rate or not
+    with av.open(str(src)) as c:
+        payload = [bytes(p) for p in c.demux(video=0) if p.size][18]
+    data = bytearray(src.read_bytes())
+    at = bytes(data).find(payload)
+    data[at:at + 4] = b"\x7f\xff\xff\xff"
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    out = run_derain(bad, tmp_path / "out.mkv")
+    assert len(probe(out)["pts"]) == 19
