@@ -124,12 +124,11 @@ def expand_folder(folder: Path) -> list[Path]:
     return files
 
 
-def _pairs(inputs: Sequence[Path], output: Path | None) -> list[tuple[Path, Path]]:
+def _pairs(inputs: Sequence[Path], output: Path | None, output_is_dir: bool) -> list[tuple[Path, Path]]:
     """(input file, output file) of every input; ``output`` is a folder unless there is
-    one input file and it does not end with a slash or name an existing folder."""
+    one input file and ``output`` is neither marked a folder nor an existing one."""
     several = len(inputs) > 1
-    out_dir = output is not None and (several or output.is_dir() or str(output).endswith(os.sep)
-                                      or inputs[0].is_dir())
+    out_dir = output is not None and (several or output_is_dir or output.is_dir() or inputs[0].is_dir())
     if output is not None and out_dir and output.exists() and not output.is_dir():
         raise OutputError(f"{output} is a file: with {'several inputs' if several else 'a folder input'} "
                           "-o names a folder")
@@ -146,17 +145,18 @@ def _pairs(inputs: Sequence[Path], output: Path | None) -> list[tuple[Path, Path
 
 
 def plan_jobs(inputs: Sequence[Path | str], output: Path | None = None, *, overwrite: bool = False,
-              skip_existing: bool = False, trimmed: bool = False) -> list[Job]:
+              skip_existing: bool = False, trimmed: bool = False, output_is_dir: bool = False) -> list[Job]:
     """The jobs for ``inputs`` (files and folders) writing into ``output`` (a file for a
     single input file, else a folder; None: beside each input). ``skip_existing`` skips
     a job whose output exists and is complete (``trimmed``: --start/--max-frames were
-    given, so an existing output counts as complete). Raises InputError for a missing
+    given, so an existing output counts as complete); ``output_is_dir``: ``output`` names
+    a folder even for one input file (``-o clean/``). Raises InputError for a missing
     input, OutputError when two jobs would write one file."""
     for raw in inputs:
         check_input(raw)
     paths = list(dict.fromkeys(Path(p) for p in inputs))
     jobs, seen = [], {}
-    for inp, out in _pairs(paths, output):
+    for inp, out in _pairs(paths, output, output_is_dir):
         key = os.path.abspath(out)
         if key in seen:
             raise OutputError(f"{seen[key]} and {inp} would both write {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import signal
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from ..batch import BatchResult, Job, JobResult, LocalRunner, plan_jobs, run_jobs
+from ..batch import BatchResult, Job, JobResult, LocalRunner, make_folders, plan_jobs, remove_empty, run_jobs
 from ..derain import DerainConfig, derain
 from ..errors import ConfigError
 from ..io.encode import check_options
@@ -56,8 +57,8 @@ def parse_bitrate(text: str | None) -> int | None:
 def derain_cmd(
     inputs: list[str] = typer.Argument(..., metavar="INPUT", show_default=False,
                                        help="Video files, images and/or folders of them."),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", show_default=False,
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o", show_default=False, metavar="PATH",
         help="Output file; with several inputs or a folder, an output folder (outputs keep the input "
              "names). Default: beside each input, INPUT.derained.mp4 (images and .mkv/.mov/.webm keep "
              "their extension) or FOLDER_derained/."),
@@ -113,7 +114,9 @@ def derain_cmd(
         threads=threads, hwaccel=hwaccel, start=start, max_frames=max_frames, start_s=ss,
         duration_s=duration, overwrite=overwrite,
         smooth=smooth, smooth_strength=smooth_strength, encode=encode)
-    jobs = plan_jobs(inputs, output, overwrite=overwrite, skip_existing=skip_existing,
+    folder_form = output is not None and output.endswith(("/", os.sep))  # "-o clean/": a folder
+    jobs = plan_jobs(inputs, Path(output) if output else None, overwrite=overwrite,
+                     skip_existing=skip_existing, output_is_dir=folder_form,
                      trimmed=bool(start or max_frames or ss or duration is not None))
     _sigterm_as_interrupt()
     if ray or ray_address:
@@ -121,19 +124,23 @@ def derain_cmd(
 
         return run_on_ray(jobs, template, ray_address, skip_existing, json_out, quiet)
     if len(jobs) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir():
-        _single(jobs[0], template, quiet)
+        _single(jobs[0], template, quiet, folder_form)
     else:
         _batch(jobs, template, quiet)
 
 
-def _single(job: Job, template: DerainConfig, quiet: bool) -> None:
+def _single(job: Job, template: DerainConfig, quiet: bool, make_folder: bool) -> None:
     """One input file: its errors are the command's (``Error: ...``, exit 1)."""
     if job.skip:
         log.info("skipped %s: %s", job.input, job.skip)
         return
     cfg = DerainConfig(**{**template.__dict__, "input": job.input, "output": job.output})
-    with progress_reporter(f"derain {job.input.name}", quiet) as progress:
-        out, result = derain(cfg, progress)
+    created = make_folders([job]) if make_folder else []
+    try:
+        with progress_reporter(f"derain {job.input.name}", quiet) as progress:
+            out, result = derain(cfg, progress)
+    finally:
+        remove_empty(created)
     if isinstance(result, PipelineResult):
         if result.interrupted:
             log.warning("Interrupted: wrote %d frames to %s (finalised and playable)", result.frames, out)

@@ -14,7 +14,7 @@ import typer
 from ..io.encode import EncodeOptions
 from ..live import LiveConfig, LiveStats, SourceConfig, run_live
 from ..smooth.core import DEFAULT_STRENGTH
-from .common import app, handle_errors
+from .common import app, handle_errors, setup_logging
 from .derain_cmd import _sigterm_as_interrupt, parse_bitrate
 
 log = logging.getLogger("stream_derain")
@@ -66,9 +66,12 @@ def live_cmd(
     max_seconds: Optional[float] = typer.Option(None, help="Stop after this many seconds."),
     max_frames: Optional[int] = typer.Option(None, help="Stop after this many output frames."),
     status_every: float = typer.Option(5.0, help="Seconds between status lines."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No status line."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No status line; warnings and errors only."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (and FFmpeg's own)."),
 ) -> None:
     """Derain a live stream: push it, preview it and/or record it, until Ctrl-C."""
+    if quiet or verbose:  # the same meaning as the top-level -q / -v (and derain's)
+        setup_logging(verbose, quiet)
     source = SourceConfig(url=url, transport=transport, input_format=input_format,
                           open_timeout_s=open_timeout, read_timeout_s=read_timeout, retries=retries,
                           reconnect_retries=reconnect_retries, backoff_s=backoff, backoff_max_s=backoff_max,

@@ -131,3 +131,27 @@ def test_run_jobs_takes_another_executor(tmp_path):
     batch = run_jobs(jobs, DerainConfig(input=Path(), backend="onnxruntime"), run_one=run_one)
     assert seen == [(jobs[0].input, jobs[0].output, "onnxruntime")]
     assert batch.summary() == "1 done, 1 skipped" and batch.failed == 0
+
+
+def test_output_with_a_trailing_slash_is_a_folder(make_clip, use_tiny_model, tmp_path):
+    a = make_clip("a.mp4", frames=3, audio=False)
+    result = cli("derain", a, "-o", f"{tmp_path / 'new'}/", "--no-smooth")
+    assert result.exit_code == 0, result.output
+    assert frames_in(tmp_path / "new" / "a.mp4") == 3
+
+
+def test_unreadable_file_is_skipped_with_a_count(use_tiny_model, tmp_path, monkeypatch):
+    """Point 8 (run as root, permissions cannot make a file unreadable: os.access is
+    patched for one file)."""
+    import stream_derain.batch as batch
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    write_png(folder / "a.png")
+    locked = write_png(folder / "b.png", seed=1)
+    real = os.access
+    monkeypatch.setattr(batch.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
+    result = cli("derain", folder, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "1 done, 1 skipped" in result.output and "not readable" in result.output
+    assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "b.png").exists()
