@@ -4,6 +4,11 @@ PSNR and SSIM on the Y channel of BT.601 YCbCr (MATLAB ``rgb2ycbcr``: Y in [16, 
 and on RGB. SSIM is Wang et al. (2004) with an 11x11 Gaussian window (sigma 1.5),
 K1 = 0.01, K2 = 0.03, computed with OpenCV filters; tests check it against
 scikit-image's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``.
+
+Two more numbers catch what PSNR hides (v2): the brightness bias (mean of output
+minus reference over all RGB values, in 8-bit grey levels: negative = darker) and
+the detail ratio (Laplacian energy of the output's Y over the reference's: < 1 =
+smeared texture, > 1 = invented or left-over detail such as streaks).
 """
 
 from __future__ import annotations
@@ -47,8 +52,24 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     return float(np.mean([_ssim_channel(a[..., c], b[..., c], data_range) for c in range(a.shape[2])]))
 
 
+def laplacian_energy(y: np.ndarray) -> float:
+    """Mean squared Laplacian (3x3) of a plane: its fine-detail energy."""
+    return float(np.mean(cv2.Laplacian(y.astype(np.float64), cv2.CV_64F) ** 2))
+
+
+def brightness_bias(out: np.ndarray, ref: np.ndarray) -> float:
+    """Mean of ``out - ref`` over all values, in grey levels of the arrays' scale."""
+    return float(np.mean(out.astype(np.float64) - ref.astype(np.float64)))
+
+
+def detail_ratio(out: np.ndarray, ref: np.ndarray) -> float:
+    """Laplacian energy of ``out``'s Y over ``ref``'s (two HxWx3 uint8 RGB images)."""
+    return laplacian_energy(rgb_to_y(out)) / max(laplacian_energy(rgb_to_y(ref)), 1e-12)
+
+
 def image_scores(out: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """PSNR/SSIM on Y and RGB of two HxWx3 uint8 RGB images."""
+    """PSNR/SSIM on Y and RGB, brightness bias and detail ratio of two HxWx3 uint8 RGB images."""
     yo, yr = rgb_to_y(out), rgb_to_y(ref)
     return {"psnr_y": psnr(yo, yr), "ssim_y": ssim(yo, yr),
-            "psnr_rgb": psnr(out, ref), "ssim_rgb": ssim(out, ref)}
+            "psnr_rgb": psnr(out, ref), "ssim_rgb": ssim(out, ref),
+            "bias": brightness_bias(out, ref), "detail": detail_ratio(out, ref)}

@@ -73,7 +73,7 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None,
         width=float(rng.uniform(0.6, 1.6) + 1.8 * h * rng.uniform(0, 1)),
         angle=float(rng.normal(0, 12) if rng.uniform() < 0.8 else rng.uniform(-40, 40)),
         brightness=float(rng.uniform(0.25, 0.55) + 0.3 * h),
-        haze=float(rng.uniform(0.03, 0.12) * (0.5 + h)) if rng.uniform() < 0.2 else 0.0,
+        haze=float(rng.uniform(0.03, 0.12) * (0.5 + h)) if rng.uniform() < 0.25 else 0.0,
         screen_blend=bool(rng.uniform() < 0.3),
         soft=float(rng.uniform(0.08, 0.3)) if rng.uniform() < 0.3 else 0.0,
         procedural=not use_photo or rng.uniform() < 0.5,
@@ -115,17 +115,25 @@ def _layer_specs(p: RainParams) -> list[tuple[float, float, float, float, float]
         specs.append((p.density * (1 + 0.6 * i), max(p.length * depth, 3.0), max(p.width * depth, 0.6),
                       p.angle + 3.0 * i, p.brightness * (0.55 + 0.45 * depth)))
     if p.soft > 0:  # out-of-focus drops close to the lens: long, wide, faint
-        specs.append((0.003, max(p.length * 4.0, 100.0), 4.0 + 2.0 * p.width, p.angle, p.soft))
+        specs.append((0.0006, max(p.length * 4.0, 100.0), 4.0 + 2.0 * p.width, p.angle, p.soft))
     return specs
+
+
+MAX_OVERLAP = 0.4  # mean number of streaks a pixel lies on, at most (denser fields are dimmed)
 
 
 def render_streaks(field: np.ndarray, length: float, width: float, angle: float,
                    brightness: float) -> np.ndarray:
-    """Smear a drop field into streaks: HxW -> HxW in [0, 1]."""
+    """Smear a drop field into streaks: HxW -> HxW in [0, 1]. An isolated drop peaks at
+    ``brightness``; where long, wide streaks would overlap more than :data:`MAX_OVERLAP`
+    deep on average, the layer is dimmed to that, so that dense or out-of-focus streaks
+    stay streaks and never sum into a uniform veil (v1 did: its soft layer brightened
+    whole frames by 0.1-0.6, and the network learnt to darken)."""
     k = streak_kernel(length, width, angle)
     s = cv2.filter2D(field, -1, k, borderType=cv2.BORDER_REFLECT)
     peak = float(k.max()) or 1.0
-    return np.clip(s / peak * brightness, 0.0, 1.0)
+    overlap = float(field.mean()) / peak  # mean sum of k / peak over the drops at a pixel
+    return np.clip(s / peak * brightness / max(1.0, overlap / MAX_OVERLAP), 0.0, 1.0)
 
 
 class StreakBank:

@@ -12,6 +12,7 @@ import typer
 
 from ..backends import create_backend
 from ..derain import resolve_model
+from ..devsets import dev_sets
 from ..errors import InputError
 from ..evaluate import PairSet, evaluate_set
 from ..flicker import evaluate_video
@@ -63,11 +64,24 @@ def video_line(r: dict) -> str:
     return "  ".join(parts)
 
 
+def set_line(r: dict) -> str:
+    """One line of a paired set's scores: PSNR/SSIM-Y, brightness bias, detail ratio."""
+    def part(label: str, s: dict) -> str:
+        return (f"{label} PSNR-Y {s['psnr_y']:6.2f} dB SSIM-Y {s['ssim_y']:.4f} bias {s['bias']:+5.2f} "
+                f"detail {s['detail']:.3f}")
+    out = r.get("output")
+    return f"{r['set']:<13} {r['images']:>3} images  {part('input', r['input'])}" + (
+        f"  |  {part('output', out)}" if out else "")
+
+
 @app.command("eval")
 @handle_errors
 def eval_cmd(
-    sets: list[Path] = typer.Argument(..., help="Paired folders, each with rain/ and clean/; or derained "
-                                      "videos (files or frame folders) to score for flicker."),
+    sets: Optional[list[Path]] = typer.Argument(
+        None, help="Paired folders, each with rain/ and clean/; or derained videos (files or frame folders) "
+        "to score for flicker."),
+    dev: bool = typer.Option(False, "--dev", help="Score every dev set (pairs/sirr20, pairs/heavy25 and the "
+                             "camvid/davis sets with and without rain, rendered once under runs/devsets)."),
     reference: Optional[Path] = typer.Option(None, help="Videos: clean reference video (PSNR/SSIM, and "
                                              "the optical flow of E_warp)."),
     source: Optional[Path] = typer.Option(None, help="Videos: the rainy input video (its own E_warp; "
@@ -82,6 +96,9 @@ def eval_cmd(
 ) -> None:
     """PSNR and SSIM (Y channel and RGB) of input and output against clean images; for
     videos, the flicker metric E_warp (Lai et al. 2018) and per-frame PSNR/SSIM."""
+    sets = list(sets or []) + (dev_sets() if dev else [])
+    if not sets:
+        raise InputError("give paired folders or videos to score, or --dev")
     check_sets(sets, reference, source)
     if any(is_video(s) for s in sets):
         results = [{"video": str(s), **evaluate_video(s, reference, source)} for s in sets]
@@ -98,9 +115,6 @@ def eval_cmd(
         with create_backend(backend, resolve_model(model)) as be:
             results = [evaluate_set(p, be, save_dir=save / p.name if save else None) for p in pair_sets]
     for r in results:
-        out = r.get("output")
-        typer.echo(f"{r['set']:<12} {r['images']:>3} images  input PSNR-Y {r['input']['psnr_y']:6.2f} "
-                   f"SSIM-Y {r['input']['ssim_y']:.4f}" + (f"  output PSNR-Y {out['psnr_y']:6.2f} "
-                                                        f"SSIM-Y {out['ssim_y']:.4f}" if out else ""))
+        typer.echo(set_line(r))
     if json_out:
         write_json(json_out, results)

@@ -7,17 +7,13 @@ else is an error naming the key, so a typo never trains silently with a default.
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..devsets import DATA_ROOT  # noqa: F401  (re-exported: the training stages' data root)
 from ..errors import ConfigError
-
-# ../shared/data beside the project checkout, unless STREAM_DERAIN_DATA says otherwise
-DATA_ROOT = Path(os.environ.get("STREAM_DERAIN_DATA",
-                                Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 
 
 @dataclass(frozen=True)

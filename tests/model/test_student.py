@@ -54,3 +54,10 @@ def test_manifest_records_the_export(tiny_model_dir):
     assert entry["export_check_psnr_db"]["fp16"] >= 40
     assert np.isclose(entry["macs_per_pixel"], count_macs_per_pixel(build_student(**entry["student"])),
                       atol=0.1)
+
+
+def test_refinement_starts_as_identity_and_fits_the_budget():
+    model = build_student(refine=8)
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.allclose(model(x), x)
+    assert count_macs_per_pixel(model) <= 20_000

@@ -57,11 +57,11 @@ def fixed_batch_loss(ckpt_path: Path, image_dir: Path) -> float:
 
 
 def test_loss_falls_and_checkpoint_reloads(tmp_path, image_dir):
-    cfg = config(tmp_path, image_dir, steps=20)
+    cfg = config(tmp_path, image_dir, steps=1)
     train_supervised(cfg)
     early = fixed_batch_loss(Path(cfg.out_dir) / "last.pt", image_dir)
     cfg = config(tmp_path, image_dir, steps=120)
-    last = train_supervised(cfg)  # resumes at step 20
+    last = train_supervised(cfg)  # resumes at step 1
     ckpt = read_checkpoint(last)
     assert ckpt["step"] == 120
     assert fixed_batch_loss(last, image_dir) < early
@@ -152,3 +152,51 @@ def test_export_command_writes_checked_models_and_dev_scores(tmp_path, image_dir
     bad = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out),
                                    "--scores", str(image_dir / "0.png")])
     assert bad.exit_code == 1 and bad.output.startswith("Error: cannot read dev-set scores")
+
+
+@pytest.fixture
+def streak_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "streaks"
+    folder.mkdir()
+    layer = np.zeros((48, 64), np.uint8)
+    for x in range(0, 64, 7):
+        cv2.line(layer, (x, 0), (x + 3, 20), 220, 1, cv2.LINE_AA)
+    cv2.imwrite(str(folder / "1-4.png"), layer)
+    return folder
+
+
+def test_v2_recipe_trains_with_streak_layers_rain_free_pairs_and_detail_loss(tmp_path, image_dir,
+                                                                          streak_dir):
+    cfg = config(tmp_path, image_dir, steps=20, rain_layers=str(streak_dir), rain_free_fraction=0.25,
+                 compress_fraction=0.5, detail_loss_weight=0.5, bf16=True)
+    assert read_checkpoint(train_supervised(cfg))["step"] == 20
+
+
+def test_held_out_names_are_never_loaded(image_dir):
+    assert len(load_folders([image_dir], exclude_names=("0.*", "1.*"))) == 2
+
+
+def test_detail_loss_sees_smearing_that_l1_barely_sees():
+    from stream_derain.train.supervised import detail_loss
+
+    rng = np.random.default_rng(1)
+    clean = torch.from_numpy(rng.uniform(0, 1, (1, 3, 32, 32)).astype(np.float32))
+    smeared = torch.nn.functional.avg_pool2d(clean, 3, 1, 1, count_include_pad=False)
+    assert float(detail_loss(clean, clean)) == 0.0
+    assert float(detail_loss(smeared, clean)) > 1.5 * float(torch.nn.functional.l1_loss(smeared, clean))
+
+
+def test_init_from_an_exported_onnx_keeps_new_parts_fresh(tmp_path):
+    pytest.importorskip("onnx")
+    from stream_derain.model.export import export_onnx
+    from stream_derain.train.supervised import init_from
+
+    src = build_student(**SMALL)
+    for p in src.parameters():
+        torch.nn.init.normal_(p, 0, 0.05)
+    export_onnx(src, tmp_path / "m.onnx")
+    grown = build_student(**SMALL, refine=4)
+    init_from(grown, tmp_path / "m.onnx")
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():  # the refinement starts at zero: the grown student equals its source
+        assert torch.allclose(grown(x), src(x), atol=1e-6)

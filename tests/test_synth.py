@@ -1,0 +1,102 @@
+"""The rain synthesiser v2: light-only rain, rain-free pairs, streak layers, coherent video."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+
+from stream_derain import synth
+from stream_derain.errors import ConfigError
+
+
+def textured(rng: np.random.Generator, h: int = 96, w: int = 128) -> np.ndarray:
+    base = cv2.resize(rng.uniform(0.1, 0.9, (12, 16, 3)).astype(np.float32), (w, h))
+    return np.clip(base + rng.normal(0, 0.03, (h, w, 3)).astype(np.float32), 0, 1)
+
+
+@pytest.fixture
+def bank_dir(tmp_path):
+    """Three small streak layers (white streaks on black) and one file that does not decode."""
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        layer = np.zeros((80, 120), np.uint8)
+        for _ in range(40):
+            x, y = int(rng.integers(0, 120)), int(rng.integers(0, 80))
+            cv2.line(layer, (x, y), (x + 2, y + 14), int(rng.integers(120, 255)), 1, cv2.LINE_AA)
+        cv2.imwrite(str(tmp_path / f"{i}-4.png"), layer)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    return tmp_path
+
+
+def test_rain_only_adds_light_outside_the_veil(bank_dir):
+    rng = np.random.default_rng(1)
+    bank = synth.StreakBank(bank_dir)
+    clean = textured(rng)
+    for k in range(20):
+        p = replace(synth.sample_params(rng, float(k % 5) / 4, photometric=True), haze=0.0)
+        rainy = synth.add_rain(clean, rng, p, bank)
+        assert (rainy >= clean - 1e-6).all(), k
+        assert (rainy > clean + 0.05).mean() > 0.002, k  # and there is rain
+
+
+def test_veil_is_a_minority_and_mild():
+    rng = np.random.default_rng(2)
+    hazes = np.array([synth.sample_params(rng).haze for _ in range(2000)])
+    assert 0.1 < (hazes > 0).mean() < 0.3
+    assert hazes.max() <= 0.2
+
+
+def test_rain_free_pairs_are_rain_free_and_others_are_not(bank_dir):
+    rng = np.random.default_rng(3)
+    bank = synth.StreakBank(bank_dir)
+    recipe = synth.PairRecipe(compress_fraction=0.5)
+    for _ in range(10):
+        clean = textured(rng)
+        inp, target = synth.rain_pair(clean, rng, recipe, bank, rain_free=True)
+        assert np.array_equal(inp, target)
+        assert np.abs(target - clean).mean() < 0.05  # at most a JPEG round trip (noisy texture)
+        inp, target = synth.rain_pair(clean, rng, recipe, bank)
+        assert np.abs(inp - target).mean() > 0.002
+
+
+def test_every_batch_holds_rain_free_pairs():
+    from stream_derain.train.data import rain_free_every
+
+    assert rain_free_every(0.0, 16) == 0
+    assert rain_free_every(0.25, 16) == 4
+    assert rain_free_every(0.01, 8) == 8  # at least one per batch
+
+
+def test_streak_bank_loads_skips_and_composites(bank_dir, caplog):
+    bank = synth.StreakBank(bank_dir)
+    assert len(bank) == 3
+    assert "skipped 1 undecodable" in caplog.text
+    canvas = bank.canvas((200, 300), np.random.default_rng(4), scale=1.5, angle=15.0, keep=0.5)
+    assert canvas.shape == (200, 300) and canvas.dtype == np.float32
+    assert 0 <= canvas.min() and canvas.max() <= 1.0 and (canvas > 0.2).mean() > 0.005
+
+
+def test_streak_bank_rejects_a_missing_or_empty_folder(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        synth.StreakBank(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no rain-streak layers"):
+        synth.StreakBank(tmp_path / "empty")
+
+
+def test_video_rain_is_coherent_over_a_given_clip(bank_dir):
+    rng = np.random.default_rng(5)
+    bank = synth.StreakBank(bank_dir)
+    frames = [textured(np.random.default_rng(9))] * 6  # a static clip: only the rain moves
+    p = replace(synth.sample_params(rng, 0.5, photometric=True), haze=0.0, procedural=True, photometric=0.6)
+    rainy = synth.rain_over_frames(frames, rng, p, bank)
+    layers = [r - f for r, f in zip(rainy, frames)]
+    assert all((lay >= -1e-6).all() and lay.mean() > 0.002 for lay in layers)
+    # the rain moves between frames, and the frame-to-frame change is a shift, not new rain:
+    # each layer is closer to its neighbour shifted down than to a fresh rain layer
+    fresh = synth.rain_over_frames(frames[:1], np.random.default_rng(6), p, bank)[0] - frames[0]
+    assert not np.allclose(layers[0], layers[1])
+    assert np.abs(layers[1] - layers[0]).mean() < np.abs(fresh - layers[0]).mean()
