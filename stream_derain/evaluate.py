@@ -2,7 +2,8 @@
 
 A paired folder holds ``rain/`` and ``clean/`` with matching file names (or pass the
 two folders). Scores are reported for the input (rainy vs clean) and the output,
-per image and as means, on the Y channel (BT.601) and on RGB.
+per image and as means, on the Y channel (BT.601) and on RGB, with the brightness
+bias and the detail ratio (:mod:`stream_derain.metrics`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,15 @@ class PairSet:
         return found
 
 
+PSNR_CAP = 100.0  # dB: an identical image (infinite PSNR) counts as this in a set's mean
+
+
 def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(float(np.mean([r[k] for r in rows])), 4) for k in rows[0]}
+    """Means over a set; PSNRs capped at :data:`PSNR_CAP` first, so that one identical
+    image (no-rain sets) does not make the mean infinite."""
+    def value(k: str, v: float) -> float:
+        return min(v, PSNR_CAP) if k.startswith("psnr") else v
+    return {k: round(float(np.mean([value(k, r[k]) for r in rows])), 4) for k in rows[0]}
 
 
 def evaluate_set(pairs: PairSet, backend: Backend | None = None, predictions: Path | None = None,

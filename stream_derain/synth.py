@@ -75,7 +75,7 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None,
         brightness=float(rng.uniform(0.25, 0.55) + 0.3 * h),
         haze=float(rng.uniform(0.03, 0.12) * (0.5 + h)) if rng.uniform() < 0.25 else 0.0,
         screen_blend=bool(rng.uniform() < 0.3),
-        soft=float(rng.uniform(0.08, 0.3)) if rng.uniform() < 0.3 else 0.0,
+        soft=float(rng.uniform(0.08, 0.3)) if rng.uniform() < 0.4 else 0.0,
         procedural=not use_photo or rng.uniform() < 0.5,
         photometric=float(rng.uniform(0.25, 0.6) + 0.25 * h) if use_photo else 0.0,
         photometric_layers=1 if rng.uniform() < 0.7 else 2,
@@ -115,7 +115,7 @@ def _layer_specs(p: RainParams) -> list[tuple[float, float, float, float, float]
         specs.append((p.density * (1 + 0.6 * i), max(p.length * depth, 3.0), max(p.width * depth, 0.6),
                       p.angle + 3.0 * i, p.brightness * (0.55 + 0.45 * depth)))
     if p.soft > 0:  # out-of-focus drops close to the lens: long, wide, faint
-        specs.append((0.0006, max(p.length * 4.0, 100.0), 4.0 + 2.0 * p.width, p.angle, p.soft))
+        specs.append((0.002, max(p.length * 4.0, 100.0), 4.0 + 2.0 * p.width, p.angle, p.soft))
     return specs
 
 

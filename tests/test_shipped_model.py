@@ -48,3 +48,23 @@ def test_wheel_carries_the_models(tmp_path):
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
     assert str(site / "stream_derain" / "engines") in run.stdout
+
+
+def test_changes_a_clean_frame_less_than_a_rainy_one():
+    """Do no harm: a rain-free frame passes (nearly) unchanged and keeps its brightness
+    and detail; the same frame with rain is changed much more."""
+    data = pytest.importorskip("skimage.data")
+    from stream_derain.metrics import brightness_bias, detail_ratio
+
+    clean = data.astronaut()[::2, ::2].copy()  # 256x256 RGB uint8, public domain (NASA)
+    rng = np.random.default_rng(3)
+    params = synth.RainParams(layers=2, density=0.006, length=20, width=1.4, angle=10, brightness=0.5)
+    rainy = (synth.add_rain(clean.astype(np.float32) / 255.0, rng, params) * 255 + 0.5).astype(np.uint8)
+    with create_backend("onnxruntime", load_model_info()) as be:
+        out_clean, out_rainy = be.infer(np.stack([clean, rainy]))
+    change_clean = np.abs(out_clean.astype(float) - clean).mean()
+    change_rainy = np.abs(out_rainy.astype(float) - rainy).mean()
+    assert change_clean < 0.5 * change_rainy, (change_clean, change_rainy)
+    assert psnr(out_clean, clean) > 30.0
+    assert abs(brightness_bias(out_clean, clean)) < 3.0
+    assert 0.8 < detail_ratio(out_clean, clean) < 1.2
