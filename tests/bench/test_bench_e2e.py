@@ -57,6 +57,11 @@ def test_stages_overlap_in_the_pipeline(make_clip, tiny_model, monkeypatch: pyte
     with SleepBackend(tiny_model) as be:
         row = run_e2e(be, clip, None, smoother_factory=SleepSmoother, opts=EncodeOptions(preset="ultrafast"))
     assert row["stages"]["infer"]["fps"] == pytest.approx(1 / INFER_S, rel=0.25)
+    real = {n: row["stages"][n]["fps"] for n in ("decode", "encode")}
+    others = row["pipeline"].get("other_processes_cores") or 0.0
+    if min(real.values()) < 1.5 / INFER_S or others > 1.0:  # real decode/x264 work slowed by other processes
+        pytest.skip(f"machine too busy for this timing test: decode/encode {real} fps vs the "
+                    f"{1 / INFER_S:.0f} fps sleep, other processes {others:.2f} cores")
     assert row["bottleneck"] == "infer" and row["pipeline"]["frames"] == 24
     assert row["efficiency"] >= 0.8 and row["steady_efficiency"] >= 0.85, row["pipeline"]
     pipe = row["pipeline"]
