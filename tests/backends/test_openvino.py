@@ -150,3 +150,11 @@ def test_unknown_precision_is_refused(shipped) -> None:  # noqa: ANN001
         create_backend("openvino", shipped, "int4")
     with pytest.raises(BackendError, match="bf16 runs on --backend openvino"):
         create_backend("onnxruntime", shipped, "bf16")
+
+
+def test_threads_are_not_pinned_by_default(ov, shipped, tmp_path: Path) -> None:  # noqa: ANN001
+    from stream_derain.backends.openvino import OpenVINOBackend
+
+    with OpenVINOBackend(shipped, "fp32", cache=tmp_path, threads=1) as be:
+        assert be.compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert be.compiled.get_property("INFERENCE_NUM_THREADS") == 1
