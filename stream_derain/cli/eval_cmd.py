@@ -65,9 +65,10 @@ def video_line(r: dict) -> str:
 
 
 def set_line(r: dict) -> str:
-    """One line of a paired set's scores: PSNR/SSIM-Y, brightness bias, detail ratio."""
+    """One line of a paired set's scores: PSNR/SSIM on Y and RGB, brightness bias, detail ratio."""
     def part(label: str, s: dict) -> str:
-        return (f"{label} PSNR-Y {s['psnr_y']:6.2f} dB SSIM-Y {s['ssim_y']:.4f} bias {s['bias']:+5.2f} "
+        rgb = f" RGB {s['psnr_rgb']:6.2f} dB / {s['ssim_rgb']:.4f}" if "psnr_rgb" in s else ""
+        return (f"{label} PSNR-Y {s['psnr_y']:6.2f} dB SSIM-Y {s['ssim_y']:.4f}{rgb} bias {s['bias']:+5.2f} "
                 f"detail {s['detail']:.3f}")
     out = r.get("output")
     return f"{r['set']:<13} {r['images']:>3} images  {part('input', r['input'])}" + (

@@ -62,3 +62,20 @@ def test_eval_plain_folders_say_they_score_flicker_only(tmp_path):
             cv2.imwrite(str(tmp_path / name / f"{i}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
     result = runner.invoke(app, ["eval", str(tmp_path / "a"), str(tmp_path / "b")])
     assert "flicker (E_warp) only" in result.output, result.output
+
+
+def test_eval_pairs_line_has_units_and_rgb(tmp_path):
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for sub in ("rain", "clean"):
+        (tmp_path / "set" / sub).mkdir(parents=True)
+    for i in range(2):
+        clean = rng.integers(0, 255, (40, 48, 3), np.uint8)
+        cv2.imwrite(str(tmp_path / "set" / "clean" / f"{i}.png"), clean)
+        rainy = np.clip(clean.astype(int) + 30, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / "set" / "rain" / f"{i}.png"), rainy)
+    result = runner.invoke(app, ["eval", str(tmp_path / "set"), "--input-only"])
+    assert result.exit_code == 0, result.output
+    assert "PSNR-Y" in result.output and "dB" in result.output and "RGB" in result.output
