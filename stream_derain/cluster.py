@@ -63,7 +63,8 @@ class ClusterOptions:
     num_cpus: int | None = None  # CPUs of a local instance [default: all]
     cpus_per_file: float = 1.0
     gpus_per_file: float | None = None  # None: from the backend and the cluster
-    workers: int | None = None  # files in flight at most [default: what the cluster's resources fit]
+    workers: int | None = None  # files in flight at most [default: twice what the cluster fits, so
+    #                             an autoscaler sees queued demand; Ray runs what the resources allow]
     max_retries: int = 3
     skip_existing: bool = False
     poll: float = 0.5  # seconds between progress polls
@@ -114,7 +115,7 @@ class ClusterResult:
     files: list[FileOutcome]
     seconds: float
     interrupted: bool = False
-    workers: int = 0
+    in_flight: int = 0  # files submitted at a time (the window)
     wall_seconds: float = 0.0
 
     def count(self, status: str) -> int:
@@ -140,7 +141,7 @@ class ClusterResult:
         summary = {k: self.count(k) for k in ("done", "failed", "skipped", "cancelled")}
         return {"files": [f.as_dict() for f in self.files], "seconds": round(self.seconds, 3),
                 "frames": self.frames, "fps": round(self.fps, 2),
-                "files_per_min": round(self.files_per_min, 2), "workers": self.workers,
+                "files_per_min": round(self.files_per_min, 2), "in_flight": self.in_flight,
                 "wall_seconds": round(self.wall_seconds, 3),
                 "interrupted": self.interrupted, **summary}
 
@@ -170,8 +171,8 @@ class Tracker:
         st = self.state.setdefault(index, {"attempts": 1})
         st.update(frames=frames, total=total)
 
-    def snapshot(self) -> dict[int, dict[str, Any]]:
-        return self.state
+    def snapshot(self, indices: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return {i: self.state[i] for i in indices if i in self.state}
 
 
 def part_path(out: Path) -> Path:
@@ -369,14 +370,17 @@ class _Runner:
         self.task = ray.remote(run_file).options(
             num_cpus=cpus, num_gpus=gpus_per, max_retries=opts.max_retries,
             retry_exceptions=list(RETRY_EXCEPTIONS))
-        self.window = opts.workers or self._slots(cpus, gpus_per)
+        self.resources = cpus, gpus_per
+        self.window = opts.workers or 2 * self._slots()
         self.running: dict[Any, int] = {}  # ref -> job index
         self.seen_attempts: dict[int, int] = {}
         self.t0 = time.perf_counter()
-        log.info("ray: %d file(s), %g CPU%s per file, up to %d at once",
+        log.info("ray: %d file(s), %g CPU%s per file, %d submitted at a time",
                  len(jobs), cpus, f" + {gpus_per:g} GPU" if gpus_per else "", self.window)
 
-    def _slots(self, cpus: float, gpus: float) -> int:
+    def _slots(self) -> int:
+        """Files the cluster's resources fit at once (it may grow: an autoscaler)."""
+        cpus, gpus = self.resources
         res = self.ray.cluster_resources()
         fits = [res.get("CPU", 0.0) / cpus] if cpus else []
         fits += [res.get("GPU", 0.0) / gpus] if gpus else []
@@ -384,9 +388,12 @@ class _Runner:
 
     def run(self, todo: list[int]) -> bool:
         """Run every job in ``todo``; returns True when interrupted (Ctrl-C)."""
-        pending = list(reversed(todo))
+        pending, polls = list(reversed(todo)), 0
         try:
             while pending or self.running:
+                polls += 1
+                if not self.opts.workers and polls % 20 == 0:  # the cluster may have grown
+                    self.window = max(self.window, 2 * self._slots())
                 while pending and len(self.running) < self.window:
                     i = pending.pop()
                     inp, out = self.jobs[i]
@@ -414,7 +421,7 @@ class _Runner:
         except ray.exceptions.RayError as exc:  # worker or node lost beyond max_retries, or cancelled
             status = "cancelled" if cancelling else "failed"
             outcome = FileOutcome(str(inp), str(out), status=status, error=_one_line(exc))
-        st = self._state().get(i, {})
+        st = self._state([i]).get(i, {})
         if outcome.status != "done":  # what killed attempts left (a task removes its own)
             remove_parts(out, st.get("pids", []))
         if not outcome.node:
@@ -426,15 +433,14 @@ class _Runner:
                 outcome.status, f": {outcome.error}" if outcome.error else "", outcome.frames,
                 outcome.fps, outcome.node, outcome.pid, outcome.attempts)
 
-    def _state(self) -> dict[int, dict[str, Any]]:
+    def _state(self, indices: Sequence[int]) -> dict[int, dict[str, Any]]:
         try:
-            return self.ray.get(self.tracker.snapshot.remote(), timeout=10)
+            return self.ray.get(self.tracker.snapshot.remote(list(indices)), timeout=10)
         except self.ray.exceptions.RayError:
             return {}
 
     def _report(self) -> None:
-        state = self._state()
-        running = {i: state[i] for i in self.running.values() if i in state}
+        running = self._state(list(self.running.values()))
         for i, st in running.items():
             if st["attempts"] > self.seen_attempts.setdefault(i, st["attempts"]):
                 log.warning("%s: attempt %d on %s (pid %d); the previous attempt's worker was lost",
