@@ -68,7 +68,7 @@ class SmootherConfig:
     photo_blur: int = 3  # box blur (half-resolution pixels) of the error and removed-rain maps
     photo_sigma: float = 0.03  # error (in [0, 1]) where photometric confidence is e^-1 ...
     rain_relax: float = 3.0  # ... plus this times the new rain removed at the pixel
-    rain_eps: float = 0.01  # removed rain (in [0, 1]) below which a pixel counts as rain-free
+    rain_eps: float = 0.03  # new rain (in [0, 1]) at which the weight is half its largest
     rain_dilate: int = 3  # rain arrived where the input is brighter than the warped previous input's
     # maximum over this square (half-res pixels): a tolerance for flow misalignment
     bound_gain: float = 3.0  # the change at a pixel is at most bound_gain * new removed rain ...
