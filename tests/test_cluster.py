@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
-from conftest import write_clip
 
 from stream_derain.batch import plan_jobs
 from stream_derain.derain import DerainConfig
@@ -34,8 +34,34 @@ def local_ray():
     ray.shutdown()
 
 
+def write_clip(path: Path, frames: int, size: tuple[int, int], seed: int = 0) -> Path:
+    """A silent H.264 clip of moving noisy gradients with variable frame durations (STEPS, ms).
+    (Not conftest's writer: ``import conftest`` is ambiguous in a run with several conftest.py.)"""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+        v.time_base = v.codec_context.time_base = Fraction(1, 1000)
+        pts = 0
+        for i in range(frames):
+            img = np.stack([(xx * 3 + i * 5) % 256, (yy * 3) % 256, (xx + yy + i * 9) % 256], -1)
+            img = np.clip(img + rng.integers(-8, 8, img.shape), 0, 255).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = pts, Fraction(1, 1000)
+            pts += STEPS[i % len(STEPS)]
+            for packet in v.encode(f):
+                c.mux(packet)
+        for packet in v.encode():
+            c.mux(packet)
+    return path
+
+
 def clip(folder: Path, name: str, frames: int = 20, seed: int = 0) -> Path:
-    return write_clip(folder / name, frames=frames, size=(64, 48), pts_steps=STEPS, audio=False, seed=seed)
+    return write_clip(folder / name, frames, (64, 48), seed)
 
 
 def video_pts(path: Path) -> list[int]:
@@ -102,7 +128,7 @@ def test_corrupt_input_fails_alone(local_ray, tmp_path):
 def test_worker_killed_mid_task(local_ray, tmp_path, caplog):
     """SIGKILL the worker running the long clip (its PID as the task reported it through
     the tracker actor); Ray reruns the task and every output is complete."""
-    src = [write_clip(tmp_path / "long.mp4", frames=120, size=(160, 120), pts_steps=STEPS, audio=False),
+    src = [write_clip(tmp_path / "long.mp4", 120, (160, 120)),
            clip(tmp_path, "short.mp4", frames=20, seed=3)]
     jobs = jobs_for(src, tmp_path / "out")
     killed: list[int] = []
@@ -132,7 +158,7 @@ def test_ctrl_c_cancels_the_rest(local_ray, tmp_path):
     """Ctrl-C (a KeyboardInterrupt in the driver) once the short file is done, one file at
     a time: the long one is cancelled and leaves nothing behind, the queued ones never start."""
     src = [clip(tmp_path, "short.mp4", frames=10),
-           write_clip(tmp_path / "long.mp4", frames=120, size=(160, 120), pts_steps=STEPS, audio=False),
+           write_clip(tmp_path / "long.mp4", 120, (160, 120)),
            clip(tmp_path, "q1.mp4", seed=1), clip(tmp_path, "q2.mp4", seed=2)]
     jobs = jobs_for(src, tmp_path / "out")
 
