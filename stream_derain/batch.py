@@ -219,7 +219,7 @@ class LocalRunner:
     def backend(self) -> Any:
         if self._backend is None:
             from .backends import create_backend
-            from .derain import resolve_model
+            from .models import resolve_model
 
             t = self.template
             self._ctx = create_backend(t.backend, resolve_model(t.model), t.precision, t.threads)

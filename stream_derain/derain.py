@@ -19,7 +19,7 @@ from .io import images
 from .io.encode import check_options
 from .io.paths import atomic_output, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
-from .models import ModelInfo, load_model_info, model_from_path
+from .models import resolve_model
 from .pipeline import IterSource, Pipeline, PipelineResult, Stage
 from .smooth.core import DEFAULT_STRENGTH
 
@@ -50,12 +50,6 @@ class DerainConfig:
     queue_size: int = 8
     hwaccel: str = "auto"  # NVDEC decoding: auto (when an NVIDIA driver is present), cuda, none
     device_frames: bool | None = None  # keep frames on the backend's device; None: when it is a GPU
-
-
-def resolve_model(spec: str | None) -> ModelInfo:
-    if spec and (spec.endswith(".onnx") or Path(spec).is_file()):
-        return model_from_path(Path(spec))
-    return load_model_info(spec)
 
 
 def default_output(inp: Path) -> Path:

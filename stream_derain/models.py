@@ -107,3 +107,17 @@ def model_from_path(path: Path, multiple: int = 4) -> ModelInfo:
         raise ModelError(f"model file not found: {path}")
     precision = "fp16" if "fp16" in path.stem else "fp32"
     return ModelInfo(name=path.stem, version="custom", files={precision: path}, multiple=multiple)
+
+
+def resolve_model(spec: str | Path | None = None, onnx: Path | None = None, multiple: int = 4) -> ModelInfo:
+    """The model to run: a shipped one by manifest name (the default model when ``spec``
+    and ``onnx`` are both None) or a user's ONNX file, given as ``onnx`` or as a ``spec``
+    that ends in ``.onnx`` or names an existing file. ``multiple``: H and W must be
+    multiples of this for a user's file."""
+    if spec and onnx:
+        raise ModelError("give a model name or an ONNX path, not both")
+    if onnx:
+        return model_from_path(Path(onnx), multiple)
+    if spec and (str(spec).endswith(".onnx") or Path(spec).is_file()):
+        return model_from_path(Path(spec), multiple)
+    return load_model_info(str(spec) if spec else None)

@@ -43,9 +43,10 @@ def build_engine_cmd(
     multiple: int = typer.Option(4, min=1, help="With --onnx: H and W must be multiples of this."),
 ) -> None:
     """Build a TensorRT engine (cached beside the models) and print where it is."""
+    from ..models import resolve_model
     from ..trt import probe
     from ..trt.check import check as run_check
-    from ..trt.engine import build_engine, resolve_model
+    from ..trt.engine import build_engine
 
     info = resolve_model(model, onnx, multiple)
     precision = precision or _default_precision(info, onnx)

@@ -23,10 +23,11 @@ from typing import Any
 
 from ..backends import create_backend
 from ..backends.base import Backend
-from ..derain import SmoothStage, make_smoother, resolve_model
+from ..derain import SmoothStage, make_smoother
 from ..errors import ConfigError, OutputError
 from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
+from ..models import resolve_model
 from ..pipeline import DropOldestQueue, IterSource, Pipeline, Stage
 from ..smooth.core import DEFAULT_STRENGTH
 from .outputs import LIVE_ENCODE, Output, PreviewServer, PushOutput, SegmentRecorder

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import BackendError, ModelError
-from ..models import ModelInfo, load_model_info, model_from_path, sha256
+from ..errors import BackendError
+from ..models import ModelInfo, resolve_model, sha256
 from . import probe
 from .builder import BuildOptions, Profile, build_plan
 from .cache import CachedEngine, EngineCache, EngineKey
@@ -41,13 +41,6 @@ class EngineRequest:
     def profile(self) -> Profile:
         return Profile.for_resolution(self.height, self.width, self.max_batch, self.model.multiple,
                                       self.dynamic)
-
-
-def resolve_model(name: str | None = None, onnx: Path | None = None, multiple: int = 4) -> ModelInfo:
-    """A shipped model by name (default model when both are None) or a user's ONNX file."""
-    if name and onnx:
-        raise ModelError("give a model name or an ONNX path, not both")
-    return model_from_path(Path(onnx), multiple) if onnx else load_model_info(name)
 
 
 def onnx_for(info: probe.TrtInfo, model: ModelInfo, precision: str) -> tuple[Path, str]:

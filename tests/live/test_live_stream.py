@@ -19,7 +19,7 @@ import pytest
 from streams import RtspServer, free_port
 
 from stream_derain.backends import create_backend
-from stream_derain.derain import make_smoother, resolve_model
+from stream_derain.derain import make_smoother
 from stream_derain.io.video import FrameItem
 from stream_derain.live import (
     CallbackOutput,
@@ -30,6 +30,7 @@ from stream_derain.live import (
     run_live,
 )
 from stream_derain.live import run as live_run
+from stream_derain.models import resolve_model
 
 BACKEND = "onnxruntime"
 
