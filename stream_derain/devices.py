@@ -22,6 +22,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +165,48 @@ def gpu_visible() -> bool:
     if not nvidia_driver_present():
         return False
     return torch_cuda() if has_module("torch") else True
+
+
+def cuda_torch(device: str = "cuda") -> ModuleType | None:
+    """The torch module when ``device`` names a CUDA device and torch (installed) sees a
+    GPU, else None. Asks torch only (no driver probe): for code about to run on torch."""
+    if not str(device).startswith("cuda"):
+        return None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def _run(cmd: list[str]) -> str | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else None
+
+
+def nvidia_gpus() -> list[dict[str, Any]]:
+    """One entry per NVIDIA GPU (name, driver, memory) from nvidia-smi, else torch; [] without
+    a driver. For reports: never raises."""
+    if not nvidia_driver_present():
+        return []
+    text = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
+    if text:
+        gpus = []
+        for line in text.splitlines():
+            name, driver, mem = (part.strip() for part in line.split(",", 2))
+            gpus.append({"name": name, "driver": driver, "memory": mem, "source": "nvidia-smi"})
+        return gpus
+    try:
+        torch = cuda_torch()
+        if torch is not None:
+            return [{"name": torch.cuda.get_device_name(i), "driver": None,
+                     "memory": f"{torch.cuda.get_device_properties(i).total_memory // 2**20} MiB",
+                     "cuda": torch.version.cuda, "source": "torch"} for i in range(torch.cuda.device_count())]
+    except Exception as exc:  # noqa: BLE001 - a broken CUDA install must not break the report
+        log.debug("torch CUDA probe failed: %s", exc)
+    return []

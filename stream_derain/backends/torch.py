@@ -11,6 +11,7 @@ import logging
 
 import numpy as np
 
+from ..devices import cuda_torch
 from ..errors import BackendError, ModelError, require
 from ..models import ModelInfo
 from .base import Backend
@@ -57,8 +58,8 @@ class TorchBackend(Backend):
         torch = require("torch", "train")
         dev = self.requested_device
         if dev == "auto":
-            dev = "cuda" if torch.cuda.is_available() else "cpu"
-        if dev.startswith("cuda") and not torch.cuda.is_available():
+            dev = "cuda" if cuda_torch() is not None else "cpu"
+        if dev.startswith("cuda") and cuda_torch(dev) is None:
             raise BackendError("torch backend asked for CUDA, but torch sees no GPU")
         self._device = torch.device(dev)
         if self.precision == "fp16" and self._device.type != "cuda":

@@ -43,6 +43,7 @@ import numpy as np
 
 from ..backends.base import Backend
 from ..derain import DerainConfig, derain_video, make_smoother, uses_device_frames
+from ..devices import cuda_torch
 from ..io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 from ..smooth.core import DEFAULT_STRENGTH
 from .config import EFFICIENCY_TARGET
@@ -64,13 +65,8 @@ def _stage(frames: int, clock: Clock) -> dict[str, Any]:
 
 def device_sync(backend: Backend) -> Callable[[], None] | None:
     """``torch.cuda.synchronize`` for a backend on a CUDA device torch can see, else None."""
-    if not str(backend.device).startswith("cuda"):
-        return None
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch.cuda.synchronize if torch.cuda.is_available() else None
+    torch = cuda_torch(str(backend.device))
+    return torch.cuda.synchronize if torch is not None else None
 
 
 def decode_only(path: Path, frames: int | None) -> tuple[dict[str, Any], list[FrameItem], Any]:

@@ -92,28 +92,10 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
 
 
 def gpu_info() -> list[dict[str, Any]]:
-    """One entry per NVIDIA GPU (name, driver, memory) from nvidia-smi, else torch."""
-    from ..devices import nvidia_driver_present
+    """One entry per NVIDIA GPU (name, driver, memory): :func:`stream_derain.devices.nvidia_gpus`."""
+    from ..devices import nvidia_gpus
 
-    if not nvidia_driver_present():
-        return []
-    text = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
-    if text:
-        gpus = []
-        for line in text.splitlines():
-            name, driver, mem = (part.strip() for part in line.split(",", 2))
-            gpus.append({"name": name, "driver": driver, "memory": mem, "source": "nvidia-smi"})
-        return gpus
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return [{"name": torch.cuda.get_device_name(i), "driver": None,
-                     "memory": f"{torch.cuda.get_device_properties(i).total_memory // 2**20} MiB",
-                     "cuda": torch.version.cuda, "source": "torch"} for i in range(torch.cuda.device_count())]
-    except Exception as exc:  # noqa: BLE001 - a broken CUDA install must not break the report
-        log.debug("torch CUDA probe failed: %s", exc)
-    return []
+    return nvidia_gpus()
 
 
 def git_revision(root: Path = REPO_ROOT) -> str | None:

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from ..devices import cuda_torch
+
 log = logging.getLogger(__name__)
 
 
@@ -67,19 +69,8 @@ class CudaTimer:
 
 def make_timer(device: str) -> CpuTimer | CudaTimer:
     """CUDA events when ``device`` is a CUDA device and torch sees it, else perf_counter."""
-    torch = _cuda_torch(device)
+    torch = cuda_torch(device)
     return CudaTimer(torch) if torch is not None else CpuTimer()
-
-
-def _cuda_torch(device: str) -> Any:
-    """The torch module when ``device`` is CUDA and torch can see a GPU, else None."""
-    if not str(device).startswith("cuda"):
-        return None
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch if torch.cuda.is_available() else None
 
 
 @dataclass(frozen=True)
@@ -292,7 +283,7 @@ class MemoryProbe:
     """Peak host (and, on CUDA, device) memory over one measured case."""
 
     def __init__(self, device: str) -> None:
-        torch = _cuda_torch(device)
+        torch = cuda_torch(device)
         self.cuda = torch.cuda if torch is not None else None
         self.sampler = PeakSampler(device_used_reader(torch, device)) if torch is not None else None
         self.scope = "process"

@@ -25,6 +25,7 @@ from typing import Any
 import av
 import numpy as np
 
+from ..devices import nvidia_driver_present
 from ..errors import InputError, OutputError
 from .audio import AudioTranscoder, needs_transcode
 from .encode import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
@@ -70,13 +71,9 @@ class VideoInfo:
     stream_metadata: dict[str, str] = field(default_factory=dict)  # the video stream's tags
 
 
-def _nvidia_driver() -> bool:
-    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidiactl").exists()
-
-
 def _hwaccel(kind: str) -> Any:
     """PyAV decode acceleration for ``kind`` ('auto', 'cuda' or 'none'); None for software."""
-    if kind == "none" or (kind == "auto" and not _nvidia_driver()):
+    if kind == "none" or (kind == "auto" and not nvidia_driver_present()):
         return None
     from av.codec.hwaccel import HWAccel
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from ..devices import cuda_torch
 from ..errors import BackendError, MissingExtraError
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,8 @@ class GpuInfo:
 
 def gpu_info() -> GpuInfo | None:
     """The current CUDA device as torch sees it, or None without torch or a GPU."""
-    if not _has("torch"):
-        return None
-    import torch
-
-    if not torch.cuda.is_available():
+    torch = cuda_torch()
+    if torch is None:
         return None
     dev = torch.cuda.current_device()
     return GpuInfo(torch.cuda.get_device_name(dev), tuple(torch.cuda.get_device_capability(dev)))

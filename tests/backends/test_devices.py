@@ -66,3 +66,28 @@ def test_auto_precision_is_fp32_outside_openvino() -> None:
     assert backends.resolve_precision("onnxruntime", "auto") == "fp32"
     assert backends.resolve_precision("openvino", "auto") == "auto"
     assert backends.resolve_precision("torch", "fp16") == "fp16"
+
+
+def test_cuda_torch_only_for_cuda_devices() -> None:
+    from stream_derain import devices
+
+    assert devices.cuda_torch("cpu") is None
+    torch = devices.cuda_torch("cuda")
+    assert torch is None or torch.cuda.is_available()
+
+
+def test_nvidia_gpus_without_a_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_derain import devices
+    from stream_derain.bench import machine
+
+    monkeypatch.setattr(devices, "nvidia_driver_present", lambda: False)
+    assert devices.nvidia_gpus() == [] and machine.gpu_info() == []
+
+
+def test_nvidia_gpus_from_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_derain import devices
+
+    monkeypatch.setattr(devices, "nvidia_driver_present", lambda: True)
+    monkeypatch.setattr(devices, "_run", lambda cmd: "NVIDIA H200, 570.1, 143771 MiB")
+    assert devices.nvidia_gpus() == [{"name": "NVIDIA H200", "driver": "570.1", "memory": "143771 MiB",
+                                      "source": "nvidia-smi"}]
