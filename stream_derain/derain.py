@@ -64,7 +64,7 @@ def default_output(inp: Path) -> Path:
 
 def check_input(inp: Path | str) -> None:
     """InputError unless ``inp`` is a readable file, FIFO or folder (a URL: see ``live``)."""
-    if is_url(str(inp)) or str(inp).startswith(("rtsp:/", "rtmp:/", "http:/", "https:/")):
+    if is_url(str(inp)):
         raise InputError(f"{inp} is a stream: derain reads files; use `stream-derain live URL` for streams")
     inp = Path(inp)
     if not inp.exists():

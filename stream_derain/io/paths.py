@@ -21,12 +21,21 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 PARTIAL = ".partial-"  # marker in temporary names (listings skip hidden files anyway)
-URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "tcp://",
-               "srt://", "rtp://")
+# the one list of stream URL schemes: the file front door, the video reader and live/ all use it
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+URL_SCHEMES = tuple(f"{s}://" for s in STREAM_SCHEMES)
+
+
+def has_stream_scheme(text: str) -> bool:
+    """Whether ``text`` starts with a stream scheme and a colon (``rtsp:``, ``srt:``...),
+    the way FFmpeg picks a protocol: such an input is opened, not looked for on disk."""
+    return str(text).lower().startswith(tuple(f"{s}:" for s in STREAM_SCHEMES))
 
 
 def is_url(text: str) -> bool:
-    return text.lower().startswith(URL_SCHEMES)
+    """Whether ``text`` is a stream URL (``rtsp://host/...``); also the one-slash form
+    (``rtsp:/host``) that ``Path`` makes of one."""
+    return str(text).lower().startswith(tuple(f"{s}:/" for s in STREAM_SCHEMES))
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -29,6 +29,7 @@ from ..devices import nvidia_driver_present
 from ..errors import InputError, OutputError
 from .audio import AudioTranscoder, needs_transcode
 from .encode import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
+from .paths import has_stream_scheme
 from .tags import copyable_tags
 
 __all__ = ["ColorInfo", "EncodeOptions", "FrameItem", "VideoInfo", "VideoReader", "VideoWriter"]
@@ -82,8 +83,7 @@ def _hwaccel(kind: str) -> Any:
 
 def _open_input(path: Path, options: dict[str, str] | None, timeout: float | tuple | None,
                 hwaccel: str = "auto") -> Any:
-    if (not str(path).startswith(("rtsp:", "rtmp:", "http:", "https:", "udp:", "tcp:"))
-            and not Path(path).exists()):
+    if not has_stream_scheme(str(path)) and not Path(path).exists():
         raise InputError(f"input not found: {path}")
     accel = _hwaccel(hwaccel)
     if accel is not None:

@@ -23,12 +23,12 @@ from typing import Any
 import av
 
 from ..errors import InputError
+from ..io.paths import has_stream_scheme
 from ..io.video import ColorInfo, FrameItem, _hwaccel
 from ..pipeline import interrupt_noted
 
 log = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = ("rtsp:", "rtsps:", "rtmp:", "http:", "https:", "udp:", "tcp:", "srt:")
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class SourceConfig:
 
     @property
     def is_network(self) -> bool:
-        return self.url.lower().startswith(NETWORK_SCHEMES)
+        return has_stream_scheme(self.url)
 
     def format_name(self) -> str | None:
         if self.input_format:
