@@ -31,9 +31,11 @@ class ConfigError(StreamDerainError):
 class MissingExtraError(StreamDerainError):
     """An optional dependency is not installed."""
 
-    def __init__(self, module: str, extra: str) -> None:
-        super().__init__(f"{module} is not installed: install the [{extra}] extra "
-                         f"(pip install 'stream-derain[{extra}]')")
+    def __init__(self, module: str, extra: str | tuple[str, ...]) -> None:
+        extras = (extra,) if isinstance(extra, str) else tuple(extra)
+        names = " or ".join(f"[{e}]" for e in extras)
+        pips = " or ".join(f"pip install 'stream-derain[{e}]'" for e in extras)
+        super().__init__(f"{module} is not installed: install the {names} extra ({pips})")
 
 
 def require(module: str, extra: str):  # noqa: ANN201 - returns a module

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError, require
+from ..errors import BackendError, MissingExtraError, require
 from ..models import ModelInfo
 from ..trt import probe
 from ..trt.cache import EngineCache
@@ -72,7 +72,9 @@ class TensorRTBackend(Backend):
     # -- life cycle -------------------------------------------------------------------------
 
     def activate(self) -> None:
-        self._torch = require("torch", "train")
+        if not probe.installed_flavours():  # before torch: the missing piece is TensorRT
+            raise MissingExtraError("tensorrt or tensorrt_rtx", probe.EXTRAS)
+        self._torch = require("torch", "train")  # CUDA buffers
         ok, why = probe.engine_support()
         if not ok:
             raise BackendError(NO_GPU if probe.gpu_info() is None else why)

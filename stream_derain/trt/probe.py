@@ -32,6 +32,7 @@ from ..errors import BackendError, MissingExtraError
 log = logging.getLogger(__name__)
 
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
+EXTRAS = ("tensorrt", "tensorrt-rtx")  # the pip extras that install them
 ENV = "STREAM_DERAIN_TRT"
 # compute capabilities TensorRT-RTX can target (its ComputeCapability enum: SMxy)
 RTX_TARGETS = ((7, 5), (8, 0), (8, 6), (8, 9), (12, 0), (12, 1))
@@ -58,7 +59,7 @@ def chosen_flavour() -> str:
         return wanted
     found = installed_flavours()
     if not found:
-        raise MissingExtraError("tensorrt or tensorrt_rtx", "tensorrt-rtx")
+        raise MissingExtraError("tensorrt or tensorrt_rtx", EXTRAS)
     return found[0]
 
 

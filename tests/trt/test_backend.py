@@ -86,3 +86,22 @@ def test_auto_prefers_tensorrt_when_it_can_run(monkeypatch: pytest.MonkeyPatch) 
     assert name == "tensorrt" and "sm86" in why
     monkeypatch.setattr(probe, "engine_support", lambda: (False, "tensorrt_rtx cannot run on H100"))
     assert backends.choose_backend()[0] == "torch"
+
+
+def test_activate_without_tensorrt_names_its_extras(tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream_derain.backends import tensorrt as trt_backend
+    from stream_derain.errors import MissingExtraError
+
+    def no_torch(module: str, extra: str) -> None:
+        raise MissingExtraError(module, extra)
+
+    monkeypatch.setattr(probe, "_has", lambda m: False)
+    monkeypatch.setattr(trt_backend, "require", no_torch)  # torch missing too: TensorRT is named first
+    backend = create_backend("tensorrt", tiny_model, "fp16")
+    with pytest.raises(MissingExtraError) as err:
+        backend.activate()
+    msg = str(err.value)
+    assert "[tensorrt]" in msg and "[tensorrt-rtx]" in msg and "[train]" not in msg
+    assert "pip install 'stream-derain[tensorrt]' or pip install 'stream-derain[tensorrt-rtx]'" in msg
+    with pytest.raises(MissingExtraError, match=r"\[tensorrt\] or \[tensorrt-rtx\] extra"):
+        probe.chosen_flavour()
