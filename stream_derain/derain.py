@@ -35,7 +35,7 @@ class DerainConfig:
     input: Path
     output: Path | None = None
     backend: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # as the CLI: OpenVINO picks and checks its fastest, fp32 elsewhere
     model: str | None = None  # manifest name or path to an .onnx file
     batch: int = 1
     threads: int = 0

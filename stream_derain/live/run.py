@@ -44,7 +44,7 @@ class LiveConfig:
     source: SourceConfig
     backend: str = "auto"
     model: str | None = None  # manifest name or .onnx path
-    precision: str = "fp32"
+    precision: str = "auto"  # as the CLI: OpenVINO picks and checks its fastest, fp32 elsewhere
     threads: int = 0
     smooth: bool = True
     smooth_strength: float = DEFAULT_STRENGTH

@@ -1,0 +1,46 @@
+"""The library's defaults: precision ``auto`` like the CLI, and the default config runs on the CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from stream_derain.backends import PRECISIONS, create_backend, installed, resolve_precision
+from stream_derain.derain import DerainConfig, derain
+from stream_derain.live.run import LiveConfig
+from stream_derain.live.source import SourceConfig
+
+CPU_BACKENDS = [b for b in ("onnxruntime", "openvino", "torch") if installed(b)]
+
+
+def _default(cls: type, name: str) -> object:
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def test_library_precision_defaults_to_auto_like_the_cli() -> None:
+    assert _default(DerainConfig, "precision") == "auto"
+    assert _default(LiveConfig, "precision") == "auto"
+    assert LiveConfig(SourceConfig("rtsp://cam/1")).precision == "auto"
+
+
+@pytest.mark.parametrize("name", sorted(PRECISIONS))
+def test_every_backend_resolves_auto(name: str) -> None:
+    assert resolve_precision(name, "auto") in ("auto", *PRECISIONS[name])
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_default_precision_runs_on_the_cpu(backend: str, tiny_model, make_clip, tmp_path: Path) -> None:
+    src = make_clip(frames=3, size=(64, 48), audio=False)
+    cfg = DerainConfig(input=src, output=tmp_path / "out.mp4", backend=backend, threads=1, smooth=False)
+    with create_backend(backend, tiny_model, cfg.precision, threads=1) as be:
+        assert be.device == "cpu"
+        out, result = derain(cfg, backend=be)
+    assert out.is_file() and result.frames == 3
+
+
+def test_default_config_runs(use_tiny_model: Path, make_clip, tmp_path: Path) -> None:
+    src = make_clip(frames=3, size=(64, 48), audio=False)
+    out, result = derain(DerainConfig(input=src, output=tmp_path / "out.mp4", threads=1))
+    assert out.is_file() and result.frames == 3
