@@ -159,7 +159,9 @@ def score(clip: Clip, smoothed: list[np.ndarray], smooth_ms: float) -> dict[str,
     if clip.kind == "rainy":
         dry = dry_masks(clip.rainy, clip.clean)
         row["dry_share"] = float(np.mean([m.mean() for m in dry]))
-        row["detail_dry_sm_pf"] = laplacian_energy(smoothed, dry) / laplacian_energy(clip.derained, dry)
+        dry_pf = laplacian_energy(clip.derained, dry)
+        if dry_pf > 0:  # some clips have no pixel that rain leaves untouched
+            row["detail_dry_sm_pf"] = laplacian_energy(smoothed, dry) / dry_pf
     row["psnr_y_perframe"], row["ssim_y_perframe"] = y_scores(clip.derained, clip.clean)
     row["psnr_y_smoothed"], row["ssim_y_smoothed"] = y_scores(smoothed, clip.clean)
     row["psnr_change_db"] = row["psnr_y_smoothed"] - row["psnr_y_perframe"]
