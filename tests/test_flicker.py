@@ -77,3 +77,19 @@ def test_evaluate_video(tmp_path: Path) -> None:
     assert 35 < r["psnr_rgb"] < 45 and r["ssim_y"] > 0.8
     alone = evaluate_video(tmp_path / "out.mp4")
     assert alone["flow_on"] == "output" and "psnr_rgb" not in alone
+
+
+def test_laplacian_energy_and_dry_masks() -> None:
+    from stream_derain.flicker import dry_masks, laplacian_energy, laplacian_std
+
+    rng = np.random.default_rng(4)
+    sharp = texture(rng)
+    soft = cv2.GaussianBlur(sharp, (0, 0), 1.5)
+    assert laplacian_energy([soft]) < 0.8 * laplacian_energy([sharp])
+    assert laplacian_std([soft]) < laplacian_std([sharp])
+    rainy = sharp.copy()
+    rainy[:, :40] = np.clip(rainy[:, :40].astype(int) + 60, 0, 255).astype(np.uint8)  # rain on the left
+    (mask,) = dry_masks([rainy], [sharp], margin=4)
+    assert not mask[:, :44].any() and mask[:, 48:].all()
+    # on the dry pixels only, the rain on the left does not count
+    assert laplacian_energy([rainy], [mask]) == pytest.approx(laplacian_energy([sharp], [mask]))

@@ -7,13 +7,13 @@ the current frame's detail::
     out_t = D_t + w * (warp(D_{t-1}, flow_b) - D_t)
 
 with ``D`` the per-frame *derained* frames (never the smoothed output: no recursion,
-so warp blur cannot compound) and ``w`` a full-resolution weight that is ~0 wherever
-the network removed no rain at t. Rain moves from frame to frame while the scene
-follows the flow, so where rain was removed at t the warped previous frame is a second,
-independent estimate of the same scene point, and mixing it in cancels the remnant
-rain (and over-removal) that makes per-frame output flicker. Where nothing was
-removed the frame passes unchanged: clean video, moving objects and fine texture keep
-the current frame exactly.
+so warp blur cannot compound) and ``w`` a per-pixel weight that is ~0 wherever the
+network removed no rain that is new in the input since the previous frame. Rain moves
+from frame to frame while the scene follows the flow, so where new rain was removed at
+t the warped previous frame is a rain-free estimate of the same scene point, and mixing
+it in cancels the remnant rain (and over-removal) that makes per-frame output flicker.
+Elsewhere the frame passes unchanged (to a level): clean video, moving objects and
+fine texture keep the current frame.
 
 At 1/``scale`` resolution, on the CPU with OpenCV (:class:`MotionAnalyser`):
 
@@ -26,20 +26,27 @@ At 1/``scale`` resolution, on the CPU with OpenCV (:class:`MotionAnalyser`):
    eroded 3x3. The history is dropped (as at a cut) when less than ``min_confident`` of
    the frame has consistent flow and a warped previous luma within ``cut_photo``.
 
-At full resolution (:func:`blend_weight`, the same arithmetic in numpy and torch), with
-maps in [0, 1]:
+The weight (:func:`blend_weight`, the same arithmetic in numpy and torch) is computed on
+half-size maps in [0, 1], from full-resolution differences:
 
-- ``r_t``: the rain removed at t, box blur (``photo_blur``) of the channel maximum of
-  ``max(rainy_t - D_t, 0)``; ``r_p``: the same of the previous frame, warped;
-- ``share = r_t / (r_t + r_p + rain_eps)``: how much more uncertain the current pixel
-  is than its history (both estimated under rain: ~1/2; only now: ~1; neither: ~0);
-- photometric agreement ``exp(-(e / (photo_sigma + rain_relax * r_t))^4)`` with ``e`` the
-  blurred channel maximum of ``|warp(D_{t-1}) - D_t|``: changes larger than the
-  removed rain explains (moving objects the flow missed, occlusions) take the current frame;
-- a bound: the change ``w * |warp(D_{t-1}) - D_t|`` never exceeds
-  ``bound_gain * r_t + bound_margin`` at any pixel, so the smoother can never alter a
-  pixel by more than the network changed it (plus a level);
-- ``w = strength * fb * photo * share``, then capped by the bound.
+- ``r_t``: the rain removed now, box blur (``photo_blur``) of the 2x2 means of the
+  channel maximum of ``max(rainy_t - D_t, 0)``;
+- ``a_t``: the light that arrived in the *input* since the previous frame, box blur of
+  the channel maximum of ``max(rainy_t - dilate(warp(rainy_{t-1})), 0)`` (half size;
+  the ``rain_dilate`` square tolerates misaligned flow on static bright structure);
+- ``new = min(r_t, a_t)``: rain the network removed that was not there before. Structure
+  the network removes in every frame (thin bright detail, a veil, a brightness shift)
+  is in both inputs and gives ``new = 0``;
+- photometric agreement ``exp(-(e / (photo_sigma + rain_relax * new))^4)`` with ``e`` the
+  blurred 2x2 means of the full-resolution channel maximum of ``|warp(D_{t-1}) - D_t|``:
+  changes that the new rain does not explain (moving objects the flow missed,
+  occlusions) take the current frame;
+- ``w = strength * fb * photo * new / (new + rain_eps)`` (``fb`` upsampled to half size),
+  capped so that the change ``w * e_max`` stays below ``bound_gain * new + bound_margin``,
+  ``e_max`` being the 2x2 *maxima* of that full-resolution difference: the smoother
+  never alters a pixel by more than the new rain removed there (plus a level), and a
+  misaligned fine edge lowers the weight of its whole 2x2 cell;
+- the weight is upsampled bilinearly to full resolution for the blend.
 """
 
 from __future__ import annotations
