@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,7 +89,12 @@ def live_cmd(
             stats = run_live(cfg, status_cb=status_cb)
     except KeyboardInterrupt:  # before the pipeline ran (it handles its own): nothing to finalise
         log.warning("interrupted while connecting")
-        raise typer.Exit(130) from None
+        # the connecting thread may still be inside FFmpeg's av.open: tearing the interpreter
+        # down under it crashed (SIGSEGV) on a loaded machine, so leave without a teardown
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     for path in stats.segments:
         log.info("recorded %s", path)
     log.info("%d frames out (%.1f fps), %d dropped, %d reconnect(s), latency p95 %.0f ms, max %.0f ms",

@@ -64,11 +64,12 @@ def export_cmd(
 
 
 def dev_scores(path: Path) -> dict[str, dict[str, float]]:
-    """Mean PSNR/SSIM (Y) of input and output per set, from an eval JSON report."""
+    """Mean PSNR/SSIM (Y), brightness bias and detail ratio of input and output per set,
+    from an eval JSON report (bias and detail where the report has them)."""
     try:
         results = json.loads(path.read_text())
-        return {r["set"]: {f"{side}_{k}": r[side][k]
-                           for side in ("input", "output") for k in ("psnr_y", "ssim_y")}
+        return {r["set"]: {f"{side}_{k}": r[side][k] for side in ("input", "output")
+                           for k in ("psnr_y", "ssim_y", "bias", "detail") if k in r[side]}
                 for r in results}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read dev-set scores from {path}: {exc}") from None
