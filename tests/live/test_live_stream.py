@@ -107,7 +107,8 @@ def test_frames_arrive_derained_to_several_outputs(rtsp_server: RtspServer, tmp_
             assert item.image.shape == item.rainy.shape == (240, 320, 3)
             direct = backend.infer(item.rainy[None])[0]
             assert np.abs(direct.astype(int) - item.image).max() <= 1  # the backend's output
-            assert np.abs(item.image.astype(int) - item.rainy).mean() > 1.0  # and not the input
+            # and not the input: the streaks (~0.6% of the pixels) are taken out
+            assert (np.abs(item.image.astype(int) - item.rainy) > 20).mean() > 0.002
 
 
 def first_frames(src: ReconnectingSource, n: int, timeout: float) -> list[FrameItem]:
