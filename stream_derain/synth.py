@@ -281,6 +281,7 @@ class PairRecipe:
     heavy_fraction: float = 0.35  # share of heavy-rain samples (severity in [0.5, 1])
     compress_fraction: float = 0.3  # share JPEG-compressed after the rain (input and target alike)
     quality: tuple[int, int] = (35, 90)  # JPEG quality range
+    faint_fraction: float = 0.0  # share of faint, fine rain (dimmed x0.25-0.6, thinner), as on real video
 
 
 def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
@@ -289,7 +290,10 @@ def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = 
     ``rain_free``: target = input), then, in a share of samples, the same JPEG
     compression of both."""
     heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_fraction else rng.uniform(0.0, 0.5)
-    rainy = clean if rain_free else add_rain(clean, rng, sample_params(rng, heavy, bank is not None), bank)
+    p = sample_params(rng, heavy, bank is not None)
+    if rng.uniform() < recipe.faint_fraction:
+        p = faint(p, float(rng.uniform(0.25, 0.6)))
+    rainy = clean if rain_free else add_rain(clean, rng, p, bank)
     if rng.uniform() < recipe.compress_fraction:
         q = int(rng.integers(recipe.quality[0], recipe.quality[1] + 1))
         clean = jpeg(clean, q)
@@ -368,6 +372,12 @@ def rainy_video(src: np.ndarray, n_frames: int, out_hw: tuple[int, int], rng: np
     cam = camera or random_camera(rng)
     clean = [camera_crop(src, out_hw, cam, i / max(n_frames - 1, 1)) for i in range(n_frames)]
     return rain_over_frames(clean, rng, p, bank), clean
+
+
+def faint(p: RainParams, factor: float) -> RainParams:
+    """The same condition dimmer and finer (real video's rain is often faint, thin streaks)."""
+    return replace(p, brightness=p.brightness * factor, photometric=p.photometric * factor,
+                   soft=p.soft * factor, width=max(0.6, p.width * 0.6), haze=0.0)
 
 
 def heavier(p: RainParams, factor: float) -> RainParams:

@@ -100,3 +100,16 @@ def test_video_rain_is_coherent_over_a_given_clip(bank_dir):
     fresh = synth.rain_over_frames(frames[:1], np.random.default_rng(6), p, bank)[0] - frames[0]
     assert not np.allclose(layers[0], layers[1])
     assert np.abs(layers[1] - layers[0]).mean() < np.abs(fresh - layers[0]).mean()
+
+
+def test_faint_rain_is_dimmer_and_still_rain(bank_dir):
+    bank = synth.StreakBank(bank_dir)
+    clean = textured(np.random.default_rng(7))
+    light = {}
+    for share in (0.0, 1.0):
+        rng = np.random.default_rng(8)
+        recipe = synth.PairRecipe(compress_fraction=0.0, faint_fraction=share)
+        pairs = [synth.rain_pair(clean, rng, recipe, bank) for _ in range(30)]
+        light[share] = [float((rainy - clean).mean()) for rainy, _ in pairs]
+    assert np.mean(light[1.0]) < 0.7 * np.mean(light[0.0])
+    assert min(light[1.0]) >= 0.0 and np.mean(light[1.0]) > 0.002

@@ -49,6 +49,7 @@ class TrainConfig:
     heavy_fraction: float = 0.5  # share of heavy-rain samples (severity drawn in [0.5, 1])
     rain_free_fraction: float = 0.0  # share of every batch left rain-free (target = input)
     compress_fraction: float = 0.0  # share JPEG-compressed after the rain (input and target alike)
+    faint_fraction: float = 0.0  # share of faint, fine rain (synth.PairRecipe.faint_fraction)
     detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
     bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)
     seed: int = 0

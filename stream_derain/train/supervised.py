@@ -104,7 +104,7 @@ def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
     bank = synth.StreakBank(DATA_ROOT / cfg.rain_layers) if cfg.rain_layers else None
     log.info("training on %d backgrounds, %d streak layers", len(backgrounds), len(bank) if bank else 0)
     return synthetic_pairs(backgrounds, cfg.crop, cfg.heavy_fraction, rng, bank, cfg.compress_fraction,
-                           rain_free_every(cfg.rain_free_fraction, cfg.batch_size))
+                           rain_free_every(cfg.rain_free_fraction, cfg.batch_size), cfg.faint_fraction)
 
 
 def train_supervised(cfg: TrainConfig) -> Path:
