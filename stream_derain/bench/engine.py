@@ -46,30 +46,43 @@ def failed_case(variant: dict[str, Any], width: int, height: int, batch: int, st
     return {**variant, **case_key(width, height, batch), "status": status, "reason": reason}
 
 
-def engine_case(backend: Backend, width: int, height: int, batch: int, plan: LoopPlan,
-                seed: int = 0) -> dict[str, Any]:
-    """Time ``backend.infer`` on one synthetic batch; the backend must be active.
+def time_infer(backend: Backend, frames: np.ndarray, plan: LoopPlan
+               ) -> tuple[list[float], dict[str, Any], dict[str, Any]]:
+    """Timed ``backend.infer`` calls on ``frames``: (seconds per call, the process's CPU
+    use with warm-up included and wall seconds, peak memory and the timer's kind).
 
     Warm-up and timed calls run in a fresh thread, as the pipeline's infer stage does
     (see :func:`.timing.run_in_worker`)."""
-    frames = synthetic_batch(width, height, batch, seed)
     timer = make_timer(backend.device)
-    with MemoryProbe(backend.device) as mem, SystemClock() as clock:  # clock: CPU use, warm-up included
+    with MemoryProbe(backend.device) as mem, SystemClock() as clock:
         samples = run_in_worker(lambda: measure(lambda: backend.infer(frames), plan, timer),
                                 name="stream-derain-bench-infer")
-    cpu = clock.as_dict(usable_cores())
+    return samples, {"seconds": clock.seconds, **clock.as_dict(usable_cores())}, \
+        {**mem.as_dict(), "timer": timer.kind}
+
+
+def timed_row(width: int, height: int, batch: int, plan: LoopPlan, samples: list[float], cpu_s: float,
+              cpu_util: float | None, others: float | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """A case's row from its timed calls and the CPU they used (``extra`` is appended)."""
     seconds = float(sum(samples))
     fps = batch * len(samples) / seconds if seconds > 0 else 0.0
-    lat = latency_stats(samples)
-    log.info("engine %s %dx%d batch %d: %.2f fps, p50 %.1f ms (%d iters)", backend.describe(), width,
-             height, batch, fps, lat["p50"], len(samples))
     return {**case_key(width, height, batch), "status": "ok", "reason": None, "warmup": plan.warmup,
-            "iters": len(samples), "timed_s": round(seconds, 4), "timer": timer.kind,
-            "fps": round(fps, 3), "latency_ms": lat, "mpix_per_s": round(fps * width * height / 1e6, 3),
-            "cpu_util": cpu["cpu_util"], "other_processes_cores": cpu["other_processes_cores"],
+            "iters": len(samples), "timed_s": round(seconds, 4), "fps": round(fps, 3),
+            "latency_ms": latency_stats(samples), "mpix_per_s": round(fps * width * height / 1e6, 3),
+            "cpu_util": cpu_util, "other_processes_cores": others,
             # process CPU per frame (warm-up calls included): what a frame costs whatever else runs
-            "cpu_ms_per_frame": round(1000 * cpu["cpu_s"] / (batch * (len(samples) + plan.warmup)), 2),
-            **mem.as_dict()}
+            "cpu_ms_per_frame": round(1000 * cpu_s / (batch * (len(samples) + plan.warmup)), 2), **extra}
+
+
+def engine_case(backend: Backend, width: int, height: int, batch: int, plan: LoopPlan,
+                seed: int = 0) -> dict[str, Any]:
+    """Time ``backend.infer`` on one synthetic batch; the backend must be active."""
+    samples, cpu, extra = time_infer(backend, synthetic_batch(width, height, batch, seed), plan)
+    row = timed_row(width, height, batch, plan, samples, cpu["cpu_s"], cpu["cpu_util"],
+                    cpu["other_processes_cores"], extra)
+    log.info("engine %s %dx%d batch %d: %.2f fps, p50 %.1f ms (%d iters)", backend.describe(), width,
+             height, batch, row["fps"], row["latency_ms"]["p50"], len(samples))
+    return row
 
 
 def run_engine(backend: Backend, variant: dict[str, Any], resolutions: tuple[tuple[int, int], ...],

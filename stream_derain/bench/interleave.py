@@ -17,47 +17,24 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends.base import Backend
-from .engine import case_key, error_reason, failed_case, synthetic_batch
-from .timing import (
-    LoopPlan,
-    MemoryProbe,
-    SystemClock,
-    latency_stats,
-    make_timer,
-    measure,
-    run_in_worker,
-    usable_cores,
-)
+from .engine import error_reason, failed_case, synthetic_batch, time_infer, timed_row
+from .timing import LoopPlan
 
 log = logging.getLogger(__name__)
 Active = list[tuple[Backend, dict[str, Any]]]  # (active backend, its variant dict)
 
 
-def _time_round(backend: Backend, frames: Any, plan: LoopPlan) -> tuple[list[float], dict[str, Any], dict]:
-    timer = make_timer(backend.device)
-    with MemoryProbe(backend.device) as mem, SystemClock() as clock:
-        samples = run_in_worker(lambda: measure(lambda: backend.infer(frames), plan, timer),
-                                name="stream-derain-bench-infer")
-    return samples, {"cpu_s": clock.cpu_s, "seconds": clock.seconds,
-                     **clock.as_dict(usable_cores())}, {**mem.as_dict(), "timer": timer.kind}
-
-
 def _pooled_row(width: int, height: int, batch: int, plan: LoopPlan, rounds: list[tuple]) -> dict[str, Any]:
+    """One row from every round's :func:`.engine.time_infer` result, samples pooled."""
     samples = [s for r in rounds for s in r[0]]
-    seconds = float(sum(samples))
-    fps = batch * len(samples) / seconds if seconds > 0 else 0.0
     wall = sum(r[1]["seconds"] for r in rounds) or 1.0
     cpu_s = sum(r[1]["cpu_s"] for r in rounds)
     others = [r[1]["other_processes_cores"] for r in rounds if r[1]["other_processes_cores"] is not None]
     mem = max((r[2] for r in rounds), key=lambda m: m.get("peak_host_rss_mb") or 0)
-    lat = latency_stats(samples)
-    return {**case_key(width, height, batch), "status": "ok", "reason": None, "warmup": plan.warmup,
-            "iters": len(samples), "timed_s": round(seconds, 4), "fps": round(fps, 3), "latency_ms": lat,
-            "mpix_per_s": round(fps * width * height / 1e6, 3), "rounds": len(rounds),
-            "fps_rounds": [round(batch * len(r[0]) / sum(r[0]), 3) if sum(r[0]) > 0 else None
-                           for r in rounds],
-            "cpu_util": round(cpu_s / wall, 3), "other_processes_cores": max(others) if others else None,
-            "cpu_ms_per_frame": round(1000 * cpu_s / (batch * (len(samples) + plan.warmup)), 2), **mem}
+    fps_rounds = [round(batch * len(r[0]) / sum(r[0]), 3) if sum(r[0]) > 0 else None for r in rounds]
+    return timed_row(width, height, batch, plan, samples, cpu_s, round(cpu_s / wall, 3),
+                     max(others) if others else None,
+                     {"rounds": len(rounds), "fps_rounds": fps_rounds, **mem})
 
 
 def run_engine_rounds(active: Active, resolutions: tuple[tuple[int, int], ...], batches: tuple[int, ...],
@@ -78,7 +55,7 @@ def run_engine_rounds(active: Active, resolutions: tuple[tuple[int, int], ...], 
                     if i in failed:
                         continue
                     try:
-                        done[i].append(_time_round(backend, frames, this))
+                        done[i].append(time_infer(backend, frames, this))
                     except Exception as exc:  # noqa: BLE001 - reported in the table, never dropped
                         log.warning("engine %s %dx%d batch %d failed: %s", variant["variant"], width, height,
                                     batch, exc)
