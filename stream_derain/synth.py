@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .io import images
+
 log = logging.getLogger(__name__)
 
 
@@ -150,7 +152,7 @@ class StreakBank:
             raise ConfigError(f"rain-layer folder not found: {root}")
         layers, bad = [], 0
         for path in sorted(root.iterdir()):
-            if path.suffix.lower() not in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}:
+            if not images.is_image(path):
                 continue
             img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if img is None:

@@ -28,6 +28,7 @@ from ..model.student import DerainStudent, build_student, student_config_dict
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
 from .config import DATA_ROOT, TrainConfig
 from .data import batch_arrays, drop_overlaps, load_folders, rain_free_every, synthetic_pairs
+from .losses import gradients
 
 log = logging.getLogger(__name__)
 ARCH = "DerainStudent"
@@ -76,14 +77,9 @@ def init_from(model: DerainStudent, path: Path) -> None:
     log.info("student initialised from %s", path)
 
 
-def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Horizontal and vertical forward differences of BxCxHxW: (BxCxHx(W-1), BxCx(H-1)xW)."""
-    return x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
-
-
 def detail_loss(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """L1 between the image gradients of output and background (lost or invented detail)."""
-    (ox, oy), (cx, cy) = image_gradients(out), image_gradients(clean)
+    (ox, oy), (cx, cy) = gradients(out), gradients(clean)
     return F.l1_loss(ox, cx) + F.l1_loss(oy, cy)
 
 
