@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -18,16 +15,15 @@ from .errors import InputError, OutputError
 from .io import images
 from .io.encode import check_options
 from .io.paths import atomic_output, is_regular_or_fifo, is_url, same_file
-from .io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
+from .io.video import EncodeOptions, VideoReader, VideoWriter
 from .models import resolve_model
-from .pipeline import IterSource, Pipeline, PipelineResult, Stage
+from .pipeline import PipelineResult
 from .smooth.core import DEFAULT_STRENGTH
+from .stages import Progress, file_pipeline, uses_device_frames
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
                   ".mpg", ".mpeg", ".3gp", ".ogv", ".mxf", ".y4m"}
-MIN_SMOOTH_SIDE = 64  # the smoother's DIS flow runs at 1/4 size and crashes below 16 px a side
 
 
 @dataclass(frozen=True)
@@ -97,133 +93,6 @@ def check_output(out: Path, inp: Path, overwrite: bool) -> None:
         raise OutputError(f"output folder is not writable: {parent}")
 
 
-class InferStage(Stage):
-    """Batches frames (up to ``batch``, without waiting for a full batch) through the
-    backend; copied packets pass straight on."""
-
-    def __init__(self, stop: Any, inq: queue.Queue, outq: queue.Queue, backend: Backend, batch: int,
-                 keep_input: bool) -> None:
-        super().__init__("infer", stop, inq, outq)
-        self.backend, self.batch, self.keep_input = backend, max(batch, 1), keep_input
-        self.pending: list[FrameItem] = []
-
-    def _flush(self) -> list[FrameItem]:
-        items, self.pending = self.pending, []
-        if not items:
-            return []
-        shapes = {it.image.shape for it in items}
-        for group in [items] if len(shapes) == 1 else [[it] for it in items]:
-            self.infer_group(group)
-        return items
-
-    def infer_group(self, group: list[FrameItem]) -> None:
-        """Derain a batch of same-size frames in place (HxWx3 uint8 on the host)."""
-        out = self.backend.infer(np.stack([it.image for it in group]))
-        for it, img in zip(group, out):
-            it.rainy = it.image if self.keep_input else None
-            it.image = img
-
-    def work(self, item: Any) -> list[Any]:
-        if not isinstance(item, FrameItem):
-            return [item]
-        self.pending.append(item)
-        if len(self.pending) >= self.batch or self.inq.empty():
-            return self._flush()
-        return []
-
-    def finish(self) -> list[Any]:
-        return self._flush()
-
-
-def frame_size(image: Any) -> tuple[int, int]:
-    """(h, w) of an HxWx3 array or a 3xHxW tensor."""
-    shape = tuple(image.shape)
-    return (shape[1], shape[2]) if shape[0] == 3 and shape[-1] != 3 else (shape[0], shape[1])
-
-
-class SmoothStage(Stage):
-    """Runs the temporal smoother; frames under :data:`MIN_SMOOTH_SIDE` pixels a side
-    pass unsmoothed (with one warning): its optical flow cannot work on them."""
-
-    def __init__(self, stop: Any, inq: queue.Queue, outq: queue.Queue, smoother: Any) -> None:
-        super().__init__("smooth", stop, inq, outq)
-        self.smoother = smoother
-        self.warned = False
-
-    def too_small(self, image: Any) -> bool:
-        h, w = frame_size(image)
-        if min(h, w) >= MIN_SMOOTH_SIDE:
-            return False
-        if not self.warned:
-            log.warning("frames of %dx%d are too small for the temporal smoother (it needs %d px a side): "
-                        "not smoothed", w, h, MIN_SMOOTH_SIDE)
-            self.warned = True
-        return True
-
-    def work(self, item: Any) -> list[Any]:
-        if isinstance(item, FrameItem):
-            if item.discontinuity:
-                self.smoother.reset()
-            if not self.too_small(item.image):
-                item.image = self.smoother(item.image, item.rainy)
-            item.rainy = None
-        return [item]
-
-
-class EncodeStage(Stage):
-    def __init__(self, stop: Any, inq: queue.Queue, writer: VideoWriter, total: int,
-                 progress: Progress | None) -> None:
-        super().__init__("encode", stop, inq, None)
-        self.writer, self.total, self.progress = writer, total, progress
-
-    def work(self, item: Any) -> list[Any]:
-        if isinstance(item, FrameItem):
-            self.writer.write_frame(item)
-            if self.progress:
-                self.progress(self.writer.frames, self.total)
-            return [None]
-        self.writer.write_packet(item)
-        return []
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def make_smoother(strength: float, device: str = "cpu") -> Any:
-    from .smooth import make_smoother as factory
-
-    return factory(strength, device)
-
-
-def uses_device_frames(cfg: DerainConfig, backend: Backend) -> bool:
-    if cfg.device_frames is not None:
-        return cfg.device_frames
-    return hasattr(backend, "infer_tensor") and backend.device.startswith("cuda")
-
-
-def frame_stages(p: Pipeline, cfg: DerainConfig, backend: Backend, inq: queue.Queue) -> queue.Queue:
-    """Add infer (and smooth) stages after ``inq``; returns the queue the encoder reads.
-    On a device backend frames stay on the device until a download stage."""
-    q = lambda: queue.Queue(cfg.queue_size)  # noqa: E731
-    out = q()
-    if uses_device_frames(cfg, backend):
-        from .device_frames import DeviceInferStage, DownloadStage
-
-        p.add(DeviceInferStage(p.stop, inq, out, backend, cfg.batch, keep_input=cfg.smooth))
-        if cfg.smooth:
-            inq, out = out, q()
-            device = backend.device if backend.device != "cpu" else "torch-cpu"
-            p.add(SmoothStage(p.stop, inq, out, make_smoother(cfg.smooth_strength, device)))
-        inq, out = out, q()
-        p.add(DownloadStage(p.stop, inq, out))
-        return out
-    p.add(InferStage(p.stop, inq, out, backend, cfg.batch, keep_input=cfg.smooth))
-    if cfg.smooth:
-        inq, out = out, q()
-        p.add(SmoothStage(p.stop, inq, out, make_smoother(cfg.smooth_strength)))
-    return out
-
-
 def expected_frames(reader: VideoReader, start: int, max_frames: int | None) -> int:
     n = max(reader.info.frames - start, 0)
     return min(n, max_frames) if max_frames is not None and n else (max_frames or n)
@@ -260,13 +129,10 @@ def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
     except BaseException:
         reader.close()
         raise
-    p = Pipeline()
-    decoded = queue.Queue(cfg.queue_size)
-    # the input stays open until the encoder is done: copied packets refer to its streams
-    p.add(IterSource("decode", p.stop, p.source_stop, decoded, reader.items))
-    to_encode = frame_stages(p, cfg, backend, decoded)
     total = expected_frames(reader, cfg.start, cfg.max_frames) if not (cfg.start_s or cfg.duration_s) else 0
-    p.add(EncodeStage(p.stop, to_encode, writer, total, progress))
+    p = file_pipeline(reader, writer, backend, total=total, progress=progress, queue_size=cfg.queue_size,
+                      batch=cfg.batch, smooth=cfg.smooth, strength=cfg.smooth_strength,
+                      device_frames=uses_device_frames(backend, cfg.device_frames))
     try:
         result = p.run(lambda: writer.frames)
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stream_derain"
-HIGHER = ("derain", "device_frames", "live", "bench", "cli", "batch", "cluster")
+HIGHER = ("derain", "live", "bench", "cli", "batch", "cluster")
 
 
 def _module(path: Path) -> str:
@@ -45,8 +45,8 @@ def _files(*tops: str) -> list[Path]:
     return out
 
 
-@pytest.mark.parametrize("path", _files("io", "pipeline"), ids=lambda p: p.name)
-def test_io_and_pipeline_import_no_higher_layer(path: Path) -> None:
+@pytest.mark.parametrize("path", _files("io", "pipeline", "stages"), ids=lambda p: p.name)
+def test_io_pipeline_and_stages_import_no_higher_layer(path: Path) -> None:
     bad = sorted(m for m in _imports(path) if _top(m) in HIGHER)
     assert not bad, f"{_module(path)} imports {bad}"
 
@@ -61,3 +61,52 @@ def test_nothing_imports_the_cli() -> None:
     users = [_module(p) for p in PACKAGE.rglob("*.py")
              if _top(_module(p)) not in ("cli", "__main__") and any(_top(m) == "cli" for m in _imports(p))]
     assert not users
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports (``from .x import name`` counts as ``x``)."""
+    modules = {_module(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        deps = set()
+        for m in _imports(path):
+            while m and m not in modules:  # an imported name, not a module: its module
+                m = m.rpartition(".")[0]
+            if m and m != name:
+                deps.add(m)
+        graph[name] = deps
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep]
+            if dep not in state and (found := visit(dep)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_no_import_cycle() -> None:
+    """A package's ``__init__`` importing its own submodules (to re-export them) is not
+    counted: that is how packages are built, not an import back up the layers."""
+    graph = {m: {d for d in deps if not d.startswith(f"{m}.")} for m, deps in _graph().items()}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None

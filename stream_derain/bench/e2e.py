@@ -11,7 +11,7 @@ Isolated stages (wall clock, :func:`time.perf_counter`):
 
 Each stage runs the code the pipeline runs: where the pipeline keeps frames on the
 backend's device (``infer_tensor`` backends: TensorRT, torch on CUDA), "infer" is the
-pipeline's :class:`~stream_derain.device_frames.DeviceInferStage` (upload, pad, engine),
+pipeline's :class:`~stream_derain.stages.DeviceInferStage` (upload, pad, engine),
 "smooth" is the torch smoother on that device and a fifth stage, "download", brings
 the frames back for the encoder; device work is synchronised before each clock read.
 
@@ -42,10 +42,11 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from ..derain import DerainConfig, derain_video, make_smoother, uses_device_frames
+from ..derain import DerainConfig, derain_video
 from ..devices import cuda_torch
 from ..io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 from ..smooth.core import DEFAULT_STRENGTH
+from ..stages import DeviceInferStage, DownloadStage, make_smoother, uses_device_frames
 from .config import EFFICIENCY_TARGET
 from .engine import error_reason
 from .timing import Clock, MemoryProbe, SystemClock, run_in_worker, usable_cores
@@ -99,8 +100,6 @@ def infer_only_device(backend: Backend, items: list[FrameItem], batch: int, keep
     """The pipeline's device infer stage (upload, pad, ``infer_tensor``, to uint8) over
     frames held in host memory, ``batch`` at a time; returns copies of the items whose
     ``image`` (and ``rainy``) are now 3xHxW device tensors."""
-    from ..device_frames import DeviceInferStage
-
     stage = DeviceInferStage(threading.Event(), queue.Queue(), queue.Queue(), backend, batch, keep_input)
     for _ in range(max(warmup, 1)):
         stage.infer_group([dataclasses.replace(it) for it in items[:batch]])
@@ -126,8 +125,6 @@ def smooth_only(smoother: Any, derained: list[Any], rainy: list[Any],
 def download_only(frames: list[Any], sync: Callable[[], None] | None = None
                   ) -> tuple[dict[str, Any], list[np.ndarray]]:
     """The pipeline's download stage: 3xHxW device tensors -> HxWx3 uint8 numpy."""
-    from ..device_frames import DownloadStage
-
     stage = DownloadStage(threading.Event(), queue.Queue(), queue.Queue())
     with Clock(sync) as clock:
         out = [stage.work(FrameItem(i, None, None, t))[0].image for i, t in enumerate(frames)]
@@ -299,7 +296,7 @@ def run_e2e(backend: Backend, path: Path, frames: int | None, batch: int = 1, sm
     ``device_frames`` as in :class:`DerainConfig` (None: on a CUDA backend that takes
     device tensors); the isolated stages follow the same path as the pipeline."""
     opts = opts or EncodeOptions()
-    on_device = uses_device_frames(DerainConfig(input=path, device_frames=device_frames), backend)
+    on_device = uses_device_frames(backend, device_frames)
     sync = device_sync(backend)
     stages: dict[str, dict[str, Any]] = {}
     stages["decode"], items, info = decode_only(path, frames)

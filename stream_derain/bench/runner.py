@@ -12,11 +12,11 @@ from typing import Any
 
 from ..backends import MODULES, PRECISIONS, create_backend, installed
 from ..backends.base import Backend
-from ..derain import make_smoother
 from ..devices import gpu_visible
 from ..errors import InputError
 from ..io.video import EncodeOptions
 from ..models import ModelInfo, resolve_model
+from ..stages import make_smoother
 from .config import BenchConfig
 from .e2e import run_e2e
 from .engine import error_reason, failed_case, run_engine

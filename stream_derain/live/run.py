@@ -23,13 +23,13 @@ from typing import Any
 
 from ..backends import create_backend
 from ..backends.base import Backend
-from ..derain import SmoothStage, make_smoother
 from ..errors import ConfigError, OutputError
 from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
 from ..models import resolve_model
 from ..pipeline import DropOldestQueue, IterSource, Pipeline, Stage
 from ..smooth.core import DEFAULT_STRENGTH
+from ..stages import SmoothStage, make_smoother
 from .outputs import LIVE_ENCODE, Output, PreviewServer, PushOutput, SegmentRecorder
 from .source import ReconnectingSource, SourceConfig
 

@@ -50,9 +50,9 @@ class SleepSmoother:
 def test_stages_overlap_in_the_pipeline(make_clip, tiny_model, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two slow stages (infer 50 ms, smooth 40 ms per frame): overlapped, the pipeline
     runs at ~the slower one's fps (efficiency ~1); serialised it would be ~0.55."""
-    import stream_derain.derain as derain
+    import stream_derain.stages as stages
 
-    monkeypatch.setattr(derain, "make_smoother", SleepSmoother)  # what the pipeline builds
+    monkeypatch.setattr(stages, "make_smoother", SleepSmoother)  # what the pipeline builds
     clip = make_clip("overlap.mp4", frames=24, size=(96, 64), audio=True)
     with SleepBackend(tiny_model) as be:
         row = run_e2e(be, clip, None, smoother_factory=SleepSmoother, opts=EncodeOptions(preset="ultrafast"))

@@ -1,5 +1,6 @@
-"""The device frame path (frames stay on the backend's device) gives the same video
-as the host path. Runs with torch on the CPU here, and on CUDA when there is a GPU."""
+"""The stages (stream_derain.stages): the device frame path (frames stay on the backend's
+device) gives the same video as the host path. Runs with torch on the CPU here, and on
+CUDA when there is a GPU."""
 
 from __future__ import annotations
 

@@ -1,0 +1,287 @@
+"""The pipeline stages every run composes: decode -> infer -> (smooth) -> (download) -> sink.
+
+Files (:mod:`.derain`), live streams (:mod:`.live`) and the benchmark (:mod:`.bench`)
+build their pipelines from these classes; they take plain arguments (a backend, a
+batch size, a smoother), never a front door's config.
+
+- :class:`DecodeStage`: the source, over any iterator of :class:`FrameItem` (a
+  :class:`~.io.video.VideoReader`, a live source);
+- :class:`InferStage`: batches frames through the backend; with ``max_latency_s``
+  (live) it skips a frame that would leave inference older than the bound while a
+  newer one waits; files never drop a frame;
+- :class:`DeviceInferStage`: the same on a backend that takes device tensors
+  (``infer_tensor``: TensorRT, torch on CUDA): frames go to the device once and stay
+  there (a 3xHxW uint8 tensor in ``FrameItem.image``) until :class:`DownloadStage`;
+- :class:`SmoothStage`: the temporal smoother (numpy, or torch on the device);
+- :class:`EncodeStage`: the file sink (a :class:`~.io.video.VideoWriter`).
+
+:func:`frame_stages` adds infer, smooth and download after a queue;
+:func:`file_pipeline` is the whole decode-to-encode pipeline of a file. torch is
+imported lazily: only the device stages need it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .backends.base import Backend, pad_amounts
+from .errors import require
+from .io.video import FrameItem, VideoReader, VideoWriter
+from .pipeline import IterSource, Pipeline, Stage
+from .smooth.core import DEFAULT_STRENGTH
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
+MIN_SMOOTH_SIDE = 64  # the smoother's DIS flow runs at 1/4 size and crashes below 16 px a side
+
+
+def make_smoother(strength: float, device: str = "cpu") -> Any:
+    """The temporal smoother for frames on ``device`` (see :func:`.smooth.make_smoother`)."""
+    from .smooth import make_smoother as factory
+
+    return factory(strength, device)
+
+
+def uses_device_frames(backend: Backend, requested: bool | None = None) -> bool:
+    """Keep frames on the backend's device? ``requested`` wins; None: when the backend
+    takes device tensors and its device is a CUDA GPU."""
+    if requested is not None:
+        return requested
+    return hasattr(backend, "infer_tensor") and str(backend.device).startswith("cuda")
+
+
+def smoother_device(backend: Backend) -> str:
+    """Where the smoother of the device path runs: the backend's device ('torch-cpu' for CPU)."""
+    return backend.device if backend.device != "cpu" else "torch-cpu"
+
+
+def frame_size(image: Any) -> tuple[int, int]:
+    """(h, w) of an HxWx3 array or a 3xHxW tensor."""
+    shape = tuple(image.shape)
+    return (shape[1], shape[2]) if shape[0] == 3 and shape[-1] != 3 else (shape[0], shape[1])
+
+
+class DecodeStage(IterSource):
+    """The source stage: the items of ``items()`` (frames, copied packets) into ``outq``;
+    setting ``end`` ends the stream cleanly, ``close`` runs when the stage ends."""
+
+    def __init__(self, stop: threading.Event, end: threading.Event, outq: queue.Queue,
+                 items: Callable[[], Any], close: Callable[[], None] | None = None) -> None:
+        super().__init__("decode", stop, end, outq, items, close)
+
+
+class InferStage(Stage):
+    """Batches frames (up to ``batch``, without waiting for a full batch) through the
+    backend; copied packets pass straight on. ``keep_input`` keeps each input frame as
+    ``item.rainy`` (the smoother needs it).
+
+    ``max_latency_s`` (live streams; None for files, which never drop a frame): a frame
+    older than the bound plus the recent inference time is skipped while a newer one
+    waits, counted in ``dropped_late``; its discontinuity mark goes to the next frame
+    kept. ``delay_s`` is a test/benchmark hook: a real sleep per frame inferred, to
+    emulate a backend slower than the camera."""
+
+    def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
+                 batch: int = 1, keep_input: bool = True, max_latency_s: float | None = None,
+                 delay_s: float = 0.0) -> None:
+        super().__init__("infer", stop, inq, outq)
+        self.backend, self.batch, self.keep_input = backend, max(batch, 1), keep_input
+        self.max_latency_s, self.delay_s = max_latency_s, delay_s
+        self.pending: list[FrameItem] = []
+        self.dropped_late = 0
+        self.infer_s = 0.0  # moving average of one batch's inference, seconds
+        self._discontinuity = False
+
+    def late(self, item: FrameItem) -> bool:
+        """Skip ``item`` under the latency policy? (Hands its discontinuity on if so.)"""
+        if self.max_latency_s is None:
+            return False
+        age = time.monotonic() - item.captured + self.infer_s
+        if age > self.max_latency_s and not self.inq.empty():
+            self.dropped_late += 1
+            self._discontinuity |= item.discontinuity  # handed on to the next frame kept
+            return True
+        item.discontinuity, self._discontinuity = item.discontinuity or self._discontinuity, False
+        return False
+
+    def _flush(self) -> list[FrameItem]:
+        items, self.pending = self.pending, []
+        if not items:
+            return []
+        t0 = time.monotonic()
+        if self.delay_s > 0:  # test/benchmark hook: a slower backend
+            self.stop.wait(self.delay_s * len(items))
+        shapes = {it.image.shape for it in items}
+        for group in [items] if len(shapes) == 1 else [[it] for it in items]:
+            self.infer_group(group)
+        took = time.monotonic() - t0
+        self.infer_s = took if self.infer_s == 0.0 else 0.8 * self.infer_s + 0.2 * took
+        return items
+
+    def infer_group(self, group: list[FrameItem]) -> None:
+        """Derain a batch of same-size frames in place (HxWx3 uint8 on the host)."""
+        out = self.backend.infer(np.stack([it.image for it in group]))
+        for it, img in zip(group, out):
+            it.rainy = it.image if self.keep_input else None
+            it.image = img
+
+    def work(self, item: Any) -> list[Any]:
+        if not isinstance(item, FrameItem):
+            return [item]
+        if self.late(item):
+            return []
+        self.pending.append(item)
+        if len(self.pending) >= self.batch or self.inq.empty():
+            return self._flush()
+        return []
+
+    def finish(self) -> list[Any]:
+        return self._flush()
+
+
+class DeviceInferStage(InferStage):
+    """Uploads each batch of HxWx3 uint8 frames once, pads to the model's multiple,
+    runs ``backend.infer_tensor`` and passes 3xHxW uint8 device tensors on."""
+
+    def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
+                 batch: int = 1, keep_input: bool = True, max_latency_s: float | None = None,
+                 delay_s: float = 0.0) -> None:
+        super().__init__(stop, inq, outq, backend, batch, keep_input, max_latency_s, delay_s)
+        self.torch = require("torch", "train")
+        self.device = self.torch.device(backend.device)
+
+    def upload(self, items: list[FrameItem]) -> Any:
+        """N frames -> Nx3xHxW uint8 on the device (one host-to-device copy)."""
+        host = self.torch.from_numpy(np.stack([it.image for it in items]))
+        if self.device.type == "cuda":
+            host = host.pin_memory()
+        return host.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+
+    def infer_group(self, group: list[FrameItem]) -> None:
+        x = self.upload(group)
+        h, w = x.shape[2:]
+        ph, pw = pad_amounts(h, w, self.backend.model.multiple)
+        xf = x.float().mul_(1.0 / 255.0)
+        xp = self.torch.nn.functional.pad(xf, (0, pw, 0, ph), mode="replicate") if ph or pw else xf
+        with self.torch.inference_mode():
+            y = self.backend.infer_tensor(xp)[:, :, :h, :w].float()
+            # 8-bit frames on the device from here on, as on the host path (and 4x less memory)
+            y = y.mul_(255.0).round_().clamp_(0, 255).to(self.torch.uint8)
+        for i, it in enumerate(group):
+            it.rainy = x[i] if self.keep_input else None
+            it.image = y[i]
+
+
+class SmoothStage(Stage):
+    """Runs the temporal smoother; frames under :data:`MIN_SMOOTH_SIDE` pixels a side
+    pass unsmoothed (with one warning): its optical flow cannot work on them."""
+
+    def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, smoother: Any) -> None:
+        super().__init__("smooth", stop, inq, outq)
+        self.smoother = smoother
+        self.warned = False
+
+    def too_small(self, image: Any) -> bool:
+        h, w = frame_size(image)
+        if min(h, w) >= MIN_SMOOTH_SIDE:
+            return False
+        if not self.warned:
+            log.warning("frames of %dx%d are too small for the temporal smoother (it needs %d px a side): "
+                        "not smoothed", w, h, MIN_SMOOTH_SIDE)
+            self.warned = True
+        return True
+
+    def work(self, item: Any) -> list[Any]:
+        if isinstance(item, FrameItem):
+            if item.discontinuity:
+                self.smoother.reset()
+            if not self.too_small(item.image):
+                item.image = self.smoother(item.image, item.rainy)
+            item.rainy = None
+        return [item]
+
+
+class DownloadStage(Stage):
+    """3xHxW device tensors (uint8, or float in [0, 1]) -> HxWx3 uint8 numpy for the sink."""
+
+    def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue) -> None:
+        super().__init__("download", stop, inq, outq)
+        self.torch = require("torch", "train")
+
+    def work(self, item: Any) -> list[Any]:
+        if isinstance(item, FrameItem) and isinstance(item.image, self.torch.Tensor):
+            t = item.image
+            if t.dtype != self.torch.uint8:
+                t = t.mul(255.0).round_().clamp_(0, 255).to(self.torch.uint8)
+            item.image = t.permute(1, 2, 0).contiguous().cpu().numpy()
+            item.rainy = None
+        return [item]
+
+
+class EncodeStage(Stage):
+    """The file sink: frames and copied packets into a :class:`VideoWriter` (closed at the end)."""
+
+    def __init__(self, stop: threading.Event, inq: queue.Queue, writer: VideoWriter, total: int = 0,
+                 progress: Progress | None = None) -> None:
+        super().__init__("encode", stop, inq, None)
+        self.writer, self.total, self.progress = writer, total, progress
+
+    def work(self, item: Any) -> list[Any]:
+        if isinstance(item, FrameItem):
+            self.writer.write_frame(item)
+            if self.progress:
+                self.progress(self.writer.frames, self.total)
+            return [None]
+        self.writer.write_packet(item)
+        return []
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def frame_stages(p: Pipeline, inq: queue.Queue, backend: Backend, *, batch: int = 1, smooth: bool = True,
+                 strength: float = DEFAULT_STRENGTH, device_frames: bool = False, queue_size: int = 8,
+                 keep_input: bool | None = None, max_latency_s: float | None = None, delay_s: float = 0.0,
+                 smoother_factory: Callable[..., Any] | None = None) -> tuple[queue.Queue, InferStage]:
+    """Add infer (and smooth) stages after ``inq``; returns the queue the sink reads (HxWx3
+    uint8 frames on the host) and the infer stage. With ``device_frames`` the frames stay
+    on the backend's device until a download stage. ``keep_input`` (default: ``smooth``)
+    keeps the input frame as ``item.rainy``; ``smoother_factory(strength[, device])``
+    replaces :func:`make_smoother`."""
+    def q() -> queue.Queue:
+        return queue.Queue(queue_size)
+
+    factory = smoother_factory or make_smoother
+    keep = smooth if keep_input is None else keep_input
+    out = q()
+    kind = DeviceInferStage if device_frames else InferStage
+    infer = kind(p.stop, inq, out, backend, batch, keep, max_latency_s, delay_s)
+    p.add(infer)
+    if smooth:
+        inq, out = out, q()
+        smoother = factory(strength, smoother_device(backend)) if device_frames else factory(strength)
+        p.add(SmoothStage(p.stop, inq, out, smoother))
+    if device_frames:
+        inq, out = out, q()
+        p.add(DownloadStage(p.stop, inq, out))
+    return out, infer
+
+
+def file_pipeline(reader: VideoReader, writer: VideoWriter, backend: Backend, *, total: int = 0,
+                  progress: Progress | None = None, queue_size: int = 8, **frame_options: Any) -> Pipeline:
+    """decode (``reader``) -> :func:`frame_stages` (``frame_options``) -> encode (``writer``).
+    The reader stays open until the encoder is done (copied packets refer to its
+    streams): the caller closes it after :meth:`Pipeline.run`."""
+    p = Pipeline()
+    decoded: queue.Queue = queue.Queue(queue_size)
+    p.add(DecodeStage(p.stop, p.source_stop, decoded, reader.items))
+    to_encode, _ = frame_stages(p, decoded, backend, queue_size=queue_size, **frame_options)
+    p.add(EncodeStage(p.stop, to_encode, writer, total, progress))
+    return p
