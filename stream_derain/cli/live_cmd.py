@@ -56,6 +56,8 @@ def live_cmd(
     precision: str = typer.Option("auto", "--precision", "-p", help="auto, fp32, bf16 or fp16 (auto: "
                                   "OpenVINO's fastest precision within 50 dB of fp32, fp32 elsewhere)."),
     threads: int = typer.Option(0, min=0, help="CPU threads of the backend (0: all cores)."),
+    batch: int = typer.Option(1, min=1, help="Frames per inference call (at most; a batch never waits "
+                              "for frames that have not arrived)."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
     smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
     codec: str = typer.Option("libx264", help="Encoder of --push and --record (libx264, libx265, ...)."),
@@ -79,7 +81,7 @@ def live_cmd(
                           hwaccel=hwaccel)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, bitrate=parse_bitrate(bitrate))
     cfg = LiveConfig(source=source, backend=backend, model=model, precision=precision, threads=threads,
-                     smooth=smooth, smooth_strength=smooth_strength, encode=encode,
+                     batch=batch, smooth=smooth, smooth_strength=smooth_strength, encode=encode,
                      max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
                      record_dir=record, segment_minutes=segment_minutes, max_seconds=max_seconds,
                      max_frames=max_frames, status_every_s=status_every if not quiet else 1e9)

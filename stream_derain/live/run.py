@@ -1,6 +1,10 @@
 """Derain a live stream: reconnecting source -> drop-oldest queue -> derain -> (smooth)
 -> outputs (push, preview, segments), with bounded latency and a status callback.
 
+The stages between source and outputs are the file path's (:func:`.stages.frame_stages`):
+the same batching :class:`~stream_derain.stages.InferStage` and, on a backend that
+takes device tensors, frames kept on the GPU until they are downloaded for the outputs.
+
 Latency is bounded in two places, never by dropping packets (a GOP is never
 corrupted): the queue between decode and inference keeps only the newest
 ``queue_size`` decoded frames (:class:`~stream_derain.pipeline.DropOldestQueue`), and
@@ -27,9 +31,9 @@ from ..errors import ConfigError, OutputError
 from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
 from ..models import resolve_model
-from ..pipeline import DropOldestQueue, IterSource, Pipeline, Stage
+from ..pipeline import DropOldestQueue, Pipeline, Stage
 from ..smooth.core import DEFAULT_STRENGTH
-from ..stages import SmoothStage, make_smoother
+from ..stages import DecodeStage, InferStage, frame_stages, uses_device_frames
 from .outputs import LIVE_ENCODE, Output, PreviewServer, PushOutput, SegmentRecorder
 from .source import ReconnectingSource, SourceConfig
 
@@ -55,6 +59,8 @@ class LiveConfig:
     record_dir: Path | None = None
     segment_minutes: float = 10.0
     infer_delay_s: float = 0.0
+    batch: int = 1  # frames per inference call (a batch never waits to fill: see stages.InferStage)
+    device_frames: bool | None = None  # keep frames on the backend's device; None: when it is a GPU
     max_seconds: float | None = None
     max_frames: int | None = None
     status_every_s: float = 5.0
@@ -63,6 +69,8 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if self.max_latency_s <= 0:
             raise ConfigError(f"max latency must be > 0, got {self.max_latency_s}")
+        if self.batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {self.batch}")
         if self.queue_size < 1:
             raise ConfigError(f"queue size must be >= 1, got {self.queue_size}")
         if self.segment_minutes <= 0:
@@ -103,38 +111,6 @@ class LiveStats:
                 f"  latency {self.latency_s * 1000:4.0f} ms (p95 {self.latency_p95_s * 1000:.0f})"
                 f"  dropped {self.dropped}  reconnects {self.reconnects}"
                 f"  {'connected' if self.connected else 'RECONNECTING'}  {self.backend}")
-
-
-class LiveInferStage(Stage):
-    """Derains one frame at a time. A frame that would leave inference older than the
-    latency bound (its age plus the recent inference time) is skipped while a newer one
-    waits (its discontinuity mark goes to the next frame kept). Keeps the input as
-    ``item.rainy`` (the smoother needs it)."""
-
-    def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
-                 max_latency_s: float, delay_s: float = 0.0) -> None:
-        super().__init__("infer", stop, inq, outq)
-        self.backend, self.max_latency_s, self.delay_s = backend, max_latency_s, delay_s
-        self.dropped_late = 0
-        self._discontinuity = False
-        self.infer_s = 0.0  # moving average of one inference, seconds
-
-    def work(self, item: Any) -> list[Any]:
-        if not isinstance(item, FrameItem):
-            return []
-        t0 = time.monotonic()
-        if t0 - item.captured + self.infer_s > self.max_latency_s and not self.inq.empty():
-            self.dropped_late += 1
-            self._discontinuity |= item.discontinuity  # handed on to the next frame kept
-            return []
-        item.discontinuity, self._discontinuity = item.discontinuity or self._discontinuity, False
-        if self.delay_s > 0:  # test/benchmark hook: a slower backend
-            self.stop.wait(self.delay_s)
-        item.rainy = item.image
-        item.image = self.backend.infer(item.image[None])[0]
-        took = time.monotonic() - t0
-        self.infer_s = took if self.infer_s == 0.0 else 0.8 * self.infer_s + 0.2 * took
-        return [item]
 
 
 class OutputStage(Stage):
@@ -210,7 +186,7 @@ class _Run:
     pipeline: Pipeline
     source: ReconnectingSource
     dropq: DropOldestQueue
-    infer: LiveInferStage
+    infer: InferStage
     meter: _Meter
     outputs: list[Output]
     backend: str
@@ -255,15 +231,16 @@ def _monitor(run: _Run, done: threading.Event, stop_event: threading.Event | Non
 
 
 def _pipeline(cfg: LiveConfig, backend: Backend, source: ReconnectingSource, p: Pipeline,
-              outputs: list[Output], meter: _Meter) -> tuple[DropOldestQueue, LiveInferStage]:
+              outputs: list[Output], meter: _Meter) -> tuple[DropOldestQueue, InferStage]:
+    """decode -> drop-oldest queue -> the file path's frame stages (latency policy on,
+    input kept as ``item.rainy``, small queues) -> outputs."""
     dropq = DropOldestQueue(cfg.queue_size)
-    q = [queue.Queue(2) for _ in range(2 if cfg.smooth else 1)]
-    p.add(IterSource("decode", p.stop, p.source_stop, dropq, source.frames, source.close))
-    infer = LiveInferStage(p.stop, dropq, q[0], backend, cfg.max_latency_s, cfg.infer_delay_s)
-    p.add(infer)
-    if cfg.smooth:
-        p.add(SmoothStage(p.stop, q[0], q[1], make_smoother(cfg.smooth_strength)))
-    p.add(OutputStage(p.stop, q[-1], outputs, meter))
+    p.add(DecodeStage(p.stop, p.source_stop, dropq, source.frames, source.close))
+    on_device = uses_device_frames(backend, cfg.device_frames)
+    out, infer = frame_stages(p, dropq, backend, batch=cfg.batch, smooth=cfg.smooth,
+                              strength=cfg.smooth_strength, device_frames=on_device, queue_size=2,
+                              keep_input=True, max_latency_s=cfg.max_latency_s, delay_s=cfg.infer_delay_s)
+    p.add(OutputStage(p.stop, out, outputs, meter))
     return dropq, infer
 
 

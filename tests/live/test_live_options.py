@@ -33,11 +33,14 @@ def test_recorder_uses_the_given_encoder(tmp_path: Path) -> None:
 def test_live_config_checks_the_encoder_options() -> None:
     with pytest.raises(ConfigError, match="0-51"):
         LiveConfig(SourceConfig("rtsp://x/y"), preview_port=0, encode=EncodeOptions(crf=99))
+    with pytest.raises(ConfigError, match="batch"):
+        LiveConfig(SourceConfig("rtsp://x/y"), preview_port=0, batch=0)
 
 
 @pytest.mark.parametrize("args,words", [(["--crf", "99"], "0-51"), (["--preset", "warpspeed"], "warpspeed"),
                                         (["--hwaccel", "gpu"], "--hwaccel"),
-                                        (["--smooth-strength", "2"], "smooth-strength")])
+                                        (["--smooth-strength", "2"], "smooth-strength"),
+                                        (["--batch", "0"], "--batch")])
 def test_live_cli_option_errors(args, words) -> None:
     result = CliRunner().invoke(app, ["live", "rtsp://127.0.0.1:9/x", "--preview-port", "0", *args])
     assert result.exit_code in (1, 2) and "Traceback" not in result.output and words in result.output

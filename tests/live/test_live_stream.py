@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from streams import RtspServer, free_port
 
+from stream_derain import stages
 from stream_derain.backends import create_backend
-from stream_derain.derain import make_smoother
 from stream_derain.io.video import FrameItem
 from stream_derain.live import (
     CallbackOutput,
@@ -29,8 +29,8 @@ from stream_derain.live import (
     SourceConfig,
     run_live,
 )
-from stream_derain.live import run as live_run
 from stream_derain.models import resolve_model
+from stream_derain.stages import make_smoother
 
 BACKEND = "onnxruntime"
 
@@ -161,7 +161,7 @@ def test_server_restart_reconnects_and_frames_flow_again(rtsp_server: RtspServer
         smoother.reset = lambda: (resets.append(time.monotonic()), reset())[1]
         return smoother
 
-    monkeypatch.setattr(live_run, "make_smoother", spy_smoother)
+    monkeypatch.setattr(stages, "make_smoother", spy_smoother)  # what the live pipeline builds
     with LiveRun(config(rtsp_server.url, max_seconds=60)) as run:
         wait_for(lambda: len(run.frames) >= 10, 20, "first frames")
         rtsp_server.stop()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -29,7 +27,6 @@ from stream_derain.live import (
     run_live,
 )
 from stream_derain.live.outputs import CallbackOutput
-from stream_derain.live.run import LiveInferStage
 from stream_derain.live.source import ReconnectingSource, backoff_delay
 from stream_derain.pipeline import DropOldestQueue
 
@@ -89,18 +86,53 @@ def test_a_dropped_frames_discontinuity_moves_to_the_next_frame() -> None:
         q.put(item)
     kept = [q.get_nowait(), q.get_nowait()]
     assert q.dropped == 3 and [i.index for i in kept] == [3, 4] and kept[0].discontinuity
+    # and one dropped at inference for latency: tests/test_stages.py
 
-    class Identity:
-        def infer(self, batch: np.ndarray) -> np.ndarray:
-            return batch
 
-    inq: queue.Queue = queue.Queue()
-    stage = LiveInferStage(threading.Event(), inq, queue.Queue(), Identity(), max_latency_s=0.5)
-    old, new = frames(2, start=time.monotonic() - 5.0)
-    old.discontinuity = True
-    inq.put(new)
-    assert stage.work(old) == [] and stage.dropped_late == 1  # too old, a newer one waits
-    assert stage.work(inq.get_nowait()) == [new] and new.discontinuity
+def test_live_and_files_run_the_same_stage_classes(make_clip, tiny_model,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stages between source and sink are the same classes for a file (derain) and a
+    live stream, on the host path and, with torch, on the device path."""
+    from stream_derain import stages
+    from stream_derain.backends import create_backend
+    from stream_derain.derain import DerainConfig, derain_video
+    from stream_derain.live import run as live_run
+    from stream_derain.pipeline import Pipeline
+
+    built: list[list[type]] = []
+    add = Pipeline.add
+
+    def spy(self: Pipeline, stage: object) -> object:
+        if not self.stages:
+            built.append([])
+        built[-1].append(type(stage))
+        return add(self, stage)
+
+    monkeypatch.setattr(Pipeline, "add", spy)
+    clip = make_clip("same.mp4", frames=2, size=(96, 64), audio=False)
+    source = type("Source", (), {"frames": lambda self: iter(()), "close": lambda self: None})()
+    kinds = ["onnxruntime"] + (["torch"] if _has_torch() else [])
+    for kind in kinds:
+        with create_backend(kind, tiny_model, "fp32", 1) as be:
+            for smooth in (False, True):
+                cfg = DerainConfig(input=clip, output=clip.with_name(f"o_{kind}_{smooth}.mp4"), smooth=smooth,
+                                   batch=2, device_frames=kind == "torch")
+                derain_video(cfg, be)
+                live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), smooth=smooth, batch=2,
+                                  device_frames=kind == "torch")
+                live_run._pipeline(live, be, source, Pipeline(), [], live_run._Meter())
+                file_stages, live_stages = built[-2], built[-1]
+                assert file_stages[0] is live_stages[0] is stages.DecodeStage
+                assert file_stages[1:-1] == live_stages[1:-1], (kind, smooth)
+                assert (file_stages[-1], live_stages[-1]) == (stages.EncodeStage, live_run.OutputStage)
+                assert (stages.SmoothStage in live_stages) == smooth
+                assert (stages.DownloadStage in live_stages) == (kind == "torch")
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def test_open_segment_plays_after_a_crash(tmp_path: Path) -> None:
