@@ -50,6 +50,7 @@ class TrainConfig:
     rain_free_fraction: float = 0.0  # share of every batch left rain-free (target = input)
     compress_fraction: float = 0.0  # share JPEG-compressed after the rain (input and target alike)
     faint_fraction: float = 0.0  # share of faint, fine rain (synth.PairRecipe.faint_fraction)
+    veil_max: float = 0.0  # v3 veil that follows the rain rate (synth._haze); 0 keeps v2's mild veil
     detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
     bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)
     seed: int = 0

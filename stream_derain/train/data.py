@@ -96,14 +96,11 @@ def random_crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndar
     return crop[:, ::-1] if rng.uniform() < 0.5 else crop
 
 
-def synthetic_pairs(backgrounds: list[np.ndarray], size: int, heavy_fraction: float,
-                    rng: np.random.Generator, bank: synth.StreakBank | None = None,
-                    compress_fraction: float = 0.0, rain_free_every: int = 0, faint_fraction: float = 0.0
-                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless (input, target) HxWx3 float32 crops (:func:`synth.rain_pair`); every
-    ``rain_free_every``-th pair is rain-free (target = input), 0 for none."""
-    recipe = synth.PairRecipe(heavy_fraction=heavy_fraction, compress_fraction=compress_fraction,
-                              faint_fraction=faint_fraction)
+def synthetic_pairs(backgrounds: list[np.ndarray], size: int, rng: np.random.Generator,
+                    recipe: synth.PairRecipe = synth.PairRecipe(), bank: synth.StreakBank | None = None,
+                    rain_free_every: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Endless (input, target) HxWx3 float32 crops (:func:`synth.rain_pair` with
+    ``recipe``); every ``rain_free_every``-th pair is rain-free (target = input), 0 for none."""
     i = 0
     while True:
         clean = np.ascontiguousarray(random_crop(backgrounds[int(rng.integers(len(backgrounds)))], size, rng))

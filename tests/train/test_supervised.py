@@ -13,6 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from stream_derain import synth  # noqa: E402
 from stream_derain.errors import ConfigError, ModelError  # noqa: E402
 from stream_derain.model.student import build_student, student_config_dict  # noqa: E402
 from stream_derain.train.checkpoint import load_weights, read_checkpoint  # noqa: E402
@@ -50,7 +51,7 @@ def fixed_batch_loss(ckpt_path: Path, image_dir: Path) -> float:
     ckpt = read_checkpoint(ckpt_path)
     load_weights(ckpt, model, ARCH, student_config_dict(model))
     rng = np.random.default_rng(123)
-    pairs = synthetic_pairs(load_folders([image_dir]), 32, 0.5, rng)
+    pairs = synthetic_pairs(load_folders([image_dir]), 32, rng, synth.PairRecipe(heavy_fraction=0.5))
     rainy, clean = (torch.from_numpy(a) for a in batch_arrays(pairs, 16))
     with torch.no_grad():
         return float(supervised_loss(model, rainy, clean, 0.5))
