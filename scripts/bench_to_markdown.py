@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from stream_derain.bench.markdown import section_markdown
-from stream_derain.bench.report import read_json, validate_report
+from stream_derain.bench.schema import read_json, validate_report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from .io.video import EncodeOptions, VideoReader, VideoWriter
 from .models import resolve_model
 from .pipeline import PipelineResult
 from .smooth.core import DEFAULT_STRENGTH
-from .stages import Progress, file_pipeline, uses_device_frames
+from .stages import QUEUE_SIZE, Progress, file_pipeline, uses_device_frames
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
@@ -43,7 +43,7 @@ class DerainConfig:
     smooth: bool = True
     smooth_strength: float = DEFAULT_STRENGTH
     encode: EncodeOptions = field(default_factory=EncodeOptions)
-    queue_size: int = 8
+    queue_size: int = QUEUE_SIZE
     hwaccel: str = "auto"  # NVDEC decoding: auto (when an NVIDIA driver is present), cuda, none
     device_frames: bool | None = None  # keep frames on the backend's device; None: when it is a GPU
 

@@ -39,6 +39,7 @@ from .smooth.core import DEFAULT_STRENGTH
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
+QUEUE_SIZE = 8  # frames between two file stages (a full queue blocks the stage before it)
 MIN_SMOOTH_SIDE = 64  # the smoother's DIS flow runs at 1/4 size and crashes below 16 px a side
 
 
@@ -247,8 +248,9 @@ class EncodeStage(Stage):
 
 
 def frame_stages(p: Pipeline, inq: queue.Queue, backend: Backend, *, batch: int = 1, smooth: bool = True,
-                 strength: float = DEFAULT_STRENGTH, device_frames: bool = False, queue_size: int = 8,
-                 keep_input: bool | None = None, max_latency_s: float | None = None, delay_s: float = 0.0,
+                 strength: float = DEFAULT_STRENGTH, device_frames: bool = False,
+                 queue_size: int = QUEUE_SIZE, keep_input: bool | None = None,
+                 max_latency_s: float | None = None, delay_s: float = 0.0,
                  smoother_factory: Callable[..., Any] | None = None) -> tuple[queue.Queue, InferStage]:
     """Add infer (and smooth) stages after ``inq``; returns the queue the sink reads (HxWx3
     uint8 frames on the host) and the infer stage. With ``device_frames`` the frames stay
@@ -275,7 +277,8 @@ def frame_stages(p: Pipeline, inq: queue.Queue, backend: Backend, *, batch: int 
 
 
 def file_pipeline(reader: VideoReader, writer: VideoWriter, backend: Backend, *, total: int = 0,
-                  progress: Progress | None = None, queue_size: int = 8, **frame_options: Any) -> Pipeline:
+                  progress: Progress | None = None, queue_size: int = QUEUE_SIZE,
+                  **frame_options: Any) -> Pipeline:
     """decode (``reader``) -> :func:`frame_stages` (``frame_options``) -> encode (``writer``).
     The reader stays open until the encoder is done (copied packets refer to its
     streams): the caller closes it after :meth:`Pipeline.run`."""

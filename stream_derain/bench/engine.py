@@ -13,16 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import Backend
-from .timing import (
-    LoopPlan,
-    MemoryProbe,
-    SystemClock,
-    latency_stats,
-    make_timer,
-    measure,
-    run_in_worker,
-    usable_cores,
-)
+from .memory import MemoryProbe
+from .timing import LoopPlan, SystemClock, latency_stats, make_timer, measure, run_in_worker, usable_cores
 
 log = logging.getLogger(__name__)
 

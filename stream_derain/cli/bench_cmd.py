@@ -60,7 +60,8 @@ def bench_cmd(
     """Measure throughput: engine only, end to end with per-stage fps, backends side by side."""
     from rich.console import Console
 
-    from ..bench.report import read_json, rich_report, validate_report, write_json
+    from ..bench.report import rich_report
+    from ..bench.schema import read_json, validate_report, write_json
 
     # piped output (logs, CI) gets wide tables instead of rich's 80-column fallback
     console = Console(width=None if sys.stdout.isatty() else 200)

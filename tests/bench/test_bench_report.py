@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from stream_derain.bench import BenchConfig, run_bench, validate_report
-from stream_derain.bench.e2e import pipeline_efficiency
 from stream_derain.errors import BackendError
 
 SMALL = dict(resolutions=((64, 48),), batches=(1,), warmup=1, iters=2, frames=6)
@@ -94,15 +93,6 @@ def test_e2e_efficiency_is_pipeline_over_slowest_stage(report: dict[str, Any]) -
     assert all("queue_mean" in s and "fps_in_pipeline" in s for s in row["pipeline"]["stages"])
 
 
-def test_pipeline_efficiency_definition() -> None:
-    stages = {"decode": {"status": "ok", "fps": 100.0}, "infer": {"status": "ok", "fps": 10.0},
-              "smooth": {"status": "unavailable", "fps": None}, "encode": {"status": "ok", "fps": 40.0}}
-    res = pipeline_efficiency(9.0, stages)
-    assert res["bottleneck"] == "infer" and res["efficiency"] == pytest.approx(0.9) and res["meets_target"]
-    assert pipeline_efficiency(5.0, stages)["meets_target"] is False
-    assert pipeline_efficiency(5.0, {})["efficiency"] is None
-
-
 def test_markdown_chart_and_script(report: dict[str, Any], tmp_path: Path) -> None:
     import cv2
 
@@ -174,13 +164,6 @@ def test_cli_renders_saved_reports(report: dict[str, Any], tmp_path: Path) -> No
     bad = CliRunner().invoke(app, ["bench", "--from-json", str(tmp_path / "bad.json"), "--markdown",
                                    str(tmp_path / "x.md")])
     assert bad.exit_code == 1 and "not a bench report" in bad.output and not (tmp_path / "x.md").exists()
-
-
-def test_efficiency_above_one_is_flagged() -> None:
-    stages = {"infer": {"status": "ok", "fps": 2.0}, "encode": {"status": "ok", "fps": 40.0}}
-    res = pipeline_efficiency(8.0, stages)
-    assert res["efficiency"] == pytest.approx(4.0) and "OMP_WAIT_POLICY" in res["warning"]
-    assert pipeline_efficiency(1.9, stages)["warning"] is None
 
 
 def test_default_sample_is_in_the_checkout_and_the_wheel(tmp_path: Path,
