@@ -52,10 +52,10 @@ def make_smoother(strength: float, device: str = "cpu") -> Any:
 
 def uses_device_frames(backend: Backend, requested: bool | None = None) -> bool:
     """Keep frames on the backend's device? ``requested`` wins; None: when the backend
-    takes device tensors and its device is a CUDA GPU."""
+    takes device tensors (``capabilities.device_tensors``) and its device is a CUDA GPU."""
     if requested is not None:
         return requested
-    return hasattr(backend, "infer_tensor") and str(backend.device).startswith("cuda")
+    return backend.capabilities.device_tensors and str(backend.device).startswith("cuda")
 
 
 def smoother_device(backend: Backend) -> str:

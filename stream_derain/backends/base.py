@@ -3,14 +3,17 @@
 ``infer`` takes and returns a batch of frames as NxHxWx3 uint8 RGB numpy arrays of
 any size; the base class pads H and W up to the model's multiple (edge replication)
 and crops the result back, so subclasses only implement :meth:`run`, which sees
-Nx3xHxW float32 in [0, 1] with aligned sizes.
+Nx3xHxW float32 in [0, 1] with aligned sizes. A backend class declares what it can
+do in :attr:`Backend.capabilities` (:class:`Capabilities`).
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from types import TracebackType
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -43,10 +46,26 @@ def check_batch(batch: np.ndarray) -> None:
         raise InputError(f"expected NxHxWx3 uint8 frames, got {batch.shape} {batch.dtype}")
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend class can do, readable without activating it (nor importing its library).
+
+    ``precisions``: what ``precision`` may be; ``device_tensors``: :meth:`Backend.infer_tensor`
+    takes Nx3xHxW tensors on the backend's device (the pipeline then keeps frames there
+    when that device is a GPU); ``batching``: :meth:`Backend.infer` runs N > 1 frames in
+    one call (not one at a time); ``dynamic_shapes``: any frame size without a rebuild."""
+
+    precisions: tuple[str, ...] = ("fp32",)
+    device_tensors: bool = False
+    batching: bool = True
+    dynamic_shapes: bool = True
+
+
 class Backend(ABC):
     """One inference engine for one model. Use ``with backend: backend.infer(frames)``."""
 
     name: str = "backend"
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, model: ModelInfo, precision: str = "fp32") -> None:
         self.model = model
@@ -79,6 +98,11 @@ class Backend(ABC):
         check_batch(batch)
         h, w = batch.shape[1:3]
         return to_nhwc_uint8(self.run(to_nchw(batch, self.model.multiple)), h, w)
+
+    def infer_tensor(self, x: Any) -> Any:
+        """Nx3xHxW tensor in [0, 1] on :attr:`device` (H, W multiples of ``model.multiple``)
+        -> the derained tensor; only where ``capabilities.device_tensors``."""
+        raise BackendError(f"the {self.name} backend does not take device tensors")
 
     def __enter__(self) -> Backend:
         self.activate()

@@ -9,13 +9,14 @@ import numpy as np
 
 from ..errors import BackendError, require
 from ..models import ModelInfo
-from .base import Backend
+from .base import Backend, Capabilities
 
 log = logging.getLogger(__name__)
 
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    capabilities = Capabilities(precisions=("fp32", "fp16"))
 
     def __init__(self, model: ModelInfo, precision: str = "fp32", threads: int = 0,
                  providers: list[str] | None = None, spinning: bool = False) -> None:

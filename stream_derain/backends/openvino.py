@@ -29,7 +29,7 @@ from ..devices import cpu_info
 from ..errors import BackendError, require
 from ..metrics import psnr
 from ..models import ModelInfo, cache_dir
-from .base import Backend
+from .base import Backend, Capabilities
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -80,13 +80,12 @@ def loaded_from_cache(compiled: Any) -> bool | None:
 
 class OpenVINOBackend(Backend):
     name = "openvino"
-    capabilities = {"precisions": (*PRECISIONS, "auto"), "devices": ("cpu",), "batching": True,
-                    "dynamic_shapes": True, "device_tensors": False}
+    capabilities = Capabilities(precisions=(*PRECISIONS, "auto"))
 
     def __init__(self, model: ModelInfo, precision: str = "auto", threads: int = 0,
                  cache: Path | None = None, check: bool = True, pinning: bool | None = False) -> None:
-        if precision not in self.capabilities["precisions"]:
-            allowed = ", ".join(self.capabilities["precisions"])
+        if precision not in self.capabilities.precisions:
+            allowed = ", ".join(self.capabilities.precisions)
             raise BackendError(f"openvino runs {allowed}, not {precision!r}")
         super().__init__(model, precision)
         self.requested = precision

@@ -26,7 +26,7 @@ from ..models import ModelInfo
 from ..trt import probe
 from ..trt.cache import EngineCache
 from ..trt.engine import DEFAULT_HEIGHT, DEFAULT_MAX_BATCH, DEFAULT_WIDTH, EngineRequest, get_engine
-from .base import Backend
+from .base import Backend, Capabilities
 
 log = logging.getLogger(__name__)
 NO_GPU = ("TensorRT needs an NVIDIA GPU to run engines; building works without one "
@@ -47,6 +47,8 @@ class _Slot:
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    # engine shapes: a dynamic profile up to the built size, rebuilt beyond it (_fit_profile)
+    capabilities = Capabilities(precisions=("fp32", "fp16"), device_tensors=True, dynamic_shapes=False)
 
     def __init__(self, model: ModelInfo, precision: str = "fp32", height: int | None = None,
                  width: int | None = None, max_batch: int = DEFAULT_MAX_BATCH,

@@ -14,7 +14,7 @@ import numpy as np
 from ..devices import cuda_torch
 from ..errors import BackendError, ModelError, require
 from ..models import ModelInfo
-from .base import Backend
+from .base import Backend, Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def load_student_from_onnx(model: ModelInfo, precision: str = "fp32"):  # noqa: 
 
 class TorchBackend(Backend):
     name = "torch"
+    capabilities = Capabilities(precisions=("fp32", "fp16"), device_tensors=True)
 
     def __init__(self, model: ModelInfo, precision: str = "fp32", device: str = "auto") -> None:
         super().__init__(model, precision)
