@@ -18,7 +18,7 @@ pixel. All tensors are float in [0, 1], RGB, BxCxHxW; H and W must be multiples 
   branch's pooled features and dark-channel statistics of I - R + D and predicts one
   veil share v = 1 - t in [0, ``max_veil``) and an airlight colour A per image; the
   output is inverted through it: ``O = (I - R + D - v A) / (1 - v)``. It starts at
-  v ~ 0 (the identity) and costs a few MACs per pixel.
+  v ~ 0.01 (near the identity) and costs a few MACs per pixel.
 """
 
 from __future__ import annotations
@@ -87,8 +87,9 @@ class VeilHead(nn.Module):
         self.fc1 = nn.Conv2d(channels + 5, hidden, 1)
         self.fc2 = nn.Conv2d(hidden, 4, 1)
         nn.init.zeros_(self.fc2.weight)
-        with torch.no_grad():  # v = max_veil * sigmoid(-9) ~ 7e-5: starts as the identity
-            self.fc2.bias.copy_(torch.tensor([-9.0, 0.0, 0.0, 0.0]))
+        with torch.no_grad():  # v = max_veil * sigmoid(-4) ~ 0.01: near the identity, yet within
+            # reach of Adam's ~lr-sized steps (from sigmoid(-9) the head never moved in 3k steps)
+            self.fc2.bias.copy_(torch.tensor([-4.0, 0.0, 0.0, 0.0]))
 
     @staticmethod
     def image_stats(img: torch.Tensor) -> torch.Tensor:

@@ -67,7 +67,7 @@ def test_veil_head_starts_as_identity_and_inverts_a_veil(tmp_path):
     model = build_student(channels=12, se_blocks=1, ca_blocks=1, veil=8).eval()
     x = torch.rand(2, 3, 32, 48) * 0.8
     with torch.no_grad():
-        assert torch.allclose(model(x), x, atol=1e-3)  # v ~ 1e-4 at the start
+        assert torch.allclose(model(x), x, atol=0.01)  # v ~ 0.01 at the start
         model.veil_head.fc2.bias.copy_(torch.tensor([0.0, 9.0, 9.0, 9.0]))  # v = 0.3, A ~ 1
         parts = model.parts(x)
         veil = float(parts.veil[0])
