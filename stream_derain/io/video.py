@@ -111,6 +111,13 @@ class FrameItem:
     captured: float = 0.0  # time.monotonic() at decode, for latency
 
 
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """Decoded frame -> HxWx3 uint8 RGB using the frame's own matrix and range (files and
+    live sources alike)."""
+    return frame.to_ndarray(format="rgb24", src_colorspace=ColorInfo.of(frame).matrix,
+                            src_color_range=frame.color_range or None)
+
+
 class VideoReader:
     """Demuxes a file; yields FrameItems for the video stream and raw packets of the
     streams to copy. Corrupt packets are skipped with a warning and counted."""
@@ -157,11 +164,6 @@ class VideoReader:
 
     def close(self) -> None:
         self.container.close()
-
-    def to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        """Decoded frame -> HxWx3 uint8 RGB using the frame's own matrix and range."""
-        return frame.to_ndarray(format="rgb24", src_colorspace=ColorInfo.of(frame).matrix,
-                                src_color_range=frame.color_range or None)
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         try:
@@ -252,7 +254,7 @@ class VideoReader:
                 self.info.rotation = float(getattr(frame, "rotation", 0) or 0)
             jumped = self._jumped(frame)
             if index >= self.start:
-                yield FrameItem(index, frame.pts, frame.time_base, self.to_rgb(frame),
+                yield FrameItem(index, frame.pts, frame.time_base, to_rgb(frame),
                                 duration=frame.duration or None, discontinuity=jumped)
             index += 1
             if self.max_frames is not None and index >= self.start + self.max_frames:

@@ -24,7 +24,7 @@ import av
 
 from ..errors import InputError
 from ..io.paths import has_stream_scheme
-from ..io.video import ColorInfo, FrameItem, _hwaccel
+from ..io.video import FrameItem, _hwaccel, to_rgb
 from ..pipeline import interrupt_noted
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,8 @@ class ReconnectingSource:
                 log.debug("corrupt packet at pts %s: %s", packet.pts, exc)
                 continue
             for frame in frames:
-                image = frame.to_ndarray(format="rgb24", src_colorspace=ColorInfo.of(frame).matrix,
-                                         src_color_range=frame.color_range or None)
-                item = FrameItem(self._index, frame.pts, frame.time_base, image, captured=time.monotonic())
+                item = FrameItem(self._index, frame.pts, frame.time_base, to_rgb(frame),
+                                 captured=time.monotonic())
                 self._index += 1
                 yield item
             if self.end.is_set():
