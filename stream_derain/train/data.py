@@ -17,20 +17,21 @@ import cv2
 import numpy as np
 
 from .. import synth
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
+from ..io import images as io_images
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 def list_images(folder: Path) -> list[Path]:
+    """:func:`io.images.list_images <stream_derain.io.images.list_images>` of a data
+    folder, a missing or empty one being a :class:`ConfigError` (a config names it)."""
     if not folder.is_dir():
         raise ConfigError(f"data folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ConfigError(f"no images in data folder: {folder}")
-    return files
+    try:
+        return io_images.list_images(folder)
+    except InputError:
+        raise ConfigError(f"no images in data folder: {folder}") from None
 
 
 def load_rgb(path: Path) -> np.ndarray | None:
