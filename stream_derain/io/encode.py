@@ -35,6 +35,7 @@ class EncodeOptions:
     preset: str | None = None  # None: the encoder's default (x264/x265: medium)
     pix_fmt: str | None = None  # None: keep the source's when the encoder takes it
     bitrate: int | None = None  # bits per second; with crf, x264/x265 treat it as a cap
+    threads: int = 0  # encoder threads; 0: the encoder's own choice (x264/x265: from the cores)
     container_options: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,6 +63,8 @@ def check_options(opts: EncodeOptions) -> av.Codec:
         raise ConfigError(f"unknown preset {opts.preset!r} for {codec.name}: {', '.join(presets)}")
     if opts.bitrate is not None and opts.bitrate <= 0:
         raise ConfigError(f"bitrate must be positive, got {opts.bitrate}")
+    if opts.threads < 0:
+        raise ConfigError(f"encoder threads must be >= 0, got {opts.threads}")
     if opts.pix_fmt is not None:
         formats = [f.name for f in (codec.video_formats or [])]
         try:

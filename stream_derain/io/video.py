@@ -28,32 +28,14 @@ import numpy as np
 from ..devices import nvidia_driver_present
 from ..errors import InputError, OutputError
 from .audio import AudioTranscoder, needs_transcode
-from .encode import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
+from .encode import EncodeOptions
+from .encoder import ColorInfo, VideoEncoder
 from .paths import has_stream_scheme
 from .tags import copyable_tags
 
 __all__ = ["ColorInfo", "EncodeOptions", "FrameItem", "VideoInfo", "VideoReader", "VideoWriter"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ColorInfo:
-    """Colour tags of a stream (FFmpeg enum values; 2 means unspecified)."""
-
-    range: int = 0
-    space: int = 2
-    primaries: int = 2
-    trc: int = 2
-
-    @classmethod
-    def of(cls, obj: Any) -> ColorInfo:
-        return cls(int(obj.color_range), int(obj.colorspace), int(obj.color_primaries), int(obj.color_trc))
-
-    @property
-    def matrix(self) -> int | None:
-        """The matrix swscale should use: None (its default, BT.601) when unspecified."""
-        return None if self.space in (2, 0) else self.space
 
 
 @dataclass
@@ -268,9 +250,7 @@ class VideoWriter:
     def __init__(self, path: Path, info: VideoInfo, opts: EncodeOptions, name: Path | None = None) -> None:
         """``name``: the path to name in messages (the output, when ``path`` is its
         temporary file)."""
-        self.path, self.info, self.frames = name or path, info, 0
-        codec = check_options(opts)
-        pix_fmt = choose_pix_fmt(codec, info.width, info.height, info.pix_fmt, opts.pix_fmt)
+        self.path, self.info = name or path, info
         try:
             self.container = av.open(str(path), "w", options=opts.container_options)
         except ValueError:
@@ -280,14 +260,13 @@ class VideoWriter:
             why = getattr(exc, "strerror", None) or exc
             raise OutputError(f"cannot write {self.path}: {why}") from None
         try:
-            self.stream = self._video_stream(opts, pix_fmt)
-            open_encoder(self.stream)
-        except (av.error.FFmpegError, ValueError) as exc:
-            self.container.close()
-            raise OutputError(f"cannot encode {opts.codec} into {self.path}: {exc}") from None
+            self.encoder = VideoEncoder(self.container, opts, info.width, info.height,
+                                        rate=info.rate or Fraction(25), time_base=info.time_base,
+                                        source_pix_fmt=info.pix_fmt, color=info.color, name=str(self.path))
         except BaseException:
             self.container.close()
             raise
+        self.stream = self.encoder.stream
         self.container.metadata.update(info.metadata)
         self.stream.metadata.update(info.stream_metadata)
         self.transcodes: dict[int, AudioTranscoder] = {}
@@ -297,20 +276,9 @@ class VideoWriter:
         self._durations: dict[int, int] = {}  # pts -> source frame duration, applied to packets
         self._held: list[av.Packet] = []  # copied packets before the first frame (header not written)
 
-    def _video_stream(self, opts: EncodeOptions, pix_fmt: str) -> Any:
-        info = self.info
-        stream = self.container.add_stream(opts.codec, rate=info.rate or Fraction(25))
-        cc = stream.codec_context
-        cc.width, cc.height = info.width, info.height
-        cc.pix_fmt = pix_fmt
-        stream.time_base = info.time_base
-        cc.time_base = info.time_base
-        c = info.color
-        cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = c.range, c.space, c.primaries, c.trc
-        if opts.bitrate:
-            cc.bit_rate = opts.bitrate
-        cc.options = codec_options(stream.codec.name, opts)
-        return stream
+    @property
+    def frames(self) -> int:
+        return self.encoder.frames
 
     def _copy_streams(self) -> dict[int, Any]:
         copies = {}
@@ -341,23 +309,16 @@ class VideoWriter:
         return pts
 
     def write_frame(self, item: FrameItem) -> None:
-        if self.frames == 0 and self.info.rotation:
-            self.stream.set_display_rotation(self.info.rotation)
-        c = self.info.color
-        frame = av.VideoFrame.from_ndarray(item.image, format="rgb24")
-        frame = frame.reformat(format=self.stream.codec_context.pix_fmt, dst_colorspace=c.matrix,
-                               dst_color_range=c.range or None)
-        frame.color_range, frame.colorspace = c.range, c.space
-        frame.color_primaries, frame.color_trc = c.primaries, c.trc
+        if self.frames == 0:
+            self.encoder.rotation = self.info.rotation  # known once the reader decoded a frame
         prev = self._last_pts
-        frame.pts, frame.time_base = self._pts(item), self.info.time_base
+        pts = self._pts(item)
         if prev is not None:
-            self._last_step = frame.pts - prev
+            self._last_step = pts - prev
         duration = item.duration or self._last_step  # a source without durations: the last step
         if duration:
-            self._durations[frame.pts] = duration
-        self._mux(self._with_durations(self.stream.encode(frame)))
-        self.frames += 1
+            self._durations[pts] = duration
+        self._mux(self._with_durations(self.encoder.encode(item.image, pts, self.info.time_base)))
         if self._held:
             held, self._held = self._held, []
             for packet in held:
@@ -408,7 +369,7 @@ class VideoWriter:
         if self.container is None:
             return
         try:
-            self._mux(self._with_durations(self.stream.encode()))
+            self._mux(self._with_durations(self.encoder.flush()))
             held, self._held = (self._held if self.frames else []), []
             for packet in held:
                 self._route(packet)

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from ..errors import OutputError
-from ..io.encode import EncodeOptions, codec_options
+from ..io.encode import EncodeOptions
+from ..io.encoder import VideoEncoder
 from ..io.video import FrameItem
 
 log = logging.getLogger(__name__)
@@ -45,40 +46,38 @@ class Output(Protocol):
 
 
 class LiveEncoder:
-    """One encoder (default: H.264, libx264 veryfast, zerolatency) muxing into one container."""
+    """One encoder (default: H.264, libx264 veryfast, zerolatency, no B-frames, a keyframe
+    every 2 s) muxing into one container; the encoding is :class:`~..io.encoder.VideoEncoder`'s,
+    as the file writer's."""
 
     def __init__(self, target: str, fmt: str | None, options: dict[str, str], width: int, height: int,
                  fps: int = 25, encode: EncodeOptions = LIVE_ENCODE) -> None:
-        self.target, self.frames = target, 0
+        self.target = target
         try:
             self.container = av.open(target, "w", format=fmt, options=options, timeout=(10.0, 10.0))
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot open output {target}: {_why(exc)}") from None
-        stream = self.container.add_stream(encode.codec, rate=fps)
-        cc = stream.codec_context
-        cc.width, cc.height, cc.pix_fmt = width - width % 2, height - height % 2, encode.pix_fmt or "yuv420p"
-        cc.time_base = stream.time_base = Fraction(1, MS)
-        cc.gop_size = 2 * fps
-        if encode.bitrate:
-            cc.bit_rate = encode.bitrate
-        tune = {"tune": "zerolatency"} if encode.codec in ("libx264", "libx265") else {}
-        cc.options = {**codec_options(encode.codec, encode), **tune, "bf": "0"}
-        self.stream = stream
+        try:
+            self.encoder = VideoEncoder(self.container, encode, width, height, rate=fps,
+                                        time_base=Fraction(1, MS), even=True, low_latency=True,
+                                        gop=2 * fps, name=target)
+        except BaseException:
+            self.container.close()
+            raise
+        self.stream = self.encoder.stream
         self._last_pts = -1
         self._t0: float | None = None
+
+    @property
+    def frames(self) -> int:
+        return self.encoder.frames
 
     def encode(self, item: FrameItem) -> None:
         if self._t0 is None:
             self._t0 = item.captured
         pts = max(int(round((item.captured - self._t0) * MS)), self._last_pts + 1)
         self._last_pts = pts
-        cc = self.stream.codec_context
-        img = item.image[:cc.height, :cc.width]
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-        frame = frame.reformat(format="yuv420p")
-        frame.pts, frame.time_base = pts, Fraction(1, MS)  # not stream.time_base: the muxer changes it
-        self._mux(self.stream.encode(frame))
-        self.frames += 1
+        self._mux(self.encoder.encode(item.image, pts, Fraction(1, MS)))
 
     def _mux(self, packets: Any) -> None:
         try:
@@ -92,7 +91,7 @@ class LiveEncoder:
         if container is None:
             return
         try:
-            for packet in self.stream.encode():
+            for packet in self.encoder.flush():
                 container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
             log.warning("flushing %s: %s", self.target, exc)
