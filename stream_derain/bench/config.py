@@ -27,7 +27,7 @@ class BenchConfig:
     ``frames`` caps the frames of the end-to-end input (None: the whole file).
     ``device_frames`` as in :class:`~stream_derain.derain.DerainConfig` (None: keep
     frames on the device for CUDA backends that take device tensors). ``preset``: the
-    end-to-end encoder preset (None: the encoder's default).
+    end-to-end encoder preset (None: derain's default, x264/x265 veryfast).
     """
 
     mode: str = "all"
@@ -48,7 +48,7 @@ class BenchConfig:
     threads: int = 0
     seed: int = 0
     device_frames: bool | None = None
-    preset: str | None = None  # e2e encoder preset (None: the encoder's default, as in derain)
+    preset: str | None = None  # e2e encoder preset (None: derain's default, x264 veryfast)
     rounds: int = 1  # > 1: variants active together, cases taken in turn (bench/interleave.py)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..devices import cuda_torch
+from ..io.encode import preset_of
 from ..io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 from ..smooth.core import DEFAULT_STRENGTH
 from ..stages import (
@@ -259,5 +260,6 @@ def run_e2e(backend: Backend, path: Path, frames: int | None, batch: int = 1, sm
     log.info("e2e %s: pipeline %.2f fps, bottleneck %s (%.2f fps), efficiency %s; %s", backend.describe(),
              pipe["fps"], summary["bottleneck"], summary["bottleneck_fps"] or 0, summary["efficiency"],
              summary["diagnosis"])
+    encoder = {**dataclasses.asdict(opts), "preset": preset_of(opts.codec, opts)}  # the one it ran at
     return {"input": str(path), "width": info.width, "height": info.height, "batch": batch,
-            "encoder": dataclasses.asdict(opts), "stages": stages, "pipeline": pipe, **summary}
+            "encoder": encoder, "stages": stages, "pipeline": pipe, **summary}

@@ -46,7 +46,8 @@ def bench_cmd(
     device_frames: Optional[bool] = typer.Option(
         None, "--device-frames/--host-frames",
         help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can)."),
-    preset: Optional[str] = typer.Option(None, help="e2e: encoder preset (default: the encoder's)."),
+    preset: Optional[str] = typer.Option(None, help="e2e: encoder preset (default: derain's, x264 "
+                                         "veryfast)."),
     rounds: int = typer.Option(1, min=1, help="Take the variants in turn this many times, all active at "
                                "once (fairer ratios on a shared machine; e2e keeps each one's best round)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),

@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stream_derain.io.encode import EncodeOptions
+from stream_derain.derain import DerainConfig
+from stream_derain.io.encode import EncodeOptions, codec_options
 from stream_derain.io.encoder import ColorInfo, VideoEncoder
 from stream_derain.io.video import FrameItem, VideoInfo, VideoWriter
 from stream_derain.live.outputs import SegmentRecorder
@@ -67,3 +68,27 @@ def test_core_sets_threads_gop_and_colour_tags(tmp_path: Path) -> None:
             container.mux(p)
     with av.open(str(tmp_path / "c.mkv")) as c:
         assert ColorInfo.of(c.streams.video[0].codec_context).space == 1
+
+
+def test_software_x264_x265_default_to_veryfast_and_a_given_preset_wins(tmp_path: Path) -> None:
+    """Issue 14, item 4: no preset given -> veryfast reaches x264's options (README,
+    Performance: a third of medium's CPU per frame); --preset still overrides it."""
+    info = VideoInfo(64, 48, Fraction(1, 25), Fraction(25), 0, "h264", "yuv420p", ColorInfo())
+    for opts, preset in ((EncodeOptions(), "veryfast"), (EncodeOptions(codec="libx265"), "veryfast"),
+                         (EncodeOptions(preset="slow"), "slow")):
+        writer = VideoWriter(tmp_path / "p.mkv", info, opts)
+        try:
+            assert writer.encoder.options["preset"] == preset
+        finally:
+            writer.close()
+    rec = SegmentRecorder(tmp_path / "rec", segment_s=60.0, encode=EncodeOptions())
+    rec.write(FrameItem(0, None, None, _frames(1)[0], captured=1.0))
+    assert rec.encoder.encoder.options["preset"] == "veryfast"
+    rec.close()
+
+
+def test_the_default_preset_leaves_other_encoders_alone() -> None:
+    assert "preset" not in codec_options("h264_nvenc", EncodeOptions(codec="h264_nvenc"))
+    assert "preset" not in codec_options("libsvtav1", EncodeOptions(codec="libsvtav1"))
+    assert codec_options("libx264", EncodeOptions(preset="medium"))["preset"] == "medium"
+    assert DerainConfig(input=Path("x.mp4")).encode.preset is None  # the default is the encoder core's
