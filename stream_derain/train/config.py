@@ -1,7 +1,10 @@
 """Training configuration: frozen dataclasses that reject unknown keys.
 
-A config file is JSON (or TOML) with the fields of :class:`TrainConfig`; anything
-else is an error naming the key, so a typo never trains silently with a default.
+:class:`StageConfig` holds what every training stage has (run folder, data folders,
+steps, batch, LR schedule, seed, cadences, threads, device: what :mod:`.loop` reads);
+:class:`TrainConfig` (supervised) and the transfer stages' configs add their own.
+A config file is JSON (or TOML) with the fields of the stage's class; anything else
+is an error naming the key, so a typo never trains silently with a default.
 """
 
 from __future__ import annotations
@@ -15,9 +18,34 @@ from typing import Any
 from ..devsets import DATA_ROOT  # noqa: F401  (re-exported: the training stages' data root)
 from ..errors import ConfigError
 
+CLEAN_DIRS = tuple(str(DATA_ROOT / "clean" / d) for d in ("cbsd68", "kodak24", "mcmaster"))
+DEV_CLEAN = tuple(str(DATA_ROOT / "pairs" / s / "clean") for s in ("sirr20", "heavy25"))
+
 
 @dataclass(frozen=True)
-class TrainConfig:
+class StageConfig:
+    """Fields every training stage has; each stage's dataclass adds its own."""
+
+    out_dir: str = "runs/stage"  # the run folder: last.pt is written and resumed here
+    clean_dirs: tuple[str, ...] = CLEAN_DIRS
+    exclude_like: tuple[str, ...] = DEV_CLEAN  # dev-set backgrounds, never trained on (by thumbnail)
+    steps: int = 1500
+    batch_size: int = 16
+    crop: int = 96
+    lr: float = 1e-3
+    min_lr: float = 2e-5
+    warmup: int = 100
+    weight_decay: float = 0.0  # AdamW's
+    seed: int = 0
+    stop_at: int = 0  # end this invocation after this step (checkpointed); 0 runs to ``steps``
+    log_every: int = 50
+    ckpt_every: int = 250
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainConfig(StageConfig):
     """Supervised training on synthetic rain rendered over clean photos."""
 
     out_dir: str = "runs/baseline"
@@ -28,37 +56,22 @@ class TrainConfig:
         str(DATA_ROOT / "clean" / "bsds500_test"),
         str(DATA_ROOT / "clean" / "camvid"),
     )
-    # dev-set backgrounds that must never be trained on (checked by thumbnail)
-    exclude_like: tuple[str, ...] = (
-        str(DATA_ROOT / "pairs" / "sirr20" / "clean"),
-        str(DATA_ROOT / "pairs" / "heavy25" / "clean"),
-    )
     # file-name patterns never trained on: CamVid's drive 0006R0 is the camvid dev sets' drive
     exclude_names: tuple[str, ...] = ("0006R0_*",)
     # Garg-Nayar streak layers composited beside the procedural streaks ("" = procedural only)
     # e.g. DATA_ROOT / "rain_layers" / "garg06"; relative paths are taken from DATA_ROOT
     rain_layers: str = ""
     steps: int = 6000
-    batch_size: int = 16
-    crop: int = 96
-    lr: float = 1e-3
-    min_lr: float = 2e-5
     warmup: int = 200
-    weight_decay: float = 0.0
     rain_loss_weight: float = 0.5
     heavy_fraction: float = 0.5  # share of heavy-rain samples (severity drawn in [0.5, 1])
     rain_free_fraction: float = 0.0  # share of every batch left rain-free (target = input)
     compress_fraction: float = 0.0  # share JPEG-compressed after the rain (input and target alike)
     faint_fraction: float = 0.0  # share of faint, fine rain (synth.PairRecipe.faint_fraction)
+    dense_share: float = 0.0  # share of rainy samples with a dense fine-streak sheet (synth.dense_sheet)
     veil_max: float = 0.0  # v3 veil that follows the rain rate (synth._haze); 0 keeps v2's mild veil
     detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
     bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)
-    seed: int = 0
-    stop_at: int = 0  # end this invocation after this step (checkpointed); 0 runs to ``steps``
-    log_every: int = 50
-    ckpt_every: int = 250
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
-    device: str = "auto"
     student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig
 
 

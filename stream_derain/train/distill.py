@@ -24,24 +24,17 @@ from torch import nn
 
 from ..model.student import DerainStudent, build_student, student_config_dict
 from ..model.teachers import FeatureAdapter
+from . import loop
 from .losses import feature_match
 from .supervised import ARCH
-from .teachers import (
-    RAINY_DIRS,
-    RECOGNITION_ARCH,
-    RECONSTRUCTION_ARCH,
-    StageConfig,
-    load_frozen,
-    open_run,
-    seed_stage,
-)
+from .teachers import RAINY_DIRS, RECOGNITION_ARCH, RECONSTRUCTION_ARCH, TransferConfig, load_frozen
 from .transfer_data import degraded_batch, load_sources, real_batch, split_holdout
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DistillConfig(StageConfig):
+class DistillConfig(TransferConfig):
     """Distillation of both teachers into the student."""
 
     out_dir: str = "runs/transfer/distill"
@@ -107,19 +100,16 @@ def train_distill(cfg: DistillConfig) -> Path:
     """Train (or resume) the student from the two teachers; returns ``last.pt``."""
     rainy, _ = split_holdout(load_sources(cfg.rainy_dirs, cfg.max_side, cfg.crop), cfg.holdout)
     clean = load_sources(cfg.clean_dirs, cfg.max_side, cfg.crop, cfg.exclude_like)
-    seed_stage(cfg)
+    loop.seed(cfg)
     student = build_student(**cfg.student)
     teachers = make_teachers(cfg, student)
-    run = open_run(cfg, ARCH, student, student_config_dict(student), dict(teachers.adapters))
+    run = loop.open_run(cfg, ARCH, student, student_config_dict(student), dict(teachers.adapters))
     teachers.recognition.to(run.device)
     teachers.reconstruction.to(run.device)
-    while run.step < run.end:
-        run.set_lr()
-        real = run.tensor(real_batch(rainy, cfg.batch_size, cfg.crop, run.rng))
-        degraded, target = (run.tensor(a) for a in degraded_batch(clean, cfg.batch_size, cfg.crop, run.rng))
-        loss, parts = distill_losses(cfg, student, teachers, real, degraded, target)
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        run.opt.step()
-        run.after_step({"loss": loss.item(), **{k: v.item() for k, v in parts.items()}})
-    return run.last
+
+    def batch() -> list[torch.Tensor]:
+        real = real_batch(rainy, cfg.batch_size, cfg.crop, run.rng)
+        degraded, target = degraded_batch(clean, cfg.batch_size, cfg.crop, run.rng)
+        return [run.tensor(a) for a in (real, degraded, target)]
+
+    return loop.run_loop(run, batch, lambda b: distill_losses(cfg, student, teachers, *b))

@@ -28,17 +28,18 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..model.student import DerainStudent, build_student, student_config_dict
+from . import loop
 from .data import drop_overlaps, load_folders
 from .losses import dual_contrast, identity_guard, no_new_detail, push_from_input, rain_free_score
 from .supervised import ARCH, init_from
-from .teachers import RAINY_DIRS, RECOGNITION_ARCH, StageConfig, load_frozen, open_run, seed_stage
+from .teachers import RAINY_DIRS, RECOGNITION_ARCH, TransferConfig, load_frozen
 from .transfer_data import fixed_pairs, load_sources, pair_batch, real_batch, split_holdout
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FinetuneConfig(StageConfig):
+class FinetuneConfig(TransferConfig):
     """Few-pair fine-tuning; the rows of the ablation differ only in ``init`` and the weights."""
 
     out_dir: str = "runs/transfer/finetune"
@@ -70,7 +71,7 @@ class FinetuneConfig(StageConfig):
 
 def init_student(cfg: FinetuneConfig) -> DerainStudent:
     student = build_student(**cfg.student)
-    if cfg.init and not (Path(cfg.out_dir) / "last.pt").exists():
+    if cfg.init and not loop.resumes(cfg):
         init_from(student, Path(cfg.init))
     return student
 
@@ -103,15 +104,20 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
     real = None
     if cfg.semi_weight > 0:
         real, _ = split_holdout(load_sources(cfg.rainy_dirs, cfg.max_side, cfg.semi_crop), cfg.holdout)
-    seed_stage(cfg)
+    loop.seed(cfg)
     student = init_student(cfg)
-    run = open_run(cfg, ARCH, student, student_config_dict(student))
+    run = loop.open_run(cfg, ARCH, student, student_config_dict(student))
     if recognition is not None:
         recognition.to(run.device)
-    while run.step < run.end:
-        run.set_lr()
-        batch = pair_batch(rainy_pairs, clean_pairs, cfg.batch_size, cfg.crop, run.rng)
-        rainy, clean = (run.tensor(a) for a in batch)
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        rainy, clean = pair_batch(rainy_pairs, clean_pairs, cfg.batch_size, cfg.crop, run.rng)
+        crops = None if real is None else run.tensor(real_batch(real, cfg.semi_batch, cfg.semi_crop, run.rng))
+        return run.tensor(rainy), run.tensor(clean), crops
+
+    def loss_fn(b: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        rainy, clean, real_crops = b
         out, rain, _ = student.forward_all(rainy)
         parts = {"l1": F.l1_loss(out, clean), "rain_l1": F.l1_loss(rain, rainy - clean)}
         loss = parts["l1"] + cfg.rain_loss_weight * parts["rain_l1"]
@@ -120,13 +126,10 @@ def train_finetune(cfg: FinetuneConfig) -> Path:
             parts["contrast"] = dual_contrast(recognition.features, out[:n], rain[:n], rainy[:n], clean[:n])
             loss = loss + cfg.contrastive_weight * parts["contrast"]
         logged = {k: v.item() for k, v in parts.items()}
-        if real is not None:
-            real_crops = run.tensor(real_batch(real, cfg.semi_batch, cfg.semi_crop, run.rng))
+        if real_crops is not None:
             unpaired, semi_parts = semi_loss(cfg, student, recognition, real_crops)
             loss = loss + unpaired
             logged.update(semi_parts)
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        run.opt.step()
-        run.after_step({"loss": loss.item(), **logged})
-    return run.last
+        return loss, logged
+
+    return loop.run_loop(run, batch, loss_fn)

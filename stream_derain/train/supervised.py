@@ -9,16 +9,13 @@ texture (or inventing it) costs as much as a wrong grey level ("detail loss", v2
 w_d = 0 is v1's loss). Pairs come from
 :func:`~stream_derain.synth.rain_pair`: procedural and (v2) photometric streaks, a
 share JPEG-compressed, and a share of every batch rain-free (target = input).
-One readable loop; channels-last and optional bf16 autocast on the CPU; resumes
-from ``out_dir/last.pt`` when it exists.
+Runs :func:`.loop.run_loop` (resumes from ``out_dir/last.pt`` when it exists);
+channels-last and optional bf16 autocast on the CPU.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,27 +24,14 @@ import torch.nn.functional as F
 
 from .. import synth
 from ..model.student import DerainStudent, build_student, student_config_dict
-from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
+from . import loop
+from .checkpoint import load_weights, read_checkpoint
 from .config import DATA_ROOT, TrainConfig
 from .data import batch_arrays, drop_overlaps, load_folders, rain_free_every, synthetic_pairs
 from .losses import gradients
 
 log = logging.getLogger(__name__)
 ARCH = "DerainStudent"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    u = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(u, 1.0)))
 
 
 def load_student(path: Path) -> tuple[DerainStudent, dict]:
@@ -104,56 +88,31 @@ def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
     bank = synth.StreakBank(DATA_ROOT / cfg.rain_layers) if cfg.rain_layers else None
     log.info("training on %d backgrounds, %d streak layers", len(backgrounds), len(bank) if bank else 0)
     recipe = synth.PairRecipe(heavy_fraction=cfg.heavy_fraction, compress_fraction=cfg.compress_fraction,
-                              faint_fraction=cfg.faint_fraction, veil_max=cfg.veil_max)
+                              faint_fraction=cfg.faint_fraction, veil_max=cfg.veil_max,
+                              dense_share=cfg.dense_share)
     return synthetic_pairs(backgrounds, cfg.crop, rng, recipe, bank,
                            rain_free_every(cfg.rain_free_fraction, cfg.batch_size))
 
 
 def train_supervised(cfg: TrainConfig) -> Path:
     """Train (or resume) and return the path of the final checkpoint."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    loop.seed(cfg)
+    device = loop.pick_device(cfg.device)
     log.info("device %s, bf16 autocast %s", device, cfg.bf16)
     model = build_student(**cfg.student).to(device).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, seconds = 0, 0.0
-    last = out / "last.pt"
-    if last.exists():
-        ckpt = read_checkpoint(last)
-        load_weights(ckpt, model, ARCH, student_config_dict(model), last)
-        opt.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"], rng)
-        step, seconds = ckpt["step"], ckpt["extra"].get("train_seconds", 0.0)
-        log.info("resumed from %s at step %d", last, step)
-    elif cfg.init:
+    if cfg.init and not loop.resumes(cfg):
         init_from(model, Path(cfg.init))
-    pairs = _pair_stream(cfg, rng)
-    model.train()
-    t0, running, tick = time.time(), [], time.time()
-    end = min(cfg.stop_at, cfg.steps) if cfg.stop_at else cfg.steps
-    while step < end:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        rainy, clean = (torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
-                        for a in batch_arrays(pairs, cfg.batch_size))
+    run = loop.open_run(cfg, ARCH, model, student_config_dict(model))
+    pairs = _pair_stream(cfg, run.rng)
+
+    def batch() -> list[torch.Tensor]:
+        return [torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
+                for a in batch_arrays(pairs, cfg.batch_size)]
+
+    def loss_fn(b: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        rainy, clean = b
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = supervised_loss(model, rainy, clean, cfg.rain_loss_weight, cfg.detail_loss_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        running.append(loss.item())
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            log.info("step %d/%d loss %.4f lr %.2e %.2fs/step", step, cfg.steps, float(np.mean(running)),
-                     lr_at(step, cfg), (time.time() - t0) / len(running))
-            t0, running = time.time(), []
-        if step % cfg.ckpt_every == 0 or step == end:
-            seconds, tick = seconds + time.time() - tick, time.time()
-            save_checkpoint(last, arch=ARCH, model_cfg=student_config_dict(model), model=model,
-                            optimizer=opt, step=step, train_cfg=asdict(cfg), data_rng=rng,
-                            extra={"train_seconds": round(seconds, 1)})
-    return last
+        return loss, {}
+
+    return loop.run_loop(run, batch, loss_fn)

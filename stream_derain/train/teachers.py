@@ -1,17 +1,17 @@
-"""Training the two teachers (``train recognition``, ``train reconstruction``), and the
-run bookkeeping every transfer stage shares.
+"""Training the two teachers (``train recognition``, ``train reconstruction``), the
+config fields every transfer stage shares (:class:`TransferConfig`), and loading a
+trained teacher frozen.
 
-Each stage has its own frozen config dataclass (unknown keys are errors), writes
-``out_dir/last.pt`` atomically every ``ckpt_every`` steps with the unwrapped model,
-optimiser, RNG states, step and the wall time spent so far, and resumes from it.
+Each stage has its own frozen config dataclass (unknown keys are errors) and runs
+:func:`.loop.run_loop`: ``out_dir/last.pt`` is written atomically every
+``ckpt_every`` steps and resumed from.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from ..model.teachers import (
     build_reconstruction,
     model_config_dict,
 )
-from .checkpoint import check_arch, load_weights, read_checkpoint, save_checkpoint, set_rng_state
-from .config import DATA_ROOT
-from .supervised import lr_at, pick_device
+from . import loop
+from .checkpoint import check_arch, load_weights, read_checkpoint
+from .config import DATA_ROOT, StageConfig
 from .transfer_data import (
     degraded_batch,
     label_neutral,
@@ -44,35 +44,18 @@ from .transfer_data import (
 log = logging.getLogger(__name__)
 RECOGNITION_ARCH = "RecognitionTeacher"
 RECONSTRUCTION_ARCH = "ReconstructionTeacher"
-CLEAN_DIRS = tuple(str(DATA_ROOT / "clean" / d) for d in ("cbsd68", "kodak24", "mcmaster"))
 RAINY_DIRS = tuple(str(DATA_ROOT / d) for d in ("real_rain", "real_video/ra1", "real_video/rb2"))
-DEV_CLEAN = tuple(str(DATA_ROOT / "pairs" / s / "clean") for s in ("sirr20", "heavy25"))
 
 
 @dataclass(frozen=True)
-class StageConfig:
-    """Fields every transfer stage has; each stage's dataclass adds its own."""
+class TransferConfig(StageConfig):
+    """Fields every transfer stage has beyond :class:`StageConfig`."""
 
-    out_dir: str = "runs/stage"
-    clean_dirs: tuple[str, ...] = CLEAN_DIRS
-    exclude_like: tuple[str, ...] = DEV_CLEAN  # dev-set backgrounds, never trained on
     max_side: int = 720  # images are shrunk on load so that no side exceeds this
-    steps: int = 1500
-    batch_size: int = 16
-    crop: int = 96
-    lr: float = 1e-3
-    min_lr: float = 2e-5
-    warmup: int = 100
-    seed: int = 0
-    stop_at: int = 0  # end this invocation after this step (checkpointed); 0 runs to ``steps``
-    log_every: int = 50
-    ckpt_every: int = 250
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
-    device: str = "auto"
 
 
 @dataclass(frozen=True)
-class RecognitionTrainConfig(StageConfig):
+class RecognitionTrainConfig(TransferConfig):
     """Recognition teacher: real rainy vs real rain-free crops, label-neutral augmentation."""
 
     out_dir: str = "runs/transfer/recognition"
@@ -84,96 +67,12 @@ class RecognitionTrainConfig(StageConfig):
 
 
 @dataclass(frozen=True)
-class ReconstructionTrainConfig(StageConfig):
+class ReconstructionTrainConfig(TransferConfig):
     """Reconstruction teacher: clean photos restored from veiled / low-contrast / blurred ones."""
 
     out_dir: str = "runs/transfer/reconstruction"
     batch_size: int = 8
     model: dict[str, Any] = field(default_factory=dict)  # overrides of ReconstructionConfig
-
-
-@dataclass
-class Run:
-    """Mutable state of one stage's run: model, optimiser, data RNG, step, wall time."""
-
-    cfg: StageConfig
-    arch: str
-    model: nn.Module
-    model_cfg: dict[str, Any]
-    opt: torch.optim.Optimizer
-    rng: np.random.Generator
-    device: torch.device
-    step: int = 0
-    seconds: float = 0.0
-    modules: dict[str, nn.Module] = field(default_factory=dict)  # saved beside the model (adapters)
-    _t0: float = field(default_factory=time.time)
-    _running: list[dict[str, float]] = field(default_factory=list)
-
-    @property
-    def last(self) -> Path:
-        return Path(self.cfg.out_dir) / "last.pt"
-
-    @property
-    def end(self) -> int:
-        return min(self.cfg.stop_at, self.cfg.steps) if self.cfg.stop_at else self.cfg.steps
-
-    def set_lr(self) -> None:
-        for group in self.opt.param_groups:
-            group["lr"] = lr_at(self.step, self.cfg)
-
-    def tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self.device)
-
-    def after_step(self, parts: dict[str, float]) -> None:
-        """Count the step, log running means every ``log_every``, checkpoint every ``ckpt_every``."""
-        self.step += 1
-        self._running.append(parts)
-        if self.step % self.cfg.log_every == 0 or self.step == self.end:
-            now = time.time()
-            means = " ".join(f"{k} {np.mean([p[k] for p in self._running]):.4f}" for k in parts)
-            log.info("%s step %d/%d %s lr %.2e %.2fs/step", self.arch, self.step, self.cfg.steps, means,
-                     lr_at(self.step, self.cfg), (now - self._t0) / len(self._running))
-            self.seconds += now - self._t0
-            self._t0, self._running = now, []
-        if self.step % self.cfg.ckpt_every == 0 or self.step == self.end:
-            self.save()
-
-    def save(self, extra: dict[str, Any] | None = None) -> None:
-        state = {"train_seconds": round(self.seconds, 1),
-                 "modules": {k: m.state_dict() for k, m in self.modules.items()}, **(extra or {})}
-        save_checkpoint(self.last, arch=self.arch, model_cfg=self.model_cfg, model=self.model,
-                        optimizer=self.opt, step=self.step, train_cfg=asdict(self.cfg), data_rng=self.rng,
-                        extra=state)
-
-
-def seed_stage(cfg: StageConfig) -> None:
-    """Threads and torch's seed, before any model is built: a run's initial weights
-    depend on ``seed`` only, so an interrupted and resumed run equals a straight one."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-
-
-def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str, Any],
-             modules: dict[str, nn.Module] | None = None) -> Run:
-    """Build the optimiser over the model (and ``modules``), resume from ``last.pt``.
-    Call :func:`seed_stage` before building the model."""
-    device = pick_device(cfg.device)
-    modules = modules or {}
-    model.to(device).train()
-    params = [*model.parameters(), *(p for m in modules.values() for p in m.to(device).parameters())]
-    run = Run(cfg, arch, model, model_cfg, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0),
-              np.random.default_rng(cfg.seed), device, modules=modules)
-    if run.last.exists():
-        ckpt = read_checkpoint(run.last)
-        load_weights(ckpt, model, arch, model_cfg, run.last)
-        for name, module in modules.items():
-            module.load_state_dict(ckpt["extra"]["modules"][name])
-        run.opt.load_state_dict(ckpt["optimizer"])
-        set_rng_state(ckpt["rng"], run.rng)
-        run.step, run.seconds = ckpt["step"], ckpt["extra"].get("train_seconds", 0.0)
-        log.info("resumed %s from %s at step %d", arch, run.last, run.step)
-    return run
 
 
 def load_frozen(path: Path, arch: str) -> nn.Module:
@@ -192,19 +91,21 @@ def train_recognition(cfg: RecognitionTrainConfig) -> Path:
     clean, clean_held = split_holdout(load_sources(cfg.clean_dirs, cfg.max_side, cfg.crop, cfg.exclude_like),
                                       cfg.holdout)
     log.info("recognition: %d rainy / %d clean training images", sum(map(len, rainy)), sum(map(len, clean)))
-    seed_stage(cfg)
+    loop.seed(cfg)
     model = build_recognition(**cfg.model)
-    run = open_run(cfg, RECOGNITION_ARCH, model, model_config_dict(model))
-    while run.step < run.end:
-        run.set_lr()
+    run = loop.open_run(cfg, RECOGNITION_ARCH, model, model_config_dict(model))
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:
         x, y = recognition_batch(rainy, clean, cfg.batch_size, cfg.crop, run.rng, cfg.synthetic_share)
-        logit = model(run.tensor(x))
-        loss = F.binary_cross_entropy_with_logits(logit, run.tensor(y))
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        run.opt.step()
-        accuracy = ((logit.detach() > 0).float() == run.tensor(y)).float().mean().item()
-        run.after_step({"loss": loss.item(), "acc": accuracy})
+        return run.tensor(x), run.tensor(y)
+
+    def loss_fn(b: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x, y = b
+        logit = model(x)
+        accuracy = ((logit.detach() > 0).float() == y).float().mean().item()
+        return F.binary_cross_entropy_with_logits(logit, y), {"acc": accuracy}
+
+    loop.run_loop(run, batch, loss_fn)
     if run.step == cfg.steps:
         report = holdout_report(model.eval(), rainy_held, clean_held, cfg.eval_crops, cfg.crop, cfg.seed)
         log.info("recognition held-out accuracy: %s", report)
@@ -257,16 +158,15 @@ def rain_score(model: RecognitionTeacher, image: np.ndarray, tile: int = 96, sca
 def train_reconstruction(cfg: ReconstructionTrainConfig) -> Path:
     """Train (or resume) the restoration teacher on degraded clean photos (labels free)."""
     clean = load_sources(cfg.clean_dirs, cfg.max_side, cfg.crop, cfg.exclude_like)
-    seed_stage(cfg)
+    loop.seed(cfg)
     model = build_reconstruction(**cfg.model)
-    run = open_run(cfg, RECONSTRUCTION_ARCH, model, model_config_dict(model))
-    while run.step < run.end:
-        run.set_lr()
-        degraded, target = (run.tensor(a) for a in degraded_batch(clean, cfg.batch_size, cfg.crop, run.rng))
-        out = model(degraded)
-        loss = F.l1_loss(out, target)
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        run.opt.step()
-        run.after_step({"loss": loss.item(), "input_l1": F.l1_loss(degraded, target).item()})
-    return run.last
+    run = loop.open_run(cfg, RECONSTRUCTION_ARCH, model, model_config_dict(model))
+
+    def batch() -> list[torch.Tensor]:
+        return [run.tensor(a) for a in degraded_batch(clean, cfg.batch_size, cfg.crop, run.rng)]
+
+    def loss_fn(b: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        degraded, target = b
+        return F.l1_loss(model(degraded), target), {"input_l1": F.l1_loss(degraded, target).item()}
+
+    return loop.run_loop(run, batch, loss_fn)
