@@ -3,9 +3,12 @@ recipe, one resumable stage per command (each resumes from its ``out_dir/last.pt
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_type_hints
 
 import typer
 
@@ -15,12 +18,40 @@ from .train_cmd import train_app
 
 log = logging.getLogger("stream_derain")
 
-CONFIG = typer.Option(None, help="JSON or TOML file with the stage's config keys.")
-OUT_DIR = typer.Option(None, help="Run folder (checkpoints; resumes from last.pt).")
-STEPS = typer.Option(None, help="Total optimisation steps.")
-STOP_AT = typer.Option(None, help="End this invocation after this step (checkpointed).")
-THREADS = typer.Option(None, help="torch CPU threads.")
-DEVICE = typer.Option(None, help="auto, cpu or cuda.")
+STOP_AT_HELP = "End this invocation after this step (checkpointed)."
+# the options every stage command has: name -> (type, typer option)
+STAGE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "config": (Optional[Path], typer.Option(None, help="JSON or TOML file with the stage's config keys.")),
+    "out_dir": (Optional[str], typer.Option(None, help="Run folder (checkpoints; resumes from last.pt).")),
+    "steps": (Optional[int], typer.Option(None, help="Total optimisation steps.")),
+    "stop_at": (Optional[int], typer.Option(None, help=STOP_AT_HELP)),
+    "threads": (Optional[int], typer.Option(None, help="torch CPU threads.")),
+    "device": (Optional[str], typer.Option(None, help="auto, cpu or cuda.")),
+}
+
+
+def stage_command(stage: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A ``train <stage>`` command: the options of :data:`STAGE_OPTIONS`, then the
+    decorated function's own (its parameters, all config keys of the stage), which
+    override the config file's keys where given. The function's body is not run: its
+    signature and docstring are the command's."""
+
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(fn).parameters.values()
+        hints = get_type_hints(fn)
+        params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=kind)
+                  for name, (kind, opt) in STAGE_OPTIONS.items()]
+        params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name]) for p in own]
+
+        @functools.wraps(fn)
+        def command(config: Optional[Path] = None, **overrides: Any) -> None:
+            _run(stage, config, overrides)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return train_app.command(stage)(handle_errors(command))
+
+    return decorate
 
 
 def _run(stage: str, config: Optional[Path], overrides: dict[str, Any]) -> None:
@@ -39,54 +70,31 @@ def _run(stage: str, config: Optional[Path], overrides: dict[str, Any]) -> None:
     log.info("done: %s", path)
 
 
-@train_app.command("recognition")
-@handle_errors
-def recognition_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
-                    steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
-                    threads: Optional[int] = THREADS, device: Optional[str] = DEVICE) -> None:
+@stage_command("recognition")
+def recognition_cmd() -> None:
     """Recognition teacher: real rainy vs real rain-free crops; reports held-out accuracy."""
-    _run("recognition", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at,
-                                 "threads": threads, "device": device})
 
 
-@train_app.command("reconstruction")
-@handle_errors
-def reconstruction_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
-                       steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
-                       threads: Optional[int] = THREADS, device: Optional[str] = DEVICE) -> None:
+@stage_command("reconstruction")
+def reconstruction_cmd() -> None:
     """Reconstruction teacher: clean photos restored from veiled, low-contrast, blurred ones."""
-    _run("reconstruction", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at,
-                                    "threads": threads, "device": device})
 
 
-@train_app.command("distill")
-@handle_errors
-def distill_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
-                steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
-                threads: Optional[int] = THREADS, device: Optional[str] = DEVICE,
-                recognition: Optional[str] = typer.Option(None, help="Recognition teacher checkpoint."),
+@stage_command("distill")
+def distill_cmd(recognition: Optional[str] = typer.Option(None, help="Recognition teacher checkpoint."),
                 reconstruction: Optional[str] = typer.Option(None, help="Reconstruction teacher checkpoint.")
                 ) -> None:
     """Distil both teachers into the student (feature adapters + output matching)."""
-    _run("distill", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
-                             "device": device, "recognition": recognition, "reconstruction": reconstruction})
 
 
-@train_app.command("finetune")
-@handle_errors
-def finetune_cmd(config: Optional[Path] = CONFIG, out_dir: Optional[str] = OUT_DIR,
-                 steps: Optional[int] = STEPS, stop_at: Optional[int] = STOP_AT,
-                 threads: Optional[int] = THREADS, device: Optional[str] = DEVICE,
-                 init: Optional[str] = typer.Option(None, help="Student checkpoint to start from."),
+@stage_command("finetune")
+def finetune_cmd(init: Optional[str] = typer.Option(None, help="Student checkpoint to start from."),
                  contrastive_weight: Optional[float] = typer.Option(
                      None, help="Dual contrastive term (0 = off)."),
                  semi_weight: Optional[float] = typer.Option(
                      None, help="Semi-supervised real-rain term (0 = off).")
                  ) -> None:
     """Fine-tune the student on the fixed few-pair set (+ contrastive / semi-supervised terms)."""
-    _run("finetune", config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
-                              "device": device, "init": init, "contrastive_weight": contrastive_weight,
-                              "semi_weight": semi_weight})
 
 
 @train_app.command("ablation")
