@@ -29,11 +29,19 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .derain import VIDEO_SUFFIXES, DerainConfig, Progress, check_input, default_output, derain
+from .derain import (
+    VIDEO_SUFFIXES,
+    DerainConfig,
+    DerainResult,
+    Progress,
+    check_input,
+    default_output,
+    derain,
+    open_backend,
+)
 from .errors import InputError, OutputError, StreamDerainError
 from .io import images
 from .io.paths import is_regular_or_fifo
-from .pipeline import PipelineResult
 
 log = logging.getLogger(__name__)
 MEDIA_SUFFIXES = images.SUFFIXES | VIDEO_SUFFIXES
@@ -218,11 +226,7 @@ class LocalRunner:
 
     def backend(self) -> Any:
         if self._backend is None:
-            from .backends import create_backend
-            from .models import resolve_model
-
-            t = self.template
-            self._ctx = create_backend(t.backend, resolve_model(t.model), t.precision, t.threads)
+            self._ctx = open_backend(self.template)
             self._backend = self._ctx.__enter__()
             log.info("backend: %s", self._backend.describe())
         return self._backend
@@ -242,12 +246,9 @@ class LocalRunner:
         return finished(job, result, time.perf_counter() - t0)
 
 
-def finished(job: Job, result: PipelineResult | int, seconds: float) -> JobResult:
+def finished(job: Job, result: DerainResult, seconds: float) -> JobResult:
     """The JobResult of what :func:`~stream_derain.derain.derain` returned."""
-    if isinstance(result, PipelineResult):
-        status = "interrupted" if result.interrupted else "done"
-        return JobResult(job, status, result.frames, seconds)
-    return JobResult(job, "done", int(result), seconds)
+    return JobResult(job, "interrupted" if result.interrupted else "done", result.frames, seconds)
 
 
 def run_jobs(jobs: Iterable[Job], template: DerainConfig,

@@ -243,11 +243,11 @@ def run_file(index: int, inp: Path, out: Path, cfg: DerainConfig, tracker: Any) 
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    frames = result if isinstance(result, int) else result.frames
+    frames = result.frames
     outcome.frames, outcome.seconds = frames, time.perf_counter() - t0
     outcome.cpu_seconds = time.process_time() - cpu0
     outcome.fps = frames / outcome.seconds if outcome.seconds > 0 else 0.0
-    if not isinstance(result, int) and result.interrupted:
+    if result.interrupted:
         part.unlink(missing_ok=True)
         outcome.status, outcome.error = "cancelled", "interrupted"
     elif frames == 0 or not part.exists():
@@ -364,7 +364,7 @@ class _Runner:
         self.outcomes, self.progress = outcomes, progress
         self.tracker = ray.remote(num_cpus=0)(Tracker).remote()
         gpus = ray.cluster_resources().get("GPU", 0.0)
-        cpus, gpus_per = task_resources(cfg.backend, opts, gpus)
+        cpus, gpus_per = task_resources(cfg.backend_name, opts, gpus)
         threads = cfg.threads or max(int(cpus), 1)  # no oversubscription of a worker's CPUs
         self.cfg = replace(cfg, threads=threads)
         self.task = ray.remote(run_file).options(

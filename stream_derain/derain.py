@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from .backends import create_backend
 from .backends.base import Backend
+from .backends.options import BackendOptions
 from .errors import InputError, OutputError
 from .io import images
 from .io.encode import check_options
@@ -28,9 +30,15 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts"
 
 @dataclass(frozen=True)
 class DerainConfig:
+    """One derain call. ``backend``: a name (``auto`` chooses) or a backend's typed options
+    (``backends.TRT(workspace_mb=2048)``, ``backends.Torch(device="cuda:1")``: that backend,
+    vs-mlrt's style); ``backend_options``: typed options for whichever backend runs
+    (:mod:`.backends.options`); ``threads``: the CPU backends' threads where their options
+    leave them at 0."""
+
     input: Path
     output: Path | None = None
-    backend: str = "auto"
+    backend: str | BackendOptions = "auto"
     precision: str = "auto"  # as the CLI: OpenVINO picks and checks its fastest, fp32 elsewhere
     model: str | None = None  # manifest name or path to an .onnx file
     batch: int = 1
@@ -46,6 +54,22 @@ class DerainConfig:
     queue_size: int = QUEUE_SIZE
     hwaccel: str = "auto"  # NVDEC decoding: auto (when an NVIDIA driver is present), cuda, none
     device_frames: bool | None = None  # keep frames on the backend's device; None: when it is a GPU
+    backend_options: tuple[BackendOptions, ...] = ()
+
+    @property
+    def backend_name(self) -> str:
+        """The backend asked for (``auto`` before it is chosen)."""
+        return self.backend if isinstance(self.backend, str) else self.backend.name
+
+
+@dataclass
+class DerainResult(PipelineResult):
+    """What :func:`derain` did: ``frames`` written (video frames, or images for an image
+    or a folder: ``kind`` ``"images"``), in ``seconds``; ``stages``: the pipeline's stage
+    statistics (none for images); ``interrupted``: Ctrl-C / SIGTERM ended a video early
+    (the output is finalised)."""
+
+    kind: str = "video"
 
 
 def default_output(inp: Path) -> Path:
@@ -168,10 +192,11 @@ def is_video(path: Path) -> bool:
 
 
 def derain(cfg: DerainConfig, progress: Progress | None = None,
-           backend: Backend | None = None) -> tuple[Path, PipelineResult | int]:
+           backend: Backend | None = None) -> tuple[Path, DerainResult]:
     """Derain ``cfg.input`` (video, image or image folder) into ``cfg.output``.
-    Returns the output path and the pipeline result (video) or image count. ``backend``:
-    an active backend to reuse (batches); by default one is created for this call."""
+    Returns the output path and a :class:`DerainResult` (frames or images written).
+    ``backend``: an active backend to reuse (batches); by default one is created for
+    this call (:func:`open_backend`)."""
     inp = cfg.input
     check_input(inp)
     out = cfg.output or default_output(inp)
@@ -180,18 +205,26 @@ def derain(cfg: DerainConfig, progress: Progress | None = None,
         check_options(cfg.encode)  # before the model loads
     if backend is not None:
         return out, _derain_with(cfg, inp, out, backend, progress)
-    with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads) as be:
+    with open_backend(cfg) as be:
         return out, _derain_with(cfg, inp, out, be, progress)
 
 
+def open_backend(cfg: DerainConfig) -> Backend:
+    """The (not yet activated) backend ``cfg`` asks for, with its typed options."""
+    return create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads,
+                          cfg.backend_options)
+
+
 def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend,
-                 progress: Progress | None) -> PipelineResult | int:
-    if inp.is_dir():
-        return derain_folder(inp, out, backend, cfg.batch, progress)
-    if images.is_image(inp):
-        return derain_image_files([(inp, out)], backend, 1, progress)
+                 progress: Progress | None) -> DerainResult:
+    t0 = time.perf_counter()
+    if inp.is_dir() or images.is_image(inp):
+        n = (derain_folder(inp, out, backend, cfg.batch, progress) if inp.is_dir()
+             else derain_image_files([(inp, out)], backend, 1, progress))
+        return DerainResult(n, time.perf_counter() - t0, False, [], kind="images")
     log.info("backend: %s", backend.describe())
-    return derain_video(DerainConfig(**{**cfg.__dict__, "output": out}), backend, progress)
+    r = derain_video(DerainConfig(**{**cfg.__dict__, "output": out}), backend, progress)
+    return DerainResult(r.frames, r.seconds, r.interrupted, r.stages, kind="video")
 
 
 def derain_folder(inp: Path, out: Path, backend: Backend, batch: int, progress: Progress | None) -> int:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stream_derain.backends import PRECISIONS, create_backend, installed, resolve_precision
-from stream_derain.derain import DerainConfig, derain
+from stream_derain.derain import DerainConfig, DerainResult, derain
+from stream_derain.io import images
 from stream_derain.live.run import LiveConfig
 from stream_derain.live.source import SourceConfig
 
@@ -44,3 +46,19 @@ def test_default_config_runs(use_tiny_model: Path, make_clip, tmp_path: Path) ->
     src = make_clip(frames=3, size=(64, 48), audio=False)
     out, result = derain(DerainConfig(input=src, output=tmp_path / "out.mp4", threads=1))
     assert out.is_file() and result.frames == 3
+
+
+def test_derain_returns_one_type_for_videos_images_and_folders(tiny_model, make_clip, tmp_path: Path) -> None:
+    src = make_clip(frames=3, size=(64, 48), audio=False)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        images.write_image(folder / name, np.full((40, 56, 3), 90, np.uint8))
+    with create_backend("onnxruntime", tiny_model, threads=1) as be:
+        video = derain(DerainConfig(input=src, output=tmp_path / "v.mp4", smooth=False), backend=be)[1]
+        image = derain(DerainConfig(input=folder / "a.png", output=tmp_path / "a.png"), backend=be)[1]
+        many = derain(DerainConfig(input=folder, output=tmp_path / "out"), backend=be)[1]
+    assert all(isinstance(r, DerainResult) for r in (video, image, many))
+    assert (video.kind, video.frames, image.kind, image.frames, many.kind, many.frames) == \
+        ("video", 3, "images", 1, "images", 2)
+    assert video.stages and not video.interrupted and not image.stages

@@ -11,11 +11,13 @@ fastest precision that passes its check against FP32, fp32 for the other backend
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from ..devices import cpu_info, has_module, nvidia_driver_present, torch_cuda
 from ..errors import BackendError
 from ..models import ModelInfo
 from .base import Backend
+from .options import ORT, OV, TRT, BackendOptions, Torch, options_for
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +33,8 @@ CPU_ORDER = ("openvino", "onnxruntime", "torch")
 MODULES = {"tensorrt": ("tensorrt", "tensorrt_rtx"), "openvino": ("openvino",),
            "onnxruntime": ("onnxruntime",), "torch": ("torch",)}
 
-__all__ = ["BACKENDS", "Backend", "choose_backend", "create_backend", "installed", "nvidia_driver_present",
-           "resolve_precision"]
+__all__ = ["BACKENDS", "ORT", "OV", "TRT", "Backend", "BackendOptions", "Torch", "choose_backend",
+           "create_backend", "installed", "nvidia_driver_present", "resolve_precision"]
 # module-level seams (tests replace them): what is installed, whether torch sees CUDA
 _has = has_module
 _torch_cuda = torch_cuda
@@ -89,26 +91,35 @@ def resolve_precision(name: str, precision: str) -> str:
     return precision
 
 
-def create_backend(name: str, model: ModelInfo, precision: str = "fp32", threads: int = 0) -> Backend:
-    """A not-yet-activated backend; use it as a context manager."""
+def create_backend(name: str | BackendOptions, model: ModelInfo, precision: str = "fp32", threads: int = 0,
+                   options: Iterable[BackendOptions] = ()) -> Backend:
+    """A not-yet-activated backend; use it as a context manager. ``name``: a backend name
+    (``auto`` chooses) or the options of one (``TRT(workspace_mb=2048)``: that backend);
+    ``options``: typed options per backend (:mod:`.options`), the chosen one's are used;
+    ``threads``: the CPU backends' threads where their options leave them at 0."""
+    if not isinstance(name, str):
+        options, name = (name, *options), name.name
     if name == "auto":
         name, why = choose_backend()
         log.info("backend: %s (%s)", name, why)
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     precision = resolve_precision(name, precision)
-    if name == "tensorrt":
+    opts = options_for(name, options, threads)
+    if isinstance(opts, TRT):
         from .tensorrt import TensorRTBackend
 
-        return TensorRTBackend(model, precision)
-    if name == "openvino":
+        profile = {"max_batch": opts.max_batch} if opts.max_batch else {}
+        return TensorRTBackend(model, precision, opts.height, opts.width, workspace_mb=opts.workspace_mb,
+                               **profile)
+    if isinstance(opts, OV):
         from .openvino import OpenVINOBackend
 
-        return OpenVINOBackend(model, precision, threads=threads)
-    if name == "onnxruntime":
+        return OpenVINOBackend(model, precision, threads=opts.threads)
+    if isinstance(opts, ORT):
         from .onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model, precision, threads=threads)
+        return OnnxRuntimeBackend(model, precision, threads=opts.threads)
     from .torch import TorchBackend
 
-    return TorchBackend(model, precision)
+    return TorchBackend(model, precision, device=opts.device)

@@ -52,8 +52,12 @@ class TensorRTBackend(Backend):
 
     def __init__(self, model: ModelInfo, precision: str = "fp32", height: int | None = None,
                  width: int | None = None, max_batch: int = DEFAULT_MAX_BATCH,
-                 compute_capability: str | None = None, cache_dir: Path | None = None) -> None:
+                 compute_capability: str | None = None, cache_dir: Path | None = None,
+                 workspace_mb: int | None = None) -> None:
+        """``height`` x ``width``, ``max_batch``: the engine's shape profile (the largest
+        frames and batch it takes); ``workspace_mb``: the builder's workspace (None: 1 GiB)."""
         super().__init__(model, precision)
+        self.workspace_mb = workspace_mb
         self.height, self.width = height or DEFAULT_HEIGHT, width or DEFAULT_WIDTH
         self.max_batch = max_batch
         self.compute_capability = compute_capability
@@ -90,7 +94,7 @@ class TensorRTBackend(Backend):
         info, torch = self._info, self._torch
         self.runtime = info.trt.Runtime(probe.logger(info))
         req = EngineRequest(self.model, self.precision, height, width, self.max_batch, True,
-                            self.compute_capability)
+                            self.compute_capability, self.workspace_mb)
         result, key = get_engine(req, EngineCache(self.cache_dir), load=self.runtime.deserialize_cuda_engine)
         self.engine, self.engine_path, self.profile = result.loaded, result.path, key.profile
         self.height, self.width = key.profile.max[1], key.profile.max[2]

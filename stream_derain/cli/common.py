@@ -6,10 +6,11 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 import typer
 
+from ..backends.options import TRT, BackendOptions, Torch, parse_size
 from ..errors import StreamDerainError
 from ..pipeline import interrupt_noted
 
@@ -38,6 +39,28 @@ _PLAIN_TYPE = getattr(getattr(typer.core, "_TyperParameter", None), "display_typ
 if _PLAIN_TYPE is not None:
     typer.core._TyperParameter.display_type_rich = _help_type  # type: ignore[attr-defined]
     typer.core.TyperOption.display_type_rich = _help_type  # type: ignore[method-assign]
+
+
+# typed backend options (backends.options) of derain and live: each applies when its backend runs
+DEVICE = typer.Option(None, "--device", show_default=False, metavar="DEVICE",
+                      help="torch backend: auto, cpu, cuda or cuda:N (default: auto).")
+TRT_MAX_SIZE = typer.Option(None, "--trt-max-size", show_default=False, metavar="WxH",
+                            help="TensorRT: the engine profile's largest frame (default: 1920x1080; "
+                                 "larger frames rebuild once).")
+TRT_MAX_BATCH = typer.Option(None, "--trt-max-batch", min=1, show_default=False,
+                             help="TensorRT: the engine profile's largest batch (default: 4).")
+TRT_WORKSPACE = typer.Option(None, "--trt-workspace", min=1, show_default=False, metavar="MIB",
+                             help="TensorRT: the builder's workspace in MiB (default: 1024).")
+
+
+def backend_options(device: Optional[str], trt_max_size: Optional[str], trt_max_batch: Optional[int],
+                    trt_workspace: Optional[int]) -> tuple[BackendOptions, ...]:
+    """The typed backend options of the flags given (none: every backend's defaults)."""
+    opts: list[BackendOptions] = [Torch(device=device)] if device else []
+    if trt_max_size or trt_max_batch or trt_workspace:
+        h, w = parse_size(trt_max_size) if trt_max_size else (None, None)
+        opts.append(TRT(height=h, width=w, max_batch=trt_max_batch, workspace_mb=trt_workspace))
+    return tuple(opts)
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:

@@ -16,9 +16,18 @@ from ..derain import DerainConfig, derain
 from ..errors import ConfigError
 from ..io.encode import check_options
 from ..io.video import EncodeOptions
-from ..pipeline import PipelineResult, clear_interrupt, note_interrupt
+from ..pipeline import clear_interrupt, note_interrupt
 from ..smooth import DEFAULT_STRENGTH
-from .common import app, handle_errors, setup_logging
+from .common import (
+    DEVICE,
+    TRT_MAX_BATCH,
+    TRT_MAX_SIZE,
+    TRT_WORKSPACE,
+    app,
+    backend_options,
+    handle_errors,
+    setup_logging,
+)
 from .progress import progress_reporter
 
 log = logging.getLogger("stream_derain")
@@ -69,6 +78,10 @@ def derain_cmd(
                                         help="Shipped model name or path to an .onnx file."),
     batch: int = typer.Option(1, min=1, help="Frames per inference call."),
     threads: int = typer.Option(0, min=0, help="CPU threads of the backend (0: all cores)."),
+    device: Optional[str] = DEVICE,
+    trt_max_size: Optional[str] = TRT_MAX_SIZE,
+    trt_max_batch: Optional[int] = TRT_MAX_BATCH,
+    trt_workspace: Optional[int] = TRT_WORKSPACE,
     codec: str = typer.Option("libx264", help="Video encoder (libx264, libx265, libvpx-vp9, ...)."),
     crf: int = typer.Option(18, help="Constant rate factor (lower: better quality; x264/x265 0-51, "
                             "VP9/AV1 0-63)."),
@@ -113,7 +126,8 @@ def derain_cmd(
     check_options(encode)
     template = DerainConfig(
         input=Path(), output=None, backend=backend, precision=precision, model=model, batch=batch,
-        threads=threads, hwaccel=hwaccel, start=start, max_frames=max_frames, start_s=ss,
+        threads=threads, backend_options=backend_options(device, trt_max_size, trt_max_batch, trt_workspace),
+        hwaccel=hwaccel, start=start, max_frames=max_frames, start_s=ss,
         duration_s=duration, overwrite=overwrite,
         smooth=smooth, smooth_strength=smooth_strength, encode=encode)
     folder_form = output is not None and output.endswith(("/", os.sep))  # "-o clean/": a folder
@@ -143,7 +157,7 @@ def _single(job: Job, template: DerainConfig, quiet: bool, make_folder: bool) ->
             out, result = derain(cfg, progress)
     finally:
         remove_empty(created)
-    if isinstance(result, PipelineResult):
+    if result.kind == "video":
         if result.interrupted:
             log.warning("Interrupted: wrote %d frames to %s (finalised and playable)", result.frames, out)
             raise typer.Exit(130)
@@ -151,7 +165,7 @@ def _single(job: Job, template: DerainConfig, quiet: bool, make_folder: bool) ->
         for stage in result.stages:
             log.debug("stage %s", stage.as_dict())
     else:
-        log.info("wrote %d image(s) to %s", result, out)
+        log.info("wrote %d image(s) to %s", result.frames, out)
 
 
 def _batch(jobs: list[Job], template: DerainConfig, quiet: bool) -> None:

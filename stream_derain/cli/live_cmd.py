@@ -15,7 +15,16 @@ import typer
 from ..io.encode import EncodeOptions
 from ..live import LiveConfig, LiveStats, SourceConfig, run_live
 from ..smooth.core import DEFAULT_STRENGTH
-from .common import app, handle_errors, setup_logging
+from .common import (
+    DEVICE,
+    TRT_MAX_BATCH,
+    TRT_MAX_SIZE,
+    TRT_WORKSPACE,
+    app,
+    backend_options,
+    handle_errors,
+    setup_logging,
+)
 from .derain_cmd import _sigterm_as_interrupt, parse_bitrate
 
 log = logging.getLogger("stream_derain")
@@ -56,6 +65,10 @@ def live_cmd(
     precision: str = typer.Option("auto", "--precision", "-p", help="auto, fp32, bf16 or fp16 (auto: "
                                   "OpenVINO's fastest precision within 50 dB of fp32, fp32 elsewhere)."),
     threads: int = typer.Option(0, min=0, help="CPU threads of the backend (0: all cores)."),
+    device: Optional[str] = DEVICE,
+    trt_max_size: Optional[str] = TRT_MAX_SIZE,
+    trt_max_batch: Optional[int] = TRT_MAX_BATCH,
+    trt_workspace: Optional[int] = TRT_WORKSPACE,
     batch: int = typer.Option(1, min=1, help="Frames per inference call (at most; a batch never waits "
                               "for frames that have not arrived)."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
@@ -81,6 +94,7 @@ def live_cmd(
                           hwaccel=hwaccel)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, bitrate=parse_bitrate(bitrate))
     cfg = LiveConfig(source=source, backend=backend, model=model, precision=precision, threads=threads,
+                     backend_options=backend_options(device, trt_max_size, trt_max_batch, trt_workspace),
                      batch=batch, smooth=smooth, smooth_strength=smooth_strength, encode=encode,
                      max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
                      record_dir=record, segment_minutes=segment_minutes, max_seconds=max_seconds,

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..backends import create_backend
 from ..backends.base import Backend
+from ..backends.options import BackendOptions
 from ..errors import ConfigError, OutputError
 from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
@@ -46,7 +47,7 @@ class LiveConfig:
     real sleep added to every inference, to emulate a backend slower than the camera."""
 
     source: SourceConfig
-    backend: str = "auto"
+    backend: str | BackendOptions = "auto"  # a name or a backend's typed options, as DerainConfig's
     model: str | None = None  # manifest name or .onnx path
     precision: str = "auto"  # as the CLI: OpenVINO picks and checks its fastest, fp32 elsewhere
     threads: int = 0
@@ -65,6 +66,7 @@ class LiveConfig:
     max_frames: int | None = None
     status_every_s: float = 5.0
     encode: EncodeOptions = LIVE_ENCODE  # of --push and --record
+    backend_options: tuple[BackendOptions, ...] = ()  # typed options for whichever backend runs
 
     def __post_init__(self) -> None:
         if self.max_latency_s <= 0:
@@ -254,7 +256,8 @@ def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = No
         raise OutputError("no output: give --push, --preview-port and/or --record")
     p = Pipeline()
     source = ReconnectingSource(cfg.source, end=p.source_stop)
-    with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads) as backend:
+    with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads,
+                        cfg.backend_options) as backend:
         log.info("backend: %s", backend.describe())
         source.connect()
         try:

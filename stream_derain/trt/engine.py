@@ -36,6 +36,7 @@ class EngineRequest:
     max_batch: int = DEFAULT_MAX_BATCH
     dynamic: bool = True
     compute_capability: str | None = None  # '8.6', 'sm86', '8.6,8.9'; None: local GPU or portable
+    workspace_mb: int | None = None  # builder workspace; None: builder.WORKSPACE_BYTES (not in the cache key)
 
     @property
     def profile(self) -> Profile:
@@ -77,8 +78,9 @@ def get_engine(req: EngineRequest, cache: EngineCache | None = None,
     cache = cache or EngineCache()
     folder = Path(cache.folder)  # type: ignore[arg-type]
     tc = folder / f"timing.{info.tag}.{target.tag}.cache" if info.timing_cache else None
+    workspace = {"workspace_bytes": req.workspace_mb << 20} if req.workspace_mb else {}
     opts = BuildOptions(precision=mode, profile=req.profile, target=target, input_name=req.model.input_name,
-                        timing_cache=tc)
+                        timing_cache=tc, **workspace)
     extra = {"onnx": str(onnx_path), "gpu": gpu_now.name if gpu_now else None}
     result = cache.get_or_build(key, lambda: build_plan(info, onnx_path, opts), load, force, extra)
     return result, key
