@@ -63,7 +63,7 @@ import numpy as np
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
-DEFAULT_STRENGTH = 0.8  # tuned on the video benchmark (docs/smoother.md)
+DEFAULT_STRENGTH = 1.0  # measured on the video benchmark (docs/smoother.md)
 
 
 @dataclass(frozen=True)
@@ -110,16 +110,20 @@ class SmootherConfig:
         return cls(strength=float(strength), **tuning)
 
 
-def blend_weight(xp: Any, e: Any, e_max: Any, r_t: Any, a_t: Any, fb: Any, cfg: SmootherConfig) -> Any:
+def blend_weight(xp: Any, e: Any, e_max: Any, e_up: Any, r_t: Any, a_t: Any, fb: Any,
+                 cfg: SmootherConfig) -> Any:
     """Weight of the warped previous frame (module docstring). ``xp`` is ``numpy`` or
-    ``torch``; all maps are hxw float32 in [0, 1]: ``e`` the blurred and ``e_max`` the
-    largest (2x2 maxima of the full-resolution) channel-maximum difference
-    |warp(D_{t-1}) - D_t|, ``r_t`` the rain removed now, ``a_t`` the rain that arrived in
+    ``torch``; all maps are hxw float32 in [0, 1] on the half-size frames: ``e`` the
+    blurred and ``e_max`` the unblurred channel-maximum difference |warp(D_{t-1}) - D_t|,
+    ``e_up`` the blurred channel maximum of ``max(warp(D_{t-1}) - D_t, 0)`` (where the
+    blend would brighten), ``r_t`` the rain removed now, ``a_t`` the rain that arrived in
     the input since the previous frame, ``fb`` the flow confidence."""
     new = xp.minimum(r_t, a_t)  # removed now, and new in the input: rain that moved in
     q = e / (cfg.photo_sigma + cfg.rain_relax * new)
     q = q * q
-    photo = xp.exp(-(q * q))
+    u = e_up * (1.0 / cfg.photo_sigma)  # brightening: never relaxed (remnant rain is bright)
+    u = u * u
+    photo = xp.exp(-(q * q + u * u))
     w = (cfg.strength * fb) * photo * (new / (new + cfg.rain_eps))
     cap = (cfg.bound_gain * new + cfg.bound_margin) / (e_max + 1e-4)
     return xp.minimum(w, cap)

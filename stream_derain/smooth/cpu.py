@@ -1,16 +1,18 @@
-"""CPU temporal-consistency smoother (numpy + OpenCV), filter v2 (see :mod:`.core`).
+"""CPU temporal-consistency smoother (numpy + OpenCV), filter v3 (see :mod:`.core`).
 
-The previous *derained* frame is warped onto the current one with optical flow and
-blended in with a full-resolution per-pixel weight ``w``::
+Only the low band of the frame is taken from the past: on half-size frames (2x2
+means) the previous *derained* frame is warped onto the current one with optical flow,
+and the weighted difference is upsampled bilinearly and added to the full-resolution
+derained frame::
 
-    out_t = D_t + w * (warp(D_{t-1}, flow_b) - D_t)
+    out_t = D_t + up(w * (warp(low(D_{t-1}), flow_b) - low(D_t)))
 
-``w`` is ~0 wherever the network removed no rain from the current frame, where the
-flow is inconsistent, where the warped frame differs by more than the removed rain
+so the current frame's high frequencies (texture, edges, fine detail) are always its
+own. ``w`` is ~0 wherever the network removed no rain that is new in the input, where
+the flow is inconsistent, where the warped frame differs by more than the removed rain
 explains (moving objects, occlusions) and at frame borders; and the change at a pixel
 is bounded by the rain removed there. Flow and its forward-backward confidence come
-from :class:`~.core.MotionAnalyser` at 1/``scale`` resolution; the warp, the removed-rain
-maps, the photometric test and the blend run at full resolution. Scene cuts and
+from :class:`~.core.MotionAnalyser` at 1/``scale`` resolution. Scene cuts and
 :meth:`reset` drop the history, so the next output is the derained frame itself.
 """
 
@@ -67,26 +69,10 @@ def half_size(h: int, w: int) -> tuple[int, int]:
     return max(h // 2, 1), max(w // 2, 1)
 
 
-def pool_mean(m: np.ndarray) -> np.ndarray:
-    """HxW uint8 -> half-size 2x2 means (the top-left even crop)."""
-    hh, wh = half_size(*m.shape)
-    if (hh, wh) == m.shape:
-        return m
-    return cv2.resize(m[:2 * hh, :2 * wh], (wh, hh), interpolation=cv2.INTER_AREA)
-
-
-def pool_max(m: np.ndarray) -> np.ndarray:
-    """HxW uint8 -> half-size 2x2 maxima (the top-left even crop)."""
-    hh, wh = half_size(*m.shape)
-    if (hh, wh) == m.shape or m.shape[0] < 2 or m.shape[1] < 2:
-        return m
-    return np.ascontiguousarray(cv2.dilate(m[:2 * hh, :2 * wh], np.ones((2, 2), np.uint8))[1::2, 1::2])
-
-
-def removed_rain(rainy: np.ndarray, derained: np.ndarray, blur: int) -> np.ndarray:
-    """Half-size uint8 map of the rain removed: box blur (``blur`` half-size pixels) of
-    the 2x2 means of the channel maximum of ``max(rainy - derained, 0)``."""
-    return cv2.blur(pool_mean(channel_max(cv2.subtract(rainy, derained))), (blur, blur))
+def removed_rain(rainy_half: np.ndarray, derained_half: np.ndarray, blur: int) -> np.ndarray:
+    """Half-size uint8 map of the rain removed: box blur (``blur`` pixels) of the channel
+    maximum of ``max(rainy - derained, 0)`` (half-size frames)."""
+    return cv2.blur(channel_max(cv2.subtract(rainy_half, derained_half)), (blur, blur))
 
 
 def arrived_rain(rainy_half: np.ndarray, prev_warped: np.ndarray, dilate: int, blur: int) -> np.ndarray:
@@ -121,9 +107,9 @@ class TemporalSmoother:
     def __init__(self, strength: float = DEFAULT_STRENGTH, **tuning: float) -> None:
         self.cfg = SmootherConfig.build(strength, tuning)
         self.analyser = MotionAnalyser(self.cfg)
-        self.grid: np.ndarray | None = None  # HxWx2 pixel coordinates
-        self.grid_half: np.ndarray | None = None  # the same for the half-size weight maps
-        self.prev: np.ndarray | None = None  # previous derained frame
+        self.grid_half: np.ndarray | None = None  # hxwx2 pixel coordinates of the half-size maps
+        self.shape: tuple[int, ...] | None = None  # of the previous derained frame
+        self.prev: np.ndarray | None = None  # previous derained frame, half-size
         self.prev_rainy: np.ndarray | None = None  # the previous rainy frame, half-size
         self.resets = 0  # scene cuts and explicit resets seen (for logs and tests)
 
@@ -140,14 +126,15 @@ class TemporalSmoother:
         if self.cfg.strength <= 0.0:
             return derained
         h, w = derained.shape[:2]
-        if self.prev is not None and self.prev.shape != derained.shape:
+        if self.prev is not None and self.shape != derained.shape:
             log.info("frame size changed to %dx%d: smoother history dropped", w, h)
             self.reset()
+        self.shape = derained.shape
         with opencv_threads(self.cfg.cv_threads):
             return self._step(derained, rainy)
 
     def _step(self, derained: np.ndarray, rainy: np.ndarray) -> np.ndarray:
-        rainy_half = pool_mean3(rainy)
+        derained_half, rainy_half = pool_mean3(derained), pool_mean3(rainy)
         result = self.analyser.analyse(box_downscale(derained, self.cfg.scale))
         if self.prev is None:
             out = derained
@@ -155,30 +142,34 @@ class TemporalSmoother:
             out = derained
             self.resets += 1
         else:
-            out = self.blend(derained, rainy, rainy_half, *result)
-        self.prev, self.prev_rainy = derained, rainy_half
+            out = self.blend(derained, derained_half, rainy_half, *result)
+        self.prev, self.prev_rainy = derained_half, rainy_half
         return out
 
-    def blend(self, derained: np.ndarray, rainy: np.ndarray, rainy_half: np.ndarray, flow_b: np.ndarray,
-              fb: np.ndarray) -> np.ndarray:
-        """Warp the previous derained frame by ``flow_b`` (hxwx2, small) and blend it in with
-        the weight of :func:`~.core.blend_weight` (on half-size maps, the error's 2x2 maxima
-        in the bound, then upsampled): HxWx3 uint8."""
+    def blend(self, derained: np.ndarray, derained_half: np.ndarray, rainy_half: np.ndarray,
+              flow_b: np.ndarray, fb: np.ndarray) -> np.ndarray:
+        """Warp the previous half-size derained frame by ``flow_b`` (hxwx2, small), weight
+        its difference from the current one with :func:`~.core.blend_weight` (half-size
+        maps), upsample that low-band correction and add it to ``derained``: HxWx3 uint8."""
         cfg = self.cfg
         h, w = derained.shape[:2]
-        hh, wh = rainy_half.shape[:2]
-        if self.grid is None or self.grid.shape[:2] != (h, w):
-            self.grid, self.grid_half = pixel_grid(h, w), pixel_grid(hh, wh)
-        coords = cv2.add(self.grid, upsample_flow(flow_b, h, w))
+        hh, wh = derained_half.shape[:2]
+        if self.grid_half is None or self.grid_half.shape[:2] != (hh, wh):
+            self.grid_half = pixel_grid(hh, wh)
+        coords = cv2.add(self.grid_half, upsample_flow(flow_b, hh, wh))
         map1, map2 = cv2.convertMaps(coords, None, cv2.CV_16SC2)  # fixed point: faster remap
         warped = cv2.remap(self.prev, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        half = cv2.add(self.grid_half, upsample_flow(flow_b, hh, wh))
-        prev_rainy = cv2.remap(self.prev_rainy, half, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        prev_rainy = cv2.remap(self.prev_rainy, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         arrived = arrived_rain(rainy_half, prev_rainy, cfg.rain_dilate, cfg.photo_blur)
-        removed = removed_rain(rainy, derained, cfg.photo_blur)
-        e_full = channel_max(cv2.absdiff(warped, derained))
-        e, e_max = cv2.blur(pool_mean(e_full), (cfg.photo_blur, cfg.photo_blur)), pool_max(e_full)
+        removed = removed_rain(rainy_half, derained_half, cfg.photo_blur)
+        box = (cfg.photo_blur, cfg.photo_blur)
+        e_max = channel_max(cv2.absdiff(warped, derained_half))
+        e, e_up = cv2.blur(e_max, box), cv2.blur(channel_max(cv2.subtract(warped, derained_half)), box)
         fb_half = fb if fb.shape == (hh, wh) else cv2.resize(fb, (wh, hh), interpolation=cv2.INTER_LINEAR)
-        a = blend_weight(np, to_unit(e), to_unit(e_max), to_unit(removed), to_unit(arrived), fb_half, cfg)
-        a = cv2.resize(a.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-        return cv2.blendLinear(warped, derained, a, np.float32(1.0) - a)
+        a = blend_weight(np, to_unit(e), to_unit(e_max), to_unit(e_up), to_unit(removed), to_unit(arrived),
+                         fb_half, cfg)
+        corr = cv2.multiply(cv2.subtract(warped, derained_half, dtype=cv2.CV_32F),
+                            cv2.merge([a.astype(np.float32)] * 3))
+        if (hh, wh) != (h, w):
+            corr = cv2.resize(corr, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.add(derained, corr, dtype=cv2.CV_8U)

@@ -1,4 +1,4 @@
-"""Torch temporal-consistency smoother: the CPU smoother's filter (v2, see :mod:`.core`)
+"""Torch temporal-consistency smoother: the CPU smoother's filter (v3, see :mod:`.core`)
 on device tensors.
 
 Frames are **3xHxW** tensors (RGB, channel-first, as the torch backend produces them)
@@ -10,9 +10,10 @@ What runs where (honestly): the motion analysis is the CPU smoother's
 cuts) on the 1/``scale``-size luma of the derained frame, done on the CPU with OpenCV.
 Per frame this downloads one small frame ((H/s)x(W/s)x3 uint8, 43 KB at 640x360, s = 4)
 and uploads the small flow and confidence maps; the download synchronises the device
-once per frame. Everything at full resolution (removed-rain maps, flow and confidence
-upsampling, the bilinear warp with ``grid_sample``, the photometric test, the weight of
-:func:`~.core.blend_weight` and the blend) runs on the device.
+once per frame. Everything else (the half-size frames, removed-rain maps, flow and
+confidence upsampling, the bilinear warp with ``grid_sample``, the photometric test, the
+weight of :func:`~.core.blend_weight`, the upsampled low-band correction and its
+addition to the full-resolution frame) runs on the device.
 
 Agreement with :class:`~.cpu.TemporalSmoother` on uint8 frames: the same small frames
 feed the same analysis, so the two differ only by interpolation and rounding
@@ -48,7 +49,8 @@ class TorchTemporalSmoother:
         self.cfg = SmootherConfig.build(strength, tuning)
         self.analyser = MotionAnalyser(self.cfg)
         self.grids: dict[tuple[int, int], Any] = {}  # 1xhxwx2 pixel coordinates (x, y) per size
-        self.prev: Any = None  # previous derained frame, 3xHxW float32 in [0, 255]
+        self.shape: tuple[int, ...] | None = None  # of the previous derained frame
+        self.prev: Any = None  # previous derained frame, half-size 3xhxw float32 in [0, 255]
         self.prev_rainy: Any = None  # the previous rainy frame, half-size 3xhxw float32 in [0, 255]
         self.resets = 0
 
@@ -72,13 +74,13 @@ class TorchTemporalSmoother:
         small_u8 = small.round().clamp(0, 255).to(self.torch.uint8).permute(1, 2, 0).contiguous()
         return small_u8.cpu().numpy()
 
-    def _pool(self, m: Any, op: str) -> Any:
-        """CxHxW -> Cx(H/2)x(W/2) 2x2 means ('mean') or maxima ('max') of the even crop."""
+    def _pool(self, m: Any) -> Any:
+        """CxHxW -> Cx(H/2)x(W/2) 2x2 means of the even crop."""
         hh, wh = half_size(*m.shape[1:])
         if (hh, wh) == tuple(m.shape[1:]):
             return m
         crop = m[None, :, :2 * hh, :2 * wh]
-        return (self.F.avg_pool2d(crop, 2) if op == "mean" else self.F.max_pool2d(crop, 2))[0]
+        return self.F.avg_pool2d(crop, 2)[0]
 
     def _box(self, m: Any) -> Any:
         """1xHxW box blur of ``photo_blur`` (border reflected like OpenCV's default)."""
@@ -99,19 +101,20 @@ class TorchTemporalSmoother:
         is_u8 = derained.dtype == self.torch.uint8
         gain = 1.0 if is_u8 else 255.0
         x = derained.to(self.device, self.torch.float32) * gain
-        if self.prev is not None and self.prev.shape != x.shape:
+        if self.prev is not None and self.shape != tuple(x.shape):
             log.info("frame size changed to %dx%d: smoother history dropped", x.shape[2], x.shape[1])
             self.reset()
-        r = rainy.to(self.device, self.torch.float32) * gain
-        rainy_half = self._pool(r, "mean")
+        self.shape = tuple(x.shape)
+        x_half = self._pool(x)
+        rainy_half = self._pool(rainy.to(self.device, self.torch.float32) * gain)
         with opencv_threads(self.cfg.cv_threads):
             result = self.analyser.analyse(self._small(x))
         if self.prev is None or result is None:
             self.resets += int(self.prev is not None)
             out = x
         else:
-            out = self.blend(x, r, rainy_half, *result)
-        self.prev, self.prev_rainy = x, rainy_half
+            out = self.blend(x, x_half, rainy_half, *result)
+        self.prev, self.prev_rainy = x_half, rainy_half
         if is_u8:
             return out.round().clamp(0, 255).to(self.torch.uint8)
         return out * (1.0 / 255.0)
@@ -150,22 +153,23 @@ class TorchTemporalSmoother:
         lo, hi = k // 2, (k - 1) // 2  # OpenCV's anchor: the centre, k // 2
         return self.F.max_pool2d(self.F.pad(m[None], (lo, hi, lo, hi), value=-1e9), k, 1)[0]
 
-    def blend(self, x: Any, r: Any, rainy_half: Any, flow_b: np.ndarray, fb: np.ndarray) -> Any:
-        """Warp the previous derained frame by ``flow_b`` (hxwx2 numpy, small) and blend it
-        into ``x`` (3xHxW float [0, 255]; ``r`` the rainy frame) with
-        :func:`~.core.blend_weight` on half-size maps (as the CPU smoother): 3xHxW float."""
+    def blend(self, x: Any, x_half: Any, rainy_half: Any, flow_b: np.ndarray, fb: np.ndarray) -> Any:
+        """Warp the previous half-size derained frame by ``flow_b`` (hxwx2 numpy, small),
+        weight its difference from ``x_half`` with :func:`~.core.blend_weight` and add the
+        upsampled correction to ``x`` (3xHxW float [0, 255]), as the CPU smoother: 3xHxW float."""
         torch = self.torch
         h, w = x.shape[1:]
-        hh, wh = rainy_half.shape[1:]
+        hh, wh = x_half.shape[1:]
         flow = torch.from_numpy(flow_b).to(self.device).permute(2, 0, 1)[None]  # 1x2xhxw
         conf = self._resize(torch.from_numpy(fb).to(self.device)[None, None], hh, wh)[0]
         warped = self._warp(self.prev[None], flow)[0]
         prev_rainy = self._dilate(self._warp(self.prev_rainy[None], flow)[0])
         arrived = self._box((rainy_half - prev_rainy).clamp(min=0).amax(dim=0, keepdim=True))
-        removed = self._box(self._pool((r - x).clamp(min=0).amax(dim=0, keepdim=True), "mean"))
-        diff = warped - x
-        e_full = diff.abs().amax(dim=0, keepdim=True)
+        removed = self._box((rainy_half - x_half).clamp(min=0).amax(dim=0, keepdim=True))
+        diff = warped - x_half
+        e_max = diff.abs().amax(dim=0, keepdim=True)
+        e_up = self._box(diff.clamp(min=0).amax(dim=0, keepdim=True))
         k = 1.0 / 255.0
-        e, e_max = self._box(self._pool(e_full, "mean")) * k, self._pool(e_full, "max") * k
-        a = blend_weight(torch, e, e_max, removed * k, arrived * k, conf, self.cfg)
-        return x + self._resize(a[None], h, w)[0] * diff
+        a = blend_weight(torch, self._box(e_max) * k, e_max * k, e_up * k, removed * k, arrived * k, conf,
+                         self.cfg)
+        return x + self._resize((a * diff)[None], h, w)[0]

@@ -1,4 +1,4 @@
-"""The CPU temporal smoother (v2): remnant rain flicker falls, clean video and texture
+"""The CPU temporal smoother (v3): remnant rain flicker falls, clean video and texture
 pass unchanged, moving objects leave no trail, cuts and resets drop the history."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_static_remnant_rain_is_smoothed(rng: np.random.Generator) -> None:
     out = run(TemporalSmoother(), pairs)
     assert warping_error(out) < 0.5 * warping_error(derained)
     err = lambda f: np.abs(f.astype(float) - bg).mean()  # noqa: E731
-    assert np.mean([err(f) for f in out[1:]]) < 0.7 * np.mean([err(f) for f in derained[1:]])
+    assert np.mean([err(f) for f in out[1:]]) < 0.8 * np.mean([err(f) for f in derained[1:]])
 
 
 def test_rain_free_moving_clip_passes_unchanged(rng: np.random.Generator) -> None:
@@ -58,12 +58,42 @@ def test_textured_pan_keeps_its_texture(rng: np.random.Generator) -> None:
     out = run(TemporalSmoother(), pairs)
     derained = [d for _, d in pairs]
     assert laplacian_energy(out[1:]) >= 0.9 * laplacian_energy(frames[1:])
+    assert laplacian_energy(out[1:]) >= 0.95 * laplacian_energy(derained[1:])  # issue 12's detail ratio
     for (r, d), o, f in zip(pairs[1:], out[1:], frames[1:]):
         dry = cv2.erode((np.abs(r.astype(int) - f).max(axis=2) == 0).astype(np.uint8), np.ones((9, 9)))
         assert dry.mean() > 0.2
         lap = lambda img: cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), -1)  # noqa: E731
         assert (lap(o) ** 2)[dry > 0].mean() >= 0.95 * (lap(d) ** 2)[dry > 0].mean()
     assert warping_error(out) < 0.8 * warping_error(derained)
+
+
+def dense_rain_pan(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A fine texture panning by 1.3 px/frame under dense rain that the "network" removes
+    completely: (rainy, derained) pairs whose derained frames are the clean pan."""
+    return [rain_pair(f, rng, 0.0, n=200) for f in pan(rng, 10, 1.3, 0.7)]
+
+
+def test_perfect_removal_is_left_alone(rng: np.random.Generator) -> None:
+    """Rain removed everywhere and completely: nothing flickers, so the smoother must not
+    add the (misaligned) past: flicker and detail stay those of the per-frame output. A
+    filter that relaxes its photometric test for brightening too raises E_warp by ~20% here."""
+    pairs = dense_rain_pan(rng)
+    derained = [d for _, d in pairs]
+    out = run(TemporalSmoother(1.0), pairs)
+    assert warping_error(out) <= 1.08 * warping_error(derained)
+    assert laplacian_energy(out[1:]) >= 0.97 * laplacian_energy(derained[1:])
+
+
+def test_high_band_is_the_current_frames(rng: np.random.Generator) -> None:
+    """With its confidence terms and bound off, the filter still takes only the low band
+    from the past: fine texture keeps most of its Laplacian energy (a full-band blend of
+    the warped previous frame keeps ~0.75 of it here)."""
+    pairs = dense_rain_pan(rng)
+    loose = TemporalSmoother(1.0, photo_sigma=100.0, fb_tol=100.0, bound_gain=100.0, rain_eps=1e-4)
+    out = run(loose, pairs)
+    changed = np.mean([np.abs(o.astype(int) - d).mean() for o, (_, d) in zip(out[1:], pairs[1:])])
+    assert changed > 2.0  # the loose filter does blend
+    assert laplacian_energy(out[1:]) >= 0.88 * laplacian_energy([d for _, d in pairs[1:]])
 
 
 def square_clip(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, list, list]:

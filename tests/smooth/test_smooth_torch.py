@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from smooth_frames import moving_square, rain_pair, texture
 
-from stream_derain.smooth import TemporalSmoother, make_smoother
+from stream_derain.smooth import DEFAULT_STRENGTH, TemporalSmoother, make_smoother
 
 torch = pytest.importorskip("torch")
 
@@ -31,7 +31,7 @@ def sequence(rng: np.random.Generator, n: int = 10) -> list[tuple[np.ndarray, np
 
 def compare(device: str, rng: np.random.Generator) -> None:
     cpu = TemporalSmoother()
-    gpu = make_smoother(0.8, device if device != "cpu" else "torch-cpu")
+    gpu = make_smoother(DEFAULT_STRENGTH, device if device != "cpu" else "torch-cpu")
     changed = []
     for rainy, derained in sequence(rng):
         a = cpu(derained, rainy)
