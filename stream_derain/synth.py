@@ -56,18 +56,23 @@ class RainParams:
     photometric_layers: int = 1  # how many of them (depths)
     photometric_scale: float = 1.0  # resize of the streak crops (>1: nearer, bigger streaks)
     photometric_keep: float = 1.0  # share of the layer's area kept (a smooth random mask thins it)
+    dense: float = 0.0  # peak brightness of a dense sheet of fine streaks (0: none; see dense_sheet)
+    dense_density: float = 0.06  # its seed density (10x the drop layers': the streaks overlap)
+    dense_length: float = 20.0  # its streak length in pixels
+    dense_blur: float = 0.0  # Gaussian sigma of an out-of-focus blur of the sheet (0: sharp)
 
 
 def sample_params(rng: np.random.Generator, heavy: float | None = None,
-                  photometric: bool = False, veil_max: float = 0.0) -> RainParams:
+                  photometric: bool = False, veil_max: float = 0.0, dense_share: float = 0.0) -> RainParams:
     """Random rain condition; ``heavy`` in [0, 1] (drawn when None) sets the severity.
 
     With ``photometric`` (a :class:`StreakBank` is at hand), 60% of samples use the
     rendered streak layers, alone (half of those) or with the procedural ones. The
-    veil is in a minority of samples; see :func:`_haze` for ``veil_max``."""
+    veil is in a minority of samples; see :func:`_haze` for ``veil_max``. A
+    ``dense_share`` of samples (v3; 0 in v2) also get a :func:`dense_sheet`."""
     h = rng.uniform(0, 1) if heavy is None else heavy
     use_photo = photometric and rng.uniform() < 0.6
-    return RainParams(
+    p = RainParams(
         layers=int(rng.integers(1, 4)),
         density=float(rng.uniform(0.002, 0.006) + 0.01 * h * rng.uniform(0.3, 1)),
         length=float(rng.uniform(8, 30) + 30 * h * rng.uniform(0, 1)),
@@ -83,6 +88,12 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None,
         photometric_scale=float(np.exp(rng.uniform(np.log(0.7), np.log(1.8)))),
         photometric_keep=float(rng.uniform(0.25, 0.6) + 0.4 * h),
     )
+    if dense_share > 0 and rng.uniform() < dense_share:  # drawn last: v2's stream is unchanged
+        p = replace(p, dense=float(rng.uniform(0.1, 0.25) + 0.2 * h * rng.uniform(0, 1)),
+                    dense_density=float(rng.uniform(0.02, 0.1)),
+                    dense_length=float(rng.uniform(8, 30) + 15 * h),
+                    dense_blur=float(rng.uniform(0.8, 3.0)) if rng.uniform() < 0.5 else 0.0)
+    return p
 
 
 def _haze(rng: np.random.Generator, heavy: float, veil_max: float) -> float:
@@ -248,6 +259,24 @@ def _rain_tint(rng: np.random.Generator) -> np.ndarray:
     return np.full(3, rng.uniform(0.85, 1.0), np.float32)
 
 
+def dense_sheet(shape: tuple[int, int], p: RainParams, rng: np.random.Generator) -> np.ndarray:
+    """HxW sheet of dense, fine, overlapping streaks in [0, ``p.dense``].
+
+    Seed noise, a slight blur (drop size), a motion blur along the fall, optionally
+    an out-of-focus blur, then levels (the 99.5th percentile maps to ``p.dense``):
+    how rain is commonly rendered for public synthetic sets (noise -> motion blur ->
+    levels -> screen). Unlike the drop layers, these streaks cover most pixels and
+    brighten the whole frame by part of their peak, so the network sees rain whose
+    removal must also take away that mean."""
+    field = cv2.GaussianBlur(drop_field(shape, p.dense_density, rng), (0, 0), float(rng.uniform(0.3, 0.8)))
+    k = streak_kernel(p.dense_length, 1.0, p.angle + float(rng.normal(0, 3)))
+    sheet = cv2.filter2D(field, -1, k, borderType=cv2.BORDER_REFLECT)
+    if p.dense_blur > 0:  # near the lens, out of focus: a soft, hazy sheet
+        sheet = cv2.GaussianBlur(sheet, (0, 0), p.dense_blur)
+    top = float(np.percentile(sheet, 99.5)) or 1.0
+    return (np.clip(sheet / top, 0.0, 1.0) * p.dense).astype(np.float32)
+
+
 def streak_map(shape: tuple[int, int], p: RainParams, rng: np.random.Generator,
                bank: StreakBank | None = None) -> np.ndarray:
     """HxW streak intensity in [0, 1]: the brightest of every depth layer."""
@@ -257,6 +286,8 @@ def streak_map(shape: tuple[int, int], p: RainParams, rng: np.random.Generator,
                                                      bright))
     for canvas, angle, bright in _photometric_canvases(bank, p, shape, rng):
         streaks = np.maximum(streaks, _fall_blur(canvas, angle, rng) * bright)
+    if p.dense > 0:
+        streaks = np.maximum(streaks, dense_sheet(shape, p, rng))
     return streaks
 
 
@@ -297,6 +328,7 @@ class PairRecipe:
     quality: tuple[int, int] = (35, 90)  # JPEG quality range
     faint_fraction: float = 0.0  # share of faint, fine rain (dimmed x0.25-0.6, thinner), as on real video
     veil_max: float = 0.0  # > 0: the veil follows the rain rate, up to this much more haze (see _haze)
+    dense_share: float = 0.0  # share of rainy samples with a dense sheet of fine streaks (dense_sheet)
 
 
 def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
@@ -305,7 +337,7 @@ def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = 
     ``rain_free``: target = input), then, in a share of samples, the same JPEG
     compression of both."""
     heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_fraction else rng.uniform(0.0, 0.5)
-    p = sample_params(rng, heavy, bank is not None, recipe.veil_max)
+    p = sample_params(rng, heavy, bank is not None, recipe.veil_max, recipe.dense_share)
     if rng.uniform() < recipe.faint_fraction:
         p = faint(p, float(rng.uniform(0.25, 0.6)))
     rainy = clean if rain_free else add_rain(clean, rng, p, bank)
@@ -392,7 +424,7 @@ def rainy_video(src: np.ndarray, n_frames: int, out_hw: tuple[int, int], rng: np
 def faint(p: RainParams, factor: float) -> RainParams:
     """The same condition dimmer and finer (real video's rain is often faint, thin streaks)."""
     return replace(p, brightness=p.brightness * factor, photometric=p.photometric * factor,
-                   soft=p.soft * factor, width=max(0.6, p.width * 0.6), haze=0.0)
+                   soft=p.soft * factor, dense=p.dense * factor, width=max(0.6, p.width * 0.6), haze=0.0)
 
 
 def heavier(p: RainParams, factor: float) -> RainParams:
