@@ -58,6 +58,25 @@ def test_v3_veil_follows_the_rain_rate_and_stays_a_minority():
     assert np.median(heavy[heavy > 0]) > np.median(light[light > 0])  # and stronger
 
 
+def test_dense_sheet_covers_most_pixels_and_only_adds_light():
+    rng = np.random.default_rng(5)
+    clean = textured(rng)
+    p = replace(synth.RainParams(), procedural=False, dense=0.2, dense_density=0.05, dense_length=20.0)
+    rainy = synth.add_rain(clean, rng, p)
+    added = (rainy - clean).mean(axis=2)
+    assert (added >= -1e-6).all()
+    assert (added > 0.01).mean() > 0.6  # unlike drop streaks, the sheet covers most of the frame
+    assert 0.02 < float(added.mean()) < 0.2 and float(added.max()) <= 0.2 * 1.0 + 1e-6
+
+
+def test_dense_share_draws_sheets_and_zero_keeps_v2s_stream():
+    a, b = np.random.default_rng(6), np.random.default_rng(6)
+    assert synth.sample_params(a, 0.5) == synth.sample_params(b, 0.5, dense_share=0.0)
+    rng = np.random.default_rng(7)
+    shares = [synth.sample_params(rng, 0.5, dense_share=0.3).dense > 0 for _ in range(1000)]
+    assert 0.25 < np.mean(shares) < 0.35
+
+
 def test_rain_free_pairs_are_rain_free_and_others_are_not(bank_dir):
     rng = np.random.default_rng(3)
     bank = synth.StreakBank(bank_dir)
