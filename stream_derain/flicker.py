@@ -31,19 +31,20 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .io.images import list_images
 from .metrics import image_scores
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 # a flow pair: (F_b HxWx2 float32 from t to t-1, non-occlusion mask HxW float32 in {0, 1})
 FlowPair = tuple[np.ndarray, np.ndarray]
 
 
 def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
-    """HxWx3 uint8 RGB frames of a video file (PyAV) or of a folder of images (sorted)."""
+    """HxWx3 uint8 RGB frames of a video file (PyAV) or of a folder of images
+    (:func:`stream_derain.io.images.list_images`: sorted, the images it recognises)."""
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+        files = list_images(path)[:limit]
         frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
         if not frames or any(f is None for f in frames):
             raise InputError(f"no readable image frames in {path}")

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stream_derain.flicker import evaluate_video, flow_pairs, non_occlusion, warping_error
+from stream_derain.flicker import evaluate_video, flow_pairs, non_occlusion, read_frames, warping_error
 
 
 def texture(rng: np.random.Generator, h: int = 96, w: int = 128) -> np.ndarray:
@@ -93,3 +93,16 @@ def test_laplacian_energy_and_dry_masks() -> None:
     assert not mask[:, :44].any() and mask[:, 48:].all()
     # on the dry pixels only, the rain on the left does not count
     assert laplacian_energy([rainy], [mask]) == pytest.approx(laplacian_energy([sharp], [mask]))
+
+
+def test_image_folder_frames_use_the_image_list(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    frames = [texture(rng, 32, 48) for _ in range(3)]
+    for i, (f, ext) in enumerate(zip(frames, (".png", ".webp", ".bmp"), strict=True)):
+        cv2.imwrite(str(tmp_path / f"{i:02d}{ext}"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else [])
+    cv2.imwrite(str(tmp_path / ".hidden.png"), frames[0])
+    (tmp_path / "notes.txt").write_text("not a frame")
+    got = read_frames(tmp_path)
+    assert len(got) == 3 and all(np.array_equal(a, b) for a, b in zip(got, frames, strict=True))
+    assert len(read_frames(tmp_path, limit=2)) == 2

@@ -10,8 +10,9 @@ fastest precision that passes its check against FP32, fp32 for the other backend
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 
 from ..devices import cpu_info, has_module, nvidia_driver_present, torch_cuda
 from ..errors import BackendError
@@ -22,19 +23,49 @@ from .options import ORT, OV, TRT, BackendOptions, Torch, options_for
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime", "torch")
-# declared capabilities, readable without importing any backend library
-PRECISIONS: dict[str, tuple[str, ...]] = {
-    "tensorrt": ("fp32", "fp16"), "openvino": ("fp32", "bf16", "fp16"),
-    "onnxruntime": ("fp32", "fp16"), "torch": ("fp32", "fp16"),
-}
+# backend name -> (module under stream_derain.backends, class); the modules import their
+# libraries only when a backend is activated
+CLASSES = {"tensorrt": ("tensorrt", "TensorRTBackend"), "openvino": ("openvino", "OpenVINOBackend"),
+           "onnxruntime": ("onnxruntime", "OnnxRuntimeBackend"), "torch": ("torch", "TorchBackend")}
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class of backend ``name`` (imports its module, never its library)."""
+    module, cls = CLASSES[name]
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+class _Precisions(Mapping[str, tuple[str, ...]]):
+    """backend name -> the precisions its class declares (``Capabilities.precisions``
+    without ``auto``), read from the class on first use of that name."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[str, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        if name not in CLASSES:
+            raise KeyError(name)
+        if name not in self._seen:
+            self._seen[name] = tuple(p for p in backend_class(name).capabilities.precisions if p != "auto")
+        return self._seen[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(CLASSES)
+
+    def __len__(self) -> int:
+        return len(CLASSES)
+
+
+PRECISIONS: Mapping[str, tuple[str, ...]] = _Precisions()
 ALL_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # CPU backends in the order ``auto`` prefers them, fastest first (README, Performance)
 CPU_ORDER = ("openvino", "onnxruntime", "torch")
 MODULES = {"tensorrt": ("tensorrt", "tensorrt_rtx"), "openvino": ("openvino",),
            "onnxruntime": ("onnxruntime",), "torch": ("torch",)}
 
-__all__ = ["BACKENDS", "ORT", "OV", "TRT", "Backend", "BackendOptions", "Torch", "choose_backend",
-           "create_backend", "installed", "nvidia_driver_present", "resolve_precision"]
+__all__ = ["BACKENDS", "ORT", "OV", "PRECISIONS", "TRT", "Backend", "BackendOptions", "Torch",
+           "backend_class", "choose_backend", "create_backend", "installed", "nvidia_driver_present",
+           "resolve_precision"]
 # module-level seams (tests replace them): what is installed, whether torch sees CUDA
 _has = has_module
 _torch_cuda = torch_cuda

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -26,6 +28,22 @@ def test_declared_precisions_match_the_registry(name: str) -> None:
     caps = backend_class(name).capabilities
     assert isinstance(caps, Capabilities)
     assert set(caps.precisions) - {"auto"} == set(PRECISIONS[name])
+
+
+def test_registry_is_read_lazily_from_the_classes() -> None:
+    code = """
+import sys
+import stream_derain, stream_derain.backends as b
+mods = [f'stream_derain.backends.{m}' for m, _ in b.CLASSES.values()]
+assert not any(m in sys.modules for m in mods), 'a backend module imported with the package'
+assert sorted(b.PRECISIONS) == sorted(b.CLASSES) and len(b.PRECISIONS) == 4
+assert b.PRECISIONS['openvino'] == ('fp32', 'bf16', 'fp16'), b.PRECISIONS['openvino']
+assert dict(b.PRECISIONS)['tensorrt'] == ('fp32', 'fp16') and b.PRECISIONS.get('nope') is None
+libs = [m for m in ('tensorrt', 'tensorrt_rtx', 'openvino', 'onnxruntime', 'torch') if m in sys.modules]
+assert not libs, libs
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_device_tensor_backends() -> None:
