@@ -63,13 +63,17 @@ class RainParams:
 
 
 def sample_params(rng: np.random.Generator, heavy: float | None = None,
-                  photometric: bool = False, veil_max: float = 0.0, dense_share: float = 0.0) -> RainParams:
+                  photometric: bool = False, veil_max: float = 0.0, dense_share: float = 0.0,
+                  dense_haze: float = 0.0) -> RainParams:
     """Random rain condition; ``heavy`` in [0, 1] (drawn when None) sets the severity.
 
     With ``photometric`` (a :class:`StreakBank` is at hand), 60% of samples use the
     rendered streak layers, alone (half of those) or with the procedural ones. The
     veil is in a minority of samples; see :func:`_haze` for ``veil_max``. A
-    ``dense_share`` of samples (v3; 0 in v2) also get a :func:`dense_sheet`."""
+    ``dense_share`` of samples (v3; 0 in v2) also get a :func:`dense_sheet`; with
+    ``dense_haze`` > 0, half of those sheets are defocused into a haze (blur sigma
+    3-8 px) up to ``dense_haze`` brighter: the smooth additive brightening of
+    dense rain far away, always over the sharp streaks of the other layers."""
     h = rng.uniform(0, 1) if heavy is None else heavy
     use_photo = photometric and rng.uniform() < 0.6
     p = RainParams(
@@ -93,6 +97,9 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None,
                     dense_density=float(rng.uniform(0.02, 0.1)),
                     dense_length=float(rng.uniform(8, 30) + 15 * h),
                     dense_blur=float(rng.uniform(0.8, 3.0)) if rng.uniform() < 0.5 else 0.0)
+        if dense_haze > 0 and rng.uniform() < 0.5:
+            p = replace(p, dense=p.dense + float(rng.uniform(0, dense_haze)),
+                        dense_blur=float(rng.uniform(3, 8)))
     return p
 
 
@@ -262,8 +269,8 @@ def _rain_tint(rng: np.random.Generator) -> np.ndarray:
 def dense_sheet(shape: tuple[int, int], p: RainParams, rng: np.random.Generator) -> np.ndarray:
     """HxW sheet of dense, fine, overlapping streaks in [0, ``p.dense``].
 
-    Seed noise, a slight blur (drop size), a motion blur along the fall, optionally
-    an out-of-focus blur, then levels (the 99.5th percentile maps to ``p.dense``):
+    Seed noise, a slight blur (drop size), a motion blur along the fall, levels (the
+    99.5th percentile maps to ``p.dense``), optionally an out-of-focus blur:
     how rain is commonly rendered for public synthetic sets (noise -> motion blur ->
     levels -> screen). Unlike the drop layers, these streaks cover most pixels and
     brighten the whole frame by part of their peak, so the network sees rain whose
@@ -271,10 +278,11 @@ def dense_sheet(shape: tuple[int, int], p: RainParams, rng: np.random.Generator)
     field = cv2.GaussianBlur(drop_field(shape, p.dense_density, rng), (0, 0), float(rng.uniform(0.3, 0.8)))
     k = streak_kernel(p.dense_length, 1.0, p.angle + float(rng.normal(0, 3)))
     sheet = cv2.filter2D(field, -1, k, borderType=cv2.BORDER_REFLECT)
-    if p.dense_blur > 0:  # near the lens, out of focus: a soft, hazy sheet
-        sheet = cv2.GaussianBlur(sheet, (0, 0), p.dense_blur)
     top = float(np.percentile(sheet, 99.5)) or 1.0
-    return (np.clip(sheet / top, 0.0, 1.0) * p.dense).astype(np.float32)
+    sheet = np.clip(sheet / top, 0.0, 1.0) * p.dense
+    if p.dense_blur > 0:  # out of focus after the levels: softer, same mean (a haze when wide)
+        sheet = cv2.GaussianBlur(sheet, (0, 0), p.dense_blur)
+    return sheet.astype(np.float32)
 
 
 def streak_map(shape: tuple[int, int], p: RainParams, rng: np.random.Generator,
@@ -329,6 +337,7 @@ class PairRecipe:
     faint_fraction: float = 0.0  # share of faint, fine rain (dimmed x0.25-0.6, thinner), as on real video
     veil_max: float = 0.0  # > 0: the veil follows the rain rate, up to this much more haze (see _haze)
     dense_share: float = 0.0  # share of rainy samples with a dense sheet of fine streaks (dense_sheet)
+    dense_haze: float = 0.0  # > 0: half of those sheets defocused into a haze, up to this much brighter
 
 
 def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
@@ -337,7 +346,7 @@ def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = 
     ``rain_free``: target = input), then, in a share of samples, the same JPEG
     compression of both."""
     heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_fraction else rng.uniform(0.0, 0.5)
-    p = sample_params(rng, heavy, bank is not None, recipe.veil_max, recipe.dense_share)
+    p = sample_params(rng, heavy, bank is not None, recipe.veil_max, recipe.dense_share, recipe.dense_haze)
     if rng.uniform() < recipe.faint_fraction:
         p = faint(p, float(rng.uniform(0.25, 0.6)))
     rainy = clean if rain_free else add_rain(clean, rng, p, bank)
