@@ -63,14 +63,15 @@ class RainParams:
 
 
 def sample_params(rng: np.random.Generator, heavy: float | None = None,
-                  photometric: bool = False, veil_max: float = 0.0, dense_share: float = 0.0,
+                  photometric: bool = False, dense_share: float = 0.0,
                   dense_haze: float = 0.0) -> RainParams:
     """Random rain condition; ``heavy`` in [0, 1] (drawn when None) sets the severity.
 
     With ``photometric`` (a :class:`StreakBank` is at hand), 60% of samples use the
     rendered streak layers, alone (half of those) or with the procedural ones. The
-    veil is in a minority of samples; see :func:`_haze` for ``veil_max``. A
-    ``dense_share`` of samples (v3; 0 in v2) also get a :func:`dense_sheet`; with
+    veil is in 25% of samples only, and mild (real heavy rain lowers contrast a
+    little, it does not fog the scene). A ``dense_share`` of samples (v3; 0 in v2)
+    also get a :func:`dense_sheet`; with
     ``dense_haze`` > 0, half of those sheets are defocused into a haze (blur sigma
     3-8 px) up to ``dense_haze`` brighter: the smooth additive brightening of
     dense rain far away, always over the sharp streaks of the other layers."""
@@ -83,7 +84,7 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None,
         width=float(rng.uniform(0.6, 1.6) + 1.8 * h * rng.uniform(0, 1)),
         angle=float(rng.normal(0, 12) if rng.uniform() < 0.8 else rng.uniform(-40, 40)),
         brightness=float(rng.uniform(0.25, 0.55) + 0.3 * h),
-        haze=_haze(rng, h, veil_max),
+        haze=float(rng.uniform(0.03, 0.12) * (0.5 + h)) if rng.uniform() < 0.25 else 0.0,
         screen_blend=bool(rng.uniform() < 0.3),
         soft=float(rng.uniform(0.08, 0.3)) if rng.uniform() < 0.4 else 0.0,
         procedural=not use_photo or rng.uniform() < 0.5,
@@ -101,19 +102,6 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None,
             p = replace(p, dense=p.dense + float(rng.uniform(0, dense_haze)),
                         dense_blur=float(rng.uniform(3, 8)))
     return p
-
-
-def _haze(rng: np.random.Generator, heavy: float, veil_max: float) -> float:
-    """Veil strength of one sample (0: none). ``veil_max = 0`` is v2's mild veil: 25% of
-    samples, 0.015-0.18. Otherwise (v3) the veil follows the rain rate, as rain
-    accumulation does: it is in ``0.2 * (0.4 + heavy)`` of samples (8-28%, so more
-    often in heavy rain) with strength up to ``0.08 + veil_max * heavy`` (the far top's
-    transmission is about ``exp(-2 haze)``)."""
-    if veil_max <= 0:
-        return float(rng.uniform(0.03, 0.12) * (0.5 + heavy)) if rng.uniform() < 0.25 else 0.0
-    if rng.uniform() >= 0.2 * (0.4 + heavy):
-        return 0.0
-    return float(rng.uniform(0.02, 0.08) + veil_max * heavy * rng.uniform(0, 1))
 
 
 def streak_kernel(length: float, width: float, angle: float) -> np.ndarray:
@@ -335,7 +323,6 @@ class PairRecipe:
     compress_fraction: float = 0.3  # share JPEG-compressed after the rain (input and target alike)
     quality: tuple[int, int] = (35, 90)  # JPEG quality range
     faint_fraction: float = 0.0  # share of faint, fine rain (dimmed x0.25-0.6, thinner), as on real video
-    veil_max: float = 0.0  # > 0: the veil follows the rain rate, up to this much more haze (see _haze)
     dense_share: float = 0.0  # share of rainy samples with a dense sheet of fine streaks (dense_sheet)
     dense_haze: float = 0.0  # > 0: half of those sheets defocused into a haze, up to this much brighter
 
@@ -346,7 +333,7 @@ def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = 
     ``rain_free``: target = input), then, in a share of samples, the same JPEG
     compression of both."""
     heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_fraction else rng.uniform(0.0, 0.5)
-    p = sample_params(rng, heavy, bank is not None, recipe.veil_max, recipe.dense_share, recipe.dense_haze)
+    p = sample_params(rng, heavy, bank is not None, recipe.dense_share, recipe.dense_haze)
     if rng.uniform() < recipe.faint_fraction:
         p = faint(p, float(rng.uniform(0.25, 0.6)))
     rainy = clean if rain_free else add_rain(clean, rng, p, bank)

@@ -49,15 +49,6 @@ def test_veil_is_a_minority_and_mild():
     assert hazes.max() <= 0.2
 
 
-def test_v3_veil_follows_the_rain_rate_and_stays_a_minority():
-    rng = np.random.default_rng(4)
-    light = np.array([synth.sample_params(rng, 0.1, veil_max=0.25).haze for _ in range(3000)])
-    heavy = np.array([synth.sample_params(rng, 1.0, veil_max=0.25).haze for _ in range(3000)])
-    assert 0.04 < (light > 0).mean() < (heavy > 0).mean() < 0.35  # more often in heavy rain
-    assert light.max() <= 0.08 + 0.25 * 0.1 + 1e-6 and heavy.max() <= 0.33 + 1e-6
-    assert np.median(heavy[heavy > 0]) > np.median(light[light > 0])  # and stronger
-
-
 def test_dense_sheet_covers_most_pixels_and_only_adds_light():
     rng = np.random.default_rng(5)
     clean = textured(rng)

@@ -70,7 +70,6 @@ class TrainConfig(StageConfig):
     faint_fraction: float = 0.0  # share of faint, fine rain (synth.PairRecipe.faint_fraction)
     dense_share: float = 0.0  # share of rainy samples with a dense fine-streak sheet (synth.dense_sheet)
     dense_haze: float = 0.0  # half of those sheets defocused into a haze up to this brighter (synth)
-    veil_max: float = 0.0  # v3 veil that follows the rain rate (synth._haze); 0 keeps v2's mild veil
     detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
     bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)
     student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig

@@ -2,8 +2,7 @@
 
 Loss = L1(O, B) + w_r * L1(R, I - B) + w_d * L1(grad O, grad B): the output is
 pulled to the clean background B, the rain branch to the true rain layer (rainy
-minus clean, veil included; with a veil head, rainy minus the background seen
-through the predicted veil, the part the head leaves to it), and the output's
+minus clean, veil included), and the output's
 horizontal and vertical differences to the background's, so that smearing
 texture (or inventing it) costs as much as a wrong grey level ("detail loss", v2;
 w_d = 0 is v1's loss). Pairs come from
@@ -71,11 +70,9 @@ def detail_loss(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
 
 def supervised_loss(model: DerainStudent, rainy: torch.Tensor, clean: torch.Tensor,
                     rain_weight: float, detail_weight: float = 0.0) -> torch.Tensor:
-    p = model.parts(rainy)
-    out, rain = p.out.float(), p.rain.float()
-    veil, airlight = p.veil.detach().float(), p.airlight.detach().float()
-    veiled = clean * (1.0 - veil) + airlight * veil  # the background seen through the predicted veil
-    loss = F.l1_loss(out, clean) + rain_weight * F.l1_loss(rain, rainy - veiled)
+    out, rain, _ = model.forward_all(rainy)
+    out, rain = out.float(), rain.float()
+    loss = F.l1_loss(out, clean) + rain_weight * F.l1_loss(rain, rainy - clean)
     if detail_weight:
         loss = loss + detail_weight * detail_loss(out, clean)
     return loss
@@ -88,8 +85,8 @@ def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
     bank = synth.StreakBank(DATA_ROOT / cfg.rain_layers) if cfg.rain_layers else None
     log.info("training on %d backgrounds, %d streak layers", len(backgrounds), len(bank) if bank else 0)
     recipe = synth.PairRecipe(heavy_fraction=cfg.heavy_fraction, compress_fraction=cfg.compress_fraction,
-                              faint_fraction=cfg.faint_fraction, veil_max=cfg.veil_max,
-                              dense_share=cfg.dense_share, dense_haze=cfg.dense_haze)
+                              faint_fraction=cfg.faint_fraction, dense_share=cfg.dense_share,
+                              dense_haze=cfg.dense_haze)
     return synthetic_pairs(backgrounds, cfg.crop, rng, recipe, bank,
                            rain_free_every(cfg.rain_free_fraction, cfg.batch_size))
 
