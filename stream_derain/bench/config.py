@@ -15,6 +15,51 @@ SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"  # a source checko
 PACKAGED_SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"  # inside the wheel (pyproject.toml)
 DEFAULT_SAMPLE = "rainy_cafe_table_360p.mp4"
 EFFICIENCY_TARGET = 0.9
+BACKEND_NAMES = ("auto", "onnxruntime", "openvino", "torch", "tensorrt")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One measured variant: a backend and precision, optionally with its own model and
+    e2e encoder preset (None: the run's ``model`` / ``preset``). ``backend`` ``auto`` is
+    what ``derain`` picks here. From ``--variant NAME=BACKEND/PRECISION[,preset=P][,model=M]``
+    (:func:`parse_variant`), e.g. ``v1=onnxruntime/fp32,preset=medium,model=v1.onnx`` beside
+    ``default=auto/auto``: a past release's settings against today's defaults in one run."""
+
+    name: str
+    backend: str
+    precision: str
+    preset: str | None = None
+    model: str | None = None
+
+    def __post_init__(self) -> None:  # an unknown backend is a failed row, as with --backend
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"variant {self.name!r}: unknown precision {self.precision!r}; choose from "
+                              f"{', '.join(PRECISIONS)}")
+
+    @property
+    def named(self) -> bool:
+        """Set apart from the plain backend x precision grid (its own name, model or preset)."""
+        return self.name != f"{self.backend}/{self.precision}" or bool(self.preset or self.model)
+
+
+def parse_variant(text: str) -> Variant:
+    """``'v1=onnxruntime/fp32,preset=medium,model=runs/v1.onnx'`` -> :class:`Variant`."""
+    name, sep, spec = text.partition("=")
+    parts = [p.strip() for p in spec.split(",")]
+    backend, slash, precision = parts[0].partition("/")
+    if not sep or not name.strip() or not backend:
+        raise ConfigError(f"bad variant {text!r}: expected NAME=BACKEND/PRECISION[,preset=P][,model=M]")
+    extra: dict[str, str] = {}
+    for part in parts[1:]:
+        key, eq, value = part.partition("=")
+        if not eq or key not in ("preset", "model") or not value or key in extra:
+            raise ConfigError(f"bad variant {text!r}: {part!r} is not preset=P or model=M (once each)")
+        extra[key] = value
+    if backend.strip() not in BACKEND_NAMES:
+        raise ConfigError(f"bad variant {text!r}: unknown backend {backend.strip()!r}; choose from "
+                          f"{', '.join(BACKEND_NAMES)}")
+    return Variant(name.strip(), backend.strip(), precision.strip() if slash else "auto", **extra)
 
 
 @dataclass(frozen=True)
@@ -27,7 +72,8 @@ class BenchConfig:
     ``frames`` caps the frames of the end-to-end input (None: the whole file).
     ``device_frames`` as in :class:`~stream_derain.derain.DerainConfig` (None: keep
     frames on the device for CUDA backends that take device tensors). ``preset``: the
-    end-to-end encoder preset (None: derain's default, x264/x265 veryfast).
+    end-to-end encoder preset (None: derain's default, x264/x265 veryfast). ``variants``
+    (:class:`Variant`), when given, are measured instead of ``backends`` x ``precisions``.
     """
 
     mode: str = "all"
@@ -50,6 +96,7 @@ class BenchConfig:
     device_frames: bool | None = None
     preset: str | None = None  # e2e encoder preset (None: derain's default, x264 veryfast)
     rounds: int = 1  # > 1: variants active together, cases taken in turn (bench/interleave.py)
+    variants: tuple[Variant, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -69,6 +116,9 @@ class BenchConfig:
             raise ConfigError("rounds must be >= 1")
         if self.frames is not None and self.frames < 1:
             raise ConfigError("frames must be >= 1")
+        names = [v.name for v in self.variants]
+        if len(set(names)) < len(names):
+            raise ConfigError(f"variant names must differ: {', '.join(names)}")
 
     @property
     def run_engine(self) -> bool:

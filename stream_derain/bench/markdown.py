@@ -52,19 +52,42 @@ def engine_markdown(report: dict[str, Any]) -> list[str]:
     return _table(header + (["GPU peak MB"] if gpu else []), rows)
 
 
+NAMED_KEYS = ("backend_requested", "model", "preset")  # on the rows of --variant NAME=... variants
+
+
+def e2e_label(r: dict[str, Any], report: dict[str, Any]) -> str:
+    """``onnxruntime/auto (fp32)``; a named variant also says its backend, model and preset."""
+    if not any(k in r for k in NAMED_KEYS):
+        return f"{r['variant']} ({precision_text(r)})"
+    backend = f"{r['backend']} (auto)" if r.get("backend_requested") == "auto" else r["backend"]
+    model = r.get("model") or report["model"]["name"]
+    preset = (r.get("encoder") or {}).get("preset")
+    return f"{r['variant']}: {backend}, {precision_text(r)}, {model}, preset {preset}"
+
+
+def stage_cpu(r: dict[str, Any], names: list[str]) -> str:
+    """CPU ms per frame of each isolated stage, then of the whole pipeline."""
+    stages = " / ".join(_f(r["stages"].get(n, {}).get("cpu_ms_per_frame"), 0) for n in names)
+    return f"{stages}; {_f(r['pipeline'].get('cpu_ms_per_frame'), 0)}"
+
+
 def e2e_markdown(report: dict[str, Any]) -> list[str]:
     ok = [r for r in report["e2e"] if r["status"] == "ok"]
     names = stage_names(ok)
     rows = []
     for r in ok:
         name = Path(r["input"]).name
-        rows.append([f"{r['variant']} ({precision_text(r)})",
+        ratio = r.get("ratio_vs_baseline")
+        rows.append([e2e_label(r, report),
                      f"{name} ({r['width']}x{r['height']}, {r['pipeline']['frames']} frames)",
-                     *(stage_fps(r, s) for s in names), _f(r["pipeline"]["fps"], 2), r["bottleneck"] or "—",
+                     *(stage_fps(r, s) for s in names), _f(r["pipeline"]["fps"], 2),
+                     "—" if ratio is None else f"{ratio:.2f}x", r["bottleneck"] or "—",
                      _f(r["efficiency"], 2), _f(r.get("steady_efficiency"), 2), _f(r.get("cpu_bound_fps")),
-                     _f(r.get("overlap"), 2)])
+                     _f(r.get("overlap"), 2), stage_cpu(r, names)])
+    cpu = f"CPU ms/frame ({' / '.join(names)}; pipeline)"
     return _table(["Backend", "Input", *(f"{s.capitalize()} fps" for s in names), "Pipeline fps",
-                   "Bottleneck", "Efficiency", "Steady-state eff.", "CPU-bound fps", "Overlap"], rows)
+                   "vs baseline", "Bottleneck", "Efficiency", "Steady-state eff.", "CPU-bound fps", "Overlap",
+                   cpu], rows)
 
 
 def _md_line(line: str) -> str:
@@ -86,11 +109,15 @@ def to_markdown(report: dict[str, Any], title: str | None = None, level: int = 3
             f"timed calls for ~{cfg.get('budget_s')}s per case"
         out.append(f"- Engine settings: warm-up {cfg.get('warmup')} calls, {timed}; latency is one "
                    "`backend.infer` call (uint8 frames in and out, copies included)")
-    enc = next((r.get("encoder") for r in report["e2e"] if r.get("encoder")), None)
-    if enc:
+    encs = [(r["variant"], r["encoder"]) for r in report["e2e"] if r.get("encoder")]
+    if encs:
+        enc = encs[0][1]
+        presets = {e.get("preset") for _, e in encs}
+        preset = enc.get("preset") if len(presets) == 1 else \
+            ", ".join(f"{e.get('preset')} ({v})" for v, e in encs)
         out.append(f"- End-to-end settings: batch {(cfg.get('batches') or [1])[0]}, smoother "
                    f"{'on' if cfg.get('smooth', True) else 'off'}, encoder {enc.get('codec')} (crf "
-                   f"{enc.get('crf')}, preset {enc.get('preset')})")
+                   f"{enc.get('crf')}, preset {preset})")
     out.append("")
     if any(r["status"] == "ok" for r in report["engine"]):
         out += ["**Engine only** (synthetic frames):", "", *engine_markdown(report), ""]

@@ -3,6 +3,7 @@ one JSON-ready dict. A backend that cannot run is a row with its reason, never a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import sys
@@ -17,7 +18,7 @@ from ..errors import InputError
 from ..io.video import EncodeOptions
 from ..models import ModelInfo, resolve_model
 from ..stages import make_smoother
-from .config import BenchConfig
+from .config import BenchConfig, Variant
 from .e2e import run_e2e
 from .engine import error_reason, failed_case, run_engine
 from .interleave import run_e2e_rounds, run_engine_rounds
@@ -72,9 +73,17 @@ def model_section(model: ModelInfo) -> dict[str, Any]:
             "parameters": meta.get("parameters"), "manifest": meta}
 
 
+def variant_list(cfg: BenchConfig) -> list[Variant]:
+    """What the run measures: ``cfg.variants``, else every backend x precision."""
+    if cfg.variants:
+        return list(cfg.variants)
+    return [Variant(f"{b}/{p}", b, p) for b in cfg.backends or default_backends() for p in cfg.precisions]
+
+
 def _e2e_row(backend: Backend, variant: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
     try:
-        opts = EncodeOptions(preset=cfg.preset) if cfg.preset else None
+        preset = variant.get("preset") or cfg.preset
+        opts = EncodeOptions(preset=preset) if preset else None
         res = run_e2e(backend, cfg.e2e_input(), cfg.frames, cfg.batches[0], cfg.smooth, cfg.smooth_strength,
                       make_smoother, opts=opts, warmup=cfg.warmup, device_frames=cfg.device_frames)
         return {**variant, "status": "ok", "reason": None, **res}
@@ -91,10 +100,13 @@ def _not_run(variant: dict[str, Any], cfg: BenchConfig, status: str, reason: str
     return engine, e2e
 
 
-def start_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
+def start_variant(spec: Variant, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
                   has_gpu: bool) -> tuple[dict[str, Any], Backend | None, list, list]:
     """(variant summary, the activated backend or None, engine and e2e rows if it did not start)."""
-    variant = {"variant": f"{name}/{precision}", "backend": name, "precision": precision, "device": None}
+    name, precision = spec.backend, spec.precision
+    variant: dict[str, Any] = {"variant": spec.name, "backend": name, "precision": precision, "device": None}
+    if spec.named:  # its own model or preset: recorded on every row
+        variant.update(model=model.name if spec.model else None, model_path=spec.model, preset=spec.preset)
     need = gpu_required(name, precision)
     reason = unsupported(name, precision) or (f"no GPU visible ({need})" if need and not has_gpu else None)
     if reason:
@@ -111,6 +123,8 @@ def start_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig,
         summary = {**variant, "status": "failed", "reason": reason}
         return summary, None, *_not_run(variant, cfg, "failed", reason)
     activate_s = round(time.perf_counter() - t0, 3)
+    if name == "auto":  # what derain's --backend auto chose here
+        variant.update(backend=backend.name, backend_requested="auto")
     variant.update(device=str(backend.device), **precision_used(backend))
     log.info("benchmarking %s (activated in %.2fs)", backend.describe(), activate_s)
     return {**variant, "status": "ok", "reason": None, "describe": backend.describe(),
@@ -120,17 +134,18 @@ def start_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig,
 def _variant_dict(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("variant", "backend", "precision", "device", "precision_used", "precision_psnr_db",
             "loaded_from_cache")
-    return {k: summary.get(k) for k in keys}
+    extra = ("backend_requested", "model", "model_path", "preset")  # named variants only
+    return {k: summary.get(k) for k in keys} | {k: summary[k] for k in extra if k in summary}
 
 
 def _plan(cfg: BenchConfig) -> LoopPlan:
     return LoopPlan(cfg.warmup, cfg.iters, cfg.budget_s, cfg.min_iters, cfg.max_iters)
 
 
-def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
+def bench_variant(spec: Variant, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
                   has_gpu: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(variant summary, engine rows, e2e rows) for one backend x precision."""
-    summary, backend, engine, e2e = start_variant(name, precision, model, cfg, factory, has_gpu)
+    """(variant summary, engine rows, e2e rows) for one variant."""
+    summary, backend, engine, e2e = start_variant(spec, model, cfg, factory, has_gpu)
     if backend is None:
         return summary, engine, e2e
     try:
@@ -143,19 +158,18 @@ def bench_variant(name: str, precision: str, model: ModelInfo, cfg: BenchConfig,
     return summary, engine, e2e
 
 
-def bench_rounds(model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
+def bench_rounds(models: Callable[[Variant], ModelInfo], cfg: BenchConfig, factory: BackendFactory,
                  has_gpu: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(variants, engine rows, e2e rows) with every variant active at once and its cases
     taken in turn, ``cfg.rounds`` times (:mod:`.interleave`)."""
     variants, engine, e2e, active = [], [], [], []
     try:
-        for name in cfg.backends or default_backends():
-            for precision in cfg.precisions:
-                summary, backend, rows, runs = start_variant(name, precision, model, cfg, factory, has_gpu)
-                variants.append(summary)
-                engine, e2e = engine + rows, e2e + runs
-                if backend is not None:
-                    active.append((backend, _variant_dict(summary)))
+        for spec in variant_list(cfg):
+            summary, backend, rows, runs = start_variant(spec, models(spec), cfg, factory, has_gpu)
+            variants.append(summary)
+            engine, e2e = engine + rows, e2e + runs
+            if backend is not None:
+                active.append((backend, _variant_dict(summary)))
         if cfg.run_engine:
             engine += run_engine_rounds(active, cfg.resolutions, cfg.batches, _plan(cfg), cfg.rounds,
                                         cfg.seed)
@@ -203,15 +217,18 @@ def _run_bench(cfg: BenchConfig, factory: BackendFactory) -> dict[str, Any]:
     machine = machine_info()
     model = resolve_model(cfg.model)
     has_gpu = gpu_visible()
+
+    def models(spec: Variant) -> ModelInfo:
+        return resolve_model(spec.model) if spec.model else model
+
     variants, engine, e2e = [], [], []
     if cfg.rounds > 1:
-        variants, engine, e2e = bench_rounds(model, cfg, factory, has_gpu)
-    for name in (cfg.backends or default_backends()) if cfg.rounds == 1 else ():
-        for precision in cfg.precisions:
-            summary, rows, runs = bench_variant(name, precision, model, cfg, factory, has_gpu)
-            variants.append(summary)
-            engine += rows
-            e2e += runs
+        variants, engine, e2e = bench_rounds(models, cfg, factory, has_gpu)
+    for spec in variant_list(cfg) if cfg.rounds == 1 else ():
+        summary, rows, runs = bench_variant(spec, models(spec), cfg, factory, has_gpu)
+        variants.append(summary)
+        engine += rows
+        e2e += runs
     baseline = next((v["variant"] for v in variants if v["status"] == "ok"), None)
     add_ratios(engine, lambda r: (r["width"], r["height"], r["batch"]), lambda r: r.get("fps"), baseline)
     add_ratios(e2e, lambda r: 0, lambda r: (r.get("pipeline") or {}).get("fps"), baseline)
@@ -233,4 +250,4 @@ def _config_dict(cfg: BenchConfig, has_gpu: bool) -> dict[str, Any]:
             "input": str(cfg.e2e_input()) if cfg.run_e2e else None, "frames": cfg.frames,
             "smooth": cfg.smooth, "smooth_strength": cfg.smooth_strength, "device_frames": cfg.device_frames,
             "threads": cfg.threads, "preset": cfg.preset, "rounds": cfg.rounds,
-            "gpu_visible": has_gpu}
+            "variants": [dataclasses.asdict(v) for v in cfg.variants], "gpu_visible": has_gpu}

@@ -12,7 +12,7 @@ import typer
 
 from ..backends import BACKENDS
 from ..bench import BenchConfig, parse_resolution, run_bench
-from ..bench.config import DEFAULT_RESOLUTIONS
+from ..bench.config import DEFAULT_RESOLUTIONS, parse_variant
 from ..errors import ConfigError, InputError
 from ..smooth.core import DEFAULT_STRENGTH
 from .common import app, handle_errors
@@ -48,6 +48,11 @@ def bench_cmd(
         help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can)."),
     preset: Optional[str] = typer.Option(None, help="e2e: encoder preset (default: derain's, x264 "
                                          "veryfast)."),
+    variant: Optional[list[str]] = typer.Option(
+        None, "--variant", help="NAME=BACKEND/PRECISION[,preset=P][,model=M], repeatable: measure these "
+        "instead of --backend x -p, each with its own model and e2e preset (backend auto: derain's choice), "
+        "e.g. v1=onnxruntime/fp32,preset=medium,model=v1.onnx and default=auto/auto; the first is the "
+        "baseline."),
     rounds: int = typer.Option(1, min=1, help="Take the variants in turn this many times, all active at "
                                "once (fairer ratios on a shared machine; e2e keeps each one's best round)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
@@ -82,6 +87,8 @@ def bench_cmd(
         _outputs(reports, markdown, chart)
         return
 
+    if variant and (backend or precision):
+        raise ConfigError("--variant names its own backend and precision; leave out --backend and -p")
     unknown = [b for b in backend or () if b not in BACKENDS or b == "auto"]
     if unknown:
         raise ConfigError(f"unknown backend {unknown[0]!r}; choose from "
@@ -93,7 +100,7 @@ def bench_cmd(
         precisions=tuple(precision) if precision else ("fp32",), model=model, warmup=warmup, iters=iters,
         budget_s=budget, input=input, frames=frames, smooth=smooth, smooth_strength=smooth_strength,
         threads=threads, device_frames=device_frames, preset=preset,
-        rounds=rounds)
+        rounds=rounds, variants=tuple(parse_variant(v) for v in variant or ()))
     report = run_bench(cfg)
     report["command"] = shlex.join(["stream-derain", *sys.argv[1:]]) if "bench" in sys.argv[1:] else None
     console.print(rich_report(report))
