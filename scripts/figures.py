@@ -1,12 +1,13 @@
-"""Pictures for docs/derainer_v2.md, rendered locally from ../shared/data.
+"""Pictures for docs/derainer_v2.md and v3.md, rendered locally from ../shared/data.
 
     python scripts/figures.py synth  --out runs/figures/synth_v2.jpg
-    python scripts/figures.py compare --model engines/derain-student.onnx --old v1.onnx \
-        --out runs/figures/real_v1_v2.jpg
+    python scripts/figures.py compare --column v1=runs/v1/derain-student.onnx \
+        --column v2=runs/v2/exp/derain-student.onnx --column v3=engines/derain-student.onnx \
+        --out runs/figures/real_v1_v2_v3.jpg
 
 ``synth``: rows of v2 synthetic samples (procedural, photometric, compressed,
 rain-free) beside real rainy frames (``real_rain``, ``real_video``). ``compare``:
-real rainy frames through two models side by side. The pictures are derived from
+real rainy frames through several models side by side. The pictures are derived from
 the research data, so they stay under runs/ (git-ignored) and are never committed.
 """
 
@@ -64,10 +65,11 @@ def synth_grid(out: Path) -> None:
     images.write_rgb(out, np.vstack(rows))
 
 
-def compare(model: Path, old: Path, out: Path) -> None:
+def compare(models: list[tuple[str, Path]], out: Path) -> None:
+    """Real rainy frames (rows) through each (label, ONNX) model (columns)."""
     frames = real_frames()
     columns = [[tile(f, f"input: {label}") for label, f in frames]]
-    for name, path in (("v1", old), ("v2", model)):
+    for name, path in models:
         with create_backend("onnxruntime", model_from_path(path, 4)) as be:
             columns.append([tile(be.infer(f[None])[0], name) for _, f in frames])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,10 +80,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["synth", "compare"])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--model", type=Path, default=Path("engines/derain-student.onnx"))
-    ap.add_argument("--old", type=Path)
+    ap.add_argument("--column", action="append", default=[], metavar="LABEL=ONNX",
+                    help="compare: one column per model, e.g. --column v2=runs/v2/exp/derain-student.onnx")
     args = ap.parse_args()
-    synth_grid(args.out) if args.what == "synth" else compare(args.model, args.old, args.out)
+    if args.what == "synth":
+        synth_grid(args.out)
+        return
+    columns = [c.split("=", 1) for c in args.column] or [["shipped", "engines/derain-student.onnx"]]
+    compare([(label, Path(path)) for label, path in columns], args.out)
 
 
 if __name__ == "__main__":
