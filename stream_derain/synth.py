@@ -8,6 +8,9 @@ layers of two kinds:
 - photometric: crops of Garg and Nayar's rendered streak layers
   (:class:`StreakBank`, white streaks on black), randomly scaled, rotated, blurred
   along the fall and dimmed, one per depth.
+- dense (v3, in a share of training samples): a sheet of fine, overlapping streaks
+  rendered as public synthetic sets render rain (:func:`dense_sheet`), which covers
+  most pixels and so brightens the whole frame by part of its peak.
 
 Rain only adds light: streaks are added (clipped) or screen-blended, never
 multiplied. A minority of samples get a mild veil (atmospheric scattering:
@@ -71,10 +74,10 @@ def sample_params(rng: np.random.Generator, heavy: float | None = None,
     rendered streak layers, alone (half of those) or with the procedural ones. The
     veil is in 25% of samples only, and mild (real heavy rain lowers contrast a
     little, it does not fog the scene). A ``dense_share`` of samples (v3; 0 in v2)
-    also get a :func:`dense_sheet`; with
-    ``dense_haze`` > 0, half of those sheets are defocused into a haze (blur sigma
-    3-8 px) up to ``dense_haze`` brighter: the smooth additive brightening of
-    dense rain far away, always over the sharp streaks of the other layers."""
+    also get a :func:`dense_sheet`; with ``dense_haze`` > 0, half of those sheets are
+    defocused into a haze (blur sigma 3-8 px) up to ``dense_haze`` brighter: the
+    smooth additive brightening of dense rain far away, always over the sharp
+    streaks of the other layers."""
     h = rng.uniform(0, 1) if heavy is None else heavy
     use_photo = photometric and rng.uniform() < 0.6
     p = RainParams(
