@@ -93,8 +93,8 @@ def test_four_clips_frames_and_timestamps(batch):
     jobs, result = batch
     assert [f.status for f in result.files] == ["done"] * 4, result.as_dict()
     for (inp, out), f in zip(jobs, result.files):
-        assert same_timeline(inp, out), out
-        assert f.frames == len(video_pts(inp)) and f.attempts == 1 and f.pid > 0 and f.node
+        assert same_timeline(inp, out), (out, video_pts(inp), video_pts(out))
+        assert f.frames == len(video_pts(inp)) and f.attempts == 1 and f.pid > 0 and f.node, f
     assert not [p for p in jobs[0][1].parent.iterdir() if p.name.startswith(".")]  # no temporaries left
     assert result.ok and result.frames == sum(f.frames for f in result.files)
     json.dumps(result.as_dict())
