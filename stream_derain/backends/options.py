@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Union
 
 from ..errors import ConfigError
@@ -58,25 +58,28 @@ class Torch:
 
 
 @dataclass(frozen=True)
-class ORT:
-    """ONNX Runtime: intra-op threads (0: the config's ``threads``, else all cores)."""
+class _Threads:
+    """A CPU backend whose one option is its thread count (0: the config's ``threads``)."""
 
-    name: ClassVar[str] = "onnxruntime"
+    name: ClassVar[str]
     threads: int = 0
 
     def __post_init__(self) -> None:
-        _at_least(self.threads, 0, "onnxruntime threads")
+        _at_least(self.threads, 0, f"{self.name} threads")
 
 
 @dataclass(frozen=True)
-class OV:
+class ORT(_Threads):
+    """ONNX Runtime: intra-op threads (0: the config's ``threads``, else all cores)."""
+
+    name: ClassVar[str] = "onnxruntime"
+
+
+@dataclass(frozen=True)
+class OV(_Threads):
     """OpenVINO: inference threads (0: the config's ``threads``, else OpenVINO's choice)."""
 
     name: ClassVar[str] = "openvino"
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        _at_least(self.threads, 0, "openvino threads")
 
 
 BackendOptions = Union[TRT, Torch, ORT, OV]
@@ -91,8 +94,8 @@ def options_for(name: str, given: Iterable[BackendOptions] = (), threads: int = 
     if len(set(names)) != len(names):
         raise ConfigError(f"options given twice for one backend: {', '.join(names)}")
     opts = next((o for o in given if o.name == name), None) or DEFAULTS[name]()
-    if isinstance(opts, (ORT, OV)) and not opts.threads and threads:
-        opts = type(opts)(threads=threads)
+    if isinstance(opts, _Threads) and not opts.threads and threads:
+        opts = replace(opts, threads=threads)
     return opts
 
 

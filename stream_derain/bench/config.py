@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.options import parse_size
 from ..errors import ConfigError
 from ..smooth.core import DEFAULT_STRENGTH
 
@@ -148,10 +149,5 @@ def parse_resolution(text: str) -> tuple[int, int]:
     key = text.strip().lower()
     if key in named:
         return named[key]
-    try:
-        w, h = (int(v) for v in key.split("x"))
-    except ValueError:
-        raise ConfigError(f"bad resolution {text!r}: expected WIDTHxHEIGHT, e.g. 640x360") from None
-    if w < 1 or h < 1:
-        raise ConfigError(f"bad resolution {text!r}: sizes must be positive")
+    h, w = parse_size(text)
     return w, h
