@@ -49,12 +49,13 @@ def export_cmd(
     scores: Optional[Path] = typer.Option(None, help="`stream-derain eval --json` output of this model: "
                                           "its dev-set means go into the manifest."),
 ) -> None:
-    """Export a checkpoint to ONNX (FP32 + FP16), check both against torch, update the manifest."""
+    """Export a student (or grown teacher) checkpoint to ONNX (FP32 + FP16), check both against
+    torch, update the manifest."""
     require("torch", "train")
     from ..model.export import export_model
-    from ..train.supervised import load_student
+    from ..train.supervised import load_derainer
 
-    model, ckpt = load_student(checkpoint)
+    model, ckpt = load_derainer(checkpoint)
     extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"]}
     if scores is not None:
         extra["dev_scores"] = dev_scores(scores)

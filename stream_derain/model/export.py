@@ -20,15 +20,19 @@ import torch
 
 from ..errors import ModelError
 from ..models import MANIFEST, sha256
+from .grown_teacher import GrownTeacher, teacher_config_dict
 from .student import DerainStudent, count_macs_per_pixel, count_parameters, student_config_dict
 
 log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def export_onnx(model: DerainStudent, path: Path) -> None:
+Derainer = DerainStudent | GrownTeacher
+
+
+def export_onnx(model: Derainer, path: Path) -> None:
     model = model.eval().float().cpu()
-    s = model.cfg.scale
+    s = model.multiple
     dummy = torch.rand(1, 3, 16 * s, 24 * s)
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
@@ -47,13 +51,13 @@ def to_fp16(src: Path, dst: Path) -> None:
     onnx.save(m, str(dst))
 
 
-def check_against_torch(model: DerainStudent, path: Path, fp16: bool = False, seed: int = 0) -> float:
+def check_against_torch(model: Derainer, path: Path, fp16: bool = False, seed: int = 0) -> float:
     """PSNR (dB) of ONNX Runtime's output against torch's on a random odd-batch input.
     Raises ModelError when it is below 60 dB (FP32) or 40 dB (FP16)."""
     import onnxruntime as ort
 
     g = torch.Generator().manual_seed(seed)
-    s = model.cfg.scale
+    s = model.multiple
     x = torch.rand(2, 3, 18 * s, 31 * s, generator=g)
     with torch.no_grad():
         ref = model.eval().float()(x).numpy()
@@ -68,7 +72,7 @@ def check_against_torch(model: DerainStudent, path: Path, fp16: bool = False, se
     return psnr
 
 
-def export_model(model: DerainStudent, out_dir: Path, name: str, version: str,
+def export_model(model: Derainer, out_dir: Path, name: str, version: str,
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``name.onnx`` and ``name.fp16.onnx``, check both, update the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -79,8 +83,9 @@ def export_model(model: DerainStudent, out_dir: Path, name: str, version: str,
     psnr16 = check_against_torch(model, fp16, fp16=True)
     log.info("exported %s: ORT vs torch %.1f dB (fp32), %.1f dB (fp16)", name, psnr32, psnr16)
     entry = {
-        "version": version, "arch": type(model).__name__, "student": student_config_dict(model),
-        "multiple": model.cfg.scale, "input": "input", "output": "output",
+        "version": version, "arch": type(model).__name__, "multiple": model.multiple,
+        **({"teacher": teacher_config_dict(model)} if isinstance(model, GrownTeacher)
+           else {"student": student_config_dict(model)}), "input": "input", "output": "output",
         "normalisation": "RGB float in [0, 1], Nx3xHxW; fp16 file takes and returns float16",
         "macs_per_pixel": round(count_macs_per_pixel(model), 1), "parameters": count_parameters(model),
         "files": {"fp32": {"file": fp32.name, "sha256": sha256(fp32)},

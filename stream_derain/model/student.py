@@ -110,6 +110,11 @@ class DerainStudent(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
+    @property
+    def multiple(self) -> int:
+        """Input H and W must be multiples of this."""
+        return self.cfg.scale
+
     def rain_features(self, x: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW -> BxCx(H/s)x(W/s): the rain branch's last features (distillation taps them)."""
         return self.rain_body(F.relu(self.rain_stem(self.unshuffle(x))))

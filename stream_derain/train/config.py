@@ -73,6 +73,24 @@ class TrainConfig(StageConfig):
     detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
     bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)
     student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig
+    # "student", or "grown_teacher": the student (started from ``init``) grown by a refiner
+    # (model.grown_teacher) with ``refiner``'s overrides of RefinerConfig: distillation's teacher
+    model: str = "student"
+    refiner: dict[str, int] = field(default_factory=dict)
+    # distillation (train.teacher_targets): a grown teacher's checkpoint ("" = none); its
+    # outputs on the real rainy frames of ``real_dirs`` take ``real_share`` of the batches
+    teacher: str = ""
+    real_dirs: tuple[str, ...] = tuple(str(DATA_ROOT / d) for d in ("real_rain", "real_video/ra1",
+                                                                     "real_video/rb2"))
+    real_share: float = 0.25
+    real_holdout: float = 0.2  # the last share of every real folder is never trained on
+    real_max_side: int = 640  # real frames are box-resized to at most this long side
+
+    def __post_init__(self) -> None:
+        if self.model not in ("student", "grown_teacher"):
+            raise ConfigError(f"model must be 'student' or 'grown_teacher', got {self.model!r}")
+        if self.refiner and self.model != "grown_teacher":
+            raise ConfigError("refiner overrides are for model 'grown_teacher'")
 
 
 def _coerce(cls: type, data: dict[str, Any]) -> Any:

@@ -84,13 +84,20 @@ def drop_overlaps(images: list[np.ndarray], exclude_dirs: Iterable[str | Path]) 
     return kept
 
 
+def resize_area(img: np.ndarray, w: int, h: int) -> np.ndarray:
+    """HxWxC box resize to h x w x C, any C (OpenCV's area filter takes at most 4 channels)."""
+    if img.shape[2] <= 4:
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    return np.concatenate([cv2.resize(img[..., c:c + 3], (w, h), interpolation=cv2.INTER_AREA)
+                           for c in range(0, img.shape[2], 3)], axis=2)
+
+
 def random_crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A size x size crop at a random scale in [0.6, 1] of the source, randomly flipped."""
+    """A size x size crop at a random scale in [0.6, 1] of the HxWxC source, randomly flipped."""
     h, w = img.shape[:2]
     scale = rng.uniform(max(0.6, size / min(h, w)), 1.0)
     if scale < 1.0:
-        img = cv2.resize(img, (max(size, round(w * scale)), max(size, round(h * scale))),
-                         interpolation=cv2.INTER_AREA)
+        img = resize_area(img, max(size, round(w * scale)), max(size, round(h * scale)))
         h, w = img.shape[:2]
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
     crop = img[y:y + size, x:x + size]

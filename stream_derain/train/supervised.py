@@ -7,7 +7,10 @@ horizontal and vertical differences to the background's, so that smearing
 texture (or inventing it) costs as much as a wrong grey level ("detail loss", v2;
 w_d = 0 is v1's loss). Pairs come from
 :func:`~stream_derain.synth.rain_pair`: procedural and (v2) photometric streaks, a
-share JPEG-compressed, and a share of every batch rain-free (target = input).
+share JPEG-compressed, and a share of every batch rain-free (target = input). With a
+``teacher`` (distillation, :mod:`.teacher_targets`), a share of the pairs are real
+rainy crops with the teacher's output as the target; ``model = "grown_teacher"``
+trains that teacher instead of a student (:mod:`stream_derain.model.grown_teacher`).
 Runs :func:`.loop.run_loop` (resumes from ``out_dir/last.pt`` when it exists);
 channels-last and optional bf16 autocast on the CPU.
 """
@@ -22,15 +25,19 @@ import torch
 import torch.nn.functional as F
 
 from .. import synth
+from ..model.grown_teacher import GrownTeacher, build_teacher, teacher_config_dict
 from ..model.student import DerainStudent, build_student, student_config_dict
 from . import loop
 from .checkpoint import load_weights, read_checkpoint
 from .config import DATA_ROOT, TrainConfig
 from .data import batch_arrays, drop_overlaps, load_folders, rain_free_every, synthetic_pairs
 from .losses import gradients
+from .teacher_targets import mixed, real_crops, teacher_pairs
 
 log = logging.getLogger(__name__)
 ARCH = "DerainStudent"
+TEACHER_ARCH = "GrownTeacher"
+Derainer = DerainStudent | GrownTeacher  # both: forward_all(I) -> (O, R, D)
 
 
 def load_student(path: Path) -> tuple[DerainStudent, dict]:
@@ -39,6 +46,25 @@ def load_student(path: Path) -> tuple[DerainStudent, dict]:
     model = build_student(**ckpt["model_cfg"])
     load_weights(ckpt, model, ARCH, student_config_dict(model), path)
     return model, ckpt
+
+
+def load_derainer(path: Path) -> tuple[Derainer, dict]:
+    """The student or grown teacher a checkpoint holds, and the checkpoint."""
+    ckpt = read_checkpoint(path)
+    if ckpt.get("arch") != TEACHER_ARCH:
+        return load_student(path)
+    model = build_teacher(ckpt["model_cfg"]["student"], ckpt["model_cfg"]["refiner"])
+    load_weights(ckpt, model, TEACHER_ARCH, teacher_config_dict(model), path)
+    return model, ckpt
+
+
+def build_model(cfg: TrainConfig) -> tuple[Derainer, str, dict]:
+    """The model ``cfg`` trains, its arch name and its hyperparameters (for checkpoints)."""
+    if cfg.model == "grown_teacher":
+        teacher = build_teacher(cfg.student, cfg.refiner)
+        return teacher, TEACHER_ARCH, teacher_config_dict(teacher)
+    student = build_student(**cfg.student)
+    return student, ARCH, student_config_dict(student)
 
 
 def init_from(model: DerainStudent, path: Path) -> None:
@@ -68,7 +94,7 @@ def detail_loss(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(ox, cx) + F.l1_loss(oy, cy)
 
 
-def supervised_loss(model: DerainStudent, rainy: torch.Tensor, clean: torch.Tensor,
+def supervised_loss(model: Derainer, rainy: torch.Tensor, clean: torch.Tensor,
                     rain_weight: float, detail_weight: float = 0.0) -> torch.Tensor:
     out, rain, _ = model.forward_all(rainy)
     out, rain = out.float(), rain.float()
@@ -87,8 +113,14 @@ def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
     recipe = synth.PairRecipe(heavy_fraction=cfg.heavy_fraction, compress_fraction=cfg.compress_fraction,
                               faint_fraction=cfg.faint_fraction, dense_share=cfg.dense_share,
                               dense_haze=cfg.dense_haze)
-    return synthetic_pairs(backgrounds, cfg.crop, rng, recipe, bank,
-                           rain_free_every(cfg.rain_free_fraction, cfg.batch_size))
+    pairs = synthetic_pairs(backgrounds, cfg.crop, rng, recipe, bank,
+                            rain_free_every(cfg.rain_free_fraction, cfg.batch_size))
+    if not cfg.teacher:
+        return pairs
+    teacher, _ = load_derainer(Path(cfg.teacher))
+    real = teacher_pairs(teacher, teacher.multiple, cfg.real_dirs, cfg.real_holdout, cfg.real_max_side,
+                         cfg.crop)
+    return mixed(pairs, real_crops(real, cfg.crop, rng), cfg.real_share, rng)
 
 
 def train_supervised(cfg: TrainConfig) -> Path:
@@ -96,10 +128,11 @@ def train_supervised(cfg: TrainConfig) -> Path:
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
     log.info("device %s, bf16 autocast %s", device, cfg.bf16)
-    model = build_student(**cfg.student).to(device).to(memory_format=torch.channels_last)
-    if cfg.init and not loop.resumes(cfg):
-        init_from(model, Path(cfg.init))
-    run = loop.open_run(cfg, ARCH, model, student_config_dict(model))
+    model, arch, model_cfg = build_model(cfg)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    if cfg.init and not loop.resumes(cfg):  # a grown teacher starts from its student's weights
+        init_from(model.student if isinstance(model, GrownTeacher) else model, Path(cfg.init))
+    run = loop.open_run(cfg, arch, model, model_cfg)
     pairs = _pair_stream(cfg, run.rng)
 
     def batch() -> list[torch.Tensor]:
