@@ -77,6 +77,7 @@ class TrainConfig(StageConfig):
     # (model.grown_teacher) with ``refiner``'s overrides of RefinerConfig: distillation's teacher
     model: str = "student"
     refiner: dict[str, int] = field(default_factory=dict)
+    freeze_student: bool = False  # grown_teacher: train the refiner only (the student stays as ``init``)
     # distillation (train.teacher_targets): a grown teacher's checkpoint ("" = none); its
     # outputs on the real rainy frames of ``real_dirs`` take ``real_share`` of the batches
     teacher: str = ""
@@ -89,8 +90,8 @@ class TrainConfig(StageConfig):
     def __post_init__(self) -> None:
         if self.model not in ("student", "grown_teacher"):
             raise ConfigError(f"model must be 'student' or 'grown_teacher', got {self.model!r}")
-        if self.refiner and self.model != "grown_teacher":
-            raise ConfigError("refiner overrides are for model 'grown_teacher'")
+        if (self.refiner or self.freeze_student) and self.model != "grown_teacher":
+            raise ConfigError("refiner and freeze_student are for model 'grown_teacher'")
 
 
 def _coerce(cls: type, data: dict[str, Any]) -> Any:

@@ -132,6 +132,8 @@ def train_supervised(cfg: TrainConfig) -> Path:
     model = model.to(device).to(memory_format=torch.channels_last)
     if cfg.init and not loop.resumes(cfg):  # a grown teacher starts from its student's weights
         init_from(model.student if isinstance(model, GrownTeacher) else model, Path(cfg.init))
+    if cfg.freeze_student:  # AdamW skips parameters that get no gradient
+        model.student.requires_grad_(False)
     run = loop.open_run(cfg, arch, model, model_cfg)
     pairs = _pair_stream(cfg, run.rng)
 

@@ -77,7 +77,7 @@ def test_crops_stay_aligned_and_the_mix_follows_its_share():
     assert fit_side(img, 100) is img
 
 
-def test_teacher_then_distilled_student_train_and_export(tmp_path):
+def test_frozen_grown_teacher_then_distilled_student(tmp_path):
     clean = write_images(tmp_path / "clean", 4)
     real = write_images(tmp_path / "real", 5, size=(80, 60), seed=1)
     base = {"clean_dirs": [str(clean)], "exclude_like": [], "batch_size": 4, "crop": 32, "warmup": 2,
@@ -88,13 +88,23 @@ def test_teacher_then_distilled_student_train_and_export(tmp_path):
         path.write_text(json.dumps({**base, "out_dir": str(tmp_path / name), **kw}))
         return load_config(path)
 
-    teacher = train_supervised(cfg("teacher", model="grown_teacher", refiner=REFINER))
-    assert read_checkpoint(teacher)["arch"] == TEACHER_ARCH
+    base_student = train_supervised(cfg("base"))
+    teacher = train_supervised(cfg("teacher", model="grown_teacher", refiner=REFINER, init=str(base_student),
+                                   freeze_student=True))
+    ckpt = read_checkpoint(teacher)
+    assert ckpt["arch"] == TEACHER_ARCH
+    start = read_checkpoint(base_student)["model"]
+    for k, v in start.items():  # frozen: the teacher's student is still the one it grew from
+        assert torch.equal(ckpt["model"][f"student.{k}"], v), k
+    head = ckpt["model"]["refiner.head.weight"]
+    assert head.abs().sum() > 0  # while the refiner (zero at step 0) was trained
     model, _ = load_derainer(teacher)
     assert model.multiple == 4
     student = train_supervised(cfg("student", teacher=str(teacher), real_dirs=[str(real)], real_share=0.5))
     assert read_checkpoint(student)["step"] == 4
     with pytest.raises(ConfigError, match="grown_teacher"):
         cfg("bad", refiner=REFINER)
+    with pytest.raises(ConfigError, match="grown_teacher"):
+        cfg("bad1", freeze_student=True)
     with pytest.raises(ConfigError, match="model must be"):
         cfg("bad2", model="giant")
