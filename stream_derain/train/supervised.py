@@ -1,11 +1,11 @@
 """Supervised training: the student on synthetic rain over clean photos.
 
-Loss = L1(O, B) + w_r * L1(R, I - B) + w_d * L1(grad O, grad B): the output is
-pulled to the clean background B, the rain branch to the true rain layer (rainy
-minus clean, veil included), and the output's
-horizontal and vertical differences to the background's, so that smearing
-texture (or inventing it) costs as much as a wrong grey level ("detail loss", v2;
-w_d = 0 is v1's loss). Pairs come from
+Loss = L1(O, B) + w_r * L1(R, I - B) + w_d * L1(grad O, grad B) + w_l * L1(pool8 O,
+pool8 B): the output is pulled to the clean background B, the rain branch to the true
+rain layer (rainy minus clean, veil included), the output's horizontal and vertical
+differences to the background's, so that smearing texture (or inventing it) costs as
+much as a wrong grey level ("detail loss", v2; w_d = 0 is v1's loss), and (v4's
+"low-pass loss") its 8x8 means to the background's: brightness left over. Pairs come from
 :func:`~stream_derain.synth.rain_pair`: procedural and (v2) photometric streaks, a
 share JPEG-compressed, and a share of every batch rain-free (target = input). With a
 ``teacher`` (distillation, :mod:`.teacher_targets`), a share of the pairs are real
@@ -94,13 +94,21 @@ def detail_loss(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(ox, cx) + F.l1_loss(oy, cy)
 
 
-def supervised_loss(model: Derainer, rainy: torch.Tensor, clean: torch.Tensor,
-                    rain_weight: float, detail_weight: float = 0.0) -> torch.Tensor:
+def lowpass_loss(out: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """L1 between the 8x8 means of output and background: brightness left over (or taken
+    away) in a region costs the same whether or not it follows the streaks."""
+    return F.l1_loss(F.avg_pool2d(out, 8), F.avg_pool2d(clean, 8))
+
+
+def supervised_loss(model: Derainer, rainy: torch.Tensor, clean: torch.Tensor, rain_weight: float,
+                    detail_weight: float = 0.0, lowpass_weight: float = 0.0) -> torch.Tensor:
     out, rain, _ = model.forward_all(rainy)
     out, rain = out.float(), rain.float()
     loss = F.l1_loss(out, clean) + rain_weight * F.l1_loss(rain, rainy - clean)
     if detail_weight:
         loss = loss + detail_weight * detail_loss(out, clean)
+    if lowpass_weight:
+        loss = loss + lowpass_weight * lowpass_loss(out, clean)
     return loss
 
 
@@ -144,7 +152,8 @@ def train_supervised(cfg: TrainConfig) -> Path:
     def loss_fn(b: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         rainy, clean = b
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = supervised_loss(model, rainy, clean, cfg.rain_loss_weight, cfg.detail_loss_weight)
+            loss = supervised_loss(model, rainy, clean, cfg.rain_loss_weight, cfg.detail_loss_weight,
+                                   cfg.lowpass_loss_weight)
         return loss, {}
 
     return loop.run_loop(run, batch, loss_fn)

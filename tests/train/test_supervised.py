@@ -187,6 +187,16 @@ def test_detail_loss_sees_smearing_that_l1_barely_sees():
     assert float(detail_loss(smeared, clean)) > 1.5 * float(torch.nn.functional.l1_loss(smeared, clean))
 
 
+def test_lowpass_loss_sees_a_brightness_residue_not_texture_noise():
+    from stream_derain.train.supervised import lowpass_loss
+
+    rng = np.random.default_rng(2)
+    clean = torch.from_numpy(rng.uniform(0, 1, (1, 3, 32, 32)).astype(np.float32))
+    checker = torch.from_numpy(np.indices((32, 32)).sum(0) % 2 * 2.0 - 1.0).float()  # zero-mean per 8x8
+    assert float(lowpass_loss(clean + 0.04 * checker, clean)) < 1e-6  # fine-scale error: not its business
+    assert float(lowpass_loss(clean + 0.04, clean)) == pytest.approx(0.04, rel=1e-4)  # a veil left over
+
+
 def test_init_from_an_exported_onnx_keeps_new_parts_fresh(tmp_path):
     pytest.importorskip("onnx")
     from stream_derain.model.export import export_onnx
