@@ -328,6 +328,8 @@ class PairRecipe:
     faint_fraction: float = 0.0  # share of faint, fine rain (dimmed x0.25-0.6, thinner), as on real video
     dense_share: float = 0.0  # share of rainy samples with a dense sheet of fine streaks (dense_sheet)
     dense_haze: float = 0.0  # > 0: half of those sheets defocused into a haze, up to this much brighter
+    strong_veil: float = 0.0  # share of the heavy samples under a strong veil (haze 0.15-0.35:
+    # transmission down to 0.5, as in public heavy-rain sets); 0 draws nothing (v3's stream)
 
 
 def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
@@ -339,6 +341,8 @@ def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = 
     p = sample_params(rng, heavy, bank is not None, recipe.dense_share, recipe.dense_haze)
     if rng.uniform() < recipe.faint_fraction:
         p = faint(p, float(rng.uniform(0.25, 0.6)))
+    if recipe.strong_veil > 0 and heavy >= 0.5 and rng.uniform() < recipe.strong_veil:
+        p = replace(p, haze=float(rng.uniform(0.15, 0.35)))
     rainy = clean if rain_free else add_rain(clean, rng, p, bank)
     if rng.uniform() < recipe.compress_fraction:
         q = int(rng.integers(recipe.quality[0], recipe.quality[1] + 1))

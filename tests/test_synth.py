@@ -68,6 +68,26 @@ def test_dense_share_draws_sheets_and_zero_keeps_v2s_stream():
     assert 0.25 < np.mean(shares) < 0.35
 
 
+def test_strong_veil_lowers_contrast_of_heavy_samples_and_zero_keeps_the_stream():
+    clean = textured(np.random.default_rng(1))
+
+    def pairs(recipe: synth.PairRecipe, n: int = 40) -> list[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(8)
+        return [synth.rain_pair(clean, rng, recipe) for _ in range(n)]
+
+    base = synth.PairRecipe(heavy_fraction=1.0, compress_fraction=0.0)
+    same = pairs(synth.PairRecipe(heavy_fraction=1.0, compress_fraction=0.0, strong_veil=0.0))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(pairs(base), same))
+    veiled = pairs(synth.PairRecipe(heavy_fraction=1.0, compress_fraction=0.0, strong_veil=1.0))
+
+    def gain(rainy: np.ndarray) -> float:  # rainy ~ gain * clean + offset on the streak-free pixels
+        dry = np.abs(rainy - clean).max(axis=2) < 0.5
+        return float(np.polyfit(clean[dry].ravel(), rainy[dry].ravel(), 1)[0])
+
+    assert np.median([gain(r) for r, _ in veiled]) < 0.85 < np.median([gain(r) for r, _ in same])
+    assert all((r >= c - 1e-6).mean() > 0.9 for r, c in veiled)  # a veil of light: it brightens
+
+
 def test_rain_free_pairs_are_rain_free_and_others_are_not(bank_dir):
     rng = np.random.default_rng(3)
     bank = synth.StreakBank(bank_dir)
