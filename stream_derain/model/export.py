@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-Derainer = DerainStudent | GrownTeacher
+Derainer = DerainStudent | GrownTeacher  # both: forward_all(I) -> (O, R, D), .multiple
 
 
 def export_onnx(model: Derainer, path: Path) -> None:

@@ -2,7 +2,7 @@
 
 A teacher with about 10x the student's compute, trained on the same synthetic pairs;
 its outputs on real rainy frames then become the distilled student's targets
-(:mod:`stream_derain.train.distill_student`). On this project's CPUs a teacher trained
+(:mod:`stream_derain.train.teacher_targets`). On this project's CPUs a teacher trained
 from scratch gets a few thousand steps, far fewer than the student has had, so the
 teacher is grown from a trained student instead: it holds the whole student and adds
 a refiner at 1/``scale`` (default 1/2) resolution on the input and the student's

@@ -19,6 +19,7 @@ from ..devsets import DATA_ROOT  # noqa: F401  (re-exported: the training stages
 from ..errors import ConfigError
 
 CLEAN_DIRS = tuple(str(DATA_ROOT / "clean" / d) for d in ("cbsd68", "kodak24", "mcmaster"))
+RAINY_DIRS = tuple(str(DATA_ROOT / d) for d in ("real_rain", "real_video/ra1", "real_video/rb2"))  # real rain
 DEV_CLEAN = tuple(str(DATA_ROOT / "pairs" / s / "clean") for s in ("sirr20", "heavy25"))
 
 
@@ -83,8 +84,7 @@ class TrainConfig(StageConfig):
     # distillation (train.teacher_targets): a grown teacher's checkpoint ("" = none); its
     # outputs on the real rainy frames of ``real_dirs`` take ``real_share`` of the batches
     teacher: str = ""
-    real_dirs: tuple[str, ...] = tuple(str(DATA_ROOT / d) for d in ("real_rain", "real_video/ra1",
-                                                                     "real_video/rb2"))
+    real_dirs: tuple[str, ...] = RAINY_DIRS
     real_share: float = 0.25
     real_holdout: float = 0.2  # the last share of every real folder is never trained on
     real_max_side: int = 640  # real frames are box-resized to at most this long side

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import synth
+from ..model.export import Derainer
 from ..model.grown_teacher import GrownTeacher, build_teacher, teacher_config_dict
 from ..model.student import DerainStudent, build_student, student_config_dict
 from . import loop
@@ -37,7 +38,6 @@ from .teacher_targets import mixed, real_crops, teacher_pairs
 log = logging.getLogger(__name__)
 ARCH = "DerainStudent"
 TEACHER_ARCH = "GrownTeacher"
-Derainer = DerainStudent | GrownTeacher  # both: forward_all(I) -> (O, R, D)
 
 
 def load_student(path: Path) -> tuple[DerainStudent, dict]:
@@ -126,8 +126,7 @@ def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
     if not cfg.teacher:
         return pairs
     teacher, _ = load_derainer(Path(cfg.teacher))
-    real = teacher_pairs(teacher, teacher.multiple, cfg.real_dirs, cfg.real_holdout, cfg.real_max_side,
-                         cfg.crop)
+    real = teacher_pairs(teacher, cfg.real_dirs, cfg.real_holdout, cfg.real_max_side, cfg.crop)
     return mixed(pairs, real_crops(real, cfg.crop, rng), cfg.real_share, rng)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..model.export import Derainer
 from .data import list_images, load_rgb, random_crop
 
 log = logging.getLogger(__name__)
@@ -48,16 +49,17 @@ def fit_side(img: np.ndarray, max_side: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def derain_frame(model: torch.nn.Module, img: np.ndarray, multiple: int) -> np.ndarray:
-    """HxWx3 float32 in [0, 1] through ``model`` (reflect-padded to ``multiple``): HxWx3."""
+def derain_frame(model: Derainer, img: np.ndarray) -> np.ndarray:
+    """HxWx3 float32 in [0, 1] through ``model`` (reflect-padded to its multiple): HxWx3."""
     h, w = img.shape[:2]
+    m = model.multiple
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
-    x = F.pad(x, (0, -w % multiple, 0, -h % multiple), mode="reflect")
+    x = F.pad(x, (0, -w % m, 0, -h % m), mode="reflect")
     return model(x)[0, :, :h, :w].numpy().transpose(1, 2, 0).copy()
 
 
-def teacher_pairs(model: torch.nn.Module, multiple: int, folders: Iterable[str | Path],
-                  holdout: float, max_side: int, min_side: int) -> list[np.ndarray]:
+def teacher_pairs(model: Derainer, folders: Iterable[str | Path], holdout: float, max_side: int,
+                  min_side: int) -> list[np.ndarray]:
     """HxWx6 float32 arrays (real frame, teacher output) of every training frame of the
     folders; undecodable files and frames smaller than ``min_side`` are skipped with a count."""
     model = model.eval().float().cpu()
@@ -71,7 +73,7 @@ def teacher_pairs(model: torch.nn.Module, multiple: int, folders: Iterable[str |
         if min(img.shape[:2]) < min_side:
             skipped += 1
             continue
-        pairs.append(np.concatenate([img, derain_frame(model, img, multiple)], axis=2))
+        pairs.append(np.concatenate([img, derain_frame(model, img)], axis=2))
     if skipped:
         log.warning("skipped %d real frame(s): undecodable or smaller than %d px", skipped, min_side)
     log.info("teacher targets on %d real rainy frames", len(pairs))

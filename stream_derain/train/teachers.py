@@ -30,7 +30,7 @@ from ..model.teachers import (
 )
 from . import loop
 from .checkpoint import check_arch, load_weights, read_checkpoint
-from .config import DATA_ROOT, StageConfig
+from .config import RAINY_DIRS, StageConfig
 from .transfer_data import (
     degraded_batch,
     label_neutral,
@@ -44,7 +44,6 @@ from .transfer_data import (
 log = logging.getLogger(__name__)
 RECOGNITION_ARCH = "RecognitionTeacher"
 RECONSTRUCTION_ARCH = "ReconstructionTeacher"
-RAINY_DIRS = tuple(str(DATA_ROOT / d) for d in ("real_rain", "real_video/ra1", "real_video/rb2"))
 
 
 @dataclass(frozen=True)

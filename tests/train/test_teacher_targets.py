@@ -48,7 +48,7 @@ def test_teacher_pairs_hold_the_teachers_output(tmp_path):
     (folder / "broken.png").write_bytes(b"not an image")
     teacher = build_teacher(SMALL, REFINER)
     torch.nn.init.normal_(teacher.refiner.head.weight, std=0.05)
-    pairs = teacher_pairs(teacher, teacher.multiple, [folder], holdout=0.0, max_side=64, min_side=16)
+    pairs = teacher_pairs(teacher, [folder], holdout=0.0, max_side=64, min_side=16)
     assert len(pairs) == 3  # the undecodable file skipped
     frame = pairs[0]
     assert frame.shape[2] == 6 and max(frame.shape[:2]) == 64  # box-resized to the long side
