@@ -20,14 +20,11 @@ import torch
 
 from ..errors import ModelError
 from ..models import MANIFEST, sha256
-from .grown_teacher import GrownTeacher, teacher_config_dict
-from .student import DerainStudent, count_macs_per_pixel, count_parameters, student_config_dict
+from .grown_teacher import Derainer, GrownTeacher, teacher_config_dict
+from .student import count_macs_per_pixel, count_parameters, student_config_dict
 
 log = logging.getLogger(__name__)
 OPSET = 17
-
-
-Derainer = DerainStudent | GrownTeacher  # both: forward_all(I) -> (O, R, D), .multiple
 
 
 def export_onnx(model: Derainer, path: Path) -> None:

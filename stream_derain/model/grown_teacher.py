@@ -78,6 +78,9 @@ class GrownTeacher(nn.Module):
         return self.forward_all(x)[0]
 
 
+Derainer = DerainStudent | GrownTeacher  # both: forward_all(I) -> (O, R, D) and .multiple
+
+
 def build_teacher(student: dict[str, int] | None = None,
                   refiner: dict[str, int] | None = None) -> GrownTeacher:
     """A grown teacher: a student with ``student`` overrides (none: the shipped

@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import synth
-from ..model.export import Derainer
-from ..model.grown_teacher import GrownTeacher, build_teacher, teacher_config_dict
+from ..model.grown_teacher import Derainer, GrownTeacher, build_teacher, teacher_config_dict
 from ..model.student import DerainStudent, build_student, student_config_dict
 from . import loop
 from .checkpoint import load_weights, read_checkpoint

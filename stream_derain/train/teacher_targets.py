@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..model.export import Derainer
+from ..model.grown_teacher import Derainer
 from .data import list_images, load_rgb, random_crop
 
 log = logging.getLogger(__name__)
