@@ -13,6 +13,15 @@ pixel. All tensors are float in [0, 1], RGB, BxCxHxW; H and W must be multiples 
   on (I, I - R + D) add a correction F, so that thin streaks and fine texture that the
   1/4-resolution body cannot place exactly are fixed where they are:
   output = clamp(I - R + D + F, 0, 1)
+- optional veil head (v4): the inverse of the atmospheric scattering model that heavy
+  rain follows (Li, Cheong and Tan 2019: I = T (B + R) + (1 - T) A): undoing a veil
+  is B = I / T - A (1 / T - 1), a gain and an offset, which the additive residual
+  above cannot express. A small head on the rain features predicts a gain map G
+  (1 channel) and an offset map V (3) at 1/``scale`` resolution, upsampled
+  bilinearly (a veil is smooth), applied to the streak-free image before detail
+  repair: J = (1 + G) (I - R) + V, output = clamp(J + D (+ F), 0, 1). Zero-initialised,
+  so a student grown by it starts as its former self; the "rain layer" it reports is
+  everything removed before detail repair, I - J.
 """
 
 from __future__ import annotations
@@ -80,6 +89,7 @@ class StudentConfig:
     ca_blocks: int = 2
     se_reduction: int = 4
     refine: int = 0  # hidden channels of the full-resolution refinement (0: none)
+    veil: int = 0  # hidden channels of the veil head (gain and offset maps; 0: none)
 
 
 class DerainStudent(nn.Module):
@@ -101,6 +111,11 @@ class DerainStudent(nn.Module):
         self.detail_body = nn.Sequential(*[ContextAggregationBlock(c) for _ in range(cfg.ca_blocks)])
         self.detail_head = nn.Conv2d(c, packed, 3, padding=1)
         heads = [self.rain_head, self.detail_head]
+        self.veil: nn.Sequential | None = None
+        if cfg.veil:  # rain features -> (gain, offset r, g, b) at 1/s resolution
+            self.veil = nn.Sequential(nn.Conv2d(c, cfg.veil, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(cfg.veil, 4, 3, padding=1))
+            heads.append(self.veil[2])
         self.refine: nn.Sequential | None = None
         if cfg.refine:
             self.refine = nn.Sequential(nn.Conv2d(6, cfg.refine, 3, padding=1), nn.ReLU(),
@@ -120,10 +135,16 @@ class DerainStudent(nn.Module):
         return self.rain_body(F.relu(self.rain_stem(self.unshuffle(x))))
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rain = self.shuffle(self.rain_head(self.rain_features(x)))
+        feats = self.rain_features(x)
+        rain = self.shuffle(self.rain_head(feats))
         derained = x - rain
-        feats = self.detail_body(F.relu(self.detail_stem(self.unshuffle(derained))))
-        detail = self.shuffle(self.detail_head(feats))
+        if self.veil is not None:  # Bx4x(H/s)x(W/s) -> Bx4xHxW: gain and offset maps
+            maps = F.interpolate(self.veil(feats), scale_factor=self.cfg.scale, mode="bilinear",
+                                 align_corners=False)
+            derained = derained * (1.0 + maps[:, :1]) + maps[:, 1:]
+            rain = x - derained
+        repair = self.detail_body(F.relu(self.detail_stem(self.unshuffle(derained))))
+        detail = self.shuffle(self.detail_head(repair))
         out = derained + detail
         if self.refine is not None:  # full resolution: Bx6xHxW -> Bx3xHxW correction
             out = out + self.refine(torch.cat([x, out], dim=1))

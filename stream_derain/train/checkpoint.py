@@ -2,7 +2,9 @@
 
 A checkpoint names its architecture and the model's hyperparameters, so loading one
 into another architecture fails with a :class:`ModelError` that says which, not a
-raw ``state_dict`` error.
+raw ``state_dict`` error. A run with a weight average (``StageConfig.ema``) also holds
+``ema``, the averaged weights: what :func:`weights_to_use` hands to export and to
+later stages, while a resumed run continues from ``model``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def set_rng_state(state: dict[str, Any], data_rng: np.random.Generator) -> None:
 
 def save_checkpoint(path: Path, *, arch: str, model_cfg: dict[str, Any], model: nn.Module,
                     optimizer: torch.optim.Optimizer | None, step: int, train_cfg: dict[str, Any],
-                    data_rng: np.random.Generator, extra: dict[str, Any] | None = None) -> None:
+                    data_rng: np.random.Generator, extra: dict[str, Any] | None = None,
+                    ema: nn.Module | None = None) -> None:
     """Write to ``path.tmp`` then rename, so a crash never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -41,6 +44,8 @@ def save_checkpoint(path: Path, *, arch: str, model_cfg: dict[str, Any], model: 
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "step": step, "train_cfg": train_cfg, "rng": rng_state(data_rng), "extra": extra or {},
     }
+    if ema is not None:  # an AveragedModel: its own state (the average and its count)
+        payload["ema"] = ema.state_dict()
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -56,6 +61,16 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(ckpt, dict) or "arch" not in ckpt or "model" not in ckpt:
         raise ModelError(f"{path} is not a stream-derain checkpoint")
     return ckpt
+
+
+def weights_to_use(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``ckpt`` with the averaged weights as ``model`` when it holds an average: the
+    weights a run delivers (export, distillation, a later stage's ``init``)."""
+    if "ema" not in ckpt:
+        return ckpt
+    prefix = "module."
+    average = {k[len(prefix):]: v for k, v in ckpt["ema"].items() if k.startswith(prefix)}
+    return {**ckpt, "model": average}
 
 
 def check_arch(ckpt: dict[str, Any], arch: str, source: Path | str = "checkpoint") -> None:

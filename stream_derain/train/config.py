@@ -37,12 +37,17 @@ class StageConfig:
     min_lr: float = 2e-5
     warmup: int = 100
     weight_decay: float = 0.0  # AdamW's
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none); see loop
     seed: int = 0
     stop_at: int = 0  # end this invocation after this step (checkpointed); 0 runs to ``steps``
     log_every: int = 50
     ckpt_every: int = 250
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class TrainConfig(StageConfig):
     real_max_side: int = 640  # real frames are box-resized to at most this long side
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.model not in ("student", "grown_teacher"):
             raise ConfigError(f"model must be 'student' or 'grown_teacher', got {self.model!r}")
         if (self.refiner or self.freeze_student) and self.model != "grown_teacher":

@@ -14,6 +14,13 @@ A checkpoint (:func:`~.checkpoint.save_checkpoint`) holds ``arch``, ``model_cfg`
 ``train_seconds`` and the state of the modules trained beside the model (``modules``,
 e.g. distillation's adapters). A resumed run draws the same batches and reaches the
 same weights as one that was never interrupted.
+
+With ``ema`` > 0 the loop also keeps an exponential moving average of the weights
+(torch's :class:`~torch.optim.swa_utils.AveragedModel`), updated after every step
+and saved as the checkpoint's ``ema``: a fine-tuning run at a small learning rate
+walks around its minimum, and the average of the walk is a better model than the
+point where it stops (Polyak averaging). Export and later stages take the average
+(:func:`~.checkpoint.weights_to_use`); a resumed run continues both.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import ModelError
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
@@ -88,6 +96,7 @@ class Run:
     step: int = 0
     seconds: float = 0.0
     modules: dict[str, nn.Module] = field(default_factory=dict)  # saved beside the model (adapters)
+    ema: AveragedModel | None = None  # the weights' moving average (cfg.ema > 0)
 
     @property
     def last(self) -> Path:
@@ -107,7 +116,7 @@ class Run:
                  "modules": {k: m.state_dict() for k, m in self.modules.items()}, **(extra or {})}
         save_checkpoint(self.last, arch=self.arch, model_cfg=self.model_cfg, model=self.model,
                         optimizer=self.opt, step=self.step, train_cfg=asdict(self.cfg), data_rng=self.rng,
-                        extra=state)
+                        extra=state, ema=self.ema)
 
 
 def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str, Any],
@@ -120,6 +129,8 @@ def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str,
     params = [*model.parameters(), *(p for m in modules.values() for p in m.to(device).parameters())]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = Run(cfg, arch, model, model_cfg, opt, np.random.default_rng(cfg.seed), device, modules=modules)
+    if cfg.ema:
+        run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
     if run.last.exists():
         ckpt = read_checkpoint(run.last)
         load_weights(ckpt, model, arch, model_cfg, run.last)
@@ -129,6 +140,10 @@ def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str,
                 raise ModelError(f"{run.last} holds no {name!r} module to resume")
             module.load_state_dict(saved[name])
         run.opt.load_state_dict(ckpt["optimizer"])
+        if run.ema is not None:
+            if "ema" not in ckpt:
+                raise ModelError(f"{run.last} holds no weight average to resume (ema {cfg.ema})")
+            run.ema.load_state_dict(ckpt["ema"])
         set_rng_state(ckpt["rng"], run.rng)
         run.step, run.seconds = ckpt["step"], ckpt["extra"].get("train_seconds", 0.0)
         log.info("resumed %s from %s at step %d", arch, run.last, run.step)
@@ -156,6 +171,8 @@ def run_loop(run: Run, batch: Callable[[], B],
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
         run.step += 1
         running.append({"loss": loss.item(), **{k: _number(v) for k, v in parts.items()}})
         if run.step % cfg.log_every == 0 or run.step == run.end:

@@ -28,7 +28,7 @@ from .. import synth
 from ..model.grown_teacher import Derainer, GrownTeacher, build_teacher, teacher_config_dict
 from ..model.student import DerainStudent, build_student, student_config_dict
 from . import loop
-from .checkpoint import load_weights, read_checkpoint
+from .checkpoint import load_weights, read_checkpoint, weights_to_use
 from .config import DATA_ROOT, TrainConfig
 from .data import batch_arrays, drop_overlaps, load_folders, rain_free_every, synthetic_pairs
 from .losses import gradients
@@ -40,16 +40,18 @@ TEACHER_ARCH = "GrownTeacher"
 
 
 def load_student(path: Path) -> tuple[DerainStudent, dict]:
-    """The student a checkpoint holds (its own hyperparameters), and the checkpoint."""
-    ckpt = read_checkpoint(path)
+    """The student a checkpoint holds (its own hyperparameters; its averaged weights when
+    it has them), and the checkpoint."""
+    ckpt = weights_to_use(read_checkpoint(path))
     model = build_student(**ckpt["model_cfg"])
     load_weights(ckpt, model, ARCH, student_config_dict(model), path)
     return model, ckpt
 
 
 def load_derainer(path: Path) -> tuple[Derainer, dict]:
-    """The student or grown teacher a checkpoint holds, and the checkpoint."""
-    ckpt = read_checkpoint(path)
+    """The student or grown teacher a checkpoint holds (averaged weights when it has
+    them), and the checkpoint."""
+    ckpt = weights_to_use(read_checkpoint(path))
     if ckpt.get("arch") != TEACHER_ARCH:
         return load_student(path)
     model = build_teacher(ckpt["model_cfg"]["student"], ckpt["model_cfg"]["refiner"])
@@ -83,7 +85,7 @@ def init_from(model: DerainStudent, path: Path) -> None:
         log.info("student initialised from %s (%d tensors; kept fresh: %s)", path, len(found),
                  ", ".join(missing) or "none")
         return
-    load_weights(read_checkpoint(path), model, ARCH, student_config_dict(model), path)
+    load_weights(weights_to_use(read_checkpoint(path)), model, ARCH, student_config_dict(model), path)
     log.info("student initialised from %s", path)
 
 

@@ -62,3 +62,34 @@ def test_refinement_starts_as_identity_and_fits_the_budget():
     assert torch.allclose(model(x), x)
     assert count_macs_per_pixel(model) <= 20_000
 
+
+
+def test_veil_head_starts_as_its_former_self_fits_the_budget_and_exports(tmp_path):
+    plain = build_student(channels=12, se_blocks=1, ca_blocks=1)
+    torch.nn.init.normal_(plain.rain_head.weight, std=0.05)
+    grown = build_student(channels=12, se_blocks=1, ca_blocks=1, veil=8)
+    missing, _ = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("veil.") for k in missing)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(plain(x), grown(x))
+    assert count_macs_per_pixel(build_student(veil=16)) <= 20_000
+    torch.nn.init.normal_(grown.veil[2].weight, std=0.05)
+    path = tmp_path / "veil.onnx"
+    export_onnx(grown, path)
+    assert check_against_torch(grown, path) > 60
+
+
+def test_veil_head_can_undo_a_veil_that_the_residual_branches_cannot_fit():
+    """A veil I = t B + (1 - t) A is undone by gain 1/t - 1 and offset -A (1/t - 1):
+    set by hand, the head inverts it exactly, and its rain layer is all of I - B."""
+    model = build_student(channels=12, se_blocks=1, ca_blocks=1, veil=8).eval()
+    t, airlight = 0.6, 0.9
+    gain = 1 / t - 1
+    with torch.no_grad():
+        model.veil[2].bias.copy_(torch.tensor([gain, *[-airlight * gain] * 3]))
+        clean = torch.rand(1, 3, 32, 32) * 0.8
+        hazy = t * clean + (1 - t) * airlight
+        out, rain, _ = model.forward_all(hazy)
+    assert torch.allclose(out, clean, atol=1e-5)
+    assert torch.allclose(rain, hazy - clean, atol=1e-5)

@@ -188,3 +188,30 @@ def test_transfer_commands_share_their_options(monkeypatch):
     assert seen["recognition"] == seen["reconstruction"] == (Path("c.json"), shared)
     assert seen["distill"][1] == {**shared, "recognition": "r.pt", "reconstruction": "c.pt"}
     assert seen["finetune"][1] == {**shared, "init": "i.pt", "contrastive_weight": 0.1, "semi_weight": 0.2}
+
+
+def test_weight_average_is_kept_saved_resumed_and_delivered(tmp_path):
+    from stream_derain.train.checkpoint import weights_to_use
+
+    straight = train(cfg(tmp_path / "a", ema=0.9), [])
+    ckpt = read_checkpoint(straight.last)
+    average = weights_to_use(ckpt)["model"]
+    assert set(average) == set(ckpt["model"])
+    # the average lags the walk: it is neither the last weights nor the first
+    assert not torch.equal(average["weight"], ckpt["model"]["weight"])
+    train(cfg(tmp_path / "b", ema=0.9, stop_at=4), [])
+    resumed = read_checkpoint(train(cfg(tmp_path / "b", ema=0.9), []).last)
+    for k, v in average.items():
+        assert torch.allclose(weights_to_use(resumed)["model"][k], v), k
+    plain = read_checkpoint(train(cfg(tmp_path / "c"), []).last)  # no average: the weights as trained
+    assert "ema" not in plain and weights_to_use(plain)["model"] is plain["model"]
+
+
+def test_a_weight_average_cannot_resume_a_run_that_had_none(tmp_path):
+    from stream_derain.errors import ConfigError, ModelError
+
+    train(cfg(tmp_path, stop_at=4), [])
+    with pytest.raises(ModelError, match="weight average"):
+        train(cfg(tmp_path, ema=0.9), [])
+    with pytest.raises(ConfigError, match="ema"):
+        cfg(tmp_path, ema=1.0)
