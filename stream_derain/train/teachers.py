@@ -29,7 +29,7 @@ from ..model.teachers import (
     model_config_dict,
 )
 from . import loop
-from .checkpoint import check_arch, load_weights, read_checkpoint
+from .checkpoint import check_arch, load_weights, read_checkpoint, weights_to_use
 from .config import RAINY_DIRS, StageConfig
 from .transfer_data import (
     degraded_batch,
@@ -75,8 +75,9 @@ class ReconstructionTrainConfig(TransferConfig):
 
 
 def load_frozen(path: Path, arch: str) -> nn.Module:
-    """A trained teacher, in eval mode with gradients off."""
-    ckpt = read_checkpoint(path)
+    """A trained teacher (its averaged weights when it has them), in eval mode with
+    gradients off."""
+    ckpt = weights_to_use(read_checkpoint(path))
     check_arch(ckpt, arch, path)  # before building: another architecture's config does not fit the builder
     builders = {RECOGNITION_ARCH: build_recognition, RECONSTRUCTION_ARCH: build_reconstruction}
     model = builders[arch](**ckpt["model_cfg"])
