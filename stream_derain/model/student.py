@@ -13,15 +13,16 @@ pixel. All tensors are float in [0, 1], RGB, BxCxHxW; H and W must be multiples 
   on (I, I - R + D) add a correction F, so that thin streaks and fine texture that the
   1/4-resolution body cannot place exactly are fixed where they are:
   output = clamp(I - R + D + F, 0, 1)
-- optional veil head (v4): the inverse of the atmospheric scattering model that heavy
-  rain follows (Li, Cheong and Tan 2019: I = T (B + R) + (1 - T) A): undoing a veil
-  is B = I / T - A (1 / T - 1), a gain and an offset, which the additive residual
-  above cannot express. A small head on the rain features predicts a gain map G
-  (1 channel) and an offset map V (3) at 1/``scale`` resolution, upsampled
-  bilinearly (a veil is smooth), applied to the streak-free image before detail
-  repair: J = (1 + G) (I - R) + V, output = clamp(J + D (+ F), 0, 1). Zero-initialised,
-  so a student grown by it starts as its former self; the "rain layer" it reports is
-  everything removed before detail repair, I - J.
+- optional veil head (a v5 experiment, off in the shipped model): the inverse of
+  the atmospheric scattering model that heavy rain follows (Li, Cheong and Tan
+  2019: I = T (B + R) + (1 - T) A). Undoing a veil is B = I / T - A (1 / T - 1),
+  a gain and an offset, which the additive residual above cannot express. A small
+  head on the rain features predicts a gain map G (1 channel) and an offset map V
+  (3) at 1/``scale`` resolution, upsampled bilinearly (a veil is smooth), applied
+  to the streak-free image before detail repair: J = (1 + G) (I - R) + V, output =
+  clamp(J + D (+ F), 0, 1). Zero-initialised, so a student grown by it starts as
+  its former self; the "rain layer" it reports is everything removed before detail
+  repair, I - J.
 """
 
 from __future__ import annotations

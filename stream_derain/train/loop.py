@@ -18,9 +18,10 @@ same weights as one that was never interrupted.
 With ``ema`` > 0 the loop also keeps an exponential moving average of the weights
 (torch's :class:`~torch.optim.swa_utils.AveragedModel`), updated after every step
 and saved as the checkpoint's ``ema``: a fine-tuning run at a small learning rate
-walks around its minimum, and the average of the walk is a better model than the
-point where it stops (Polyak averaging). Export and later stages take the average
-(:func:`~.checkpoint.weights_to_use`); a resumed run continues both.
+walks around its minimum, and the average of the walk depends far less on the seed
+than the point where it stops (Polyak averaging; docs/derainer_v5.md measures it).
+Export and later stages take the average (:func:`~.checkpoint.weights_to_use`); a
+resumed run continues both.
 """
 
 from __future__ import annotations
