@@ -42,7 +42,10 @@ TEACHER_ARCH = "GrownTeacher"
 def load_student(path: Path) -> tuple[DerainStudent, dict]:
     """The student a checkpoint holds (its own hyperparameters; its averaged weights when
     it has them), and the checkpoint."""
-    ckpt = weights_to_use(read_checkpoint(path))
+    return _student_from(weights_to_use(read_checkpoint(path)), path)
+
+
+def _student_from(ckpt: dict, path: Path) -> tuple[DerainStudent, dict]:
     model = build_student(**ckpt["model_cfg"])
     load_weights(ckpt, model, ARCH, student_config_dict(model), path)
     return model, ckpt
@@ -53,7 +56,7 @@ def load_derainer(path: Path) -> tuple[Derainer, dict]:
     them), and the checkpoint."""
     ckpt = weights_to_use(read_checkpoint(path))
     if ckpt.get("arch") != TEACHER_ARCH:
-        return load_student(path)
+        return _student_from(ckpt, path)
     model = build_teacher(ckpt["model_cfg"]["student"], ckpt["model_cfg"]["refiner"])
     load_weights(ckpt, model, TEACHER_ARCH, teacher_config_dict(model), path)
     return model, ckpt
