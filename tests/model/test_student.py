@@ -63,7 +63,6 @@ def test_refinement_starts_as_identity_and_fits_the_budget():
     assert count_macs_per_pixel(model) <= 20_000
 
 
-
 def test_veil_head_starts_as_its_former_self_fits_the_budget_and_exports(tmp_path):
     plain = build_student(channels=12, se_blocks=1, ca_blocks=1)
     torch.nn.init.normal_(plain.rain_head.weight, std=0.05)
@@ -80,7 +79,7 @@ def test_veil_head_starts_as_its_former_self_fits_the_budget_and_exports(tmp_pat
     assert check_against_torch(grown, path) > 60
 
 
-def test_veil_head_can_undo_a_veil_that_the_residual_branches_cannot_fit():
+def test_veil_head_set_by_hand_undoes_a_veil_exactly():
     """A veil I = t B + (1 - t) A is undone by gain 1/t - 1 and offset -A (1/t - 1):
     set by hand, the head inverts it exactly, and its rain layer is all of I - B."""
     model = build_student(channels=12, se_blocks=1, ca_blocks=1, veil=8).eval()

@@ -197,7 +197,7 @@ def test_weight_average_is_kept_saved_resumed_and_delivered(tmp_path):
     ckpt = read_checkpoint(straight.last)
     average = weights_to_use(ckpt)["model"]
     assert set(average) == set(ckpt["model"])
-    # the average lags the walk: it is neither the last weights nor the first
+    # the average lags the walk: it is not the last weights
     assert not torch.equal(average["weight"], ckpt["model"]["weight"])
     train(cfg(tmp_path / "b", ema=0.9, stop_at=4), [])
     resumed = read_checkpoint(train(cfg(tmp_path / "b", ema=0.9), []).last)
