@@ -23,6 +23,12 @@ pixel. All tensors are float in [0, 1], RGB, BxCxHxW; H and W must be multiples 
   clamp(J + D (+ F), 0, 1). Zero-initialised, so a student grown by it starts as
   its former self; the "rain layer" it reports is everything removed before detail
   repair, I - J.
+- optional coarse context (a v6 experiment): the rain features see about 70 px
+  (eight 3x3 convolutions at 1/4 resolution), too little to tell a wide soft streak
+  or a rain curtain from the scene. A branch at 4x coarser resolution (1/16 of the
+  input: average-pooled, two 3x3 convolutions, the second dilated by 2) adds what
+  it sees (about 200 px more) back to the rain features, upsampled bilinearly, at
+  ~1% of the budget. Its output layer is zero-initialised like the heads.
 """
 
 from __future__ import annotations
@@ -63,6 +69,27 @@ class SEResBlock(nn.Module):
         return F.relu(x + self.se(y))
 
 
+class CoarseContext(nn.Module):
+    """BxCxhxw -> BxCxhxw (h, w multiples of ``pool``): average-pool by ``pool``, conv3x3
+    C->k, ReLU, conv3x3 (dilation 2) k->k, ReLU, conv1x1 k->C, bilinear upsampling back.
+    Zero-initialised output: it adds nothing until trained."""
+
+    def __init__(self, channels: int, hidden: int, pool: int = 4) -> None:
+        super().__init__()
+        self.pool = pool
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2), nn.ReLU(),
+            nn.Conv2d(hidden, channels, 1),
+        )
+        nn.init.zeros_(self.body[4].weight)
+        nn.init.zeros_(self.body[4].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(F.avg_pool2d(x, self.pool))
+        return F.interpolate(y, scale_factor=self.pool, mode="bilinear", align_corners=False)
+
+
 class ContextAggregationBlock(nn.Module):
     """Three parallel dilated 3x3 convs (dilations 1, 3, 5) fused by a 1x1, plus
     identity: BxCxHxW -> BxCxHxW. Each branch has C/3 channels (rounded up)."""
@@ -91,6 +118,7 @@ class StudentConfig:
     se_reduction: int = 4
     refine: int = 0  # hidden channels of the full-resolution refinement (0: none)
     veil: int = 0  # hidden channels of the veil head (gain and offset maps; 0: none)
+    context: int = 0  # hidden channels of the coarse context branch (0: none)
 
 
 class DerainStudent(nn.Module):
@@ -112,6 +140,7 @@ class DerainStudent(nn.Module):
         self.detail_body = nn.Sequential(*[ContextAggregationBlock(c) for _ in range(cfg.ca_blocks)])
         self.detail_head = nn.Conv2d(c, packed, 3, padding=1)
         heads = [self.rain_head, self.detail_head]
+        self.context = CoarseContext(c, cfg.context) if cfg.context else None
         self.veil: nn.Sequential | None = None
         if cfg.veil:  # rain features -> (gain, offset r, g, b) at 1/s resolution
             self.veil = nn.Sequential(nn.Conv2d(c, cfg.veil, 3, padding=1), nn.ReLU(),
@@ -129,11 +158,18 @@ class DerainStudent(nn.Module):
     @property
     def multiple(self) -> int:
         """Input H and W must be multiples of this."""
-        return self.cfg.scale
+        return self.cfg.scale * (self.context.pool if self.context is not None else 1)
+
+    def grown_parameters(self) -> list[nn.Parameter]:
+        """The optional parts' parameters (veil, refinement, context): what a student grown
+        from a smaller one adds (training may give them a larger learning rate)."""
+        parts = [m for m in (self.veil, self.refine, self.context) if m is not None]
+        return [p for m in parts for p in m.parameters()]
 
     def rain_features(self, x: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW -> BxCx(H/s)x(W/s): the rain branch's last features (distillation taps them)."""
-        return self.rain_body(F.relu(self.rain_stem(self.unshuffle(x))))
+        feats = self.rain_body(F.relu(self.rain_stem(self.unshuffle(x))))
+        return feats if self.context is None else F.relu(feats + self.context(feats))
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats = self.rain_features(x)

@@ -80,6 +80,7 @@ class TrainConfig(StageConfig):
     detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
     lowpass_loss_weight: float = 0.0  # weight of the L1 of 8x8 means (left-over brightness, a bias)
     bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)
+    grown_lr_mult: float = 1.0  # learning-rate multiplier of the student's optional parts (grown_parameters)
     student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig
     # "student", or "grown_teacher": the student (started from ``init``) grown by a refiner
     # (model.grown_teacher) with ``refiner``'s overrides of RefinerConfig: distillation's teacher

@@ -30,7 +30,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -121,14 +121,21 @@ class Run:
 
 
 def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str, Any],
-             modules: dict[str, nn.Module] | None = None) -> Run:
+             modules: dict[str, nn.Module] | None = None,
+             boosted: Sequence[nn.Parameter] = (), boost: float = 1.0) -> Run:
     """Move the model (and ``modules``) to the device, build AdamW over them, and resume
-    from ``last.pt`` when it exists. Call :func:`seed` before building the model."""
+    from ``last.pt`` when it exists. Call :func:`seed` before building the model.
+    ``boosted`` parameters (of ``model``) train at ``boost`` times the learning rate."""
     device = pick_device(cfg.device)
     modules = modules or {}
     model.to(device).train()
-    params = [*model.parameters(), *(p for m in modules.values() for p in m.to(device).parameters())]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ids = {id(p) for p in boosted}
+    params = [*(p for p in model.parameters() if id(p) not in ids),
+              *(p for m in modules.values() for p in m.to(device).parameters())]
+    groups = [{"params": params, "lr_mult": 1.0}]
+    if ids:
+        groups.append({"params": list(boosted), "lr_mult": boost})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = Run(cfg, arch, model, model_cfg, opt, np.random.default_rng(cfg.seed), device, modules=modules)
     if cfg.ema:
         run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
@@ -167,7 +174,7 @@ def run_loop(run: Run, batch: Callable[[], B],
     t0, running = start, []
     while run.step < run.end:
         for group in run.opt.param_groups:
-            group["lr"] = lr_at(run.step, cfg)
+            group["lr"] = lr_at(run.step, cfg) * group.get("lr_mult", 1.0)
         loss, parts = loss_fn(batch())
         run.opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import synth
+from ..devices import cpu_info
 from ..model.grown_teacher import Derainer, GrownTeacher, build_teacher, teacher_config_dict
 from ..model.student import DerainStudent, build_student, student_config_dict
 from . import loop
@@ -134,18 +135,33 @@ def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
     return mixed(pairs, real_crops(real, cfg.crop, rng), cfg.real_share, rng)
 
 
+def use_bf16(asked: bool, device: torch.device) -> bool:
+    """bf16 autocast where asked for and the CPU computes bf16 in hardware. Without
+    bf16 units it is emulated: measured 6.1 s/step against 0.59 in fp32 (AVX2 EPYC),
+    so it is turned off with a warning rather than run ten times slower."""
+    if not asked or device.type != "cpu":
+        return asked
+    cpu = cpu_info()
+    if "bf16" in cpu.native_precisions():
+        return True
+    log.warning("bf16 autocast off: %s (%s); training in fp32", cpu.precision_reason("bf16"), cpu.describe())
+    return False
+
+
 def train_supervised(cfg: TrainConfig) -> Path:
     """Train (or resume) and return the path of the final checkpoint."""
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
-    log.info("device %s, bf16 autocast %s", device, cfg.bf16)
+    bf16 = use_bf16(cfg.bf16, device)
+    log.info("device %s, bf16 autocast %s", device, bf16)
     model, arch, model_cfg = build_model(cfg)
     model = model.to(device).to(memory_format=torch.channels_last)
     if cfg.init and not loop.resumes(cfg):  # a grown teacher starts from its student's weights
         init_from(model.student if isinstance(model, GrownTeacher) else model, Path(cfg.init))
     if cfg.freeze_student:  # AdamW skips parameters that get no gradient
         model.student.requires_grad_(False)
-    run = loop.open_run(cfg, arch, model, model_cfg)
+    grown = model.grown_parameters() if isinstance(model, DerainStudent) else []
+    run = loop.open_run(cfg, arch, model, model_cfg, boosted=grown, boost=cfg.grown_lr_mult)
     pairs = _pair_stream(cfg, run.rng)
 
     def batch() -> list[torch.Tensor]:
@@ -154,7 +170,7 @@ def train_supervised(cfg: TrainConfig) -> Path:
 
     def loss_fn(b: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         rainy, clean = b
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = supervised_loss(model, rainy, clean, cfg.rain_loss_weight, cfg.detail_loss_weight,
                                    cfg.lowpass_loss_weight)
         return loss, {}

@@ -92,3 +92,30 @@ def test_veil_head_set_by_hand_undoes_a_veil_exactly():
         out, rain, _ = model.forward_all(hazy)
     assert torch.allclose(out, clean, atol=1e-5)
     assert torch.allclose(rain, hazy - clean, atol=1e-5)
+
+
+def test_coarse_context_starts_as_its_former_self_widens_the_view_and_exports(tmp_path):
+    torch.manual_seed(0)
+    plain = build_student(channels=12, se_blocks=1, ca_blocks=1)
+    torch.nn.init.normal_(plain.rain_head.weight, std=0.05)
+    grown = build_student(channels=12, se_blocks=1, ca_blocks=1, context=8)
+    missing, _ = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("context.") for k in missing)
+    assert grown.multiple == 16 and plain.multiple == 4  # the context works at 1/16
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.equal(plain(x), grown(x))
+    assert count_macs_per_pixel(build_student(context=48)) - count_macs_per_pixel(build_student()) < 250
+    torch.nn.init.normal_(grown.context.body[4].weight, std=0.05)
+    # the rain layer at one pixel now depends on input far beyond the body's ~70 px
+    # (before, only through the SE gates' global means: a trace), past column 40
+    x.requires_grad_(True)
+    far = []
+    for model in (plain, grown):
+        _, rain, _ = model.forward_all(x)
+        (grad,) = torch.autograd.grad(rain[0, :, 8, 8].sum(), x)
+        far.append(float(grad[0, :, :, 40:].abs().sum()))
+    assert far[1] > 10 * far[0]  # measured 22-63x over three seeds
+    path = tmp_path / "context.onnx"
+    export_onnx(grown, path)
+    assert check_against_torch(grown, path) > 60

@@ -215,3 +215,22 @@ def test_a_weight_average_cannot_resume_a_run_that_had_none(tmp_path):
         train(cfg(tmp_path, ema=0.9), [])
     with pytest.raises(ConfigError, match="ema"):
         cfg(tmp_path, ema=1.0)
+
+
+def test_boosted_parameters_train_at_a_multiple_of_the_lr_and_resume_so(tmp_path):
+    c = cfg(tmp_path, steps=4)
+    loop.seed(c)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 1))
+    run = loop.open_run(c, "Tiny", model, {}, boosted=list(model[1].parameters()), boost=10.0)
+
+    def batch() -> torch.Tensor:
+        return run.tensor(run.rng.standard_normal((8, 4)).astype(np.float32))
+
+    loop.run_loop(run, batch, lambda x: (model(x).pow(2).mean(), {}))
+    base, boosted = run.opt.param_groups
+    assert base["lr"] == pytest.approx(loop.lr_at(3, c))  # the LR of the last step taken
+    assert boosted["lr"] == pytest.approx(10 * loop.lr_at(3, c))
+    assert {id(p) for p in boosted["params"]} == {id(p) for p in model[1].parameters()}
+    resumed = loop.open_run(replace(c, steps=5), "Tiny", model, {}, boosted=list(model[1].parameters()),
+                            boost=10.0)
+    assert resumed.step == 4 and resumed.opt.param_groups[1]["lr_mult"] == 10.0

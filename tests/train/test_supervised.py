@@ -211,3 +211,16 @@ def test_init_from_an_exported_onnx_keeps_new_parts_fresh(tmp_path):
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():  # the refinement starts at zero: the grown student equals its source
         assert torch.allclose(grown(x), src(x), atol=1e-6)
+
+
+def test_bf16_autocast_is_used_only_where_the_cpu_has_bf16_units(monkeypatch, caplog):
+    from stream_derain import devices
+    from stream_derain.train import supervised
+
+    cpu = torch.device("cpu")
+    for flags, expected in (("avx2 avx512f", False), ("avx2 avx512f avx512_bf16", True), ("amx_bf16", True)):
+        monkeypatch.setattr(supervised, "cpu_info", lambda f=flags: devices.cpu_from_text(f"flags : {f}\n"))
+        caplog.clear()
+        assert supervised.use_bf16(True, cpu) is expected
+        assert ("bf16 autocast off" in caplog.text) is not expected
+        assert supervised.use_bf16(False, cpu) is False
