@@ -101,19 +101,35 @@ def load_model_info(name: str | None = None, folder: Path | None = None) -> Mode
     )
 
 
-def model_from_path(path: Path, multiple: int = 4) -> ModelInfo:
-    """A ModelInfo for a user-given ONNX file (not in the manifest)."""
+def _exported_multiple(path: Path) -> int | None:
+    """The ``multiple`` that ``stream-derain export`` wrote for ``path`` in the manifest
+    beside it, if there is one that lists this file."""
+    try:
+        manifest = json.loads((path.parent / MANIFEST).read_text())
+        for entry in manifest.get("models", {}).values():
+            if any(f.get("file") == path.name for f in entry.get("files", {}).values()):
+                return int(entry["multiple"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return None
+
+
+def model_from_path(path: Path, multiple: int | None = None) -> ModelInfo:
+    """A ModelInfo for a user-given ONNX file (not in the manifest). H and W must be
+    multiples of ``multiple``; by default of the one its export wrote beside it, else 4."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     precision = "fp16" if "fp16" in path.stem else "fp32"
+    multiple = multiple or _exported_multiple(path) or 4
     return ModelInfo(name=path.stem, version="custom", files={precision: path}, multiple=multiple)
 
 
-def resolve_model(spec: str | Path | None = None, onnx: Path | None = None, multiple: int = 4) -> ModelInfo:
+def resolve_model(spec: str | Path | None = None, onnx: Path | None = None,
+                  multiple: int | None = None) -> ModelInfo:
     """The model to run: a shipped one by manifest name (the default model when ``spec``
     and ``onnx`` are both None) or a user's ONNX file, given as ``onnx`` or as a ``spec``
     that ends in ``.onnx`` or names an existing file. ``multiple``: H and W must be
-    multiples of this for a user's file."""
+    multiples of this for a user's file (default: see :func:`model_from_path`)."""
     if spec and onnx:
         raise ModelError("give a model name or an ONNX path, not both")
     if onnx:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,15 @@ def test_resolve_model_errors(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPa
         resolve_model("missing.onnx")
     with pytest.raises(ModelError, match="unknown model"):
         resolve_model("no-such-model")
+
+
+def test_an_exported_onnx_file_takes_its_multiple_from_the_manifest_beside_it(tmp_path: Path) -> None:
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"not read here")
+    assert resolve_model(onnx).multiple == 4  # no manifest: the student's usual 4
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"default": "m", "models": {"m": {"multiple": 16, "files": {"fp32": {"file": "m.onnx"}}}}}))
+    assert resolve_model(onnx).multiple == 16
+    assert resolve_model(None, onnx, multiple=8).multiple == 8  # asked for: as asked
+    (tmp_path / "other.onnx").write_bytes(b"")
+    assert resolve_model(tmp_path / "other.onnx").multiple == 4  # not listed there

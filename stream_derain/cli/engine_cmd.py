@@ -40,7 +40,8 @@ def build_engine_cmd(
         "(default: the local GPU; without one, TensorRT-RTX's portable set)."),
     check: bool = typer.Option(False, "--check", help="Compare FP16 vs FP32 vs ONNX Runtime (PSNR)."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if a cached engine matches."),
-    multiple: int = typer.Option(4, min=1, help="With --onnx: H and W must be multiples of this."),
+    multiple: int | None = typer.Option(None, min=1, help="With --onnx: H and W must be multiples of "
+                                        "this (default: the export's manifest beside it, else 4)."),
 ) -> None:
     """Build a TensorRT engine (cached beside the models) and print where it is."""
     from ..models import resolve_model
