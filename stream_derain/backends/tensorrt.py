@@ -9,7 +9,7 @@ overlap inference of the other. :meth:`TensorRTBackend.infer_tensor` keeps frame
 the GPU for pipelines that decode there.
 
 Frames larger than the engine's profile trigger one rebuild with a larger profile
-(cached for next time); frames smaller than its minimum are edge-padded and cropped.
+(cached for next time); frames smaller than its minimum are padded (base.pad_mode) and cropped.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..models import ModelInfo
 from ..trt import probe
 from ..trt.cache import EngineCache
 from ..trt.engine import DEFAULT_HEIGHT, DEFAULT_MAX_BATCH, DEFAULT_WIDTH, EngineRequest, get_engine
-from .base import Backend, Capabilities
+from .base import TORCH_PAD, Backend, Capabilities, pad_mode
 
 log = logging.getLogger(__name__)
 NO_GPU = ("TensorRT needs an NVIDIA GPU to run engines; building works without one "
@@ -137,7 +137,8 @@ class TensorRTBackend(Backend):
         n, _, h, w = x.shape
         ph, pw = max(0, self.profile.min[1] - h), max(0, self.profile.min[2] - w)
         if ph or pw:
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
+            mode = TORCH_PAD[pad_mode(h, w, ph, pw)]
+            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
         x = x.contiguous()
         if not self.context.set_input_shape(self.in_name, tuple(x.shape)):
             raise BackendError(f"input shape {tuple(x.shape)} is outside the engine profile "

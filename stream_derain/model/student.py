@@ -70,9 +70,9 @@ class SEResBlock(nn.Module):
 
 
 class CoarseContext(nn.Module):
-    """BxCxhxw -> BxCxhxw (h, w multiples of ``pool``): average-pool by ``pool``, conv3x3
-    C->k, ReLU, conv3x3 (dilation 2) k->k, ReLU, conv1x1 k->C, bilinear upsampling back.
-    Zero-initialised output: it adds nothing until trained."""
+    """BxCxhxw -> BxCxhxw (any h, w): average-pool by ``pool`` (the last window partial),
+    conv3x3 C->k, ReLU, conv3x3 (dilation 2) k->k, ReLU, conv1x1 k->C, bilinear
+    upsampling back to h x w. Zero-initialised output: it adds nothing until trained."""
 
     def __init__(self, channels: int, hidden: int, pool: int = 4) -> None:
         super().__init__()
@@ -86,8 +86,8 @@ class CoarseContext(nn.Module):
         nn.init.zeros_(self.body[4].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(F.avg_pool2d(x, self.pool))
-        return F.interpolate(y, scale_factor=self.pool, mode="bilinear", align_corners=False)
+        y = self.body(F.avg_pool2d(x, self.pool, ceil_mode=True))
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class ContextAggregationBlock(nn.Module):
@@ -158,7 +158,7 @@ class DerainStudent(nn.Module):
     @property
     def multiple(self) -> int:
         """Input H and W must be multiples of this."""
-        return self.cfg.scale * (self.context.pool if self.context is not None else 1)
+        return self.cfg.scale
 
     def grown_parameters(self) -> list[nn.Parameter]:
         """The optional parts' parameters (veil, refinement, context): what a student grown

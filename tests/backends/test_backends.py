@@ -19,6 +19,17 @@ def test_padding_round_trip():
     padded = to_nchw(x, 4)
     assert padded.shape == (2, 3, 40, 56)
     assert np.array_equal(to_nhwc_uint8(padded, 37, 53), x)
+    # by reflection (no constant stripes, which the student reads as streaks)
+    assert np.array_equal(padded[:, :, 37:, :53], padded[:, :, 35:32:-1, :53])
+    assert np.array_equal(padded[:, :, :37, 53:], padded[:, :, :37, 51:48:-1])
+
+
+def test_frames_smaller_than_the_padding_are_edge_padded():
+    x = frames(1, 3, 2)
+    padded = to_nchw(x, 16)
+    assert padded.shape == (1, 3, 16, 16)
+    assert np.array_equal(padded[0, :, 15, 15], padded[0, :, 2, 1])
+    assert np.array_equal(to_nhwc_uint8(padded, 3, 2), x)
 
 
 @pytest.mark.torch
