@@ -15,6 +15,7 @@ from .common import app, handle_errors
 log = logging.getLogger("stream_derain")
 train_app = typer.Typer(no_args_is_help=True, help="Train the student (needs the \\[train] extra).")
 app.add_typer(train_app, name="train")
+STOP_AT_HELP = "End this invocation after this step (checkpointed)."
 
 
 @train_app.command("supervised")
@@ -23,6 +24,7 @@ def supervised_cmd(
     config: Optional[Path] = typer.Option(None, help="JSON or TOML file with TrainConfig keys."),
     out_dir: Optional[str] = typer.Option(None, help="Run folder (checkpoints; resumes from last.pt)."),
     steps: Optional[int] = typer.Option(None, help="Total optimisation steps."),
+    stop_at: Optional[int] = typer.Option(None, help=STOP_AT_HELP),
     batch_size: Optional[int] = typer.Option(None),
     crop: Optional[int] = typer.Option(None),
     threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
@@ -33,8 +35,8 @@ def supervised_cmd(
     from ..train.config import load_config
     from ..train.supervised import train_supervised
 
-    cfg = load_config(config, {"out_dir": out_dir, "steps": steps, "batch_size": batch_size, "crop": crop,
-                                "threads": threads, "device": device})
+    cfg = load_config(config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at,
+                                "batch_size": batch_size, "crop": crop, "threads": threads, "device": device})
     path = train_supervised(cfg)
     log.info("done: %s", path)
 

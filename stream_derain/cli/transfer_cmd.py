@@ -14,11 +14,10 @@ import typer
 
 from ..errors import ConfigError, require
 from .common import handle_errors
-from .train_cmd import train_app
+from .train_cmd import STOP_AT_HELP, train_app
 
 log = logging.getLogger("stream_derain")
 
-STOP_AT_HELP = "End this invocation after this step (checkpointed)."
 # the options every stage command has: name -> (type, typer option)
 STAGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "config": (Optional[Path], typer.Option(None, help="JSON or TOML file with the stage's config keys.")),

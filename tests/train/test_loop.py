@@ -234,3 +234,17 @@ def test_boosted_parameters_train_at_a_multiple_of_the_lr_and_resume_so(tmp_path
     resumed = loop.open_run(replace(c, steps=5), "Tiny", model, {}, boosted=list(model[1].parameters()),
                             boost=10.0)
     assert resumed.step == 4 and resumed.opt.param_groups[1]["lr_mult"] == 10.0
+
+
+def test_supervised_command_takes_stop_at_like_the_transfer_commands(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from stream_derain.cli import app
+    from stream_derain.train import supervised
+
+    seen = []
+    monkeypatch.setattr(supervised, "train_supervised", lambda c: seen.append(c) or tmp_path / "last.pt")
+    result = CliRunner().invoke(app, ["train", "supervised", "--out-dir", str(tmp_path), "--steps", "8",
+                                      "--stop-at", "3"])
+    assert result.exit_code == 0, result.output
+    assert (seen[0].steps, seen[0].stop_at) == (8, 3)
