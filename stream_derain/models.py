@@ -104,12 +104,13 @@ def load_model_info(name: str | None = None, folder: Path | None = None) -> Mode
 def _exported_multiple(path: Path) -> int | None:
     """The ``multiple`` that ``stream-derain export`` wrote for ``path`` in the manifest
     beside it, if there is one that lists this file."""
+    if not (path.parent / MANIFEST).is_file():
+        return None
     try:
-        manifest = json.loads((path.parent / MANIFEST).read_text())
-        for entry in manifest.get("models", {}).values():
+        for entry in read_manifest(path.parent).get("models", {}).values():
             if any(f.get("file") == path.name for f in entry.get("files", {}).values()):
                 return int(entry["multiple"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (ModelError, ValueError, TypeError, KeyError, AttributeError):
         pass
     return None
 

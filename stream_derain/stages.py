@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends.base import TORCH_PAD, Backend, pad_amounts, pad_mode
+from .backends.base import Backend, pad_amounts, pad_tensor
 from .errors import require
 from .io.video import FrameItem, VideoReader, VideoWriter
 from .pipeline import IterSource, Pipeline, Stage
@@ -170,8 +170,7 @@ class DeviceInferStage(InferStage):
         h, w = x.shape[2:]
         ph, pw = pad_amounts(h, w, self.backend.model.multiple)
         xf = x.float().mul_(1.0 / 255.0)
-        mode = TORCH_PAD[pad_mode(h, w, ph, pw)]
-        xp = self.torch.nn.functional.pad(xf, (0, pw, 0, ph), mode=mode) if ph or pw else xf
+        xp = pad_tensor(xf, ph, pw)
         with self.torch.inference_mode():
             y = self.backend.infer_tensor(xp)[:, :, :h, :w].float()
             # 8-bit frames on the device from here on, as on the host path (and 4x less memory)

@@ -37,7 +37,15 @@ def pad_mode(h: int, w: int, ph: int, pw: int) -> str:
     return "reflect" if ph < h and pw < w else "edge"
 
 
-TORCH_PAD = {"reflect": "reflect", "edge": "replicate"}  # pad_mode's names in torch's F.pad
+def pad_tensor(x: Any, ph: int, pw: int) -> Any:
+    """Nx3xHxW torch tensor padded by ph rows and pw columns at the bottom and right, as
+    :func:`pad_mode` says (torch's name for edge replication is ``replicate``)."""
+    if not (ph or pw):
+        return x
+    from torch.nn import functional as F
+
+    mode = {"reflect": "reflect", "edge": "replicate"}[pad_mode(x.shape[2], x.shape[3], ph, pw)]
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def to_nchw(batch: np.ndarray, multiple: int) -> np.ndarray:

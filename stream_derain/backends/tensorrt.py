@@ -26,7 +26,7 @@ from ..models import ModelInfo
 from ..trt import probe
 from ..trt.cache import EngineCache
 from ..trt.engine import DEFAULT_HEIGHT, DEFAULT_MAX_BATCH, DEFAULT_WIDTH, EngineRequest, get_engine
-from .base import TORCH_PAD, Backend, Capabilities, pad_mode
+from .base import Backend, Capabilities, pad_tensor
 
 log = logging.getLogger(__name__)
 NO_GPU = ("TensorRT needs an NVIDIA GPU to run engines; building works without one "
@@ -136,10 +136,7 @@ class TensorRTBackend(Backend):
         torch = self._torch
         n, _, h, w = x.shape
         ph, pw = max(0, self.profile.min[1] - h), max(0, self.profile.min[2] - w)
-        if ph or pw:
-            mode = TORCH_PAD[pad_mode(h, w, ph, pw)]
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
-        x = x.contiguous()
+        x = pad_tensor(x, ph, pw).contiguous()
         if not self.context.set_input_shape(self.in_name, tuple(x.shape)):
             raise BackendError(f"input shape {tuple(x.shape)} is outside the engine profile "
                                f"{self.profile.tag}")
