@@ -63,6 +63,9 @@ class RainParams:
     dense_density: float = 0.06  # its seed density (10x the drop layers': the streaks overlap)
     dense_length: float = 20.0  # its streak length in pixels
     dense_blur: float = 0.0  # Gaussian sigma of an out-of-focus blur of the sheet (0: sharp)
+    coarse: float = 0.0  # peak brightness of a sheet of long, thick streaks (0: none; see coarse_sheet)
+    coarse_density: float = 0.004  # its seed density
+    coarse_length: float = 60.0  # its streak length in pixels
 
 
 def sample_params(rng: np.random.Generator, heavy: float | None = None,
@@ -257,6 +260,17 @@ def _rain_tint(rng: np.random.Generator) -> np.ndarray:
     return np.full(3, rng.uniform(0.85, 1.0), np.float32)
 
 
+def _levels_sheet(shape: tuple[int, int], density: float, drop_sigma: tuple[float, float], length: float,
+                  angle: float, peak: float, rng: np.random.Generator) -> np.ndarray:
+    """Seed noise, a blur to the drop size (sigma drawn in ``drop_sigma``), a motion
+    blur along the fall, levels (the 99.5th percentile maps to ``peak``)."""
+    field = cv2.GaussianBlur(drop_field(shape, density, rng), (0, 0), float(rng.uniform(*drop_sigma)))
+    k = streak_kernel(length, 1.0, angle + float(rng.normal(0, 3)))
+    sheet = cv2.filter2D(field, -1, k, borderType=cv2.BORDER_REFLECT)
+    top = float(np.percentile(sheet, 99.5)) or 1.0
+    return np.clip(sheet / top, 0.0, 1.0) * peak
+
+
 def dense_sheet(shape: tuple[int, int], p: RainParams, rng: np.random.Generator) -> np.ndarray:
     """HxW sheet of dense, fine, overlapping streaks in [0, ``p.dense``].
 
@@ -266,14 +280,19 @@ def dense_sheet(shape: tuple[int, int], p: RainParams, rng: np.random.Generator)
     levels -> screen). Unlike the drop layers, these streaks cover most pixels and
     brighten the whole frame by part of their peak, so the network sees rain whose
     removal must also take away that mean."""
-    field = cv2.GaussianBlur(drop_field(shape, p.dense_density, rng), (0, 0), float(rng.uniform(0.3, 0.8)))
-    k = streak_kernel(p.dense_length, 1.0, p.angle + float(rng.normal(0, 3)))
-    sheet = cv2.filter2D(field, -1, k, borderType=cv2.BORDER_REFLECT)
-    top = float(np.percentile(sheet, 99.5)) or 1.0
-    sheet = np.clip(sheet / top, 0.0, 1.0) * p.dense
+    sheet = _levels_sheet(shape, p.dense_density, (0.3, 0.8), p.dense_length, p.angle, p.dense, rng)
     if p.dense_blur > 0:  # out of focus after the levels: softer, same mean (a haze when wide)
         sheet = cv2.GaussianBlur(sheet, (0, 0), p.dense_blur)
     return sheet.astype(np.float32)
+
+
+def coarse_sheet(shape: tuple[int, int], p: RainParams, rng: np.random.Generator) -> np.ndarray:
+    """HxW sheet of long, thick, bright streaks in [0, ``p.coarse``]: the same recipe
+    as :func:`dense_sheet` with sparser, larger drops (blur sigma 0.8-2 px) and a
+    longer fall, as public heavy-rain sets render them (streaks 3-6 px wide, 40-120
+    px long, near white)."""
+    return _levels_sheet(shape, p.coarse_density, (0.8, 2.0), p.coarse_length, p.angle, p.coarse,
+                         rng).astype(np.float32)
 
 
 def streak_map(shape: tuple[int, int], p: RainParams, rng: np.random.Generator,
@@ -287,6 +306,8 @@ def streak_map(shape: tuple[int, int], p: RainParams, rng: np.random.Generator,
         streaks = np.maximum(streaks, _fall_blur(canvas, angle, rng) * bright)
     if p.dense > 0:
         streaks = np.maximum(streaks, dense_sheet(shape, p, rng))
+    if p.coarse > 0:
+        streaks = np.maximum(streaks, coarse_sheet(shape, p, rng))
     return streaks
 
 
@@ -330,6 +351,7 @@ class PairRecipe:
     dense_haze: float = 0.0  # > 0: half of those sheets defocused into a haze, up to this much brighter
     strong_veil: float = 0.0  # share of the heavy samples under a strong veil (haze 0.15-0.35:
     # transmission down to 0.5, as in public heavy-rain sets); 0 draws nothing (v3's stream)
+    coarse_share: float = 0.0  # share of the heavy samples with a coarse_sheet; 0 draws nothing
 
 
 def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
@@ -343,6 +365,9 @@ def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = 
         p = faint(p, float(rng.uniform(0.25, 0.6)))
     if recipe.strong_veil > 0 and heavy >= 0.5 and rng.uniform() < recipe.strong_veil:
         p = replace(p, haze=float(rng.uniform(0.15, 0.35)))
+    if recipe.coarse_share > 0 and heavy >= 0.5 and rng.uniform() < recipe.coarse_share:
+        p = replace(p, coarse=float(rng.uniform(0.45, 0.9)), coarse_density=float(rng.uniform(0.002, 0.008)),
+                    coarse_length=float(rng.uniform(40, 120)))
     rainy = clean if rain_free else add_rain(clean, rng, p, bank)
     if rng.uniform() < recipe.compress_fraction:
         q = int(rng.integers(recipe.quality[0], recipe.quality[1] + 1))

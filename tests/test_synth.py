@@ -68,6 +68,35 @@ def test_dense_share_draws_sheets_and_zero_keeps_v2s_stream():
     assert 0.25 < np.mean(shares) < 0.35
 
 
+def test_coarse_sheet_draws_long_thick_streaks_that_only_add_light():
+    rng = np.random.default_rng(5)
+    clean = textured(rng)
+    p = replace(synth.RainParams(), procedural=False, coarse=0.8, coarse_density=0.005, coarse_length=80.0)
+    added = (synth.add_rain(clean, rng, p) - clean).mean(axis=2)
+    assert (added >= -1e-6).all() and float(added.max()) <= 0.8 + 1e-6
+    fine = synth.dense_sheet(added.shape, replace(p, dense=0.8, dense_density=0.005, dense_length=80.0),
+                             np.random.default_rng(9))
+    thick = synth.coarse_sheet(added.shape, p, np.random.default_rng(9))
+    # wider across the fall: the horizontal gradient is smoother relative to the mean
+    across = [float(np.abs(np.diff(s, axis=1)).mean() / s.mean()) for s in (fine, thick)]
+    assert across[1] < 0.6 * across[0]
+
+
+def test_coarse_share_touches_heavy_samples_only():
+    clean = textured(np.random.default_rng(1))
+
+    def pairs(recipe: synth.PairRecipe, n: int = 20) -> list[np.ndarray]:
+        rng = np.random.default_rng(8)
+        return [synth.rain_pair(clean, rng, recipe)[0] for _ in range(n)]
+
+    light = dict(heavy_fraction=0.0, compress_fraction=0.0)
+    assert all(np.array_equal(a, b) for a, b in zip(pairs(synth.PairRecipe(**light)),
+                                                     pairs(synth.PairRecipe(**light, coarse_share=1.0))))
+    heavy = dict(heavy_fraction=1.0, compress_fraction=0.0)
+    plain, coarse = pairs(synth.PairRecipe(**heavy)), pairs(synth.PairRecipe(**heavy, coarse_share=1.0))
+    assert np.mean([c.mean() for c in coarse]) > np.mean([p.mean() for p in plain]) + 0.02
+
+
 def test_strong_veil_lowers_contrast_of_heavy_samples_and_leaves_light_rain_alone():
     clean = textured(np.random.default_rng(1))
 

@@ -77,6 +77,7 @@ class TrainConfig(StageConfig):
     dense_share: float = 0.0  # share of rainy samples with a dense fine-streak sheet (synth.dense_sheet)
     dense_haze: float = 0.0  # half of those sheets defocused into a haze up to this brighter (synth)
     strong_veil: float = 0.0  # share of heavy samples under a strong veil (synth.PairRecipe.strong_veil)
+    coarse_share: float = 0.0  # share of heavy samples with long, thick streaks (synth.coarse_sheet)
     detail_loss_weight: float = 0.0  # weight of the L1 of image gradients (lost or invented detail)
     lowpass_loss_weight: float = 0.0  # weight of the L1 of 8x8 means (left-over brightness, a bias)
     bf16: bool = False  # bf16 autocast on the CPU (where it has bf16 units)

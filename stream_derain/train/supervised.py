@@ -125,7 +125,8 @@ def _pair_stream(cfg: TrainConfig, rng: np.random.Generator):
     log.info("training on %d backgrounds, %d streak layers", len(backgrounds), len(bank) if bank else 0)
     recipe = synth.PairRecipe(heavy_fraction=cfg.heavy_fraction, compress_fraction=cfg.compress_fraction,
                               faint_fraction=cfg.faint_fraction, dense_share=cfg.dense_share,
-                              dense_haze=cfg.dense_haze, strong_veil=cfg.strong_veil)
+                              dense_haze=cfg.dense_haze, strong_veil=cfg.strong_veil,
+                              coarse_share=cfg.coarse_share)
     pairs = synthetic_pairs(backgrounds, cfg.crop, rng, recipe, bank,
                             rain_free_every(cfg.rain_free_fraction, cfg.batch_size))
     if not cfg.teacher:
