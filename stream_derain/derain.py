@@ -11,19 +11,21 @@ from pathlib import Path
 import numpy as np
 
 from .backends import create_backend
-from .backends.base import Backend
+from .backends.base import Backend, model_frames
 from .backends.options import BackendOptions
-from .errors import InputError, OutputError
+from .errors import ConfigError, InputError, OutputError
 from .io import images
 from .io.encode import check_options
 from .io.paths import atomic_output, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, VideoReader, VideoWriter
-from .models import resolve_model
+from .models import WINDOW_MODES, resolve_model
 from .pipeline import PipelineResult
 from .smooth.core import DEFAULT_STRENGTH
 from .stages import QUEUE_SIZE, Progress, file_pipeline, uses_device_frames
+from .window import still_window
 
 log = logging.getLogger(__name__)
+WINDOWS = ("auto", *WINDOW_MODES)  # DerainConfig.window
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
                   ".mpg", ".mpeg", ".3gp", ".ogv", ".mxf", ".y4m"}
 
@@ -34,7 +36,9 @@ class DerainConfig:
     (``backends.TRT(workspace_mb=2048)``, ``backends.Torch(device="cuda:1")``: that backend,
     vs-mlrt's style); ``backend_options``: typed options for whichever backend runs
     (:mod:`.backends.options`); ``threads``: the CPU backends' threads where their options
-    leave them at 0."""
+    leave them at 0; ``window``: which neighbours a multi-frame model reads, ``centred``
+    (earlier and later frames), ``causal`` (earlier ones only) or ``auto`` (files:
+    centred); a single-frame model ignores it."""
 
     input: Path
     output: Path | None = None
@@ -55,6 +59,16 @@ class DerainConfig:
     hwaccel: str = "auto"  # NVDEC decoding: auto (when an NVIDIA driver is present), cuda, none
     device_frames: bool | None = None  # keep frames on the backend's device; None: when it is a GPU
     backend_options: tuple[BackendOptions, ...] = ()
+    window: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.window not in WINDOWS:
+            raise ConfigError(f"window {self.window!r}: choose {', '.join(WINDOWS)}")
+
+    @property
+    def window_mode(self) -> str:
+        """The window mode files run: centred unless asked for causal."""
+        return "causal" if self.window == "causal" else "centred"
 
     @property
     def backend_name(self) -> str:
@@ -156,7 +170,7 @@ def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
     total = expected_frames(reader, cfg.start, cfg.max_frames) if not (cfg.start_s or cfg.duration_s) else 0
     p = file_pipeline(reader, writer, backend, total=total, progress=progress, queue_size=cfg.queue_size,
                       batch=cfg.batch, smooth=cfg.smooth, strength=cfg.smooth_strength,
-                      device_frames=uses_device_frames(backend, cfg.device_frames))
+                      device_frames=uses_device_frames(backend, cfg.device_frames), mode=cfg.window_mode)
     try:
         result = p.run(lambda: writer.frames)
     finally:
@@ -168,16 +182,17 @@ def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
 
 def derain_image_files(files: list[tuple[Path, Path]], backend: Backend, batch: int,
                        progress: Progress | None = None) -> int:
-    """Derain (src, dst) image pairs, ``batch`` at a time when sizes match."""
-    done = 0
+    """Derain (src, dst) image pairs, ``batch`` at a time when sizes match (a multi-frame
+    model gets each image in every slot of its window)."""
+    done, k = 0, model_frames(backend)
     for i in range(0, len(files), max(batch, 1)):
         chunk = files[i:i + max(batch, 1)]
         imgs = [images.read_image(src) for src, _ in chunk]
         rgbs = [im.rgb8 for im in imgs]
         if len({im.shape for im in rgbs}) == 1:
-            outs = list(backend.infer(np.stack(rgbs)))
+            outs = list(backend.infer(still_window(np.stack(rgbs), k)))
         else:
-            outs = [backend.infer(im[None])[0] for im in rgbs]
+            outs = [backend.infer(still_window(im[None], k))[0] for im in rgbs]
         for (_, dst), img, src in zip(chunk, outs, imgs):
             with atomic_output(dst) as tmp:
                 images.write_image(tmp, src.restore(img))

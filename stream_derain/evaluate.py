@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from .backends.base import Backend
+from .backends.base import Backend, model_frames
 from .errors import InputError
 from .io import images
 from .metrics import image_scores
+from .window import still_window
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def mean_scores(rows: list[dict[str, float]]) -> dict[str, float]:
 def evaluate_set(pairs: PairSet, backend: Backend | None = None, predictions: Path | None = None,
                  save_dir: Path | None = None) -> dict[str, Any]:
     """Scores of the input and of the output (from ``backend`` or from ``predictions``,
-    a folder of derained images with the rain folder's names)."""
+    a folder of derained images with the rain folder's names). A multi-frame model
+    gets each still in every slot of its window."""
     rows_in, rows_out, per_image = [], [], []
     for rain_path, clean_path in pairs.pairs():
         rain, clean = images.read_rgb(rain_path), images.read_rgb(clean_path)
@@ -68,7 +70,7 @@ def evaluate_set(pairs: PairSet, backend: Backend | None = None, predictions: Pa
         rows_in.append(s_in)
         entry: dict[str, Any] = {"name": rain_path.name, "input": s_in}
         if backend is not None or predictions is not None:
-            out = (backend.infer(rain[None])[0] if backend is not None
+            out = (backend.infer(still_window(rain[None], model_frames(backend)))[0] if backend is not None
                    else images.read_rgb(predictions / rain_path.name))
             s_out = image_scores(out, clean)
             rows_out.append(s_out)

@@ -20,6 +20,7 @@ from .errors import ModelError
 
 MANIFEST = "manifest.json"
 DEFAULT_MODEL = "derain-student"
+WINDOW_MODES = ("centred", "causal")  # which neighbours a multi-frame model sees (see ModelInfo.offsets)
 
 
 def models_dir() -> Path:
@@ -56,9 +57,41 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def default_offsets(frames: int) -> dict[str, tuple[int, ...]]:
+    """The window of a K-frame model whose manifest lists no offsets: slot 0 the target,
+    then ``centred`` -1, +1, -2, +2, ... and ``causal`` -1, -2, ... (K=5: (0, -1, 1, -2, 2)
+    and (0, -1, -2, -3, -4))."""
+    centred = tuple((j + 1) // 2 * (-1 if j % 2 else 1) for j in range(frames))
+    return {"centred": centred, "causal": tuple(-j for j in range(frames))}
+
+
+def parse_window(entry: dict[str, Any], where: str) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """(frames, offsets) of a manifest entry: ``"frames": K`` and ``"offsets": {"centred":
+    [...], "causal": [...]}``, both optional (none: a single-frame model; no offsets: the
+    defaults for K). Each mode's offsets are K relative frame indices, slot 0 being 0 (the
+    target); causal ones are never positive."""
+    try:
+        frames = int(entry.get("frames", 1))
+        given = entry.get("offsets") or {}
+        offsets = {**default_offsets(frames), **{k: tuple(int(o) for o in v) for k, v in given.items()}}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"{where}: bad frames/offsets ({exc})") from None
+    for mode in WINDOW_MODES:
+        offs = offsets[mode]
+        if frames < 1 or len(offs) != frames or offs[0] != 0:
+            raise ModelError(f"{where}: {mode} offsets {list(offs)} must be {frames} offsets starting at 0")
+    if max(offsets["causal"]) > 0:
+        raise ModelError(f"{where}: causal offsets {list(offsets['causal'])} must not read later frames")
+    return frames, offsets
+
+
 @dataclass(frozen=True)
 class ModelInfo:
-    """One manifest entry. ``files`` maps precision ('fp32', 'fp16') to a path."""
+    """One manifest entry. ``files`` maps precision ('fp32', 'fp16') to a path.
+
+    ``frames`` K: the model's input is K frames stacked on the channel axis (N x 3K x H x W;
+    1 for a single-frame model), slot j holding the frame at ``offsets[mode][j]`` relative
+    to the target (slot 0, offset 0) in window mode ``centred`` or ``causal``."""
 
     name: str
     version: str
@@ -67,6 +100,19 @@ class ModelInfo:
     input_name: str = "input"
     output_name: str = "output"
     meta: dict[str, Any] = field(default_factory=dict)
+    frames: int = 1
+    offsets: dict[str, tuple[int, ...]] = field(default_factory=lambda: default_offsets(1))
+
+    @property
+    def channels(self) -> int:
+        """Input channels: 3 per frame of the window."""
+        return 3 * self.frames
+
+    def window(self, mode: str) -> tuple[int, ...]:
+        """The slot offsets of window mode ``mode`` (``centred`` or ``causal``)."""
+        if mode not in WINDOW_MODES:
+            raise ModelError(f"window mode {mode!r}: choose {' or '.join(WINDOW_MODES)}")
+        return self.offsets[mode]
 
     def path(self, precision: str = "fp32") -> Path:
         if precision not in self.files:
@@ -93,36 +139,73 @@ def load_model_info(name: str | None = None, folder: Path | None = None) -> Mode
     entry = manifest.get("models", {}).get(name)
     if entry is None:
         raise ModelError(f"unknown model {name!r}; shipped: {', '.join(manifest.get('models', {}))}")
+    frames, offsets = parse_window(entry, f"model {name}")
     return ModelInfo(
         name=name, version=str(entry["version"]),
         files={k: folder / v["file"] for k, v in entry["files"].items()},
         multiple=int(entry["multiple"]), input_name=entry.get("input", "input"),
-        output_name=entry.get("output", "output"), meta=entry,
+        output_name=entry.get("output", "output"), meta=entry, frames=frames, offsets=offsets,
     )
 
 
-def _exported_multiple(path: Path) -> int | None:
-    """The ``multiple`` that ``stream-derain export`` wrote for ``path`` in the manifest
-    beside it, if there is one that lists this file."""
+def _exported_entry(path: Path) -> dict[str, Any] | None:
+    """The manifest entry that ``stream-derain export`` wrote for ``path`` beside it, if
+    there is one that lists this file."""
     if not (path.parent / MANIFEST).is_file():
         return None
     try:
         for entry in read_manifest(path.parent).get("models", {}).values():
             if any(f.get("file") == path.name for f in entry.get("files", {}).values()):
-                return int(entry["multiple"])
+                return dict(entry)
     except (ModelError, ValueError, TypeError, KeyError, AttributeError):
         pass
     return None
 
 
+def onnx_input_channels(path: Path) -> int | None:
+    """The fixed channel count of an ONNX model's (first) NCHW input, None when it is
+    dynamic or cannot be read. Through ``onnx`` where installed, else an onnxruntime
+    session (both imported here only: the runtime has onnxruntime, not always onnx)."""
+    try:
+        import onnx
+    except ImportError:
+        onnx = None
+    try:
+        if onnx is not None:
+            graph = onnx.load(str(path), load_external_data=False).graph
+            inits = {i.name for i in graph.initializer}
+            inp = next(i for i in graph.input if i.name not in inits)
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+        else:
+            import onnxruntime as ort
+
+            dims = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
+    except Exception:  # noqa: BLE001 - not an ONNX file, a broken one: the backend will say so
+        return None
+    return dims[1] if len(dims) == 4 and isinstance(dims[1], int) and dims[1] > 0 else None
+
+
 def model_from_path(path: Path, multiple: int | None = None) -> ModelInfo:
     """A ModelInfo for a user-given ONNX file (not in the manifest). H and W must be
-    multiples of ``multiple``; by default of the one its export wrote beside it, else 4."""
+    multiples of ``multiple``; by default of the one its export wrote beside it, else 4.
+    Its window (``frames``, ``offsets``) is the manifest's beside it where that lists the
+    file, else read from the input's channels (3K fixed, K > 1: the default offsets for K)."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     precision = "fp16" if "fp16" in path.stem else "fp32"
-    multiple = multiple or _exported_multiple(path) or 4
-    return ModelInfo(name=path.stem, version="custom", files={precision: path}, multiple=multiple)
+    entry = _exported_entry(path)
+    if entry is not None and "frames" in entry:
+        frames, offsets = parse_window(entry, str(path))
+    else:
+        channels = onnx_input_channels(path) or 3
+        frames = channels // 3 if channels % 3 == 0 else 1
+        offsets = default_offsets(frames)
+    try:
+        multiple = multiple or (int(entry["multiple"]) if entry else 0) or 4
+    except (KeyError, TypeError, ValueError):
+        multiple = 4
+    return ModelInfo(name=path.stem, version="custom", files={precision: path}, multiple=multiple,
+                     frames=frames, offsets=offsets)
 
 
 def resolve_model(spec: str | Path | None = None, onnx: Path | None = None,

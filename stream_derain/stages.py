@@ -8,10 +8,13 @@ batch size, a smoother), never a front door's config.
   :class:`~.io.video.VideoReader`, a live source);
 - :class:`InferStage`: batches frames through the backend; with ``max_latency_s``
   (live) it skips a frame that would leave inference older than the bound while a
-  newer one waits; files never drop a frame;
+  newer one waits; files never drop a frame. A multi-frame model (``model.frames`` K >
+  1) gets each frame with its neighbours through a :class:`~.window.FrameWindow`
+  (``mode`` ``centred`` or ``causal``), copied packets held in their place;
 - :class:`DeviceInferStage`: the same on a backend that takes device tensors
   (``infer_tensor``: TensorRT, torch on CUDA): frames go to the device once and stay
   there (a 3xHxW uint8 tensor in ``FrameItem.image``) until :class:`DownloadStage`;
+  a neighbour reuses the frame already uploaded;
 - :class:`SmoothStage`: the temporal smoother (numpy, or torch on the device);
 - :class:`EncodeStage`: the file sink (a :class:`~.io.video.VideoWriter`).
 
@@ -26,19 +29,21 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from .backends.base import Backend, pad_amounts, pad_tensor
+from .backends.base import Backend, model_frames, pad_amounts, pad_tensor
 from .errors import require
 from .io.video import FrameItem, VideoReader, VideoWriter
 from .pipeline import IterSource, Pipeline, Stage
 from .smooth.core import DEFAULT_STRENGTH
+from .window import FrameWindow, WindowFrame, stack_slots
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
+Windows = list[tuple[WindowFrame, ...]]  # each frame's slot frames (multi-frame models)
 QUEUE_SIZE = 8  # frames between two file stages (a full queue blocks the stage before it)
 MIN_SMOOTH_SIDE = 64  # the smoother's DIS flow runs at 1/4 size and crashes below 16 px a side
 
@@ -87,18 +92,26 @@ class InferStage(Stage):
     older than the bound plus the recent inference time is skipped while a newer one
     waits, counted in ``dropped_late``; its discontinuity mark goes to the next frame
     kept. ``delay_s`` is a test/benchmark hook: a real sleep per frame inferred, to
-    emulate a backend slower than the camera."""
+    emulate a backend slower than the camera.
+
+    A multi-frame model (``backend.model.frames`` > 1) reads each frame with the
+    neighbours of window ``mode`` (``centred``: later frames too, so a frame waits for
+    its look-ahead; ``causal``: earlier ones only) through :attr:`window`; packets then
+    keep their place among the frames, and a frame skipped for latency is a cut of the
+    window (a gap in ``index``)."""
 
     def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
                  batch: int = 1, keep_input: bool = True, max_latency_s: float | None = None,
-                 delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, mode: str = "centred") -> None:
         super().__init__("infer", stop, inq, outq)
         self.backend, self.batch, self.keep_input = backend, max(batch, 1), keep_input
         self.max_latency_s, self.delay_s = max_latency_s, delay_s
-        self.pending: list[FrameItem] = []
+        self.pending: list[Any] = []  # FrameItems; with a window, Ready entries (packets too)
         self.dropped_late = 0
         self.infer_s = 0.0  # moving average of one batch's inference, seconds
         self._discontinuity = False
+        self.mode = mode
+        self.window = FrameWindow(backend.model.window(mode)) if model_frames(backend) > 1 else None
 
     def late(self, item: FrameItem) -> bool:
         """Skip ``item`` under the latency policy? (Hands its discontinuity on if so.)"""
@@ -112,61 +125,111 @@ class InferStage(Stage):
         item.discontinuity, self._discontinuity = item.discontinuity or self._discontinuity, False
         return False
 
-    def _flush(self) -> list[FrameItem]:
-        items, self.pending = self.pending, []
-        if not items:
-            return []
+    def admit(self, items: Iterable[Any], end: bool = False) -> list[Any]:
+        """Items in stream order -> the entries ready to infer: the items themselves for
+        a single-frame model, else the :class:`~.window.Ready` entries the window
+        releases (with ``end``: all it holds)."""
+        if self.window is None:
+            return list(items)
+        out = [r for it in items for r in self.window.push(it)]
+        return out + self.window.flush() if end else out
+
+    def infer_entries(self, entries: list[Any]) -> list[Any]:
+        """Derain the frames of ``entries`` (from :meth:`admit`) in place, in same-size
+        batches of at most ``batch``; returns the items in order."""
+        if self.window is None:
+            frames, windows, items = entries, None, entries
+        else:
+            ready = [e for e in entries if e.is_frame]
+            frames, windows = [e.item for e in ready], [e.slots for e in ready]
+            items = [e.item for e in entries]
+        if not frames:
+            return items
         t0 = time.monotonic()
         if self.delay_s > 0:  # test/benchmark hook: a slower backend
-            self.stop.wait(self.delay_s * len(items))
-        shapes = {it.image.shape for it in items}
-        for group in [items] if len(shapes) == 1 else [[it] for it in items]:
-            self.infer_group(group)
+            self.stop.wait(self.delay_s * len(frames))
+        for run in self._groups(frames):
+            self.infer_group([frames[i] for i in run], None if windows is None else [windows[i] for i in run])
         took = time.monotonic() - t0
         self.infer_s = took if self.infer_s == 0.0 else 0.8 * self.infer_s + 0.2 * took
         return items
 
-    def infer_group(self, group: list[FrameItem]) -> None:
-        """Derain a batch of same-size frames in place (HxWx3 uint8 on the host)."""
-        out = self.backend.infer(np.stack([it.image for it in group]))
+    def _groups(self, frames: list[FrameItem]) -> list[list[int]]:
+        """Indices of runs of same-size frames, at most ``batch`` long."""
+        groups: list[list[int]] = []
+        for i, it in enumerate(frames):
+            last = groups[-1] if groups else None
+            if last and len(last) < self.batch and frames[last[0]].image.shape == it.image.shape:
+                last.append(i)
+            else:
+                groups.append([i])
+        return groups
+
+    def _flush(self) -> list[Any]:
+        entries, self.pending = self.pending, []
+        return self.infer_entries(entries)
+
+    def infer_group(self, group: list[FrameItem], windows: Windows | None = None) -> None:
+        """Derain a batch of same-size frames in place (HxWx3 uint8 on the host);
+        ``windows``: each frame's slot frames (multi-frame models)."""
+        x = np.stack([it.image for it in group]) if windows is None else stack_slots(windows)
+        out = self.backend.infer(x)
         for it, img in zip(group, out):
             it.rainy = it.image if self.keep_input else None
             it.image = img
 
     def work(self, item: Any) -> list[Any]:
-        if not isinstance(item, FrameItem):
+        frame = isinstance(item, FrameItem)
+        if self.window is None and not frame:
             return [item]
-        if self.late(item):
+        if frame and self.late(item):
             return []
-        self.pending.append(item)
-        if len(self.pending) >= self.batch or self.inq.empty():
+        self.pending.extend(self.admit([item]))
+        frames = len(self.pending) if self.window is None else sum(e.is_frame for e in self.pending)
+        if frames >= self.batch or self.inq.empty() or not frames:  # no frame: packets released by the window
             return self._flush()
         return []
 
     def finish(self) -> list[Any]:
+        if self.window is not None:
+            self.pending.extend(self.window.flush())
         return self._flush()
 
 
 class DeviceInferStage(InferStage):
     """Uploads each batch of HxWx3 uint8 frames once, pads to the model's multiple,
-    runs ``backend.infer_tensor`` and passes 3xHxW uint8 device tensors on."""
+    runs ``backend.infer_tensor`` and passes 3xHxW uint8 device tensors on. A
+    multi-frame model's windows are stacked on the device from frames uploaded once
+    (:attr:`.window.WindowFrame.cache`)."""
 
     def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
                  batch: int = 1, keep_input: bool = True, max_latency_s: float | None = None,
-                 delay_s: float = 0.0) -> None:
-        super().__init__(stop, inq, outq, backend, batch, keep_input, max_latency_s, delay_s)
+                 delay_s: float = 0.0, mode: str = "centred") -> None:
+        super().__init__(stop, inq, outq, backend, batch, keep_input, max_latency_s, delay_s, mode)
         self.torch = require("torch", "train")
         self.device = self.torch.device(backend.device)
+        self.uploads = 0  # frames copied to the device
 
-    def upload(self, items: list[FrameItem]) -> Any:
-        """N frames -> Nx3xHxW uint8 on the device (one host-to-device copy)."""
-        host = self.torch.from_numpy(np.stack([it.image for it in items]))
+    def upload(self, images: list[Any]) -> Any:
+        """N HxWx3 uint8 frames -> Nx3xHxW uint8 on the device (one host-to-device copy)."""
+        host = self.torch.from_numpy(np.stack(images))
         if self.device.type == "cuda":
             host = host.pin_memory()
+        self.uploads += len(images)
         return host.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
 
-    def infer_group(self, group: list[FrameItem]) -> None:
-        x = self.upload(group)
+    def gather(self, windows: Windows) -> Any:
+        """N windows -> Nx3KxHxW uint8 on the device; frames not yet there go up in one
+        copy and stay in their :attr:`~.window.WindowFrame.cache` for later windows."""
+        missing = list({id(f): f for slots in windows for f in slots if f.cache is None}.values())
+        if missing:
+            for frame, tensor in zip(missing, self.upload([f.image for f in missing])):
+                frame.cache = tensor
+        torch = self.torch
+        return torch.stack([torch.cat([f.cache for f in slots]) for slots in windows])
+
+    def infer_group(self, group: list[FrameItem], windows: Windows | None = None) -> None:
+        x = self.upload([it.image for it in group]) if windows is None else self.gather(windows)
         h, w = x.shape[2:]
         ph, pw = pad_amounts(h, w, self.backend.model.multiple)
         xf = x.float().mul_(1.0 / 255.0)
@@ -176,7 +239,8 @@ class DeviceInferStage(InferStage):
             # 8-bit frames on the device from here on, as on the host path (and 4x less memory)
             y = y.mul_(255.0).round_().clamp_(0, 255).to(self.torch.uint8)
         for i, it in enumerate(group):
-            it.rainy = x[i] if self.keep_input else None
+            target = x[i] if windows is None else windows[i][0].cache
+            it.rainy = target if self.keep_input else None
             it.image = y[i]
 
 
@@ -251,12 +315,14 @@ def frame_stages(p: Pipeline, inq: queue.Queue, backend: Backend, *, batch: int 
                  strength: float = DEFAULT_STRENGTH, device_frames: bool = False,
                  queue_size: int = QUEUE_SIZE, keep_input: bool | None = None,
                  max_latency_s: float | None = None, delay_s: float = 0.0,
-                 smoother_factory: Callable[..., Any] | None = None) -> tuple[queue.Queue, InferStage]:
+                 smoother_factory: Callable[..., Any] | None = None,
+                 mode: str = "centred") -> tuple[queue.Queue, InferStage]:
     """Add infer (and smooth) stages after ``inq``; returns the queue the sink reads (HxWx3
     uint8 frames on the host) and the infer stage. With ``device_frames`` the frames stay
     on the backend's device until a download stage. ``keep_input`` (default: ``smooth``)
     keeps the input frame as ``item.rainy``; ``smoother_factory(strength[, device])``
-    replaces :func:`make_smoother`."""
+    replaces :func:`make_smoother`; ``mode``: the window of a multi-frame model
+    (``centred`` or ``causal``, see :class:`InferStage`)."""
     def q() -> queue.Queue:
         return queue.Queue(queue_size)
 
@@ -264,7 +330,7 @@ def frame_stages(p: Pipeline, inq: queue.Queue, backend: Backend, *, batch: int 
     keep = smooth if keep_input is None else keep_input
     out = q()
     kind = DeviceInferStage if device_frames else InferStage
-    infer = kind(p.stop, inq, out, backend, batch, keep, max_latency_s, delay_s)
+    infer = kind(p.stop, inq, out, backend, batch, keep, max_latency_s, delay_s, mode)
     p.add(infer)
     if smooth:
         inq, out = out, q()

@@ -30,6 +30,7 @@ the training data all use this module.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -377,12 +378,16 @@ def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = 
 
 
 def rain_over_frames(frames: list[np.ndarray], rng: np.random.Generator, params: RainParams | None = None,
-                     bank: StreakBank | None = None) -> list[np.ndarray]:
+                     bank: StreakBank | None = None,
+                     times: Sequence[float] | None = None) -> list[np.ndarray]:
     """Temporally coherent rain over a clip (a list of HxWx3 float32 frames in [0, 1]).
 
     Each depth layer owns a streak field larger than the frame that scrolls along its
     fall direction by its own speed every frame (wrapping), so streaks move coherently;
-    the veil and the tint stay fixed."""
+    the veil and the tint stay fixed. ``times`` (default 0, 1, 2, ...) places each frame
+    in time, in frames of the rain's own rate: a clip subsampled to a lower frame rate,
+    or rain falling faster, is ``times`` spaced wider (rain moves farther between two
+    frames). A dense sheet (``params.dense``) scrolls like the nearest layer."""
     p = params or sample_params(rng, photometric=bank is not None)
     h, w = frames[0].shape[:2]
     specs = _layer_specs(p)
@@ -393,14 +398,17 @@ def rain_over_frames(frames: list[np.ndarray], rng: np.random.Generator, params:
               for s in specs]
     layers += [(bank.canvas(big, rng, scale, angle, keep) * bright, angle, 18.0 * scale)
                for scale, angle, bright, keep in photo_specs]
+    if p.dense > 0:
+        layers.append((dense_sheet(big, p, rng), p.angle, max(p.dense_length * 0.8, 4.0)))
     t_map = transmission_map((h, w), p.haze, rng) if p.haze > 0 else None
     tint = _rain_tint(rng)
     out = []
     for i, bg in enumerate(frames):
+        u = float(times[i]) if times is not None else float(i)
         streaks = np.zeros((h, w), np.float32)
         for layer, angle, speed in layers:
             a = np.deg2rad(angle)
-            shifted = np.roll(layer, (int(round(speed * i * np.cos(a))), int(round(speed * i * np.sin(a)))),
+            shifted = np.roll(layer, (int(round(speed * u * np.cos(a))), int(round(speed * u * np.sin(a)))),
                               axis=(0, 1))
             streaks = np.maximum(streaks, shifted[margin:margin + h, margin:margin + w])
         out.append(compose(bg, streaks, p, t_map, tint))

@@ -62,3 +62,37 @@ def test_derain_returns_one_type_for_videos_images_and_folders(tiny_model, make_
     assert (video.kind, video.frames, image.kind, image.frames, many.kind, many.frames) == \
         ("video", 3, "images", 1, "images", 2)
     assert video.stages and not video.interrupted and not image.stages
+
+
+def test_a_multi_frame_model_derains_images_with_the_image_in_every_slot(tmp_path: Path) -> None:
+    """max-k5 of a window holding one image five times is that image."""
+    pytest.importorskip("onnx")
+    from multiframe_models import write_models
+
+    from stream_derain.models import load_model_info
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    pics = {name: rng.integers(0, 256, size, np.uint8) for name, size in
+            (("a.png", (40, 56, 3)), ("b.png", (40, 56, 3)), ("c.png", (33, 21, 3)))}
+    for name, pic in pics.items():
+        images.write_image(folder / name, pic)
+    model = load_model_info("max-k5", write_models(tmp_path, (5,)))
+    with create_backend("onnxruntime", model, threads=1) as be:
+        _, result = derain(DerainConfig(input=folder, output=tmp_path / "out", batch=2), backend=be)
+    assert result.frames == 3
+    for name in pics:
+        out, src = (images.read_image(where / name).rgb8 for where in (tmp_path / "out", folder))
+        assert np.array_equal(out, src)
+
+
+def test_the_window_option_is_checked() -> None:
+    from stream_derain.errors import ConfigError
+
+    assert DerainConfig(input=Path("x.mp4")).window_mode == "centred"
+    assert DerainConfig(input=Path("x.mp4"), window="causal").window_mode == "causal"
+    with pytest.raises(ConfigError, match="window"):
+        DerainConfig(input=Path("x.mp4"), window="both")
+    with pytest.raises(ConfigError, match="window"):
+        LiveConfig(SourceConfig("rtsp://cam/1"), window="both")

@@ -47,3 +47,45 @@ def test_an_exported_onnx_file_takes_its_multiple_from_the_manifest_beside_it(tm
     assert resolve_model(None, onnx, multiple=8).multiple == 8  # asked for: as asked
     (tmp_path / "other.onnx").write_bytes(b"")
     assert resolve_model(tmp_path / "other.onnx").multiple == 4  # not listed there
+
+
+def test_a_multi_frame_model_reads_its_window_from_the_manifest(tmp_path: Path) -> None:
+    from stream_derain.models import load_model_info
+
+    entry = {"version": "4", "multiple": 4, "files": {"fp32": {"file": "m.onnx"}}}
+    offsets = {"centred": [0, -1, 1, -2, 2], "causal": [0, -1, -2, -3, -4]}
+    models = {"single": entry, "k5": {**entry, "frames": 5, "offsets": offsets}, "k3": {**entry, "frames": 3},
+              "bad": {**entry, "frames": 3, "offsets": {"causal": [0, 1, -1]}},
+              "short": {**entry, "frames": 3, "offsets": {"centred": [0, -1]}}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"default": "single", "models": models}))
+    single = load_model_info("single", tmp_path)
+    assert (single.frames, single.channels, single.window("centred"), single.window("causal")) == \
+        (1, 3, (0,), (0,))
+    k5 = load_model_info("k5", tmp_path)
+    assert (k5.frames, k5.channels, k5.window("centred"), k5.window("causal")) == \
+        (5, 15, (0, -1, 1, -2, 2), (0, -1, -2, -3, -4))
+    k3 = load_model_info("k3", tmp_path)  # no offsets listed: the defaults for K
+    assert k3.offsets == {"centred": (0, -1, 1), "causal": (0, -1, -2)}
+    with pytest.raises(ModelError, match="window mode"):
+        k3.window("sideways")
+    with pytest.raises(ModelError, match="must not read later frames"):
+        load_model_info("bad", tmp_path)
+    with pytest.raises(ModelError, match="3 offsets"):
+        load_model_info("short", tmp_path)
+
+
+def test_a_user_onnx_file_gets_its_window_from_the_input_channels(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    from multiframe_models import write_models
+
+    listed, alone = tmp_path / "listed", tmp_path / "alone"
+    listed.mkdir()
+    alone.mkdir()
+    write_models(listed, (3,))
+    (alone / "x.onnx").write_bytes((listed / "max-k3.onnx").read_bytes())
+    from_channels = resolve_model(alone / "x.onnx")  # no manifest: 9 input channels, K=3
+    assert (from_channels.frames, from_channels.window("causal")) == (3, (0, -1, -2))
+    manifest = json.loads((listed / "manifest.json").read_text())
+    manifest["models"]["max-k3"]["offsets"]["centred"] = [0, 1, -1]
+    (listed / "manifest.json").write_text(json.dumps(manifest))
+    assert resolve_model(listed / "max-k3.onnx").window("centred") == (0, 1, -1)  # the manifest beside it

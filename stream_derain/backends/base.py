@@ -1,10 +1,13 @@
 """The backend interface: activate / infer / deactivate, used as a context manager.
 
-``infer`` takes and returns a batch of frames as NxHxWx3 uint8 RGB numpy arrays of
-any size; the base class pads H and W up to the model's multiple (by reflection,
-see :func:`pad_mode`) and crops the result back, so subclasses only implement :meth:`run`, which sees
-Nx3xHxW float32 in [0, 1] with aligned sizes. A backend class declares what it can
-do in :attr:`Backend.capabilities` (:class:`Capabilities`).
+``infer`` takes a batch of frames as NxHxWx3 uint8 RGB numpy arrays of any size and
+returns the derained NxHxWx3; a multi-frame model (``model.frames`` K > 1) takes
+NxHxWx(3K), the K frames of each window concatenated on the last axis in slot order
+(slot 0 the target, see :mod:`stream_derain.window`). The base class pads H and W up to the
+model's multiple (by reflection, see :func:`pad_mode`) and crops the result back, so
+subclasses only implement :meth:`run`, which sees Nx(3K)xHxW float32 in [0, 1] with
+aligned sizes and returns Nx3xHxW. A backend class declares what it can do in
+:attr:`Backend.capabilities` (:class:`Capabilities`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def pad_mode(h: int, w: int, ph: int, pw: int) -> str:
 
 
 def pad_tensor(x: Any, ph: int, pw: int) -> Any:
-    """Nx3xHxW torch tensor padded by ph rows and pw columns at the bottom and right, as
+    """NxCxHxW torch tensor padded by ph rows and pw columns at the bottom and right, as
     :func:`pad_mode` says (torch's name for edge replication is ``replicate``)."""
     if not (ph or pw):
         return x
@@ -49,7 +52,7 @@ def pad_tensor(x: Any, ph: int, pw: int) -> Any:
 
 
 def to_nchw(batch: np.ndarray, multiple: int) -> np.ndarray:
-    """NxHxWx3 uint8 -> Nx3xH'xW' float32 in [0, 1], padded to ``multiple`` (:func:`pad_mode`)."""
+    """NxHxWxC uint8 -> NxCxH'xW' float32 in [0, 1], padded to ``multiple`` (:func:`pad_mode`)."""
     h, w = batch.shape[1:3]
     ph, pw = pad_amounts(h, w, multiple)
     if ph or pw:
@@ -58,14 +61,22 @@ def to_nchw(batch: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def to_nhwc_uint8(out: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Nx3xH'xW' float in [0, 1] -> NxHxWx3 uint8, cropped to h x w."""
+    """NxCxH'xW' float in [0, 1] -> NxHxWxC uint8, cropped to h x w."""
     out = out[:, :, :h, :w].transpose(0, 2, 3, 1)
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def check_batch(batch: np.ndarray) -> None:
-    if batch.ndim != 4 or batch.shape[3] != 3 or batch.dtype != np.uint8:
-        raise InputError(f"expected NxHxWx3 uint8 frames, got {batch.shape} {batch.dtype}")
+def model_frames(backend: Any) -> int:
+    """K, the frames of the window ``backend``'s model reads (1 for a single-frame model,
+    or a stand-in backend without a model)."""
+    return int(getattr(getattr(backend, "model", None), "frames", 1))
+
+
+def check_batch(batch: np.ndarray, channels: int = 3) -> None:
+    """InputError unless ``batch`` is NxHxWx``channels`` uint8 (3K for a K-frame model)."""
+    if batch.ndim != 4 or batch.shape[3] != channels or batch.dtype != np.uint8:
+        frames = f" (a {channels // 3}-frame window: the frames on the last axis)" if channels != 3 else ""
+        raise InputError(f"expected NxHxWx{channels} uint8 frames{frames}, got {batch.shape} {batch.dtype}")
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,7 @@ class Capabilities:
     """What a backend class can do, readable without activating it (nor importing its library).
 
     ``precisions``: what ``precision`` may be; ``device_tensors``: :meth:`Backend.infer_tensor`
-    takes Nx3xHxW tensors on the backend's device (the pipeline then keeps frames there
+    takes Nx(3K)xHxW tensors on the backend's device (the pipeline then keeps frames there
     when that device is a GPU); ``batching``: :meth:`Backend.infer` runs N > 1 frames in
     one call (not one at a time); ``dynamic_shapes``: any frame size without a rebuild."""
 
@@ -111,19 +122,20 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Nx3xHxW float32 in [0, 1] (aligned) -> Nx3xHxW float in [0, 1]."""
+        """Nx(3K)xHxW float32 in [0, 1] (aligned; K = ``model.frames``) -> Nx3xHxW float in [0, 1]."""
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        """NxHxWx3 uint8 RGB -> derained NxHxWx3 uint8 RGB of the same size."""
+        """NxHxWx3 uint8 RGB (NxHxWx(3K): K-frame windows) -> derained NxHxWx3 uint8 RGB
+        of the same size."""
         if not self.active:
             raise BackendError(f"{self.name} backend used before activate()")
-        check_batch(batch)
+        check_batch(batch, self.model.channels)
         h, w = batch.shape[1:3]
         return to_nhwc_uint8(self.run(to_nchw(batch, self.model.multiple)), h, w)
 
     def infer_tensor(self, x: Any) -> Any:
-        """Nx3xHxW tensor in [0, 1] on :attr:`device` (H, W multiples of ``model.multiple``)
-        -> the derained tensor; only where ``capabilities.device_tensors``."""
+        """Nx(3K)xHxW tensor in [0, 1] on :attr:`device` (H, W multiples of ``model.multiple``;
+        K = ``model.frames``) -> the derained Nx3xHxW tensor; only where ``capabilities.device_tensors``."""
         raise BackendError(f"the {self.name} backend does not take device tensors")
 
     def __enter__(self) -> Backend:

@@ -183,8 +183,9 @@ class OpenVINOBackend(Backend):
                                f"{str(exc).splitlines()[0]}") from None
 
     def _check(self, compiled: Any) -> dict[str, Any]:
-        """PSNR of ``compiled`` against an FP32 compile of the same model on :func:`check_frame`."""
-        x = check_frame().astype(self.input_dtype)
+        """PSNR of ``compiled`` against an FP32 compile of the same model on :func:`check_frame`
+        (repeated in every slot of a multi-frame model's window)."""
+        x = np.tile(check_frame(), (1, self.model.frames, 1, 1)).astype(self.input_dtype)
         ref = self._compile("fp32").create_infer_request().infer({0: x})[0].astype(np.float32)
         out = compiled.create_infer_request().infer({0: x})[0].astype(np.float32)
         value = float(psnr(np.clip(out, 0, 1), np.clip(ref, 0, 1), 1.0))

@@ -132,7 +132,7 @@ class TensorRTBackend(Backend):
     # -- inference --------------------------------------------------------------------------
 
     def _enqueue(self, x: Any, stream: Any) -> Any:
-        """Engine dtype Nx3xHxW CUDA tensor (N <= max batch) -> output on ``stream``."""
+        """Engine dtype Nx(3K)xHxW CUDA tensor (N <= max batch) -> Nx3xHxW output on ``stream``."""
         torch = self._torch
         n, _, h, w = x.shape
         ph, pw = max(0, self.profile.min[1] - h), max(0, self.profile.min[2] - w)
@@ -151,13 +151,15 @@ class TensorRTBackend(Backend):
         return out[:, :, :h, :w] if (ph or pw) else out
 
     def infer_tensor(self, x: Any) -> Any:
-        """Nx3xHxW CUDA tensor in [0, 1] (H, W multiples of ``model.multiple``) -> the
-        derained tensor, same shape and dtype, on the current stream. No host copies."""
+        """Nx(3K)xHxW CUDA tensor in [0, 1] (H, W multiples of ``model.multiple``; K =
+        ``model.frames``) -> the derained Nx3xHxW tensor, same dtype, on the current stream.
+        No host copies."""
         torch = self._torch
         if not self.active:
             raise BackendError(f"{self.name} backend used before activate()")
-        if not (isinstance(x, torch.Tensor) and x.is_cuda and x.ndim == 4 and x.shape[1] == 3):
-            raise BackendError("infer_tensor expects an Nx3xHxW CUDA tensor")
+        c = self.model.channels
+        if not (isinstance(x, torch.Tensor) and x.is_cuda and x.ndim == 4 and x.shape[1] == c):
+            raise BackendError(f"infer_tensor expects an Nx{c}xHxW CUDA tensor")
         self._fit_profile(x.shape[2], x.shape[3])
         stream = torch.cuda.current_stream(x.device)
         step = self.profile.max[0]
@@ -165,9 +167,9 @@ class TensorRTBackend(Backend):
         return (outs[0] if len(outs) == 1 else torch.cat(outs)).to(x.dtype)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Nx3xHxW float32 -> float32, via pinned buffers and two chunks in flight."""
+        """Nx(3K)xHxW float32 -> Nx3xHxW float32, via pinned buffers and two chunks in flight."""
         self._fit_profile(x.shape[2], x.shape[3])
-        out = np.empty(x.shape, np.float32)
+        out = np.empty((x.shape[0], 3, *x.shape[2:]), np.float32)
         step = self.profile.max[0]
         for i, start in enumerate(range(0, x.shape[0], step)):
             slot = self._slots[i % len(self._slots)]
@@ -186,8 +188,9 @@ class TensorRTBackend(Backend):
     def _submit(self, slot: _Slot, chunk: np.ndarray, start: int) -> None:
         """Upload on h2d, infer on compute, download on d2h; returns at once."""
         torch, s = self._torch, self._streams
+        out_shape = (chunk.shape[0], 3, *chunk.shape[2:])
         slot.host_in = self._pinned(slot.host_in, chunk.shape)
-        slot.host_out = self._pinned(slot.host_out, chunk.shape)
+        slot.host_out = self._pinned(slot.host_out, out_shape)
         host_in = slot.host_in[:chunk.size].view(chunk.shape)
         host_in.copy_(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)))
         with torch.cuda.stream(s["h2d"]):
@@ -203,10 +206,10 @@ class TensorRTBackend(Backend):
         with torch.cuda.stream(s["d2h"]):
             s["d2h"].wait_event(computed)
             res.record_stream(s["d2h"])
-            slot.host_out[:chunk.size].view(chunk.shape).copy_(res, non_blocking=True)
+            slot.host_out[:res.numel()].view(out_shape).copy_(res, non_blocking=True)
             slot.done = torch.cuda.Event()
             slot.done.record()
-        slot.keep, slot.pending, slot.shape = (dev_in, res), (start, chunk.shape[0]), chunk.shape
+        slot.keep, slot.pending, slot.shape = (dev_in, res), (start, chunk.shape[0]), out_shape
 
     def _retire(self, slot: _Slot, out: np.ndarray) -> None:
         """Wait for a slot's chunk and copy its result into ``out``."""

@@ -19,19 +19,34 @@ from .base import Backend, Capabilities
 log = logging.getLogger(__name__)
 
 
+def build_network(model: ModelInfo):  # noqa: ANN201 - nn.Module
+    """The untrained torch network the manifest describes: the student (``"student"``:
+    its config), or for a K-frame model the temporal student (``"temporal"``: its
+    ``TemporalConfig`` as a dict, else ``"student"`` with ``"frames"`` and ``"kernel"``)."""
+    cfg = model.meta.get("student")
+    temporal = model.meta.get("temporal")
+    if model.frames > 1 or isinstance(temporal, dict):
+        from ..model.temporal import build_temporal
+
+        if isinstance(temporal, dict):
+            return build_temporal(**temporal)
+        if cfg is not None:
+            return build_temporal(cfg, model.frames, int(model.meta.get("kernel", 1)))
+    if cfg is None:
+        raise ModelError(f"model {model.name} has no 'student' entry in the manifest; "
+                         "the torch backend needs one")
+    from ..model.student import build_student
+
+    return build_student(**cfg)
+
+
 def load_student_from_onnx(model: ModelInfo, precision: str = "fp32"):  # noqa: ANN201 - nn.Module
     """Rebuild the torch student described in the manifest and load the ONNX weights."""
     torch = require("torch", "train")
     onnx = require("onnx", "train")
     from onnx import numpy_helper
 
-    from ..model.student import build_student
-
-    cfg = model.meta.get("student")
-    if cfg is None:
-        raise ModelError(f"model {model.name} has no 'student' entry in the manifest; "
-                         "the torch backend needs one")
-    net = build_student(**cfg)
+    net = build_network(model)
     graph = onnx.load(str(model.path("fp32"))).graph
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     state = {k: torch.from_numpy(weights[k].copy()) for k in net.state_dict() if k in weights}
@@ -76,8 +91,9 @@ class TorchBackend(Backend):
         super().deactivate()
 
     def infer_tensor(self, x):  # noqa: ANN001,ANN201 - torch tensors
-        """Nx3xHxW tensor in [0, 1] on this backend's device (H, W multiples of
-        ``model.multiple``) -> derained tensor of the same shape and dtype, no host copy."""
+        """Nx(3K)xHxW tensor in [0, 1] on this backend's device (H, W multiples of
+        ``model.multiple``; K = ``model.frames``) -> derained Nx3xHxW tensor of the same
+        dtype, no host copy."""
         torch = require("torch", "train")
         with torch.inference_mode():
             return self.net(x.to(self._device, self._dtype)).to(x.dtype)

@@ -98,16 +98,16 @@ def infer_only(backend: Backend, items: list[FrameItem], batch: int, keep_input:
     upload, pad, ``infer_tensor``, to uint8) over frames held in host memory, ``batch``
     at a time, after ``warmup`` untimed batches at this frame size (first-call
     allocations, lazy init). Returns copies of the items, derained (on the device:
-    3xHxW tensors), with the input as ``rainy`` when ``keep_input``."""
+    3xHxW tensors), with the input as ``rainy`` when ``keep_input``. A multi-frame
+    model's frames go through the stage's window (centred, as files), timed with it."""
     stage = _bare(DeviceInferStage if on_device else InferStage, backend, batch, keep_input)
     for _ in range(max(warmup, 1)):
-        stage.infer_group([dataclasses.replace(it) for it in items[:batch]])
+        stage.infer_entries(stage.admit([dataclasses.replace(it) for it in items[:batch]], end=True))
     out: list[FrameItem] = []
     with Clock(device_sync(backend)) as clock:
         for i in range(0, len(items), batch):
-            group = [dataclasses.replace(it) for it in items[i:i + batch]]  # infer_group works in place
-            stage.infer_group(group)
-            out.extend(group)
+            group = [dataclasses.replace(it) for it in items[i:i + batch]]  # inferred in place
+            out.extend(stage.infer_entries(stage.admit(group, end=i + batch >= len(items))))
     return _stage(len(items), clock), out
 
 

@@ -1,8 +1,9 @@
 """Engine-only mode: ``backend.infer`` on synthetic frames, per resolution and batch.
 
 The timed call is exactly ``backend.infer(batch)`` (uint8 NxHxWx3 in and out, so it
-includes the backend's pre/post-processing and host<->device copies); the input is
-made before timing starts and activation happened before this module is called.
+includes the backend's pre/post-processing and host<->device copies; a K-frame model
+takes NxHxWx(3K) windows of K different frames); the input is made before timing
+starts and activation happened before this module is called.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Backend
+from ..backends.base import Backend, model_frames
 from .memory import MemoryProbe
 from .timing import LoopPlan, SystemClock, latency_stats, make_timer, measure, run_in_worker, usable_cores
 
 log = logging.getLogger(__name__)
 
 
-def synthetic_batch(width: int, height: int, batch: int, seed: int = 0) -> np.ndarray:
-    """Deterministic NxHxWx3 uint8 frames (noise over a gradient, like busy video)."""
+def synthetic_batch(width: int, height: int, batch: int, seed: int = 0, frames: int = 1) -> np.ndarray:
+    """Deterministic NxHxWx3 uint8 frames (noise over a gradient, like busy video);
+    NxHxWx(3K) windows of K frames for a ``frames``-frame model."""
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0, 160, width, dtype=np.float32)[None, :, None]
-    base = np.broadcast_to(ramp, (height, width, 3))
-    noise = rng.integers(0, 96, size=(batch, height, width, 3), dtype=np.uint8)
+    base = np.broadcast_to(ramp, (height, width, 3 * frames))
+    noise = rng.integers(0, 96, size=(batch, height, width, 3 * frames), dtype=np.uint8)
     return (base[None] + noise).clip(0, 255).astype(np.uint8)
 
 
@@ -69,7 +71,8 @@ def timed_row(width: int, height: int, batch: int, plan: LoopPlan, samples: list
 def engine_case(backend: Backend, width: int, height: int, batch: int, plan: LoopPlan,
                 seed: int = 0) -> dict[str, Any]:
     """Time ``backend.infer`` on one synthetic batch; the backend must be active."""
-    samples, cpu, extra = time_infer(backend, synthetic_batch(width, height, batch, seed), plan)
+    frames = synthetic_batch(width, height, batch, seed, model_frames(backend))
+    samples, cpu, extra = time_infer(backend, frames, plan)
     row = timed_row(width, height, batch, plan, samples, cpu["cpu_s"], cpu["cpu_util"],
                     cpu["other_processes_cores"], extra)
     log.info("engine %s %dx%d batch %d: %.2f fps, p50 %.1f ms (%d iters)", backend.describe(), width,

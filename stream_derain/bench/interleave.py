@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..backends.base import Backend
+from ..backends.base import Backend, model_frames
 from .engine import error_reason, failed_case, synthetic_batch, time_infer, timed_row
 from .timing import LoopPlan
 
@@ -46,7 +46,7 @@ def run_engine_rounds(active: Active, resolutions: tuple[tuple[int, int], ...], 
     rows: list[dict[str, Any]] = []
     for width, height in resolutions:
         for batch in batches:
-            frames = synthetic_batch(width, height, batch, seed)
+            windows: dict[int, Any] = {}  # by the model's frames K (variants may run different models)
             done: dict[int, list[tuple]] = {i: [] for i in range(len(active))}
             failed: dict[int, str] = {}
             for r in range(rounds):
@@ -55,6 +55,8 @@ def run_engine_rounds(active: Active, resolutions: tuple[tuple[int, int], ...], 
                     if i in failed:
                         continue
                     try:
+                        k = model_frames(backend)
+                        frames = windows.setdefault(k, synthetic_batch(width, height, batch, seed, k))
                         done[i].append(time_infer(backend, frames, this))
                     except Exception as exc:  # noqa: BLE001 - reported in the table, never dropped
                         log.warning("engine %s %dx%d batch %d failed: %s", variant["variant"], width, height,

@@ -41,6 +41,26 @@ def supervised_cmd(
     log.info("done: %s", path)
 
 
+@train_app.command("temporal")
+@handle_errors
+def temporal_cmd(
+    config: Optional[Path] = typer.Option(None, help="JSON or TOML file with TemporalTrainConfig keys."),
+    out_dir: Optional[str] = typer.Option(None, help="Run folder (checkpoints; resumes from last.pt)."),
+    steps: Optional[int] = typer.Option(None, help="Total optimisation steps."),
+    stop_at: Optional[int] = typer.Option(None, help=STOP_AT_HELP),
+    threads: Optional[int] = typer.Option(None, help="torch CPU threads."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+) -> None:
+    """v4: the multi-frame student on rainy video windows, grown from a single-frame one."""
+    require("torch", "train")
+    from ..train.config import load_config
+    from ..train.temporal import TemporalTrainConfig, train_temporal
+
+    cfg = load_config(config, {"out_dir": out_dir, "steps": steps, "stop_at": stop_at, "threads": threads,
+                               "device": device}, cls=TemporalTrainConfig)
+    log.info("done: %s", train_temporal(cfg))
+
+
 @app.command("export")
 @handle_errors
 def export_cmd(
@@ -58,7 +78,9 @@ def export_cmd(
     from ..train.supervised import load_derainer
 
     model, ckpt = load_derainer(checkpoint)
-    extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"]}
+    extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
+             "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds"),
+                          "config": ckpt.get("train_cfg", {})}}
     if scores is not None:
         extra["dev_scores"] = dev_scores(scores)
     entry = export_model(model, out, name, version, extra)

@@ -11,6 +11,14 @@ corrupted): the queue between decode and inference keeps only the newest
 the inference stage skips a frame older than ``max_latency_s`` when a newer one is
 already waiting. Latency is measured from decode (``FrameItem.captured``) to the
 moment every output has taken the frame.
+
+A multi-frame model reads each frame with its neighbours (:mod:`stream_derain.window`).
+Live runs ``causal`` windows (earlier frames only: no added latency) unless the latency
+bound leaves room for a ``centred`` one, which holds each frame back until its look-ahead has
+arrived: ``window="auto"`` (the default) takes centred when the look-ahead's time at
+the stream's frame rate plus twice one inference (timed once at start on a batch of
+the stream's size: the frame's own batch and the one in flight) stays under
+``max_latency_s`` (:func:`window_mode`); ``window`` ``centred`` or ``causal`` forces one.
 """
 
 from __future__ import annotations
@@ -25,13 +33,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..backends import create_backend
-from ..backends.base import Backend
+from ..backends.base import Backend, model_frames
 from ..backends.options import BackendOptions
 from ..errors import ConfigError, OutputError
 from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
-from ..models import resolve_model
+from ..models import WINDOW_MODES, resolve_model
 from ..pipeline import DropOldestQueue, Pipeline, Stage
 from ..smooth.core import DEFAULT_STRENGTH
 from ..stages import DecodeStage, InferStage, frame_stages, uses_device_frames
@@ -67,8 +77,11 @@ class LiveConfig:
     status_every_s: float = 5.0
     encode: EncodeOptions = LIVE_ENCODE  # of --push and --record
     backend_options: tuple[BackendOptions, ...] = ()  # typed options for whichever backend runs
+    window: str = "auto"  # multi-frame models: auto, centred or causal (see the module docstring)
 
     def __post_init__(self) -> None:
+        if self.window not in ("auto", *WINDOW_MODES):
+            raise ConfigError(f"window {self.window!r}: choose auto, {', '.join(WINDOW_MODES)}")
         if self.max_latency_s <= 0:
             raise ConfigError(f"max latency must be > 0, got {self.max_latency_s}")
         if self.batch < 1:
@@ -232,6 +245,43 @@ def _monitor(run: _Run, done: threading.Event, stop_event: threading.Event | Non
                 log.info("live: %s", stats.line())
 
 
+def window_mode(requested: str, lookahead: int, fps: float, max_latency_s: float, infer_s: float) -> str:
+    """The window live runs: ``requested`` unless ``auto``; then ``centred`` when its
+    ``lookahead`` frames at ``fps`` plus twice one inference (``infer_s``: the frame's own
+    batch and the one in flight) fit in ``max_latency_s``, else ``causal``."""
+    if requested != "auto":
+        return requested
+    fits = lookahead > 0 and lookahead / max(fps, 1e-6) + 2 * infer_s < max_latency_s
+    return "centred" if fits else "causal"
+
+
+def time_inference(backend: Backend, height: int, width: int, batch: int) -> float:
+    """Seconds of one ``backend.infer`` of ``batch`` windows of ``height`` x ``width`` (the
+    faster of two calls, the first one warming up)."""
+    x = np.zeros((batch, max(height, 1), max(width, 1), 3 * model_frames(backend)), np.uint8)
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        backend.infer(x)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def live_window(cfg: LiveConfig, backend: Backend, source: ReconnectingSource) -> str:
+    """:func:`window_mode` for this run (a single-frame model: ``causal``, which it ignores)."""
+    if model_frames(backend) == 1:
+        return "causal"
+    lookahead = max(backend.model.window("centred"))
+    infer_s = 0.0
+    if cfg.window == "auto" and lookahead > 0:
+        infer_s = time_inference(backend, source.height, source.width, cfg.batch)
+    mode = window_mode(cfg.window, lookahead, source.fps, cfg.max_latency_s, infer_s)
+    log.info("%d-frame model: %s window (look-ahead %d frame(s) at %d fps, inference %.0f ms, "
+             "latency bound %.2f s)", model_frames(backend), mode, lookahead if mode == "centred" else 0,
+             source.fps, infer_s * 1000, cfg.max_latency_s)
+    return mode
+
+
 def _pipeline(cfg: LiveConfig, backend: Backend, source: ReconnectingSource, p: Pipeline,
               outputs: list[Output], meter: _Meter) -> tuple[DropOldestQueue, InferStage]:
     """decode -> drop-oldest queue -> the file path's frame stages (latency policy on,
@@ -241,7 +291,8 @@ def _pipeline(cfg: LiveConfig, backend: Backend, source: ReconnectingSource, p: 
     on_device = uses_device_frames(backend, cfg.device_frames)
     out, infer = frame_stages(p, dropq, backend, batch=cfg.batch, smooth=cfg.smooth,
                               strength=cfg.smooth_strength, device_frames=on_device, queue_size=2,
-                              keep_input=True, max_latency_s=cfg.max_latency_s, delay_s=cfg.infer_delay_s)
+                              keep_input=True, max_latency_s=cfg.max_latency_s, delay_s=cfg.infer_delay_s,
+                              mode=live_window(cfg, backend, source))
     p.add(OutputStage(p.stop, out, outputs, meter))
     return dropq, infer
 

@@ -2,9 +2,11 @@
 
 Two files per model: FP32 (float32 I/O) and FP16 (float16 weights, activations and
 I/O: the TensorRT path feeds it half-precision buffers). Both take
-``input`` Nx3xHxW in [0, 1] with dynamic N, H, W (multiples of the student's scale)
-and return ``output`` of the same shape. The manifest entry records hashes, MACs per
-pixel, parameters and the student's hyperparameters.
+``input`` Nx3xHxW in [0, 1] (Nx3KxHxW for a K-frame student: its window, slot 0 the
+target) with dynamic N, H, W (multiples of the student's scale) and return ``output``
+Nx3xHxW. The manifest entry records hashes, MACs per pixel, parameters, the network's
+hyperparameters, a multi-frame student's window, and how it was trained (``training``:
+the checkpoint's steps, wall time and full training config).
 """
 
 from __future__ import annotations
@@ -22,15 +24,33 @@ from ..errors import ModelError
 from ..models import MANIFEST, sha256
 from .grown_teacher import Derainer, GrownTeacher, teacher_config_dict
 from .student import count_macs_per_pixel, count_parameters, student_config_dict
+from .temporal import OFFSETS, TemporalStudent, temporal_config_dict
 
 log = logging.getLogger(__name__)
 OPSET = 17
 
 
+def in_channels(model: torch.nn.Module) -> int:
+    """3 for a single-frame model, 3K for a K-frame one (:mod:`.temporal`)."""
+    return int(getattr(model, "in_channels", 3))
+
+
+def architecture(model: Derainer) -> dict[str, Any]:
+    """The manifest's description of the network: its hyperparameters and, for a K-frame
+    student, its window (``frames``, ``offsets`` of each mode) and ``temporal`` config."""
+    if isinstance(model, TemporalStudent):
+        return {"student": student_config_dict(model), "temporal": temporal_config_dict(model),
+                "frames": model.tcfg.frames, "kernel": model.tcfg.kernel,
+                "offsets": {k: list(v) for k, v in OFFSETS[model.tcfg.frames].items()}}
+    if isinstance(model, GrownTeacher):
+        return {"teacher": teacher_config_dict(model)}
+    return {"student": student_config_dict(model)}
+
+
 def export_onnx(model: Derainer, path: Path) -> None:
     model = model.eval().float().cpu()
     s = model.multiple
-    dummy = torch.rand(1, 3, 16 * s, 24 * s)
+    dummy = torch.rand(1, in_channels(model), 16 * s, 24 * s)
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -55,7 +75,7 @@ def check_against_torch(model: Derainer, path: Path, fp16: bool = False, seed: i
 
     g = torch.Generator().manual_seed(seed)
     s = model.multiple
-    x = torch.rand(2, 3, 18 * s, 31 * s, generator=g)
+    x = torch.rand(2, in_channels(model), 18 * s, 31 * s, generator=g)
     with torch.no_grad():
         ref = model.eval().float()(x).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -81,9 +101,9 @@ def export_model(model: Derainer, out_dir: Path, name: str, version: str,
     log.info("exported %s: ORT vs torch %.1f dB (fp32), %.1f dB (fp16)", name, psnr32, psnr16)
     entry = {
         "version": version, "arch": type(model).__name__, "multiple": model.multiple,
-        **({"teacher": teacher_config_dict(model)} if isinstance(model, GrownTeacher)
-           else {"student": student_config_dict(model)}), "input": "input", "output": "output",
-        "normalisation": "RGB float in [0, 1], Nx3xHxW; fp16 file takes and returns float16",
+        **architecture(model), "input": "input", "output": "output",
+        "normalisation": (f"RGB float in [0, 1], Nx{in_channels(model)}xHxW in (output Nx3xHxW); "
+                          "fp16 file takes and returns float16"),
         "macs_per_pixel": round(count_macs_per_pixel(model), 1), "parameters": count_parameters(model),
         "files": {"fp32": {"file": fp32.name, "sha256": sha256(fp32)},
                   "fp16": {"file": fp16.name, "sha256": sha256(fp16)}},

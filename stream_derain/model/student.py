@@ -166,13 +166,26 @@ class DerainStudent(nn.Module):
         parts = [m for m in (self.veil, self.refine, self.context) if m is not None]
         return [p for m in parts for p in m.parameters()]
 
-    def rain_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Bx3xHxW -> BxCx(H/s)x(W/s): the rain branch's last features (distillation taps them)."""
-        feats = self.rain_body(F.relu(self.rain_stem(self.unshuffle(x))))
+    @property
+    def in_channels(self) -> int:
+        """Channels of the input: one RGB frame."""
+        return 3
+
+    def rain_features(self, x: torch.Tensor, stem_extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Bx3xHxW -> BxCx(H/s)x(W/s): the rain branch's last features (distillation taps them).
+        ``stem_extra`` (BxCx(H/s)x(W/s)) joins the stem before its ReLU (the temporal student's
+        evidence)."""
+        stem = self.rain_stem(self.unshuffle(x))
+        if stem_extra is not None:
+            stem = stem + stem_extra
+        feats = self.rain_body(F.relu(stem))
         return feats if self.context is None else F.relu(feats + self.context(feats))
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        feats = self.rain_features(x)
+        return self.decode(x, self.rain_features(x))
+
+    def decode(self, x: torch.Tensor, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The frame x (Bx3xHxW) and its rain features -> (output, rain layer, detail layer)."""
         rain = self.shuffle(self.rain_head(feats))
         derained = x - rain
         if self.veil is not None:  # Bx4x(H/s)x(W/s) -> Bx4xHxW: gain and offset maps
@@ -215,7 +228,7 @@ def count_macs_per_pixel(model: nn.Module, size: int = 64) -> float:
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
+            model(torch.zeros(1, getattr(model, "in_channels", 3), size, size))
     finally:
         for h in handles:
             h.remove()

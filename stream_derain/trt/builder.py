@@ -31,40 +31,47 @@ def _align(v: int, multiple: int) -> int:
 
 @dataclass(frozen=True)
 class Profile:
-    """Optimisation profile over (batch, height, width); channels are always 3."""
+    """Optimisation profile over (batch, height, width) of an input with ``channels``
+    channels: 3, or 3K for a K-frame model (the output has 3)."""
 
     min: tuple[int, int, int]
     opt: tuple[int, int, int]
     max: tuple[int, int, int]
+    channels: int = 3
 
     @classmethod
     def for_resolution(cls, height: int, width: int, max_batch: int = 4, multiple: int = 4,
-                       dynamic: bool = True) -> Profile:
+                       dynamic: bool = True, channels: int = 3) -> Profile:
         """Optimal at ``max_batch`` x height x width (padded to ``multiple``). Dynamic:
         any batch from 1 and any size from MIN_SIDE up to that; else exactly that."""
         if height < 1 or width < 1 or max_batch < 1:
             raise BackendError(f"bad engine shape: {max_batch}x{height}x{width}")
         opt = (max_batch, _align(height, multiple), _align(width, multiple))
         if not dynamic:
-            return cls(opt, opt, opt)
+            return cls(opt, opt, opt, channels)
         side = _align(MIN_SIDE, multiple)
-        return cls((1, min(side, opt[1]), min(side, opt[2])), opt, opt)
+        return cls((1, min(side, opt[1]), min(side, opt[2])), opt, opt, channels)
 
     def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """The NCHW min/opt/max shapes for ``set_shape``."""
-        return tuple((n, 3, h, w) for n, h, w in (self.min, self.opt, self.max))  # type: ignore[return-value]
+        c = self.channels
+        return tuple((n, c, h, w) for n, h, w in (self.min, self.opt, self.max))  # type: ignore[return-value]
 
     @property
     def tag(self) -> str:
-        """File-name-safe summary: 'n1-4-4.h16-64-64.w16-96-96'."""
+        """File-name-safe summary: 'n1-4-4.h16-64-64.w16-96-96' (and '.c15' for 15 channels)."""
         parts = zip("nhw", zip(self.min, self.opt, self.max))
-        return ".".join(f"{k}{a}-{b}-{c}" for k, (a, b, c) in parts)
+        tag = ".".join(f"{k}{a}-{b}-{c}" for k, (a, b, c) in parts)
+        return tag if self.channels == 3 else f"{tag}.c{self.channels}"
 
     def covers(self, n: int, h: int, w: int) -> bool:
         return all(lo <= v <= hi for v, lo, hi in zip((n, h, w), self.min, self.max))
 
-    def as_dict(self) -> dict[str, list[int]]:
-        return {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+    def as_dict(self) -> dict[str, list[int] | int]:
+        """The profile for the cache key (``channels`` only where not 3: keys of 3-channel
+        engines stay as they were)."""
+        d: dict[str, list[int] | int] = {"min": list(self.min), "opt": list(self.opt), "max": list(self.max)}
+        return d if self.channels == 3 else {**d, "channels": self.channels}
 
 
 @dataclass(frozen=True)

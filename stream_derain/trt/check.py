@@ -114,6 +114,7 @@ def check(model: ModelInfo, height: int, width: int, max_batch: int = 2,
     if "fp32" not in model.files:
         raise ModelError(f"--check compares against the FP32 ONNX; {model.name} has none")
     x = check_frames(height, width, model.multiple, n=min(2, max_batch))
+    x = np.tile(x, (1, model.frames, 1, 1))  # a multi-frame model: the frame in every slot
     ok, why = probe.engine_support()
     if not ok:
         log.info("engine check not possible: %s", why)

@@ -41,7 +41,7 @@ class EngineRequest:
     @property
     def profile(self) -> Profile:
         return Profile.for_resolution(self.height, self.width, self.max_batch, self.model.multiple,
-                                      self.dynamic)
+                                      self.dynamic, self.model.channels)
 
 
 def onnx_for(info: probe.TrtInfo, model: ModelInfo, precision: str) -> tuple[Path, str]:

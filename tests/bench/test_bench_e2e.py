@@ -126,3 +126,31 @@ def test_device_frame_path_measures_the_pipelines_stages(make_clip, tiny_model) 
               "e2e": [{"variant": "torch/fp32", "backend": "torch", "precision": "fp32", "status": "ok",
                        "reason": None, "ratio_vs_baseline": None, **row}]}
     assert validate_report(report) == []
+
+
+def test_a_multi_frame_model_runs_through_both_modes(make_clip, tmp_path) -> None:
+    """Engine mode times NxHxWx(3K) windows; e2e's isolated infer stage goes through the
+    window as the pipeline does (every frame out, in order)."""
+    pytest.importorskip("onnx")
+    from multiframe_models import write_models
+
+    from stream_derain.backends import create_backend
+    from stream_derain.bench.e2e import infer_only
+    from stream_derain.bench.engine import engine_case
+    from stream_derain.bench.timing import LoopPlan
+    from stream_derain.io.video import FrameItem, VideoReader
+    from stream_derain.models import load_model_info
+
+    clip = make_clip("multi.mp4", frames=7, size=(64, 48), audio=False)
+    model = load_model_info("slot2-k5", write_models(tmp_path, (5,)))
+    with create_backend("onnxruntime", model, "fp32", 1) as be:
+        row = engine_case(be, 64, 48, 2, LoopPlan(warmup=1, iters=2))
+        assert row["status"] == "ok" and row["iters"] == 2
+        reader = VideoReader(clip)
+        items = [it for it in reader.items() if isinstance(it, FrameItem)]
+        reader.close()
+        stats, out = infer_only(be, items, 3, True, False)
+        e2e = run_e2e(be, clip, None, batch=2, opts=EncodeOptions(preset="ultrafast"))
+    assert stats["frames"] == 7 and [it.index for it in out] == list(range(7))
+    assert all(np.array_equal(o.image, items[min(i + 1, 6)].image) for i, o in enumerate(out))  # slot 2: +1
+    assert e2e["pipeline"]["frames"] == 7 and e2e["stages"]["infer"]["frames"] == 7

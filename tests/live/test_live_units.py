@@ -246,3 +246,37 @@ def test_cli_sigterm_while_connecting_exits_cleanly(tmp_path: Path) -> None:
             proc.wait(timeout=10)
     text = log.read_text(errors="replace")
     assert "interrupted while connecting" in text and "Traceback" not in text
+
+
+def test_live_window_is_centred_only_where_the_latency_bound_leaves_room() -> None:
+    from stream_derain.live.run import window_mode
+
+    assert window_mode("auto", 2, 25, 1.0, 0.1) == "centred"  # 80 ms of look-ahead + 200 ms inference
+    assert window_mode("auto", 2, 25, 0.25, 0.1) == "causal"  # 280 ms > 250 ms
+    assert window_mode("auto", 2, 5, 0.5, 0.0) == "centred"  # a slow camera: 400 ms of look-ahead fits
+    assert window_mode("auto", 2, 2, 0.5, 0.0) == "causal"  # 1 s of look-ahead alone does not
+    assert window_mode("auto", 0, 25, 1.0, 0.0) == "causal"  # nothing to wait for
+    assert window_mode("centred", 2, 25, 0.01, 1.0) == "centred"  # asked for: as asked
+    assert window_mode("causal", 2, 25, 9.0, 0.0) == "causal"
+
+
+def test_live_runs_a_multi_frame_model_with_the_window_it_chose(tmp_path: Path) -> None:
+    """auto: centred at 25 fps under a 1 s bound, causal under 10 ms (timing one inference)."""
+    pytest.importorskip("onnx")
+    from multiframe_models import write_models
+
+    from stream_derain.backends import create_backend
+    from stream_derain.live import run as live_run
+    from stream_derain.models import load_model_info
+    from stream_derain.pipeline import Pipeline
+
+    source = type("Source", (), {"frames": lambda self: iter(()), "close": lambda self: None,
+                                 "fps": 25, "width": 64, "height": 48})()
+    model = load_model_info("max-k5", write_models(tmp_path, (5,)))
+    with create_backend("onnxruntime", model, "fp32", 1) as be:
+        for bound, want in ((1.0, "centred"), (0.01, "causal")):
+            live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), max_latency_s=bound, smooth=False)
+            _, infer = live_run._pipeline(live, be, source, Pipeline(), [], live_run._Meter())
+            assert infer.mode == want and infer.window is not None
+        live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), max_latency_s=0.01, window="centred")
+        assert live_run._pipeline(live, be, source, Pipeline(), [], live_run._Meter())[1].mode == "centred"

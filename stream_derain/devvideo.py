@@ -1,0 +1,131 @@
+"""Dev video (v4): clips held out from training, rendered with and without rain.
+
+Three kinds, under ``runs/devvideo`` (git-ignored: derived from the research data):
+
+- ``<clip>_rain``: the v2 synthesiser's temporally coherent rain
+  (:func:`~.synth.rain_over_frames`, fixed seeds, photometric streaks, severity drawn
+  in [0.2, 0.9]) over a held-out clean clip, with the clean clip as ground truth;
+- ``<clip>_clean``: the same clip with no rain (do-no-harm: output = input);
+- real rainy clips without ground truth (:data:`REAL_CLIPS`): the last 40% of each
+  clip's frames (the teacher cache and any training use the first 60%, see
+  :data:`REAL_TRAIN_SHARE`).
+
+Held-out clean clips (:data:`DEV_CLIPS`): two Cityscapes driving sequences, the
+CamVid 15 Hz drive (all of it), the end of the Udacity highway clip, and two DAVIS
+sequences (all of ``clean_video/davis`` is kept out of video training, since the
+single-frame ``davis_*`` dev sets sample it). Frames are box-resized to at most
+``MAX_SIDE`` pixels a side and the first ``FRAMES`` are used.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import synth
+from .devsets import DATA_ROOT
+from .errors import ConfigError
+from .io import images
+
+log = logging.getLogger(__name__)
+
+SEED = 4004
+FRAMES = 24
+MAX_SIDE = 640
+REAL_TRAIN_SHARE = 0.6  # real clips: the first 60% may be trained on, the rest is dev
+
+
+@dataclass(frozen=True)
+class Clip:
+    """``count`` frames of ``source`` (a folder of frames or a video file under the data
+    root) from frame ``start``, every ``step``-th."""
+
+    name: str
+    source: str
+    start: int = 0
+    count: int = FRAMES
+    step: int = 1
+
+
+DEV_CLIPS = (
+    Clip("cityscapes4", "clean_video/cityscapes/seq0004"),
+    Clip("cityscapes5", "clean_video/cityscapes/seq0005"),
+    Clip("camvid16e5", "clean_video/camvid_0016E5", 20),
+    Clip("udacity", "clean_video/udacity/solidWhiteRight.mp4", 190, 24),
+    Clip("davis_bmx", "clean_video/davis/bmx-trees", 10),
+    Clip("davis_dog", "clean_video/davis/dog", 10),
+)
+REAL_CLIPS = ("real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/262.mp4",
+              "real_video/realrain_pexels/42.mp4", "real_video/realrain_pexels/5.mp4")
+
+
+def fit(img: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
+    """Box-resize so the long side is at most ``max_side`` (even sizes), uint8 or float."""
+    h, w = img.shape[:2]
+    f = min(1.0, max_side / max(h, w))
+    nh, nw = max(2, int(round(h * f / 2)) * 2), max(2, int(round(w * f / 2)) * 2)
+    return img if (nh, nw) == (h, w) else cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
+def read_source(path: Path) -> list[np.ndarray]:
+    """All frames (HxWx3 uint8 RGB) of a folder of images or a video file."""
+    if path.is_dir():
+        return [images.read_rgb(p) for p in sorted(path.iterdir()) if images.is_image(p)]
+    if not path.is_file():
+        raise ConfigError(f"data not found: {path}")
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def clip_frames(clip: Clip, data_root: Path = DATA_ROOT, max_side: int = MAX_SIDE) -> list[np.ndarray]:
+    frames = read_source(data_root / clip.source)[clip.start::clip.step][:clip.count]
+    if len(frames) < 2:
+        raise ConfigError(f"dev clip {clip.name}: fewer than 2 frames in {clip.source}")
+    return [fit(f, max_side) for f in frames]
+
+
+def real_dev_frames(source: str, data_root: Path = DATA_ROOT, max_side: int = MAX_SIDE) -> list[np.ndarray]:
+    """The held-out part (the last 40%) of a real rainy clip."""
+    frames = read_source(data_root / source)
+    return [fit(f, max_side) for f in frames[int(len(frames) * REAL_TRAIN_SHARE):]]
+
+
+def real_name(source: str) -> str:
+    p = Path(source)
+    return p.stem if p.suffix else p.name
+
+
+def render(clip: Clip, out_root: Path, data_root: Path = DATA_ROOT) -> tuple[Path, Path]:
+    """Write ``<clip>_rain/{rain,clean}`` and ``<clip>_clean/{rain,clean}`` as PNG frames
+    (once; kept when present). Returns both folders."""
+    rain_set, clean_set = out_root / f"{clip.name}_rain", out_root / f"{clip.name}_clean"
+    if (rain_set / "clean").is_dir() and (clean_set / "rain").is_dir():
+        return rain_set, clean_set
+    clean = clip_frames(clip, data_root)
+    rng = np.random.default_rng([SEED, sum(map(ord, clip.name))])
+    bank = synth.StreakBank(data_root / "rain_layers" / "garg06")
+    p = synth.sample_params(rng, float(rng.uniform(0.2, 0.9)), photometric=True)
+    rainy = synth.rain_over_frames([f.astype(np.float32) / 255.0 for f in clean], rng, p, bank)
+    for folder in (rain_set / "rain", rain_set / "clean", clean_set / "rain", clean_set / "clean"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for i, (r, c) in enumerate(zip(rainy, clean)):
+        name = f"{i:04d}.png"
+        images.write_rgb(rain_set / "rain" / name, (r * 255.0 + 0.5).astype(np.uint8))
+        for folder in (rain_set / "clean", clean_set / "rain", clean_set / "clean"):
+            images.write_rgb(folder / name, c)
+    log.info("rendered dev video %s (%d frames, %dx%d)", clip.name, len(clean), clean[0].shape[1],
+             clean[0].shape[0])
+    return rain_set, clean_set
+
+
+def render_all(out_root: Path = Path("runs/devvideo"), data_root: Path = DATA_ROOT) -> list[Path]:
+    folders: list[Path] = []
+    for clip in DEV_CLIPS:
+        folders += render(clip, out_root, data_root)
+    return folders

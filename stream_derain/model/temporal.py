@@ -1,0 +1,105 @@
+"""The multi-frame student (derainer v4): v3's network plus temporal evidence.
+
+Rain adds light to a pixel for about one frame and moves on; the scene stays. The
+student sees a window of K frames, stacked on the channel axis in *slot order*: slot
+0 is the target frame (the one derained), slots 1..K-1 its neighbours (for
+``centred`` windows the offsets 0, -1, +1, -2, +2; for ``causal`` ones 0, -1, -2, ...;
+:data:`OFFSETS`). One set of weights serves both modes: training mixes them.
+
+- **temporal evidence** (:class:`TemporalEvidence`, no weights): for each colour
+  channel, the target's brightening over each neighbour, d_j = I_0 - I_j, reduced
+  over the neighbours to two maps: the least brightening (min_j d_j: rain in the
+  target is brighter than *every* neighbour, a moving edge rarely is) and the middle
+  one (the mean of d_j without its extremes: the median for K = 5, the mean for
+  K = 3), which tolerates one neighbour where rain covers the same pixel. The frames
+  are not aligned: implicit alignment, as multi-frame video denoisers do without
+  flow; the network learns from the target's own content where motion, not rain,
+  made a pixel brighter. (``align = "flow"`` in training warps neighbours by DIS flow
+  first: the explicit-alignment ablation; docs/derainer_v4.md.)
+- the evidence (6 channels) is pixel-unshuffled like the frame and a convolution
+  (``kernel`` 1 or 3) adds it to v3's rain stem before its ReLU. That convolution is
+  zero-initialised, so a student grown from v3 reproduces v3 exactly at step 0.
+- everything else is v3's :class:`~.student.DerainStudent` on the target frame:
+  output = clamp(I_0 - R + D, 0, 1).
+
+Input Bx(3K)xHxW in [0, 1]; output Bx3xHxW. H, W multiples of ``scale``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .student import DerainStudent, StudentConfig
+
+# slot offsets (frames relative to the target) of each window mode, by K
+OFFSETS: dict[int, dict[str, tuple[int, ...]]] = {
+    3: {"centred": (0, -1, 1), "causal": (0, -1, -2)},
+    5: {"centred": (0, -1, 1, -2, 2), "causal": (0, -1, -2, -3, -4)},
+}
+EVIDENCE_CHANNELS = 6
+
+
+class TemporalEvidence(nn.Module):
+    """Bx(3K)xHxW -> Bx6xHxW: per colour, min_j (I_0 - I_j) and the trimmed mean of
+    (I_0 - I_j) over the K-1 neighbours (the extremes dropped when K-1 > 2)."""
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        if frames < 2:
+            raise ValueError(f"a temporal student needs at least 2 frames, got {frames}")
+        self.frames = frames
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        target = x[:, :3]
+        diffs = [target - x[:, 3 * j:3 * j + 3] for j in range(1, self.frames)]
+        lo, hi, total = diffs[0], diffs[0], diffs[0]
+        for d in diffs[1:]:
+            lo, hi, total = torch.minimum(lo, d), torch.maximum(hi, d), total + d
+        n = len(diffs)
+        middle = (total - lo - hi) / (n - 2) if n > 2 else total / n
+        return torch.cat([lo, middle], dim=1)
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """The v3 student's hyperparameters plus the window: ``frames`` K and the kernel of
+    the evidence convolution."""
+
+    student: dict[str, int] = field(default_factory=dict)  # overrides of StudentConfig
+    frames: int = 5
+    kernel: int = 1
+
+
+class TemporalStudent(DerainStudent):
+    """Window Bx(3K)xHxW (slot 0 the target) -> (output, rain layer, detail layer), each Bx3xHxW."""
+
+    def __init__(self, cfg: TemporalConfig) -> None:
+        super().__init__(StudentConfig(**cfg.student))
+        self.tcfg = cfg
+        s, c = self.cfg.scale, self.cfg.channels
+        self.evidence = TemporalEvidence(cfg.frames)
+        self.temporal = nn.Conv2d(EVIDENCE_CHANNELS * s * s, c, cfg.kernel, padding=cfg.kernel // 2)
+        nn.init.zeros_(self.temporal.weight)  # step 0 reproduces the single-frame student
+        nn.init.zeros_(self.temporal.bias)
+
+    @property
+    def in_channels(self) -> int:
+        return 3 * self.tcfg.frames
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        target = x[:, :3]
+        extra = self.temporal(self.unshuffle(self.evidence(x)))
+        return self.decode(target, self.rain_features(target, extra))
+
+
+def build_temporal(student: dict[str, int] | None = None, frames: int = 5,
+                   kernel: int = 1) -> TemporalStudent:
+    """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
+    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel))
+
+
+def temporal_config_dict(model: TemporalStudent) -> dict:
+    return asdict(model.tcfg)

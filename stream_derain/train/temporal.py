@@ -1,0 +1,138 @@
+"""Training the multi-frame student (v4) on video windows.
+
+The student (:class:`~stream_derain.model.temporal.TemporalStudent`) starts from a
+single-frame student's weights (``init``: v3's shipped ONNX file or a checkpoint)
+with its temporal evidence convolution at zero, so step 0 is v3. Windows come from
+:mod:`.video_data`. Loss, as v3's: L1(O, B) + w_r L1(R, I_0 - B) + w_d L1(grad O,
+grad B), the output pulled to the clean target frame B, the rain branch to the
+target's true rain layer, the output's gradients to the background's. Runs the one
+loop (:func:`.loop.run_loop`), resumable from ``out_dir/last.pt``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import synth
+from ..errors import ConfigError
+from ..model.temporal import OFFSETS, TemporalStudent, build_temporal, temporal_config_dict
+from . import loop
+from .checkpoint import load_weights, read_checkpoint, weights_to_use
+from .config import DATA_ROOT, StageConfig
+from .data import drop_overlaps, load_folders
+from .supervised import detail_loss, init_from, use_bf16
+from .video_data import WindowRecipe, batch_windows, load_clips, windows
+
+log = logging.getLogger(__name__)
+ARCH = "TemporalStudent"
+TRAIN_CLIPS = (
+    "clean_video/davis_extra/camel", "clean_video/davis_extra/parkour",
+    *(f"clean_video/cityscapes/seq000{i}" for i in range(4)),
+    "clean_video/udacity/solidWhiteRight.mp4[0:170]",
+)
+STILLS = tuple(str(DATA_ROOT / "clean" / d) for d in ("kodak24", "mcmaster", "bsds500_test", "camvid"))
+
+
+@dataclass(frozen=True)
+class TemporalTrainConfig(StageConfig):
+    """The multi-frame student on rainy video windows (see :mod:`.video_data`)."""
+
+    out_dir: str = "runs/v4"
+    init: str = "engines/derain-student.onnx"  # the single-frame student it grows from
+    frames: int = 5
+    kernel: int = 1  # of the evidence convolution
+    student: dict[str, int] = field(default_factory=dict)
+    video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
+    clean_dirs: tuple[str, ...] = STILLS
+    exclude_names: tuple[str, ...] = ("0006R0_*", "0016E5_*")  # CamVid drives of the dev sets
+    rain_layers: str = "rain_layers/garg06"
+    steps: int = 6000
+    crop: int = 128
+    lr: float = 2e-4
+    min_lr: float = 1e-5
+    warmup: int = 50
+    temporal_lr_mult: float = 10.0  # the new evidence convolution learns faster
+    causal_share: float = 0.5
+    still_share: float = 0.4
+    rain_free_share: float = 0.2
+    compress_share: float = 0.3
+    heavy_share: float = 0.35
+    faint_share: float = 0.35
+    dense_share: float = 0.3
+    max_stride: int = 3
+    align: str = "none"  # "none": implicit; "flow": neighbours warped by DIS flow (ablation)
+    rain_loss_weight: float = 0.5
+    detail_loss_weight: float = 0.5
+    bf16: bool = True
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.frames not in OFFSETS:
+            raise ConfigError(f"frames must be one of {sorted(OFFSETS)}, got {self.frames}")
+        if self.align not in ("none", "flow"):
+            raise ConfigError(f"align must be 'none' or 'flow', got {self.align!r}")
+
+    def recipe(self) -> WindowRecipe:
+        return WindowRecipe(self.frames, self.crop, self.causal_share, self.still_share, self.rain_free_share,
+                            self.compress_share, self.heavy_share, self.faint_share, self.dense_share,
+                            self.max_stride, self.align)
+
+
+def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
+    """The temporal student a checkpoint holds (averaged weights when it has them)."""
+    ckpt = weights_to_use(read_checkpoint(path))
+    cfg = ckpt["model_cfg"]
+    model = build_temporal(cfg["student"], cfg["frames"], cfg["kernel"])
+    load_weights(ckpt, model, ARCH, temporal_config_dict(model), path)
+    return model, ckpt
+
+
+def temporal_loss(model: TemporalStudent, x: torch.Tensor, clean: torch.Tensor, rain_weight: float,
+                  detail_weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    out, rain, _ = model.forward_all(x)
+    out, rain = out.float(), rain.float()
+    l1 = F.l1_loss(out, clean)
+    loss = l1 + rain_weight * F.l1_loss(rain, x[:, :3].float() - clean)
+    if detail_weight:
+        loss = loss + detail_weight * detail_loss(out, clean)
+    return loss, {"l1": l1.detach()}
+
+
+def _window_stream(cfg: TemporalTrainConfig, rng):
+    clips = load_clips(cfg.video_clips, DATA_ROOT)
+    stills = drop_overlaps(load_folders(cfg.clean_dirs, min_side=cfg.crop, exclude_names=cfg.exclude_names),
+                           cfg.exclude_like)
+    bank = synth.StreakBank(DATA_ROOT / cfg.rain_layers) if cfg.rain_layers else None
+    log.info("training on %d clips, %d stills, %d streak layers", len(clips), len(stills),
+             len(bank) if bank else 0)
+    return windows(clips, stills, cfg.recipe(), bank, rng)
+
+
+def train_temporal(cfg: TemporalTrainConfig) -> Path:
+    """Train (or resume) and return the path of the final checkpoint."""
+    loop.seed(cfg)
+    device = loop.pick_device(cfg.device)
+    bf16 = use_bf16(cfg.bf16, device)
+    model = build_temporal(cfg.student, cfg.frames, cfg.kernel)
+    if cfg.init and not loop.resumes(cfg):
+        init_from(model, Path(cfg.init))
+    model = model.to(device).to(memory_format=torch.channels_last)
+    run = loop.open_run(cfg, ARCH, model, temporal_config_dict(model),
+                        boosted=list(model.temporal.parameters()), boost=cfg.temporal_lr_mult)
+    stream = _window_stream(cfg, run.rng)
+
+    def batch() -> list[torch.Tensor]:
+        return [torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
+                for a in batch_windows(stream, cfg.batch_size)]
+
+    def loss_fn(b: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return temporal_loss(model, b[0], b[1], cfg.rain_loss_weight, cfg.detail_loss_weight)
+
+    return loop.run_loop(run, batch, loss_fn)
