@@ -16,28 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from stream_derain import devvideo
 from stream_derain.flicker import warp
-from stream_derain.io import images
 from stream_derain.model.temporal import OFFSETS
 from stream_derain.train.temporal import load_temporal
 from stream_derain.train.video_data import align_to_target
-from stream_derain.video_eval import real_scores, reference_scores
-
-Derain = Callable[[list[np.ndarray]], list[np.ndarray]]
-
-
-def read_set(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    names = sorted(p.name for p in (folder / "rain").iterdir())
-    return ([images.read_rgb(folder / "rain" / n) for n in names],
-            [images.read_rgb(folder / "clean" / n) for n in names])
+from stream_derain.video_eval import Derain, evaluate_dev_video, summary_line
 
 
 def window(frames: list[np.ndarray], t: int, offsets: tuple[int, ...]) -> list[np.ndarray]:
@@ -96,29 +85,6 @@ def median_filter(frames: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
-def evaluate(name: str, fn: Derain, out_root: Path) -> dict:
-    result: dict = {"model": name, "rain": {}, "clean": {}, "real": {}}
-    for clip in devvideo.DEV_CLIPS:
-        rainy, clean = read_set(out_root / f"{clip.name}_rain")
-        result["rain"][clip.name] = reference_scores(fn(rainy), clean)
-        result["clean"][clip.name] = reference_scores(fn(clean), clean)
-    for src in devvideo.REAL_CLIPS:
-        frames = devvideo.real_dev_frames(src)
-        result["real"][devvideo.real_name(src)] = real_scores(fn(frames), frames)
-    for kind in ("rain", "clean", "real"):
-        rows = list(result[kind].values())
-        result[kind]["mean"] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    return result
-
-
-def line(r: dict) -> str:
-    a, c, q = r["rain"]["mean"], r["clean"]["mean"], r["real"]["mean"]
-    return (f"{r['model']:<40} rain {a['psnr_y']:.2f} dB {a['ssim_y']:.4f} bias {a['bias']:+.2f} "
-            f"detail {a['detail']:.3f} Ewarp {1e3 * a['e_warp']:.2f} | clean {c['psnr_y']:.2f} dB "
-            f"bias {c['bias']:+.2f} | real left {q['rain_share_output']:.4f} "
-            f"removed {q['rain_removed']:.2f} bg-detail {q['background_detail']:.3f}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoints", nargs="*", type=Path)
@@ -129,7 +95,6 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    devvideo.render_all(args.devvideo)
     cands: list[tuple[str, Derain]] = []
     for b in args.baseline:
         cands.append((b, {"v3": v3_derainer, "median": lambda: median_filter,
@@ -139,8 +104,8 @@ def main() -> None:
             cands.append((f"{ck.parent.name}/{ck.stem} {mode}", temporal_derainer(ck, mode)))
     results = []
     for name, fn in cands:
-        results.append(evaluate(name, fn, args.devvideo))
-        print(line(results[-1]), flush=True)
+        results.append(evaluate_dev_video(fn, args.devvideo, name))
+        print(summary_line(results[-1]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -27,21 +27,27 @@ smoother), in memory. Three kinds of clip are scored (:mod:`~stream_derain.devvi
 
 from __future__ import annotations
 
+import logging
 import queue
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from . import devvideo
 from .backends.base import Backend
 from .flicker import flow_pairs, laplacian_energy, luma_f32, warp, warping_error
+from .io import images
 from .io.video import FrameItem
 from .metrics import image_scores
 from .pipeline import Pipeline, Stage
 from .stages import DecodeStage, frame_stages
 
+log = logging.getLogger(__name__)
+Derain = Callable[[list[np.ndarray]], list[np.ndarray]]  # a clip's frames -> derained frames
 RAIN_LEVELS = 6.0
 DRY_LEVELS = 2.0
 
@@ -106,3 +112,50 @@ def reference_scores(output: Sequence[np.ndarray], clean: Sequence[np.ndarray]) 
     scores = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr_y", "ssim_y", "bias", "detail")}
     scores["e_warp"] = warping_error(output, flow_pairs(clean))
     return scores
+
+
+def read_pairs(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A dev video folder's (rainy frames, clean frames) from its rain/ and clean/ PNGs."""
+    names = sorted(p.name for p in (folder / "rain").iterdir())
+    return ([images.read_rgb(folder / "rain" / n) for n in names],
+            [images.read_rgb(folder / "clean" / n) for n in names])
+
+
+def _means(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    values = list(rows.values())
+    return {k: float(np.mean([r[k] for r in values])) for k in values[0]}
+
+
+def evaluate_dev_video(derain_fn: Derain, root: Path = Path("runs/devvideo"), name: str = "model",
+                       real: bool = True) -> dict[str, Any]:
+    """Scores of ``derain_fn`` on every dev clip (rendered under ``root`` when missing):
+    ``rain`` and ``clean`` (per clip and ``mean``: :func:`reference_scores`) and ``real``
+    (:func:`real_scores`)."""
+    devvideo.render_all(root)
+    result: dict[str, Any] = {"model": name, "rain": {}, "clean": {}, "real": {}}
+    for clip in devvideo.DEV_CLIPS:
+        rainy, clean = read_pairs(root / f"{clip.name}_rain")
+        result["rain"][clip.name] = reference_scores(derain_fn(rainy), clean)
+        result["clean"][clip.name] = reference_scores(derain_fn(clean), clean)
+        log.info("%s: %s rain %.2f dB, clean %.2f dB", name, clip.name, result["rain"][clip.name]["psnr_y"],
+                 result["clean"][clip.name]["psnr_y"])
+    for src in devvideo.REAL_CLIPS if real else ():
+        frames = devvideo.real_dev_frames(src)
+        result["real"][devvideo.real_name(src)] = real_scores(derain_fn(frames), frames)
+    for kind in ("rain", "clean", "real"):
+        if result[kind]:
+            result[kind]["mean"] = _means(result[kind])
+    return result
+
+
+def summary_line(r: dict[str, Any]) -> str:
+    """One line of :func:`evaluate_dev_video`'s means."""
+    a, c = r["rain"]["mean"], r["clean"]["mean"]
+    text = (f"{r['model']}: rainy {a['psnr_y']:.2f} dB / {a['ssim_y']:.4f}, bias {a['bias']:+.2f}, detail "
+            f"{a['detail']:.3f}, E_warp {1e3 * a['e_warp']:.2f}e-3 | rain-free {c['psnr_y']:.2f} dB, bias "
+            f"{c['bias']:+.2f}")
+    if r["real"]:
+        q = r["real"]["mean"]
+        text += (f" | real: rain left {q['rain_share_output']:.4f} (removed {100 * q['rain_removed']:.0f}%), "
+                 f"background detail {q['background_detail']:.3f}")
+    return text

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import synth
+from ..devvideo import REAL_TRAIN_SHARE
 from ..errors import ConfigError
 from ..model.temporal import OFFSETS, TemporalStudent, build_temporal, temporal_config_dict
 from . import loop
@@ -26,7 +27,7 @@ from .checkpoint import load_weights, read_checkpoint, weights_to_use
 from .config import DATA_ROOT, StageConfig
 from .data import drop_overlaps, load_folders
 from .supervised import detail_loss, init_from, use_bf16
-from .video_data import WindowRecipe, batch_windows, load_clips, windows
+from .video_data import WindowRecipe, batch_windows, load_clips, load_teacher_clips, windows
 
 log = logging.getLogger(__name__)
 ARCH = "TemporalStudent"
@@ -35,6 +36,9 @@ TRAIN_CLIPS = (
     *(f"clean_video/cityscapes/seq000{i}" for i in range(4)),
     "clean_video/udacity/solidWhiteRight.mp4[0:170]",
 )
+TEACHER_SOURCES = {"ra1": "real_video/ra1", "rb2": "real_video/rb2",
+                   "pexels-262": "real_video/realrain_pexels/262.mp4",
+                   "pexels-367": "real_video/realrain_pexels/367.mp4"}
 STILLS = tuple(str(DATA_ROOT / "clean" / d) for d in ("kodak24", "mcmaster", "bsds500_test", "camvid"))
 
 
@@ -66,6 +70,10 @@ class TemporalTrainConfig(StageConfig):
     dense_share: float = 0.3
     max_stride: int = 3
     align: str = "none"  # "none": implicit; "flow": neighbours warped by DIS flow (ablation)
+    # real rain through the teacher (SPANet outputs cached by scripts/teacher_cache.py)
+    teacher_share: float = 0.0
+    teacher_cache: str = "runs/teacher/spanet"
+    teacher_sources: dict[str, str] = field(default_factory=lambda: dict(TEACHER_SOURCES))
     rain_loss_weight: float = 0.5
     detail_loss_weight: float = 0.5
     bf16: bool = True
@@ -81,7 +89,7 @@ class TemporalTrainConfig(StageConfig):
     def recipe(self) -> WindowRecipe:
         return WindowRecipe(self.frames, self.crop, self.causal_share, self.still_share, self.rain_free_share,
                             self.compress_share, self.heavy_share, self.faint_share, self.dense_share,
-                            self.max_stride, self.align)
+                            self.max_stride, self.align, self.teacher_share)
 
 
 def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
@@ -111,7 +119,9 @@ def _window_stream(cfg: TemporalTrainConfig, rng):
     bank = synth.StreakBank(DATA_ROOT / cfg.rain_layers) if cfg.rain_layers else None
     log.info("training on %d clips, %d stills, %d streak layers", len(clips), len(stills),
              len(bank) if bank else 0)
-    return windows(clips, stills, cfg.recipe(), bank, rng)
+    teacher = (load_teacher_clips(Path(cfg.teacher_cache), cfg.teacher_sources, DATA_ROOT, REAL_TRAIN_SHARE)
+               if cfg.teacher_share > 0 else [])
+    return windows(clips, stills, cfg.recipe(), bank, rng, teacher)
 
 
 def train_temporal(cfg: TemporalTrainConfig) -> Path:

@@ -22,6 +22,13 @@ and the clean target frame. Each is drawn as:
 5. with ``align = "flow"`` (the explicit-alignment ablation) each neighbour is warped
    onto the target by DIS optical flow computed on the rainy frames, as inference
    would have to.
+
+**Real rain through a teacher** (``teacher_share`` > 0): a share of windows are K
+consecutive frames of a *real* rainy clip whose target frame has a cached SPANet
+output (``scripts/teacher_cache.py``, :mod:`stream_derain.model.spanet`); that output
+is the target. Only the first :data:`~stream_derain.devvideo.REAL_TRAIN_SHARE` of
+each clip is used (window slots past it repeat the last frame before it): the rest
+is real dev video.
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ class WindowRecipe:
     dense_share: float = 0.3
     max_stride: int = 3
     align: str = "none"  # "none" (implicit) or "flow" (explicit, DIS)
+    teacher_share: float = 0.0  # windows of real rain with the teacher's output as target
 
 
 def load_clips(sources: Sequence[str], data_root: Path, max_side: int = 640) -> list[list[np.ndarray]]:
@@ -153,11 +161,15 @@ def _rain(frames: list[np.ndarray], times: np.ndarray, recipe: WindowRecipe, ban
 
 
 def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: WindowRecipe,
-            bank: synth.StreakBank | None, rng: np.random.Generator) -> Iterator[Window]:
+            bank: synth.StreakBank | None, rng: np.random.Generator,
+            teacher: Sequence[TeacherClip] = ()) -> Iterator[Window]:
     """Endless (slots HxWx3K, target HxWx3) float32 windows (see the module docstring)."""
     modes = OFFSETS[recipe.frames]
     while True:
         offsets = modes["causal" if rng.uniform() < recipe.causal_share else "centred"]
+        if teacher and recipe.teacher_share > 0 and rng.uniform() < recipe.teacher_share:
+            yield teacher_window(teacher[int(rng.integers(len(teacher)))], offsets, recipe.crop, rng)
+            continue
         if not clips or rng.uniform() < recipe.still_share:
             sprite = stills[int(rng.integers(len(stills)))] if rng.uniform() < 0.5 else None
             clean = still_window(stills[int(rng.integers(len(stills)))], sprite, offsets, recipe.crop, rng)
@@ -176,6 +188,61 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
         if recipe.align == "flow":
             rainy = align_to_target(rainy)
         yield np.concatenate(rainy, axis=2), target
+
+
+@dataclass(frozen=True)
+class TeacherClip:
+    """The trainable part of a real rainy clip (HxWx3 uint8 frames, at the teacher cache's
+    size) and the teacher's outputs for some of its frames (index -> HxWx3 uint8)."""
+
+    frames: list[np.ndarray]
+    targets: dict[int, np.ndarray]
+
+
+def load_teacher_clips(cache: Path, sources: dict[str, str], data_root: Path,
+                       train_share: float) -> list[TeacherClip]:
+    """Real clips with cached teacher outputs: ``sources`` maps a cache folder name
+    (``ra1``, ``pexels-262``) to its clip under the data root; the cache holds
+    ``<stem>.png`` (the teacher's output) for some frames (stems: a folder's file stems,
+    or a video's 0-based frame index)."""
+    from ..io import images
+
+    clips = []
+    for name, rel in sources.items():
+        folder = cache / name
+        if not folder.is_dir():
+            log.warning("no teacher outputs for %s in %s", name, cache)
+            continue
+        path = data_root / rel
+        stems = ([p.stem for p in sorted(path.iterdir()) if images.is_image(p)] if path.is_dir()
+                 else [f"{i:05d}" for i in range(len(read_source(path)))])
+        limit = int(len(stems) * train_share)
+        frames = read_source(path)[:limit]
+        targets = {i: images.read_rgb(folder / f"{s}.png") for i, s in enumerate(stems[:limit])
+                   if (folder / f"{s}.png").is_file()}
+        if not targets:
+            continue
+        h, w = next(iter(targets.values())).shape[:2]
+        frames = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames]
+        clips.append(TeacherClip(frames, targets))
+        log.info("teacher targets %s: %d of %d trainable frames", name, len(targets), limit)
+    return clips
+
+
+def teacher_window(clip: TeacherClip, offsets: Sequence[int], size: int, rng: np.random.Generator) -> Window:
+    """K real frames (slots clamped to the trainable part) and the teacher's target."""
+    t = list(clip.targets)[int(rng.integers(len(clip.targets)))]
+    n = len(clip.frames)
+    h, w = clip.frames[0].shape[:2]
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    flip = rng.uniform() < 0.5
+
+    def crop(img: np.ndarray) -> np.ndarray:
+        c = img[y:y + size, x:x + size]
+        return np.ascontiguousarray(c[:, ::-1] if flip else c).astype(np.float32) / 255.0
+
+    slots = [crop(clip.frames[min(max(t + o, 0), n - 1)]) for o in offsets]
+    return np.concatenate(slots, axis=2), crop(clip.targets[t])
 
 
 def batch_windows(stream: Iterator[Window], n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,73 @@
+"""The multi-frame student: v3 at step 0, what its evidence says, budget, and export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+from stream_derain.model.export import export_model  # noqa: E402
+from stream_derain.model.student import build_student, count_macs_per_pixel  # noqa: E402
+from stream_derain.model.temporal import OFFSETS, TemporalEvidence, build_temporal  # noqa: E402
+
+
+def _randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        if not name.startswith("temporal."):
+            p.data = torch.randn(p.shape, generator=g) * 0.05
+    return model.eval()
+
+
+@pytest.mark.parametrize("frames", [3, 5])
+def test_zero_initialised_temporal_input_reproduces_the_single_frame_student(frames):
+    single = _randomised(build_student(channels=12, se_blocks=1, ca_blocks=1))
+    multi = build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, frames).eval()
+    missing, unexpected = multi.load_state_dict(single.state_dict(), strict=False)
+    assert set(missing) == {"temporal.weight", "temporal.bias"} and not unexpected
+    window = torch.rand(2, 3 * frames, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(multi(window), single(window[:, :3]))
+        # and the neighbours matter once the evidence convolution is trained
+        torch.nn.init.normal_(multi.temporal.weight, std=0.5)
+        assert not torch.allclose(multi(window), single(window[:, :3]))
+
+
+def test_evidence_sees_light_that_only_the_target_has():
+    k = 5
+    frames = torch.full((1, 3 * k, 8, 8), 0.4)
+    frames[0, 0:3, 2, 3] = 0.9  # a streak in the target only
+    frames[0, 0:3, 5, 5] = 0.9  # a bright spot in the target and in one neighbour
+    frames[0, 6:9, 5, 5] = 0.9
+    ev = TemporalEvidence(k)(frames)[0]
+    least, middle = ev[:3], ev[3:]
+    half = torch.tensor(0.5)
+    assert torch.allclose(least[:, 2, 3], half) and torch.allclose(middle[:, 2, 3], half)
+    assert torch.allclose(least[:, 5, 5], torch.tensor(0.0))  # one neighbour shares it: not all-new light
+    assert torch.allclose(middle[:, 5, 5], torch.tensor(0.5))  # the trimmed mean drops that neighbour
+    assert float(ev[:, 0, 0].abs().max()) == 0.0  # a static scene gives no evidence
+
+
+def test_within_the_issue_budget():
+    for k in OFFSETS:
+        assert count_macs_per_pixel(build_temporal(frames=k)) <= 25_000
+    assert count_macs_per_pixel(build_temporal(frames=5)) < count_macs_per_pixel(build_student()) * 1.05
+
+
+def test_export_records_the_window_and_checks_against_torch(tmp_path):
+    model = _randomised(build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3))
+    torch.nn.init.normal_(model.temporal.weight, std=0.05)
+    entry = export_model(model, tmp_path, "tiny-k3", "4")
+    assert entry["frames"] == 3 and entry["offsets"] == {"centred": [0, -1, 1], "causal": [0, -1, -2]}
+    assert entry["export_check_psnr_db"]["fp32"] >= 60 and entry["export_check_psnr_db"]["fp16"] >= 40
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["models"]["tiny-k3"]["temporal"]["frames"] == 3
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "tiny-k3.onnx"), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {"input": np.random.rand(1, 9, 32, 40).astype(np.float32)})[0]
+    assert out.shape == (1, 3, 32, 40)

@@ -1,0 +1,54 @@
+"""Training windows of the multi-frame student: slots, rain, rain-free windows, teacher windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stream_derain.model.temporal import OFFSETS
+from stream_derain.train.video_data import (
+    TeacherClip,
+    WindowRecipe,
+    batch_windows,
+    clip_window,
+    teacher_window,
+    windows,
+)
+
+
+def _numbered_clip(n: int = 20, size: int = 64) -> list[np.ndarray]:
+    """Frames whose every pixel holds the frame's index (times 10): slots can be read back."""
+    return [np.full((size, size, 3), 10 * i, np.uint8) for i in range(n)]
+
+
+@pytest.mark.parametrize("mode", ["centred", "causal"])
+def test_clip_window_slots_follow_the_offsets(mode):
+    offsets = OFFSETS[5][mode]
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        slots, stride = clip_window(_numbered_clip(), offsets, 32, 3, rng)
+        index = [round(float(s.mean()) * 255 / 10) for s in slots]
+        assert [i - index[0] for i in index] == [o * stride for o in offsets]
+
+
+def test_windows_rain_free_share_and_rain_adds_light():
+    rng = np.random.default_rng(0)
+    stills = [np.random.default_rng(i).random((96, 96, 3), dtype=np.float32) * 0.5 for i in range(3)]
+    recipe = WindowRecipe(frames=3, crop=48, still_share=1.0, rain_free_share=0.5, compress_share=0.0)
+    stream = windows([], stills, recipe, None, rng)
+    x, y = batch_windows(stream, 40)
+    assert x.shape == (40, 9, 48, 48) and y.shape == (40, 3, 48, 48)
+    added = (x[:, :3] - y).reshape(40, -1)
+    free = np.abs(added).max(axis=1) == 0
+    assert 8 <= free.sum() <= 32  # about half rain-free: target = input
+    rainy = added[~free]
+    assert (rainy.mean(axis=1) > 0).all()  # rain brightens the target frame
+
+
+def test_teacher_window_targets_the_teacher_and_stays_in_the_trainable_part():
+    frames = _numbered_clip(6, 40)
+    teacher = {4: np.full((40, 40, 3), 200, np.uint8)}
+    x, y = teacher_window(TeacherClip(frames, teacher), OFFSETS[5]["centred"], 32, np.random.default_rng(0))
+    assert np.allclose(y, 200 / 255)
+    index = [round(float(x[..., 3 * j:3 * j + 3].mean()) * 255 / 10) for j in range(5)]
+    assert index == [4, 3, 5, 2, 5]  # slot +2 (frame 6) lies past the part: the last frame repeats
