@@ -41,7 +41,7 @@ from .derain import (
 )
 from .errors import InputError, OutputError, StreamDerainError
 from .io import images
-from .io.paths import is_regular_or_fifo
+from .io.paths import av_name, check_name, is_regular_or_fifo
 
 log = logging.getLogger(__name__)
 MEDIA_SUFFIXES = images.SUFFIXES | VIDEO_SUFFIXES
@@ -152,33 +152,49 @@ def _pairs(inputs: Sequence[Path], output: Path | None, output_is_dir: bool) -> 
     return pairs
 
 
-def plan_jobs(inputs: Sequence[Path | str], output: Path | None = None, *, overwrite: bool = False,
-              skip_existing: bool = False, trimmed: bool = False, output_is_dir: bool = False) -> list[Job]:
+def plan_jobs(inputs: Sequence[Path | str], output: Path | None = None, *, skip_existing: bool = False,
+              trimmed: bool = False, output_is_dir: bool = False) -> list[Job]:
     """The jobs for ``inputs`` (files and folders) writing into ``output`` (a file for a
     single input file, else a folder; None: beside each input). ``skip_existing`` skips
-    a job whose output exists and is complete (``trimmed``: --start/--max-frames were
+    a job whose output exists and is complete, also with --overwrite, and marks one that
+    is shorter than its input to be redone (``trimmed``: --start/--max-frames were
     given, so an existing output counts as complete); ``output_is_dir``: ``output`` names
     a folder even for one input file (``-o clean/``). Raises InputError for a missing
-    input, OutputError when two jobs would write one file."""
+    input, OutputError when two jobs would write one file or an output name is longer
+    than its filesystem holds."""
     for raw in inputs:
-        check_input(raw)
+        _check_input(raw)
+    if output is not None:
+        check_name(Path(output))
     paths = list(dict.fromkeys(Path(p) for p in inputs))
     jobs, seen = [], {}
     for inp, out in _pairs(paths, output, output_is_dir):
+        check_name(out)
         key = os.path.abspath(out)
         if key in seen:
             raise OutputError(f"{seen[key]} and {inp} would both write {out}")
         seen[key] = inp
-        skip = _skip_reason(inp, out, overwrite, skip_existing, trimmed)
+        skip = _skip_reason(inp, out, skip_existing, trimmed)
         jobs.append(Job(inp, out, skip, redo=skip_existing and skip is None and out.exists()))
     return jobs
 
 
-def _skip_reason(inp: Path, out: Path, overwrite: bool, skip_existing: bool, trimmed: bool) -> str | None:
+def _check_input(raw: Path | str) -> None:
+    """:func:`~stream_derain.derain.check_input`, with a name too long for any file an
+    InputError too."""
+    try:
+        check_input(raw)
+    except OSError as exc:
+        raise InputError(f"cannot read {str(raw)[:60]}...: {exc.strerror or exc}") from None
+
+
+def _skip_reason(inp: Path, out: Path, skip_existing: bool, trimmed: bool) -> str | None:
+    """Why a job is not run; ``--skip-existing`` skips a complete output also with
+    ``--overwrite`` (which then only lets incomplete outputs be replaced)."""
     if not os.access(inp, os.R_OK):
         log.warning("skipping %s: not readable (permissions)", inp)
         return "not readable (permissions)"
-    if skip_existing and out.exists() and not overwrite:
+    if skip_existing and out.exists():
         if trimmed or images.is_image(inp) or output_complete(inp, out):
             return "output exists"
         log.warning("redoing %s: it is shorter than its input (an interrupted run?)", out)
@@ -191,7 +207,7 @@ def output_complete(inp: Path, out: Path) -> bool:
     import av
 
     try:
-        with av.open(str(inp)) as a, av.open(str(out)) as b:
+        with av.open(av_name(inp)) as a, av.open(av_name(out)) as b:
             da, db = _duration(a), _duration(b)
             rate = a.streams.video[0].average_rate if a.streams.video else None
     except (av.error.FFmpegError, OSError, ValueError, IndexError, UnicodeDecodeError):

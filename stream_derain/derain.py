@@ -16,7 +16,7 @@ from .backends.options import BackendOptions
 from .errors import ConfigError, InputError, OutputError
 from .io import images
 from .io.encode import check_options
-from .io.paths import atomic_output, is_regular_or_fifo, is_url, same_file
+from .io.paths import atomic_output, check_name, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, VideoReader, VideoWriter
 from .models import WINDOW_MODES, resolve_model
 from .pipeline import PipelineResult
@@ -101,7 +101,11 @@ def check_input(inp: Path | str) -> None:
     if is_url(str(inp)):
         raise InputError(f"{inp} is a stream: derain reads files; use `stream-derain live URL` for streams")
     inp = Path(inp)
-    if not inp.exists():
+    try:
+        exists = inp.exists()
+    except OSError as exc:  # e.g. a name longer than the filesystem holds
+        raise InputError(f"cannot read {str(inp)[:60]}...: {exc.strerror}") from None
+    if not exists:
         raise InputError(f"input not found: {inp}")
     if not inp.is_dir() and not is_regular_or_fifo(inp):
         raise InputError(f"{inp} is not a regular file or folder")
@@ -112,6 +116,7 @@ def check_input(inp: Path | str) -> None:
 def check_output(out: Path, inp: Path, overwrite: bool) -> None:
     """Refuse an output that is the input (by identity: hard and symbolic links count),
     exists without ``overwrite``, or has no writable folder."""
+    check_name(out)
     if same_file(out, inp):
         raise OutputError(f"output would overwrite the input: {out} is {inp}")
     if inp.is_dir():
@@ -151,7 +156,7 @@ def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None 
     Written under a temporary name and renamed onto the output when done (or
     interrupted: then the finalised part is kept); a run with no frame is an error."""
     out = cfg.output or default_output(cfg.input)
-    with atomic_output(out) as tmp:
+    with atomic_output(out, overwrite=True if cfg.overwrite else None) as tmp:
         result, reader = _run_video(cfg, backend, tmp, progress)
         if result.frames == 0 and not result.interrupted:
             raise no_frames_error(cfg, reader)

@@ -4,7 +4,8 @@ Three kinds, under ``runs/devvideo`` (git-ignored: derived from the research dat
 
 - ``<clip>_rain``: the v2 synthesiser's temporally coherent rain
   (:func:`~.synth.rain_over_frames`, fixed seeds, photometric streaks, severity drawn
-  in [0.2, 0.9]) over a held-out clean clip, with the clean clip as ground truth;
+  in [0.05, 0.6]; faint and fine on half the clips) over a held-out clean clip, with
+  the clean clip as ground truth;
 - ``<clip>_clean``: the same clip with no rain (do-no-harm: output = input);
 - real rainy clips without ground truth (:data:`REAL_CLIPS`): the last 40% of each
   clip's frames (the teacher cache and any training use the first 60%, see
@@ -49,15 +50,16 @@ class Clip:
     start: int = 0
     count: int = FRAMES
     step: int = 1
+    faint: bool = False  # render it with faint, fine rain (synth.faint), as real video often has
 
 
 DEV_CLIPS = (
     Clip("cityscapes4", "clean_video/cityscapes/seq0004"),
-    Clip("cityscapes5", "clean_video/cityscapes/seq0005"),
+    Clip("cityscapes5", "clean_video/cityscapes/seq0005", faint=True),
     Clip("camvid16e5", "clean_video/camvid_0016E5", 20),
-    Clip("udacity", "clean_video/udacity/solidWhiteRight.mp4", 190, 24),
+    Clip("udacity", "clean_video/udacity/solidWhiteRight.mp4", 190, 24, faint=True),
     Clip("davis_bmx", "clean_video/davis/bmx-trees", 10),
-    Clip("davis_dog", "clean_video/davis/dog", 10),
+    Clip("davis_dog", "clean_video/davis/dog", 10, faint=True),
 )
 REAL_CLIPS = ("real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/262.mp4",
               "real_video/realrain_pexels/42.mp4", "real_video/realrain_pexels/5.mp4")
@@ -110,7 +112,9 @@ def render(clip: Clip, out_root: Path, data_root: Path = DATA_ROOT) -> tuple[Pat
     clean = clip_frames(clip, data_root)
     rng = np.random.default_rng([SEED, sum(map(ord, clip.name))])
     bank = synth.StreakBank(data_root / "rain_layers" / "garg06")
-    p = synth.sample_params(rng, float(rng.uniform(0.2, 0.9)), photometric=True)
+    p = synth.sample_params(rng, float(rng.uniform(0.05, 0.6)), photometric=True)
+    if clip.faint:
+        p = synth.faint(p, float(rng.uniform(0.3, 0.6)))
     rainy = synth.rain_over_frames([f.astype(np.float32) / 255.0 for f in clean], rng, p, bank)
     for folder in (rain_set / "rain", rain_set / "clean", clean_set / "rain", clean_set / "clean"):
         folder.mkdir(parents=True, exist_ok=True)

@@ -40,22 +40,51 @@ log = logging.getLogger(__name__)
 FlowPair = tuple[np.ndarray, np.ndarray]
 
 
+MIN_SIDE = 12  # DIS optical flow fails below 12 px a side; SSIM's 11x11 window needs 11
+
+
 def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
     """HxWx3 uint8 RGB frames of a video file (PyAV) or of a folder of images
-    (:func:`stream_derain.io.images.list_images`: sorted, the images it recognises)."""
-    if path.is_dir():
-        files = list_images(path)[:limit]
-        frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
-        if not frames or any(f is None for f in frames):
-            raise InputError(f"no readable image frames in {path}")
-        return [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames]
+    (:func:`stream_derain.io.images.list_images`: sorted, the images it recognises).
+    Frames of another size than the first (a stream that changes size) are scaled to
+    it, as ``derain`` does; frames under :data:`MIN_SIDE` px a side are an InputError."""
+    frames = _read_images(path, limit) if path.is_dir() else _read_video(path, limit)
+    h, w = frames[0].shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"{path}: frames of {w}x{h} are too small to score (the optical flow and SSIM "
+                         f"need {MIN_SIDE} px a side)")
+    return frames
+
+
+def _read_images(path: Path, limit: int | None) -> list[np.ndarray]:
+    files = list_images(path)[:limit]
+    frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in files]
+    if not frames or any(f is None for f in frames):
+        raise InputError(f"no readable image frames in {path}")
+    size = frames[0].shape[1::-1]
+    if any(f.shape[1::-1] != size for f in frames):
+        log.warning("%s: images of several sizes: scaled to the first one's, %dx%d", path, *size)
+    return [cv2.cvtColor(f if f.shape[1::-1] == size else cv2.resize(f, size, interpolation=cv2.INTER_AREA),
+                         cv2.COLOR_BGR2RGB) for f in frames]
+
+
+def _read_video(path: Path, limit: int | None) -> list[np.ndarray]:
     import av
 
+    from .io.paths import av_name
+
+    frames: list[np.ndarray] = []
+    size: tuple[int, int] | None = None
+    seen: set[tuple[int, int]] = set()
     try:
-        with av.open(str(path)) as container:
-            frames = []
+        with av.open(av_name(path)) as container:
             for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
+                size = size or (frame.width, frame.height)
+                if (frame.width, frame.height) not in seen | {size}:
+                    seen.add((frame.width, frame.height))
+                    log.warning("%s: the frame size changes to %dx%d: scaled to the first frames' %dx%d",
+                                path, frame.width, frame.height, *size)
+                frames.append(frame.to_ndarray(format="rgb24", width=size[0], height=size[1]))
                 if limit is not None and len(frames) >= limit:
                     break
     except (av.error.FFmpegError, OSError) as exc:

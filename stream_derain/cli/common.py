@@ -1,18 +1,47 @@
-"""Shared CLI plumbing: the typer app, logging set-up and the error boundary."""
+"""Shared CLI plumbing: the typer app, logging set-up and the error boundary.
+
+A signal while the command line starts (imports take about a second) ends it with
+``Interrupted (nothing written)`` and exit 130, not a traceback: the handler is set
+before this module's own imports and put back (KeyboardInterrupt again) when a
+command starts (:func:`handle_errors`). Import this module first to cover the others.
+"""
 
 from __future__ import annotations
 
-import functools
-import logging
+import os
+import signal
 import sys
-from collections.abc import Callable
-from typing import Any, Optional, TypeVar
 
-import typer
 
-from ..backends.options import TRT, BackendOptions, Torch, parse_size
-from ..errors import StreamDerainError
-from ..pipeline import interrupt_noted
+def _interrupted_at_startup(signum: int, frame: object) -> None:
+    sys.stderr.write("Interrupted (nothing written)\n")
+    raise SystemExit(130)
+
+
+STARTUP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP"))
+                        if s is not None)
+if os.path.basename(sys.argv[0] if sys.argv else "") in ("stream-derain", "__main__.py"):
+    for _sig in STARTUP_SIGNALS:
+        signal.signal(_sig, _interrupted_at_startup)
+
+
+def restore_signals() -> None:
+    """Signals back to Python's defaults (SIGINT: KeyboardInterrupt) once a command runs."""
+    for sig in STARTUP_SIGNALS:
+        if signal.getsignal(sig) is _interrupted_at_startup:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+
+
+import functools  # noqa: E402 - after the startup handler
+import logging  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any, Optional, TypeVar  # noqa: E402
+
+import typer  # noqa: E402
+
+from ..backends.options import TRT, BackendOptions, Torch, parse_size  # noqa: E402
+from ..errors import StreamDerainError  # noqa: E402
+from ..pipeline import interrupt_noted  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -51,6 +80,12 @@ TRT_MAX_BATCH = typer.Option(None, "--trt-max-batch", min=1, show_default=False,
                              help="TensorRT: the engine profile's largest batch (default: 4).")
 TRT_WORKSPACE = typer.Option(None, "--trt-workspace", min=1, show_default=False, metavar="MIB",
                              help="TensorRT: the builder's workspace in MiB (default: 1024).")
+
+# multi-frame models (DerainConfig.window, LiveConfig.window)
+WINDOW = typer.Option("auto", "--window", metavar="MODE",
+                      help="Multi-frame models: the neighbours each frame is derained with: centred "
+                           "(earlier and later frames), causal (earlier ones only) or auto (files: centred; "
+                           "live: centred when --max-latency leaves room for the look-ahead).")
 
 
 def backend_options(device: Optional[str], trt_max_size: Optional[str], trt_max_batch: Optional[int],
@@ -118,6 +153,7 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            restore_signals()
             return func(*args, **kwargs)
         except StreamDerainError as exc:
             if interrupt_noted():  # e.g. an import cut short by SIGTERM looks like a missing extra
@@ -130,4 +166,7 @@ def handle_errors(func: F) -> F:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # between the start-up handler and a command's own
+        _interrupted_at_startup(signal.SIGINT, None)

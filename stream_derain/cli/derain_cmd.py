@@ -11,7 +11,17 @@ from typing import Optional
 
 import typer
 
-from ..batch import BatchResult, Job, JobResult, LocalRunner, make_folders, plan_jobs, remove_empty, run_jobs
+from ..batch import (
+    BatchResult,
+    Job,
+    JobResult,
+    LocalRunner,
+    job_config,
+    make_folders,
+    plan_jobs,
+    remove_empty,
+    run_jobs,
+)
 from ..derain import DerainConfig, derain
 from ..errors import ConfigError
 from ..io.encode import check_options
@@ -34,17 +44,19 @@ log = logging.getLogger("stream_derain")
 
 
 def _sigterm_as_interrupt() -> None:
-    """SIGTERM finishes like Ctrl-C: frames in flight are written, the file is finalised.
-    Both are noted (see :func:`~stream_derain.pipeline.note_interrupt`), so that code
-    inside PyAV calls, which turn the signal into an error, can tell."""
+    """SIGTERM and SIGHUP (a closed terminal or SSH session) finish like Ctrl-C: frames
+    in flight are written, the file is finalised. All are noted (see
+    :func:`~stream_derain.pipeline.note_interrupt`), so that code inside PyAV calls,
+    which turn the signal into an error, can tell."""
 
     def handler(signum: int, frame: object) -> None:
         note_interrupt()
         raise KeyboardInterrupt
 
     clear_interrupt()
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, handler)
 
 
 def parse_bitrate(text: str | None) -> int | None:
@@ -131,8 +143,8 @@ def derain_cmd(
         duration_s=duration, overwrite=overwrite,
         smooth=smooth, smooth_strength=smooth_strength, encode=encode)
     folder_form = output is not None and output.endswith(("/", os.sep))  # "-o clean/": a folder
-    jobs = plan_jobs(inputs, Path(output) if output else None, overwrite=overwrite,
-                     skip_existing=skip_existing, output_is_dir=folder_form,
+    jobs = plan_jobs(inputs, Path(output) if output else None, skip_existing=skip_existing,
+                     output_is_dir=folder_form,
                      trimmed=bool(start or max_frames or ss or duration is not None))
     _sigterm_as_interrupt()
     if ray or ray_address:
@@ -150,7 +162,7 @@ def _single(job: Job, template: DerainConfig, quiet: bool, make_folder: bool) ->
     if job.skip:
         log.info("skipped %s: %s", job.input, job.skip)
         return
-    cfg = DerainConfig(**{**template.__dict__, "input": job.input, "output": job.output})
+    cfg = job_config(template, job)  # a redo (--skip-existing, incomplete output) may replace it
     created = make_folders([job]) if make_folder else []
     try:
         with progress_reporter(f"derain {job.input.name}", quiet) as progress:

@@ -20,6 +20,7 @@ from .common import (
     TRT_MAX_BATCH,
     TRT_MAX_SIZE,
     TRT_WORKSPACE,
+    WINDOW,
     app,
     backend_options,
     handle_errors,
@@ -71,6 +72,7 @@ def live_cmd(
     trt_workspace: Optional[int] = TRT_WORKSPACE,
     batch: int = typer.Option(1, min=1, help="Frames per inference call (at most; a batch never waits "
                               "for frames that have not arrived)."),
+    window: str = WINDOW,
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
     smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
     codec: str = typer.Option("libx264", help="Encoder of --push and --record (libx264, libx265, ...)."),
@@ -95,8 +97,8 @@ def live_cmd(
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, bitrate=parse_bitrate(bitrate))
     cfg = LiveConfig(source=source, backend=backend, model=model, precision=precision, threads=threads,
                      backend_options=backend_options(device, trt_max_size, trt_max_batch, trt_workspace),
-                     batch=batch, smooth=smooth, smooth_strength=smooth_strength, encode=encode,
-                     max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
+                     batch=batch, window=window, smooth=smooth, smooth_strength=smooth_strength,
+                     encode=encode, max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
                      record_dir=record, segment_minutes=segment_minutes, max_seconds=max_seconds,
                      max_frames=max_frames, status_every_s=status_every if not quiet else 1e9)
     _sigterm_as_interrupt()

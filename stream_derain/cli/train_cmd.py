@@ -75,9 +75,12 @@ def export_cmd(
     torch, update the manifest."""
     require("torch", "train")
     from ..model.export import export_model
+    from ..train.checkpoint import read_checkpoint
     from ..train.supervised import load_derainer
+    from ..train.temporal import ARCH as TEMPORAL, load_temporal
 
-    model, ckpt = load_derainer(checkpoint)
+    load = load_temporal if read_checkpoint(checkpoint).get("arch") == TEMPORAL else load_derainer
+    model, ckpt = load(checkpoint)
     extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
              "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds"),
                           "config": ckpt.get("train_cfg", {})}}

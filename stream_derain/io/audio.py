@@ -10,14 +10,16 @@ from typing import Any
 
 import av
 
+from .encode import container_holds
+
 log = logging.getLogger(__name__)
 
 
 def needs_transcode(container: Any, src: Any) -> bool:
-    """Whether ``container`` (an output) cannot take ``src`` (an audio stream) as it is."""
+    """Whether ``container`` (an output) cannot take ``src`` (an audio stream) as it is
+    (:func:`~.encode.container_holds`: MPEG-TS holds AAC, though it names only MP2)."""
     name = src.codec_context.name if src.codec_context is not None else None
-    supported = getattr(container, "supported_codecs", None)
-    return bool(src.type == "audio" and name and supported is not None and name not in supported)
+    return bool(src.type == "audio" and name and not container_holds(container, name))
 
 
 class AudioTranscoder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import av
@@ -122,6 +122,44 @@ def codec_options(codec: str, opts: EncodeOptions) -> dict[str, str]:
     if codec == "libx265" and not log.isEnabledFor(logging.DEBUG):
         options["x265-params"] = "log-level=error"  # x265 prints its [info] lines itself, on stderr
     return options
+
+
+def _codec_id(name: str) -> int | None:
+    for mode in ("r", "w"):
+        try:
+            return av.Codec(name, mode).id
+        except (ValueError, av.error.FFmpegError):
+            continue
+    return None
+
+
+def container_holds(container: Any, codec: str) -> bool:
+    """Whether the output ``container`` can hold ``codec`` (a codec, encoder or decoder
+    name). A format that keeps no list of its own names only its default codecs
+    (MPEG-TS: MPEG-2 video and MP2, though it holds H.264 and AAC): anything goes there."""
+    names = getattr(container, "supported_codecs", None)
+    if not names:
+        return True
+    defaults = {_codec_id(n) for n in (container.default_video_codec, container.default_audio_codec,
+                                       container.default_subtitle_codec) if n and n != "none"}
+    ids = {_codec_id(n) for n in names}
+    return ids <= defaults or codec in names or _codec_id(codec) in ids
+
+
+def encoder_for(container: Any, opts: EncodeOptions, name: str) -> EncodeOptions:
+    """``opts`` with an encoder ``container`` can hold: the asked one, else the format's
+    own video codec (WebM: VP9), with a warning; ConfigError when there is none."""
+    if container_holds(container, opts.codec):
+        return opts
+    fmt = container.format.name
+    try:
+        fallback = av.Codec(container.default_video_codec, "w").name
+    except (ValueError, av.error.FFmpegError):
+        raise ConfigError(f"{name}: {fmt} cannot hold {opts.codec} video; choose another --codec or "
+                          "container (.mkv holds nearly every codec)") from None
+    log.warning("%s cannot hold %s video: encoding %s instead (give --codec to choose; .mkv or .mp4 "
+                "keep %s)", fmt, opts.codec, fallback, opts.codec)
+    return replace(opts, codec=fallback, preset=None, pix_fmt=None)
 
 
 def open_encoder(stream: Any) -> None:

@@ -7,6 +7,7 @@ into their own containers.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -18,6 +19,8 @@ from ..errors import OutputError
 from .encode import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
 
 __all__ = ["ColorInfo", "VideoEncoder"]
+log = logging.getLogger(__name__)
+FIELD_CODING = ("libx264", "mpeg2video", "mpeg4")  # encoders that code interlaced fields (+ildct)
 
 
 @dataclass(frozen=True)
@@ -48,19 +51,26 @@ class VideoEncoder:
     the frames, as 4:2:0 streaming needs); ``source_pix_fmt``: the pixel format to keep
     when the encoder takes it (:func:`~.encode.choose_pix_fmt`); ``color``: colour tags
     for the conversion and the stream (None: swscale's defaults, untagged);
-    ``low_latency``: no B-frames, x264/x265 ``tune=zerolatency``; ``gop``: keyframe
-    interval in frames; ``rotation``: display rotation, set before the first frame.
-    ``name``: what messages call the output."""
+    ``low_latency``: no B-frames, x264/x265 ``tune=zerolatency``; ``b_frames=False``: no
+    B-frames (AVI and other containers without timestamps to reorder by); ``gop``: keyframe
+    interval in frames; ``rotation``: display rotation, set before the first frame;
+    ``sample_aspect_ratio`` and ``field_order`` (FFmpeg's AVFieldOrder): the source's,
+    tagged on the stream. A frame of another size than the stream's (the source changed
+    size mid-stream) is scaled to it, as ffmpeg does. ``name``: what messages call the
+    output."""
 
     def __init__(self, container: Any, opts: EncodeOptions, width: int, height: int, *,
                  rate: Fraction | int, time_base: Fraction, source_pix_fmt: str = "yuv420p",
                  color: ColorInfo | None = None, even: bool = False, low_latency: bool = False,
-                 gop: int | None = None, rotation: float = 0.0, name: str = "") -> None:
+                 b_frames: bool = True, gop: int | None = None, rotation: float = 0.0,
+                 sample_aspect_ratio: Fraction | None = None, field_order: int = 0, name: str = "") -> None:
         codec = check_options(opts)
+        self.even = even
         if even:
             width, height = width - width % 2, height - height % 2
         pix_fmt = choose_pix_fmt(codec, width, height, source_pix_fmt, opts.pix_fmt)
         self.color, self.rotation, self.frames = color, rotation, 0
+        self._other_size: tuple[int, int] | None = None  # the last frame size that was scaled
         try:
             self.stream = stream = container.add_stream(opts.codec, rate=rate)
             cc = stream.codec_context
@@ -69,6 +79,13 @@ class VideoEncoder:
             if color is not None:
                 cc.color_range, cc.colorspace = color.range, color.space
                 cc.color_primaries, cc.color_trc = color.primaries, color.trc
+            if sample_aspect_ratio:
+                cc.sample_aspect_ratio = sample_aspect_ratio
+            if field_order > 1:  # interlaced: tagged, and coded as fields (ffmpeg's -flags +ildct+ilme)
+                cc.field_order = field_order
+                if stream.codec.name in FIELD_CODING:
+                    cc.flags = int(cc.flags) | int(av.codec.context.Flags.interlaced_dct) | int(
+                        av.codec.context.Flags.interlaced_me)
             if gop:
                 cc.gop_size = gop
             if opts.bitrate:
@@ -78,6 +95,7 @@ class VideoEncoder:
             options = codec_options(stream.codec.name, opts)
             if low_latency:
                 options.update({"tune": "zerolatency"} if stream.codec.name in ("libx264", "libx265") else {})
+            if low_latency or not b_frames:
                 options["bf"] = "0"
             cc.options = self.options = options  # (the encoder takes them out of cc.options on open)
             open_encoder(stream)
@@ -96,11 +114,19 @@ class VideoEncoder:
         if self.frames == 0 and self.rotation:
             self.stream.set_display_rotation(self.rotation)
         cc, c = self.stream.codec_context, self.color
-        if image.shape[0] != cc.height or image.shape[1] != cc.width:
+        h, w = image.shape[:2]
+        scale: dict[str, Any] = {}
+        if self.even and 0 <= h - cc.height <= 1 and 0 <= w - cc.width <= 1:
             image = np.ascontiguousarray(image[:cc.height, :cc.width])
+        elif (h, w) != (cc.height, cc.width):
+            scale = {"width": cc.width, "height": cc.height, "interpolation": "BICUBIC"}
+            if self._other_size != (w, h):
+                log.warning("the frame size changed from %dx%d to %dx%d mid-stream: scaled to %dx%d",
+                            cc.width, cc.height, w, h, cc.width, cc.height)
+                self._other_size = (w, h)
         frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
             format=cc.pix_fmt, dst_colorspace=c.matrix if c else None,
-            dst_color_range=(c.range or None) if c else None)
+            dst_color_range=(c.range or None) if c else None, **scale)
         if c is not None:
             frame.color_range, frame.colorspace = c.range, c.space
             frame.color_primaries, frame.color_trc = c.primaries, c.trc

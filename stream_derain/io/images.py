@@ -76,8 +76,21 @@ def _decode(path: Path) -> np.ndarray:
     return img
 
 
+def _warn_pages(path: Path) -> None:
+    """Say that an animated (WebP, ...) or multi-page (TIFF) image loses all but its
+    first picture: images are read as one picture."""
+    try:
+        count = cv2.imcount(str(path))
+    except cv2.error:
+        return
+    if count > 1:
+        log.warning("%s holds %d pictures (animated or multi-page): only the first is derained and "
+                    "written (convert it to a video to keep them all)", path, count)
+
+
 def read_image(path: Path) -> Image:
     img = _decode(path)
+    _warn_pages(path)
     if img.dtype not in (np.uint8, np.uint16):
         log.warning("%s: %s pixels are converted to 8 bits", path, img.dtype)
         img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)

@@ -53,13 +53,9 @@ def _student_from(ckpt: dict, path: Path) -> tuple[DerainStudent, dict]:
 
 
 def load_derainer(path: Path) -> tuple[Derainer, dict]:
-    """The student, temporal student or grown teacher a checkpoint holds (averaged weights when it has
+    """The student or grown teacher a checkpoint holds (averaged weights when it has
     them), and the checkpoint."""
     ckpt = weights_to_use(read_checkpoint(path))
-    if ckpt.get("arch") == "TemporalStudent":  # v4, the multi-frame student
-        from .temporal import load_temporal
-
-        return load_temporal(path)
     if ckpt.get("arch") != TEACHER_ARCH:
         return _student_from(ckpt, path)
     model = build_teacher(ckpt["model_cfg"]["student"], ckpt["model_cfg"]["refiner"])

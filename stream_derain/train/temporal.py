@@ -50,6 +50,7 @@ class TemporalTrainConfig(StageConfig):
     init: str = "engines/derain-student.onnx"  # the single-frame student it grows from
     frames: int = 5
     kernel: int = 1  # of the evidence convolution
+    gate: bool = False  # the temporal gate (model.temporal)
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
     clean_dirs: tuple[str, ...] = STILLS
@@ -95,8 +96,9 @@ class TemporalTrainConfig(StageConfig):
 def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
     """The temporal student a checkpoint holds (averaged weights when it has them)."""
     ckpt = weights_to_use(read_checkpoint(path))
-    cfg = ckpt["model_cfg"]
-    model = build_temporal(cfg["student"], cfg["frames"], cfg["kernel"])
+    cfg = {"gate": False, **ckpt["model_cfg"]}  # checkpoints from before the gate existed
+    ckpt = {**ckpt, "model_cfg": cfg}
+    model = build_temporal(cfg["student"], cfg["frames"], cfg["kernel"], cfg.get("gate", False))
     load_weights(ckpt, model, ARCH, temporal_config_dict(model), path)
     return model, ckpt
 
@@ -129,12 +131,12 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
-    model = build_temporal(cfg.student, cfg.frames, cfg.kernel)
+    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate)
     if cfg.init and not loop.resumes(cfg):
         init_from(model, Path(cfg.init))
     model = model.to(device).to(memory_format=torch.channels_last)
     run = loop.open_run(cfg, ARCH, model, temporal_config_dict(model),
-                        boosted=list(model.temporal.parameters()), boost=cfg.temporal_lr_mult)
+                        boosted=model.grown_parameters(), boost=cfg.temporal_lr_mult)
     stream = _window_stream(cfg, run.rng)
 
     def batch() -> list[torch.Tensor]:

@@ -25,6 +25,7 @@ def probe(path: Path) -> dict:
             "pts": [f.pts for f in frames], "time_base": v.time_base, "size": (v.width, v.height),
             "streams": [s.type for s in c.streams],
             "duration": float(v.duration * v.time_base) if v.duration else None,
+            "format_duration": c.duration / 1e6 if c.duration else None,
             "color": (cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
             "rotation": frames[0].rotation if frames else None,
         }
@@ -46,7 +47,11 @@ def test_timestamps_duration_and_audio_are_kept(make_clip, use_tiny_model, tmp_p
     a, b = probe(src), probe(out)
     assert b["pts"] == a["pts"] and len(b["pts"]) == 15
     assert b["time_base"] == a["time_base"]
-    assert b["duration"] == pytest.approx(a["duration"], abs=1e-3)
+    # what players show; an MP4's stream duration is the sum of decode-order steps, and
+    # a VFR source's with B-frames differs from its presentation by a few ms (0.8 s for 0.82)
+    assert b["format_duration"] == pytest.approx(a["format_duration"], abs=1e-3)
+    if len(steps) == 1:
+        assert b["duration"] == pytest.approx(a["duration"], abs=1e-3)
     assert b["streams"] == ["video", "audio"]
     assert b["audio_packets"] == a["audio_packets"] and len(a["audio_packets"]) > 5
 
@@ -103,7 +108,8 @@ def test_other_containers_and_codecs(make_clip, use_tiny_model, tmp_path, name, 
 def test_frame_range(make_clip, use_tiny_model, tmp_path):
     src = make_clip("in.mp4", frames=20, audio=False)
     out = run_derain(src, tmp_path / "out.mp4", start=5, max_frames=7)
-    assert probe(out)["pts"] == probe(src)["pts"][5:12]
+    kept = probe(src)["pts"][5:12]
+    assert probe(out)["pts"] == [p - kept[0] for p in kept]  # the clock restarts at the cut, as --ss
 
 
 def test_batched_inference_gives_the_same_frames(make_clip, use_tiny_model, tmp_path):
