@@ -8,10 +8,12 @@ logging.
 
 from __future__ import annotations
 
+# isort: off
 # common first: it sets the start-up signal handler before the heavy imports below
-from . import common  # noqa: F401, I001
+from . import common  # noqa: F401
 # importing a command module registers its commands on ``app``
 from . import bench_cmd, derain_cmd, engine_cmd, eval_cmd, live_cmd, train_cmd, transfer_cmd  # noqa: F401
 from .common import app, main
+# isort: on
 
 __all__ = ["app", "main"]

@@ -33,6 +33,7 @@ from .common import (
     TRT_MAX_BATCH,
     TRT_MAX_SIZE,
     TRT_WORKSPACE,
+    WINDOW,
     app,
     backend_options,
     handle_errors,
@@ -120,6 +121,7 @@ def derain_cmd(
                                        help="Skip inputs whose output exists and is complete (resume a "
                                             "batch; shorter outputs, e.g. interrupted ones, are redone)."),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
+    window: str = WINDOW,
     smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; warnings and errors only."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (and the encoder's own)."),
@@ -141,7 +143,7 @@ def derain_cmd(
         threads=threads, backend_options=backend_options(device, trt_max_size, trt_max_batch, trt_workspace),
         hwaccel=hwaccel, start=start, max_frames=max_frames, start_s=ss,
         duration_s=duration, overwrite=overwrite,
-        smooth=smooth, smooth_strength=smooth_strength, encode=encode)
+        smooth=smooth, smooth_strength=smooth_strength, encode=encode, window=window)
     folder_form = output is not None and output.endswith(("/", os.sep))  # "-o clean/": a folder
     jobs = plan_jobs(inputs, Path(output) if output else None, skip_existing=skip_existing,
                      output_is_dir=folder_form,

@@ -83,6 +83,11 @@ def eval_cmd(
         "to score for flicker."),
     dev: bool = typer.Option(False, "--dev", help="Score every dev set (pairs/sirr20, pairs/heavy25 and the "
                              "camvid/davis sets with and without rain, rendered once under runs/devsets)."),
+    video: bool = typer.Option(False, "--video", help="Score the model on the dev video (held-out clips with "
+                               "synthetic rain and ground truth, the same without rain, real rainy clips; "
+                               "rendered once under runs/devvideo) through the file path's stages."),
+    window: str = typer.Option("centred", help="--video: a multi-frame model's window (centred or causal)."),
+    smooth: bool = typer.Option(False, "--smooth/--no-smooth", help="--video: run the smoother too."),
     reference: Optional[Path] = typer.Option(None, help="Videos: clean reference video (PSNR/SSIM, and "
                                              "the optical flow of E_warp)."),
     source: Optional[Path] = typer.Option(None, help="Videos: the rainy input video (its own E_warp; "
@@ -97,6 +102,8 @@ def eval_cmd(
 ) -> None:
     """PSNR and SSIM (Y channel and RGB) of input and output against clean images; for
     videos, the flicker metric E_warp (Lai et al. 2018) and per-frame PSNR/SSIM."""
+    if video:
+        return _eval_dev_video(backend, model, window, smooth, json_out)
     sets = list(sets or []) + (dev_sets() if dev else [])
     if not sets:
         raise InputError("give paired folders or videos to score, or --dev")
@@ -119,3 +126,26 @@ def eval_cmd(
         typer.echo(set_line(r))
     if json_out:
         write_json(json_out, results)
+
+
+def _eval_dev_video(backend: str, model: Optional[str], window: str, smooth: bool,
+                    json_out: Optional[Path]) -> None:
+    """``eval --video``: :func:`~stream_derain.video_eval.evaluate_dev_video` of the model
+    run by :func:`~stream_derain.video_eval.derain_clip` (the file path's stages)."""
+    from ..video_eval import derain_clip, evaluate_dev_video, summary_line
+
+    info = resolve_model(model)
+    with create_backend(backend, info) as be:
+        name = f"{info.name} v{info.version} ({window}{', smoothed' if smooth else ''})"
+        result = evaluate_dev_video(lambda frames: derain_clip(be, frames, smooth=smooth, mode=window),
+                                    name=name)
+    for kind in ("rain", "clean"):
+        for clip, s in result[kind].items():
+            typer.echo(f"{kind:<5} {clip:<12} PSNR-Y {s['psnr_y']:6.2f} dB SSIM-Y {s['ssim_y']:.4f} "
+                       f"bias {s['bias']:+5.2f} detail {s['detail']:.3f} E_warp {1e3 * s['e_warp']:.2f}e-3")
+    for clip, s in result["real"].items():
+        typer.echo(f"real  {clip:<12} rain left {s['rain_share_output']:.4f} of {s['rain_share_input']:.4f} "
+                   f"(removed {100 * s['rain_removed']:.0f}%) background detail {s['background_detail']:.3f}")
+    typer.echo(summary_line(result))
+    if json_out:
+        write_json(json_out, [result])

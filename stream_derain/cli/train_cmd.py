@@ -77,7 +77,8 @@ def export_cmd(
     from ..model.export import export_model
     from ..train.checkpoint import read_checkpoint
     from ..train.supervised import load_derainer
-    from ..train.temporal import ARCH as TEMPORAL, load_temporal
+    from ..train.temporal import ARCH as TEMPORAL
+    from ..train.temporal import load_temporal
 
     load = load_temporal if read_checkpoint(checkpoint).get("arch") == TEMPORAL else load_derainer
     model, ckpt = load(checkpoint)
