@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 import torch
 
+from stream_derain.align import align_window
 from stream_derain.flicker import warp
 from stream_derain.model.temporal import OFFSETS
 from stream_derain.train.temporal import load_temporal
-from stream_derain.train.video_data import align_to_target
 from stream_derain.video_eval import Derain, evaluate_dev_video, summary_line
 
 
@@ -45,9 +45,10 @@ def temporal_derainer(path: Path, mode: str) -> Derain:
         h, w = frames[0].shape[:2]
         ph, pw = (-h) % 4, (-w) % 4
         for t in range(len(frames)):
-            win = [f.astype(np.float32) / 255.0 for f in window(frames, t, offsets)]
+            win = window(frames, t, offsets)
             if align:
-                win = align_to_target(win)
+                win = align_window(win)
+            win = [f.astype(np.float32) / 255.0 for f in win]
             x = torch.from_numpy(np.concatenate(win, axis=2).transpose(2, 0, 1)[None].copy())
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect")
             with torch.no_grad():

@@ -83,6 +83,7 @@ def export_cmd(
     load = load_temporal if read_checkpoint(checkpoint).get("arch") == TEMPORAL else load_derainer
     model, ckpt = load(checkpoint)
     extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
+             **({"align": ckpt["train_cfg"].get("align", "none")} if ckpt["arch"] == TEMPORAL else {}),
              "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds"),
                           "config": ckpt.get("train_cfg", {})}}
     if scores is not None:

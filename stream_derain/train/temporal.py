@@ -103,6 +103,20 @@ def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
     return model, ckpt
 
 
+def init_temporal(model: TemporalStudent, path: Path) -> None:
+    """Start from a single-frame student (ONNX file or checkpoint: its weights, the temporal
+    parts at zero) or from another temporal student's checkpoint (its weights; parts it
+    lacks, such as the gate, keep their initialisation)."""
+    if path.suffix == ".onnx" or read_checkpoint(path).get("arch") != ARCH:
+        init_from(model, path)
+        return
+    state = weights_to_use(read_checkpoint(path))["model"]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ConfigError(f"{path} does not fit this temporal student: {', '.join(unexpected)}")
+    log.info("temporal student initialised from %s (kept fresh: %s)", path, ", ".join(missing) or "none")
+
+
 def temporal_loss(model: TemporalStudent, x: torch.Tensor, clean: torch.Tensor, rain_weight: float,
                   detail_weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     out, rain, _ = model.forward_all(x)
@@ -133,7 +147,7 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     bf16 = use_bf16(cfg.bf16, device)
     model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate)
     if cfg.init and not loop.resumes(cfg):
-        init_from(model, Path(cfg.init))
+        init_temporal(model, Path(cfg.init))
     model = model.to(device).to(memory_format=torch.channels_last)
     run = loop.open_run(cfg, ARCH, model, temporal_config_dict(model),
                         boosted=model.grown_parameters(), boost=cfg.temporal_lr_mult)

@@ -19,9 +19,9 @@ and the clean target frame. Each is drawn as:
    recipe: heavy, faint and dense shares). A share of windows stays rain-free
    (target = input: do no harm on real motion), and a share is JPEG-compressed after
    the rain (every frame and the target with one quality);
-5. with ``align = "flow"`` (the explicit-alignment ablation) each neighbour is warped
-   onto the target by DIS optical flow computed on the rainy frames, as inference
-   would have to.
+5. with ``align = "flow"`` (explicit alignment) each neighbour is warped onto the
+   target by DIS optical flow computed on the rainy frames
+   (:func:`~stream_derain.align.align_window`, the function inference calls).
 
 **Real rain through a teacher** (``teacher_share`` > 0): a share of windows are K
 consecutive frames of a *real* rainy clip whose target frame has a cached SPANet
@@ -42,8 +42,8 @@ import cv2
 import numpy as np
 
 from .. import synth
+from ..align import align_window
 from ..devvideo import read_source
-from ..flicker import warp
 from ..model.temporal import OFFSETS
 
 log = logging.getLogger(__name__)
@@ -139,13 +139,6 @@ def still_window(src: np.ndarray, sprite: np.ndarray | None, offsets: Sequence[i
     return out
 
 
-def align_to_target(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """Warp every neighbour (slots 1..) onto the target (slot 0) by DIS flow (fast preset)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    grey = [cv2.cvtColor((f * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
-    return [frames[0]] + [warp(f, dis.calc(grey[0], g, None)) for f, g in zip(frames[1:], grey[1:])]
-
-
 def _rain(frames: list[np.ndarray], times: np.ndarray, recipe: WindowRecipe, bank: synth.StreakBank | None,
           rng: np.random.Generator) -> list[np.ndarray]:
     heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_share else rng.uniform(0.0, 0.5)
@@ -168,7 +161,10 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
     while True:
         offsets = modes["causal" if rng.uniform() < recipe.causal_share else "centred"]
         if teacher and recipe.teacher_share > 0 and rng.uniform() < recipe.teacher_share:
-            yield teacher_window(teacher[int(rng.integers(len(teacher)))], offsets, recipe.crop, rng)
+            x, y = teacher_window(teacher[int(rng.integers(len(teacher)))], offsets, recipe.crop, rng)
+            if recipe.align == "flow":
+                x = np.concatenate(align_window(np.split(x, len(offsets), axis=2)), axis=2)
+            yield x, y
             continue
         if not clips or rng.uniform() < recipe.still_share:
             sprite = stills[int(rng.integers(len(stills)))] if rng.uniform() < 0.5 else None
@@ -186,7 +182,7 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
             q = int(rng.integers(35, 91))
             rainy, target = [synth.jpeg(f, q) for f in rainy], synth.jpeg(target, q)
         if recipe.align == "flow":
-            rainy = align_to_target(rainy)
+            rainy = align_window(rainy)
         yield np.concatenate(rainy, axis=2), target
 
 

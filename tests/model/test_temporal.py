@@ -71,3 +71,16 @@ def test_export_records_the_window_and_checks_against_torch(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "tiny-k3.onnx"), providers=["CPUExecutionProvider"])
     out = sess.run(None, {"input": np.random.rand(1, 9, 32, 40).astype(np.float32)})[0]
     assert out.shape == (1, 3, 32, 40)
+
+
+def test_the_gate_starts_nearly_closed_and_takes_the_temporal_background_where_open():
+    single = _randomised(build_student(channels=12, se_blocks=1, ca_blocks=1))
+    gated = build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, gate=True).eval()
+    gated.load_state_dict(single.state_dict(), strict=False)
+    window = torch.rand(1, 9, 32, 48)
+    with torch.no_grad():
+        base = single(window[:, :3])
+        assert float((gated(window) - base).abs().max()) < 1 / 255  # v3 within a grey level
+        torch.nn.init.constant_(gated.gate.bias, 30.0)  # wide open: min(O, T) everywhere
+        background = window[:, :3] - torch.relu(gated.evidence(window)[:, 3:])
+        assert torch.allclose(gated(window), torch.minimum(base, background), atol=1e-6)

@@ -1,0 +1,64 @@
+"""Explicit alignment of a temporal window: each neighbour warped onto the target frame.
+
+A multi-frame model exported with ``"align": "flow"`` in its manifest reads its
+neighbours (window slots 1..K-1) after this step; the target (slot 0) is untouched.
+The flow is OpenCV's DIS (``PRESET_FAST``) from the target's luma to the neighbour's,
+computed at most :data:`FLOW_SIDE` pixels on the long side (upsampled and rescaled to
+the frame), and each neighbour is warped backwards with it (bilinear, border
+replicated): ``aligned(x) = neighbour(x + flow(x))``. Training
+(:mod:`stream_derain.train.video_data`) and inference (:mod:`stream_derain.stages`)
+call the same function, so the network sees the same alignment errors in both.
+
+numpy and OpenCV only (no torch): the runtime imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+FLOW_SIDE = 320  # long side of the frames the flow is computed on (speed: ~1-2 ms a flow)
+
+
+def _grey(frame: np.ndarray, scale: float) -> np.ndarray:
+    f = frame if frame.dtype == np.uint8 else np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    g = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return g
+
+
+def flow_scale(h: int, w: int, side: int = FLOW_SIDE) -> float:
+    """The factor frames are reduced by for the flow (1.0: full resolution)."""
+    return min(1.0, side / max(h, w))
+
+
+def warp_back(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``out(x) = frame(x + flow(x))`` (HxW(x2) flow in pixels of ``frame``), bilinear."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(frame, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def align_window(slots: Sequence[np.ndarray], side: int = FLOW_SIDE) -> list[np.ndarray]:
+    """HxWx3 frames in slot order (uint8, or float in [0, 1]) -> the same with every
+    neighbour warped onto slot 0. A neighbour that is the target itself (a repeated
+    frame at a clip's end) is passed through."""
+    target = slots[0]
+    h, w = target.shape[:2]
+    scale = flow_scale(h, w, side)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    g0 = _grey(target, scale)
+    out = [target]
+    for frame in slots[1:]:
+        if frame is target:
+            out.append(frame)
+            continue
+        flow = dis.calc(g0, _grey(frame, scale), None)
+        if scale < 1.0:
+            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1.0 / scale)
+        out.append(warp_back(frame, flow))
+    return out
