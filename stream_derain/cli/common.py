@@ -121,10 +121,23 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _version(value: bool) -> None:
+    """``--version``: the package's version, then the default model's name and version from
+    the manifest (``model: unavailable (reason)`` when it cannot be read; never an error)."""
     if value:
         from .. import __version__
 
         typer.echo(f"stream-derain {__version__}")
+        try:
+            from ..models import load_model_info, models_dir
+
+            folder = models_dir()
+            info = load_model_info(folder=folder)
+            window = "single-frame" if info.frames == 1 else f"{info.frames}-frame window"
+            typer.echo(f"model: {info.name}, version {info.version} ({window}), from {folder}")
+        except StreamDerainError as exc:
+            typer.echo(f"model: unavailable ({exc})")
+        except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:  # a malformed entry
+            typer.echo(f"model: unavailable (bad manifest entry: {type(exc).__name__}: {exc})")
         raise typer.Exit()
 
 

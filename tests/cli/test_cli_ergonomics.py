@@ -13,7 +13,7 @@ from stream_derain import __version__
 
 
 def test_version_and_short_help():
-    assert cli("--version").output.strip() == f"stream-derain {__version__}"
+    assert cli("--version").output.splitlines()[0] == f"stream-derain {__version__}"
     assert "Usage" in cli("-h").output and "--skip-existing" in cli("derain", "-h").output
 
 
