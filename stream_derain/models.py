@@ -21,6 +21,7 @@ from .errors import ModelError
 MANIFEST = "manifest.json"
 DEFAULT_MODEL = "derain-student"
 WINDOW_MODES = ("centred", "causal")  # which neighbours a multi-frame model sees (see ModelInfo.offsets)
+ALIGN_MODES = ("none", "flow")  # how a multi-frame model's neighbours are prepared (see ModelInfo.align)
 
 
 def models_dir() -> Path:
@@ -57,6 +58,47 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def int8_file_name(fp32_name: str) -> str:
+    """``derain-student.onnx`` -> ``derain-student.int8.onnx`` (the INT8 file beside it)."""
+    stem = fp32_name[:-5] if fp32_name.endswith(".onnx") else fp32_name
+    return f"{stem}.int8.onnx"
+
+
+def file_precision(path: Path) -> str:
+    """The precision a model file's name says (``*.fp16.onnx``, ``*.int8.onnx``; else fp32)."""
+    return next((p for p in ("int8", "fp16") if p in path.stem), "fp32")
+
+
+def int8_record(model: ModelInfo) -> dict[str, Any] | None:
+    """The manifest's INT8 record (``int8``) of ``model`` when it is current: the model has
+    an int8 file and the record was made from the FP32 file the manifest lists now (a model
+    re-exported since leaves a stale record, which counts as none)."""
+    rec = (model.meta or {}).get("int8")
+    if not isinstance(rec, dict) or "int8" not in model.files:
+        return None
+    fp32 = ((model.meta or {}).get("files") or {}).get("fp32") or {}
+    if rec.get("fp32_sha256") and fp32.get("sha256") and rec["fp32_sha256"] != fp32["sha256"]:
+        return None
+    return rec
+
+
+def int8_passed(model: ModelInfo, backend: str) -> tuple[bool, str]:
+    """(whether ``model``'s INT8 file passed its quality gate on ``backend``, why not / the
+    figure), from the manifest (``stream-derain quantize`` writes it)."""
+    rec = int8_record(model)
+    if rec is None:
+        why = "no int8 file" if "int8" not in model.files else "its int8 record is missing or stale"
+        return False, f"model {model.name} has {why} (stream-derain quantize makes one)"
+    check = (rec.get("checks") or {}).get(backend)
+    if not isinstance(check, dict):
+        return False, f"model {model.name}'s int8 file was not checked on {backend}"
+    if not check.get("passed"):
+        return False, f"model {model.name}'s int8 file failed its quality gate on {backend}: " + \
+            "; ".join(check.get("failures") or ["see the manifest"])
+    return True, (f"passed its quality gate on {backend} ({check.get('min_agreement_db')} dB vs fp32 "
+                  f"on the dev frames, worst dev-set change {check.get('max_abs_delta_db')} dB)")
+
+
 def default_offsets(frames: int) -> dict[str, tuple[int, ...]]:
     """The window of a K-frame model whose manifest lists no offsets: slot 0 the target,
     then ``centred`` -1, +1, -2, +2, ... and ``causal`` -1, -2, ... (K=5: (0, -1, 1, -2, 2)
@@ -85,13 +127,26 @@ def parse_window(entry: dict[str, Any], where: str) -> tuple[int, dict[str, tupl
     return frames, offsets
 
 
+def parse_align(entry: dict[str, Any], where: str) -> str:
+    """A manifest entry's ``"align"``: ``"none"`` (absent: the neighbours as decoded) or
+    ``"flow"`` (each neighbour warped onto the target by optical flow before the network,
+    :func:`stream_derain.align.align_window`)."""
+    align = entry.get("align")
+    align = "none" if align is None else align
+    if align not in ALIGN_MODES:
+        raise ModelError(f"{where}: align {align!r}: choose {' or '.join(ALIGN_MODES)}")
+    return str(align)
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """One manifest entry. ``files`` maps precision ('fp32', 'fp16') to a path.
 
     ``frames`` K: the model's input is K frames stacked on the channel axis (N x 3K x H x W;
     1 for a single-frame model), slot j holding the frame at ``offsets[mode][j]`` relative
-    to the target (slot 0, offset 0) in window mode ``centred`` or ``causal``."""
+    to the target (slot 0, offset 0) in window mode ``centred`` or ``causal``. ``align``:
+    ``"flow"`` when the model was trained on windows whose neighbours were warped onto the
+    target (:mod:`stream_derain.align`; the infer stages do the same), else ``"none"``."""
 
     name: str
     version: str
@@ -102,6 +157,7 @@ class ModelInfo:
     meta: dict[str, Any] = field(default_factory=dict)
     frames: int = 1
     offsets: dict[str, tuple[int, ...]] = field(default_factory=lambda: default_offsets(1))
+    align: str = "none"
 
     @property
     def channels(self) -> int:
@@ -145,6 +201,7 @@ def load_model_info(name: str | None = None, folder: Path | None = None) -> Mode
         files={k: folder / v["file"] for k, v in entry["files"].items()},
         multiple=int(entry["multiple"]), input_name=entry.get("input", "input"),
         output_name=entry.get("output", "output"), meta=entry, frames=frames, offsets=offsets,
+        align=parse_align(entry, f"model {name}"),
     )
 
 
@@ -189,10 +246,11 @@ def model_from_path(path: Path, multiple: int | None = None) -> ModelInfo:
     """A ModelInfo for a user-given ONNX file (not in the manifest). H and W must be
     multiples of ``multiple``; by default of the one its export wrote beside it, else 4.
     Its window (``frames``, ``offsets``) is the manifest's beside it where that lists the
-    file, else read from the input's channels (3K fixed, K > 1: the default offsets for K)."""
+    file, else read from the input's channels (3K fixed, K > 1: the default offsets for K);
+    its ``align`` that manifest's too (a file without one: ``"none"``)."""
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    precision = "fp16" if "fp16" in path.stem else "fp32"
+    precision = file_precision(path)
     entry = _exported_entry(path)
     if entry is not None and "frames" in entry:
         frames, offsets = parse_window(entry, str(path))
@@ -204,8 +262,9 @@ def model_from_path(path: Path, multiple: int | None = None) -> ModelInfo:
         multiple = multiple or (int(entry["multiple"]) if entry else 0) or 4
     except (KeyError, TypeError, ValueError):
         multiple = 4
+    align = parse_align(entry, str(path)) if entry is not None else "none"
     return ModelInfo(name=path.stem, version="custom", files={precision: path}, multiple=multiple,
-                     frames=frames, offsets=offsets)
+                     frames=frames, offsets=offsets, align=align)
 
 
 def resolve_model(spec: str | Path | None = None, onnx: Path | None = None,

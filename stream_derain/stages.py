@@ -10,11 +10,14 @@ batch size, a smoother), never a front door's config.
   (live) it skips a frame that would leave inference older than the bound while a
   newer one waits; files never drop a frame. A multi-frame model (``model.frames`` K >
   1) gets each frame with its neighbours through a :class:`~.window.FrameWindow`
-  (``mode`` ``centred`` or ``causal``), copied packets held in their place;
+  (``mode`` ``centred`` or ``causal``), copied packets held in their place; a model
+  with ``align == "flow"`` gets each window's neighbours warped onto its target first
+  (:func:`~.window.align_slots`, on the host);
 - :class:`DeviceInferStage`: the same on a backend that takes device tensors
   (``infer_tensor``: TensorRT, torch on CUDA): frames go to the device once and stay
   there (a 3xHxW uint8 tensor in ``FrameItem.image``) until :class:`DownloadStage`;
-  a neighbour reuses the frame already uploaded;
+  a neighbour reuses the frame already uploaded (with alignment: each window is
+  aligned on the host and uploaded whole, its neighbours being warped per target);
 - :class:`SmoothStage`: the temporal smoother (numpy, or torch on the device);
 - :class:`EncodeStage`: the file sink (a :class:`~.io.video.VideoWriter`).
 
@@ -98,7 +101,9 @@ class InferStage(Stage):
     neighbours of window ``mode`` (``centred``: later frames too, so a frame waits for
     its look-ahead; ``causal``: earlier ones only) through :attr:`window`; packets then
     keep their place among the frames, and a frame skipped for latency is a cut of the
-    window (a gap in ``index``)."""
+    window (a gap in ``index``). If its manifest says ``"align": "flow"`` (:attr:`align`),
+    each window's neighbours are warped onto the target before the network, inside
+    :meth:`infer_entries` (so the benchmark's infer timing includes it)."""
 
     def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
                  batch: int = 1, keep_input: bool = True, max_latency_s: float | None = None,
@@ -112,6 +117,7 @@ class InferStage(Stage):
         self._discontinuity = False
         self.mode = mode
         self.window = FrameWindow(backend.model.window(mode)) if model_frames(backend) > 1 else None
+        self.align = self.window is not None and getattr(backend.model, "align", "none") == "flow"
 
     def late(self, item: FrameItem) -> bool:
         """Skip ``item`` under the latency policy? (Hands its discontinuity on if so.)"""
@@ -172,7 +178,7 @@ class InferStage(Stage):
     def infer_group(self, group: list[FrameItem], windows: Windows | None = None) -> None:
         """Derain a batch of same-size frames in place (HxWx3 uint8 on the host);
         ``windows``: each frame's slot frames (multi-frame models)."""
-        x = np.stack([it.image for it in group]) if windows is None else stack_slots(windows)
+        x = np.stack([it.image for it in group]) if windows is None else stack_slots(windows, self.align)
         out = self.backend.infer(x)
         for it, img in zip(group, out):
             it.rainy = it.image if self.keep_input else None
@@ -200,7 +206,8 @@ class DeviceInferStage(InferStage):
     """Uploads each batch of HxWx3 uint8 frames once, pads to the model's multiple,
     runs ``backend.infer_tensor`` and passes 3xHxW uint8 device tensors on. A
     multi-frame model's windows are stacked on the device from frames uploaded once
-    (:attr:`.window.WindowFrame.cache`)."""
+    (:attr:`.window.WindowFrame.cache`); with :attr:`align`, each window is aligned on
+    the host and uploaded whole (a neighbour is warped differently for each target)."""
 
     def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
                  batch: int = 1, keep_input: bool = True, max_latency_s: float | None = None,
@@ -208,14 +215,15 @@ class DeviceInferStage(InferStage):
         super().__init__(stop, inq, outq, backend, batch, keep_input, max_latency_s, delay_s, mode)
         self.torch = require("torch", "train")
         self.device = self.torch.device(backend.device)
-        self.uploads = 0  # frames copied to the device
+        self.uploads = 0  # frames copied to the device (K per aligned window)
 
-    def upload(self, images: list[Any]) -> Any:
-        """N HxWx3 uint8 frames -> Nx3xHxW uint8 on the device (one host-to-device copy)."""
-        host = self.torch.from_numpy(np.stack(images))
+    def upload(self, images: list[Any] | np.ndarray) -> Any:
+        """N HxWxC uint8 frames (or windows, C = 3K) -> NxCxHxW uint8 on the device (one
+        host-to-device copy)."""
+        host = self.torch.from_numpy(images if isinstance(images, np.ndarray) else np.stack(images))
         if self.device.type == "cuda":
             host = host.pin_memory()
-        self.uploads += len(images)
+        self.uploads += host.shape[0] * (host.shape[3] // 3)
         return host.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
 
     def gather(self, windows: Windows) -> Any:
@@ -228,8 +236,20 @@ class DeviceInferStage(InferStage):
         torch = self.torch
         return torch.stack([torch.cat([f.cache for f in slots]) for slots in windows])
 
+    def inputs(self, group: list[FrameItem], windows: Windows | None) -> tuple[Any, list[Any]]:
+        """(Nx3KxHxW uint8 on the device, each frame's own input (slot 0) as a 3xHxW device
+        tensor: what ``rainy`` keeps for the smoother)."""
+        if windows is None:
+            x = self.upload([it.image for it in group])
+            return x, list(x)
+        if not self.align:
+            return self.gather(windows), [slots[0].cache for slots in windows]
+        x = self.upload(stack_slots(windows, align=True))
+        # the target, copied (a view would keep the whole window alive until smoothed)
+        return x, [t[:3].clone() if self.keep_input else None for t in x]
+
     def infer_group(self, group: list[FrameItem], windows: Windows | None = None) -> None:
-        x = self.upload([it.image for it in group]) if windows is None else self.gather(windows)
+        x, targets = self.inputs(group, windows)
         h, w = x.shape[2:]
         ph, pw = pad_amounts(h, w, self.backend.model.multiple)
         xf = x.float().mul_(1.0 / 255.0)
@@ -239,8 +259,7 @@ class DeviceInferStage(InferStage):
             # 8-bit frames on the device from here on, as on the host path (and 4x less memory)
             y = y.mul_(255.0).round_().clamp_(0, 255).to(self.torch.uint8)
         for i, it in enumerate(group):
-            target = x[i] if windows is None else windows[i][0].cache
-            it.rainy = target if self.keep_input else None
+            it.rainy = targets[i] if self.keep_input else None
             it.image = y[i]
 
 

@@ -23,7 +23,10 @@ A cut is:
 Items without an ``image`` (copied audio/subtitle packets) keep their place in the
 stream: they are held while frames before them are pending and released in order.
 Memory is bounded: the window keeps the pending frames and the ``-min(offsets)`` frames
-before the oldest of them. numpy and OpenCV only (no torch).
+before the oldest of them. :func:`stack_slots` stacks the slots of ready frames into the
+backend's input; with ``align`` (a model whose manifest says ``"align": "flow"``) each
+neighbour is first warped onto its target (:func:`align_slots`). numpy and OpenCV only
+(no torch).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from .align import align_window
 
 # Mean absolute difference (grey levels, 0-255) of the 1/8-size grey thumbnails of two
 # consecutive frames above which they are a scene cut. Measured on samples/ (heavy rain,
@@ -90,16 +95,31 @@ class Ready:
         return bool(self.slots)
 
 
-def stack_slots(windows: Sequence[tuple[WindowFrame, ...]]) -> np.ndarray:
+def align_slots(slots: Sequence[WindowFrame]) -> list[np.ndarray]:
+    """The slot images of one window, each neighbour warped onto the target (slot 0) by
+    :func:`.align.align_window`. A frame in several slots (the nearest frame repeated at
+    a segment's ends) is aligned once; a window that is its target alone (a still image,
+    a one-frame segment) computes no flow at all."""
+    images = [f.image for f in slots]
+    unique = list({id(im): im for im in images}.values())  # slot 0 (the target) first
+    if len(unique) == 1:
+        return images
+    aligned = {id(im): out for im, out in zip(unique, align_window(unique))}
+    return [aligned[id(im)] for im in images]
+
+
+def stack_slots(windows: Sequence[tuple[WindowFrame, ...]], align: bool = False) -> np.ndarray:
     """The slot frames of N windows (HxWx3 uint8 each, one size) -> NxHxWx(3K) uint8,
-    slot j in channels 3j..3j+2 (what :meth:`.backends.base.Backend.infer` takes)."""
+    slot j in channels 3j..3j+2 (what :meth:`.backends.base.Backend.infer` takes);
+    ``align``: the neighbours warped onto the target first (:func:`align_slots`)."""
     first = windows[0][0].image
     h, w = first.shape[:2]
     k = len(windows[0])
     out = np.empty((len(windows), h, w, 3 * k), np.uint8)
     for i, slots in enumerate(windows):
-        for j, frame in enumerate(slots):
-            out[i, :, :, 3 * j:3 * j + 3] = frame.image
+        images = align_slots(slots) if align else [f.image for f in slots]
+        for j, image in enumerate(images):
+            out[i, :, :, 3 * j:3 * j + 3] = image
     return out
 
 

@@ -3,7 +3,10 @@ test can tell which frames of the window a model read:
 
 - ``slot{j}-k{K}``: output = the frame in slot j (channels 3j..3j+2) of a K-frame window;
 - ``max-k{K}``: output = the per-pixel maximum over the K slots (a bright marker in any
-  frame the window read shows in the output).
+  frame the window read shows in the output);
+- ``slot{j}-k{K}-flow``: ``slot{j}-k{K}`` whose manifest entry says ``"align": "flow"``
+  (the neighbours warped onto the target before the model: its output is the frame of
+  slot j as aligned).
 
 :func:`write_models` writes them with a ``manifest.json`` (``frames`` K, the default
 offsets); test files wrap it in their own fixture (``tmp_path_factory``).
@@ -38,18 +41,21 @@ def _graph(frames: int, body: str, slot: int = 0):  # noqa: ANN202 - onnx.ModelP
 
 
 def write_models(folder: Path, frames: tuple[int, ...] = (3, 5)) -> Path:
-    """``slot{j}-k{K}`` for every slot and ``max-k{K}``, for each K, into ``folder``
-    (with a manifest); returns ``folder``."""
+    """``slot{j}-k{K}`` and ``slot{j}-k{K}-flow`` for every slot and ``max-k{K}``, for
+    each K, into ``folder`` (with a manifest); returns ``folder``."""
     import onnx
 
     models = {}
     for k in frames:
         specs = [(f"slot{j}-k{k}", _graph(k, "slot", j)) for j in range(k)]
         specs.append((f"max-k{k}", _graph(k, "max")))
+        specs += [(f"slot{j}-k{k}-flow", _graph(k, "slot", j)) for j in range(k)]
         for name, proto in specs:
             onnx.save(proto, str(folder / f"{name}.onnx"))
             offsets = {mode: list(offs) for mode, offs in default_offsets(k).items()}
             models[name] = {"version": "test", "multiple": 4, "frames": k, "offsets": offsets,
                             "files": {"fp32": {"file": f"{name}.onnx"}}}
+            if name.endswith("-flow"):
+                models[name]["align"] = "flow"
     (folder / "manifest.json").write_text(json.dumps({"default": f"max-k{frames[-1]}", "models": models}))
     return folder

@@ -96,3 +96,30 @@ def test_the_window_option_is_checked() -> None:
         DerainConfig(input=Path("x.mp4"), window="both")
     with pytest.raises(ConfigError, match="window"):
         LiveConfig(SourceConfig("rtsp://cam/1"), window="both")
+
+
+def test_still_images_compute_no_alignment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An "align": "flow" model on still images: every slot is the image itself, so there is
+    nothing to align (no flow computed) and slot 1 gives the image back."""
+    pytest.importorskip("onnx")
+    from multiframe_models import write_models
+
+    import stream_derain.align
+    import stream_derain.window
+    from stream_derain.models import load_model_info
+
+    def fail(*args, **kwargs):
+        raise AssertionError("alignment computed for a still image")
+
+    for module in (stream_derain.align, stream_derain.window):
+        monkeypatch.setattr(module, "align_window", fail)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    pic = np.random.default_rng(6).integers(0, 256, (40, 56, 3), np.uint8)
+    images.write_image(folder / "a.png", pic)
+    model = load_model_info("slot1-k5-flow", write_models(tmp_path, (5,)))
+    assert model.align == "flow"
+    with create_backend("onnxruntime", model, threads=1) as be:
+        _, result = derain(DerainConfig(input=folder, output=tmp_path / "out"), backend=be)
+    out, src = (images.read_image(where / "a.png").rgb8 for where in (tmp_path / "out", folder))
+    assert result.frames == 1 and np.array_equal(out, src)

@@ -89,3 +89,27 @@ def test_a_user_onnx_file_gets_its_window_from_the_input_channels(tmp_path: Path
     manifest["models"]["max-k3"]["offsets"]["centred"] = [0, 1, -1]
     (listed / "manifest.json").write_text(json.dumps(manifest))
     assert resolve_model(listed / "max-k3.onnx").window("centred") == (0, 1, -1)  # the manifest beside it
+
+
+def test_the_manifest_says_whether_a_model_aligns_its_window(tmp_path: Path) -> None:
+    """``"align"``: "flow" or "none"; absent: "none"; anything else: a ModelError. A user's
+    file takes it from the manifest beside it; a bare file has none."""
+    from stream_derain.models import load_model_info
+
+    entry = {"version": "4", "multiple": 4, "frames": 5, "files": {"fp32": {"file": "m.onnx"}}}
+    models = {"flow": {**entry, "align": "flow"}, "none": {**entry, "align": "none"}, "absent": entry,
+              "bad": {**entry, "align": "raft", "files": {"fp32": {"file": "b.onnx"}}}}
+    (tmp_path / "manifest.json").write_text(json.dumps({"default": "flow", "models": models}))
+    aligns = [load_model_info(n, tmp_path).align for n in ("flow", "none", "absent")]
+    assert aligns == ["flow", "none", "none"]
+    with pytest.raises(ModelError, match="align 'raft'"):
+        load_model_info("bad", tmp_path)
+    (tmp_path / "m.onnx").write_bytes(b"not read here")
+    (tmp_path / "b.onnx").write_bytes(b"")
+    assert resolve_model(tmp_path / "m.onnx").align == "flow"  # the first entry listing it
+    with pytest.raises(ModelError, match="align"):
+        resolve_model(tmp_path / "b.onnx")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "m.onnx").write_bytes(b"")
+    assert resolve_model(bare / "m.onnx").align == "none"

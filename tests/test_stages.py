@@ -280,3 +280,79 @@ def test_device_and_host_paths_agree_on_a_multi_frame_model(multi_dir, make_clip
         assert diff.mean() < 0.5 and np.mean(diff <= 3) > 0.995, (diff.mean(), diff.max())
     else:
         assert diff.max() <= 1
+
+
+# --- explicit alignment ("align": "flow"): neighbours warped onto the target --------------------
+
+def pan(n: int = 8, size: tuple[int, int] = (96, 128), step: int = 3) -> list[FrameItem]:
+    """A steady pan over a textured picture (blurred noise): frame i is the crop ``step * i``
+    pixels further right."""
+    import cv2
+
+    rng = np.random.default_rng(11)
+    h, w = size
+    noise = cv2.GaussianBlur(rng.random((h + 8, w + step * n + 8, 3)).astype(np.float32), (0, 0), 2.0)
+    pic = cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    t = time.monotonic()
+    return [FrameItem(i, i * 40, None, np.ascontiguousarray(pic[4:4 + h, 4 + step * i:4 + step * i + w]),
+                      captured=t) for i in range(n)]
+
+
+def host_image(image) -> np.ndarray:
+    """An output frame as HxWx3 uint8 numpy (device frames: 3xHxW tensors)."""
+    return image if isinstance(image, np.ndarray) else image.permute(1, 2, 0).numpy()
+
+
+def run_slot1(model, device: bool, src: list[FrameItem]) -> tuple[list, InferStage]:
+    """``src`` through the infer stage (centred: slot 1 is the previous frame)."""
+    from stream_derain.stages import DeviceInferStage
+
+    if device:
+        backend = TorchSlot(model, 1)
+        stage = DeviceInferStage(threading.Event(), queue.Queue(), queue.Queue(), backend, batch=3)
+        return drive(stage, src), stage
+    with create_backend("onnxruntime", model) as be:
+        stage = InferStage(threading.Event(), queue.Queue(), queue.Queue(), be, batch=3)
+        return drive(stage, src), stage
+
+
+@pytest.mark.parametrize("device", [False, True], ids=["host", "device"])
+def test_flow_alignment_brings_the_previous_frame_onto_the_target(multi_dir, device) -> None:
+    """slot1-k5 outputs the previous frame: 3 px away on a pan; slot1-k5-flow (the same
+    model, "align": "flow") the previous frame warped onto the target, which is close to
+    it away from the borders. The device path aligns on the host and uploads each window."""
+    if device:
+        pytest.importorskip("torch")
+    errors, outs = {}, {}
+    for name in ("slot1-k5", "slot1-k5-flow"):
+        src = pan()
+        inputs = [it.image for it in src]
+        out, stage = run_slot1(multi_model(multi_dir, name), device, src)
+        assert [it.index for it in out] == list(range(8))  # frame count and order unchanged
+        assert stage.align == name.endswith("-flow")
+        assert all(np.array_equal(host_image(it.rainy), inputs[i]) for i, it in enumerate(out))
+        outs[name] = [host_image(it.image) for it in out]
+        b = 16  # border: the warp replicates the edge where the previous frame has no content
+        errors[name] = np.mean([np.abs(o.astype(int) - inputs[i])[b:-b, b:-b].mean()
+                                for i, o in enumerate(outs[name]) if i > 0])
+        if device:  # aligned: each window uploaded whole (K frames); else each frame once
+            assert stage.uploads == (8 * 5 if stage.align else 8)
+    assert errors["slot1-k5"] > 10 and errors["slot1-k5-flow"] < errors["slot1-k5"] / 2, errors
+    assert np.array_equal(outs["slot1-k5-flow"][0], pan()[0].image)  # frame 0's slot 1 is itself
+    if device:  # the same frames as the host path
+        host, _ = run_slot1(multi_model(multi_dir, "slot1-k5-flow"), False, pan())
+        assert all(np.array_equal(o, h.image) for o, h in zip(outs["slot1-k5-flow"], host))
+
+
+def test_a_one_frame_video_computes_no_flow(multi_dir, monkeypatch) -> None:
+    """A lone frame's window is that frame in every slot: nothing to align."""
+    import stream_derain.window as window
+
+    def fail(slots):
+        raise AssertionError("align_window called on a still window")
+
+    monkeypatch.setattr(window, "align_window", fail)
+    src = pan(1)
+    out, stage = run_slot1(multi_model(multi_dir, "slot1-k5-flow"), False, src)
+    assert stage.align and [it.index for it in out] == [0]
+    assert np.array_equal(out[0].image, out[0].rainy)

@@ -169,3 +169,33 @@ def test_scene_cut_threshold_on_the_sample_clips() -> None:
     assert window.cuts == 1
     assert all(max(s) <= 9 for i, s in released.items() if i <= 9)
     assert all(min(s) >= 10 for i, s in released.items() if i >= 10)
+
+
+def test_align_slots_aligns_each_distinct_neighbour_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frame repeated in several slots (the nearest frame at a segment's end) is aligned
+    once; a window of the target alone (a still) computes nothing; without ``align``
+    stack_slots never aligns."""
+    import stream_derain.window as window
+
+    calls: list[int] = []
+
+    def fake(images):
+        calls.append(len(images))
+        return [images[0]] + [np.full_like(im, 7 + j) for j, im in enumerate(images[1:])]
+
+    monkeypatch.setattr(window, "align_window", fake)
+    items = [frame(i) for i in range(2)]
+    w = FrameWindow(CENTRED5)
+    ready = [r for it in items for r in w.push(it)] + w.flush()
+    first = ready[0].slots  # frame 0: (0, 0, 1, 0, 1)
+    assert [f.item.index for f in first] == [0, 0, 1, 0, 1]
+    got = window.align_slots(first)
+    assert calls == [2]  # the target and frame 1, once
+    assert got[0] is items[0].image and got[1] is items[0].image and got[3] is items[0].image
+    assert got[2] is got[4] and (got[2] == 7).all()
+    x = stack_slots([first], align=True)
+    assert (x[0, :, :, 6:9] == 7).all() and np.array_equal(x[0, :, :, :3], items[0].image)
+    assert stack_slots([first]).shape == x.shape and calls == [2, 2]  # align=False: no call
+    still = FrameWindow(CENTRED5)
+    (lone,) = still.push(frame(9)) + still.flush()
+    assert all(im is lone.item.image for im in window.align_slots(lone.slots)) and calls == [2, 2]

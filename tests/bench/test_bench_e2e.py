@@ -154,3 +154,36 @@ def test_a_multi_frame_model_runs_through_both_modes(make_clip, tmp_path) -> Non
     assert stats["frames"] == 7 and [it.index for it in out] == list(range(7))
     assert all(np.array_equal(o.image, items[min(i + 1, 6)].image) for i, o in enumerate(out))  # slot 2: +1
     assert e2e["pipeline"]["frames"] == 7 and e2e["stages"]["infer"]["frames"] == 7
+
+
+def test_the_isolated_infer_timing_includes_alignment(make_clip, tmp_path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An "align": "flow" model: e2e's isolated infer stage aligns each window inside its
+    timed loop (a stand-in alignment of 30 ms a window shows in the time)."""
+    pytest.importorskip("onnx")
+    from multiframe_models import write_models
+
+    import stream_derain.window as window
+    from stream_derain.backends import create_backend
+    from stream_derain.bench.e2e import infer_only
+    from stream_derain.io.video import FrameItem, VideoReader
+    from stream_derain.models import load_model_info
+
+    real, calls = window.align_window, []
+
+    def slow(images):
+        calls.append(len(images))
+        time.sleep(0.03)
+        return real(images)
+
+    monkeypatch.setattr(window, "align_window", slow)
+    clip = make_clip("aligned.mp4", frames=6, size=(64, 48), audio=False)
+    reader = VideoReader(clip)
+    items = [it for it in reader.items() if isinstance(it, FrameItem)]
+    reader.close()
+    with create_backend("onnxruntime", load_model_info("slot1-k5-flow", write_models(tmp_path, (5,))),
+                        "fp32", 1) as be:
+        stats, out = infer_only(be, items, 2, False, False, warmup=1)
+    warm = 2  # the warm-up batch: 2 frames, each window with a neighbour
+    assert [it.index for it in out] == list(range(6)) and len(calls) == warm + 6
+    assert stats["seconds"] >= 6 * 0.03
