@@ -2,7 +2,7 @@
 
     python scripts/figures.py synth  --out runs/figures/synth_v2.jpg
     python scripts/figures.py compare --column v1=runs/v1/derain-student.onnx \
-        --column v2=runs/v2/exp/derain-student.onnx --column v3=engines/derain-student.onnx \
+        --column v2=runs/v2/exp/derain-student.onnx --column v3=engines/derain-student-v3.onnx \
         --out runs/figures/real_v1_v2_v3.jpg
 
 ``synth``: rows of v2 synthetic samples (procedural, photometric, compressed,
@@ -86,7 +86,7 @@ def main() -> None:
     if args.what == "synth":
         synth_grid(args.out)
         return
-    columns = [c.split("=", 1) for c in args.column] or [["shipped", "engines/derain-student.onnx"]]
+    columns = [c.split("=", 1) for c in args.column] or [["shipped", "engines/derain-student-v3.onnx"]]
     compare([(label, Path(path)) for label, path in columns], args.out)
 
 

@@ -8,7 +8,7 @@ folder layout, so that ``STREAM_DERAIN_DATA=runs/gpu_data`` points the trainer a
 - the training clips (``TRAIN_CLIPS``): every frame, long side at most 480, JPEG q90;
   the Udacity mp4 (which needs PyAV to read) becomes the folder
   ``clean_video/udacity/solidWhiteRight`` holding its frames 0..169 (the ``[0:170]`` the
-  trainer takes): ``configs/v4/gpu.json`` lists that folder among its ``video_clips``;
+  trainer takes): ``configs/v4_video/gpu.json`` lists that folder among its ``video_clips``;
 - the stills (``STILLS``: kodak24, mcmaster, bsds500_test, camvid) the same way, every
   ``--camvid-step`` (2) CamVid frame, without the CamVid drives of the dev sets (the
   trainer's ``exclude_names``) and without any photo whose thumbnail matches a dev-set
@@ -47,7 +47,7 @@ TRAVEL_LIMIT_MIB = 64.0  # the device tool's limit on the working tree plus carr
 MARKER = "SUBSET.json"
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 # clean_video/udacity/solidWhiteRight.mp4 -> the folder clean_video/udacity/solidWhiteRight
-# (what configs/v4/gpu.json names among its video_clips)
+# (what configs/v4_video/gpu.json names among its video_clips)
 
 
 def fit(img: np.ndarray, max_side: int) -> np.ndarray:

@@ -5,7 +5,7 @@
 #   bash scripts/gpu_train.sh [CONFIG] [--minutes M | --steps N] [--device D] [--workers W]
 #                             [--batch-size B] [--crop C] [--out-dir DIR] [--grace S]
 #
-# CONFIG (relative to the checkout) defaults to configs/v4/gpu.json (out_dir runs/v4/gpu, batch 64, crop 192,
+# CONFIG (relative to the checkout) defaults to configs/v4_video/gpu.json (out_dir runs/v4/gpu, batch 64, crop 192,
 # init from the shipped v3 ONNX, device cuda). The data come from the subset that
 # scripts/gpu_subset.py writes (runs/gpu_data: carry it to the machine); the script sets
 # STREAM_DERAIN_DATA to it unless the variable is already set.
@@ -32,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONFIG=configs/v4/gpu.json
+CONFIG=configs/v4_video/gpu.json
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then CONFIG=$1; shift; fi
 export STREAM_DERAIN_DATA=${STREAM_DERAIN_DATA:-runs/gpu_data}
 if [ ! -d "$STREAM_DERAIN_DATA/clean_video" ]; then

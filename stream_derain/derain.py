@@ -18,7 +18,7 @@ from .io import images
 from .io.encode import check_options
 from .io.paths import atomic_output, check_name, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, VideoReader, VideoWriter
-from .models import WINDOW_MODES, resolve_model
+from .models import WINDOW_MODES, resolve_model, still_model
 from .pipeline import PipelineResult
 from .smooth.core import DEFAULT_STRENGTH
 from .stages import QUEUE_SIZE, Progress, file_pipeline, uses_device_frames
@@ -239,6 +239,10 @@ def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend,
                  progress: Progress | None) -> DerainResult:
     t0 = time.perf_counter()
     if inp.is_dir() or images.is_image(inp):
+        stills = still_model(backend.model)
+        if stills is not backend.model:  # the model names a single-frame model for images
+            with create_backend(cfg.backend, stills, cfg.precision, cfg.threads, cfg.backend_options) as be:
+                return _derain_with(cfg, inp, out, be, progress)
         n = (derain_folder(inp, out, backend, cfg.batch, progress) if inp.is_dir()
              else derain_image_files([(inp, out)], backend, 1, progress))
         return DerainResult(n, time.perf_counter() - t0, False, [], kind="images")

@@ -58,6 +58,9 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+OPENVINO_INT8 = "int8_openvino"  # files key of the OpenVINO IR of the INT8 model (.xml, .bin beside it)
+
+
 def int8_file_name(fp32_name: str) -> str:
     """``derain-student.onnx`` -> ``derain-student.int8.onnx`` (the INT8 file beside it)."""
     stem = fp32_name[:-5] if fp32_name.endswith(".onnx") else fp32_name
@@ -264,7 +267,17 @@ def model_from_path(path: Path, multiple: int | None = None) -> ModelInfo:
         multiple = 4
     align = parse_align(entry, str(path)) if entry is not None else "none"
     return ModelInfo(name=path.stem, version="custom", files={precision: path}, multiple=multiple,
-                     frames=frames, offsets=offsets, align=align)
+                     meta=entry or {}, frames=frames, offsets=offsets, align=align)
+
+
+def still_model(model: ModelInfo) -> ModelInfo:
+    """The model still images run: the one the manifest entry names as ``stills`` (v4, a
+    multi-frame model measured worse on single images than v3, names v3), else ``model``."""
+    name = model.meta.get("stills") if model.meta else None
+    if not name:
+        return model
+    folder = next(iter(model.files.values())).parent
+    return load_model_info(str(name), folder)
 
 
 def resolve_model(spec: str | Path | None = None, onnx: Path | None = None,

@@ -123,3 +123,35 @@ def test_still_images_compute_no_alignment(tmp_path: Path, monkeypatch: pytest.M
         _, result = derain(DerainConfig(input=folder, output=tmp_path / "out"), backend=be)
     out, src = (images.read_image(where / "a.png").rgb8 for where in (tmp_path / "out", folder))
     assert result.frames == 1 and np.array_equal(out, src)
+
+
+def test_images_run_the_model_the_manifest_names_for_stills(tmp_path: Path) -> None:
+    """A multi-frame model whose entry says ``stills`` (v4 names v3) leaves images to that model."""
+    pytest.importorskip("onnx")
+    import json
+
+    import onnx
+    from multiframe_models import write_models
+    from onnx import TensorProto, helper, numpy_helper
+
+    from stream_derain.models import load_model_info
+
+    folder = write_models(tmp_path, (5,))
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    one = numpy_helper.from_array(np.array([1.0], np.float32), "one")
+    graph = helper.make_graph([helper.make_node("Sub", ["one", "input"], ["output"])], "neg", [x], [y], [one])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    onnx.save(proto, str(folder / "neg.onnx"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["models"]["neg"] = {"version": "test", "multiple": 4, "files": {"fp32": {"file": "neg.onnx"}}}
+    manifest["models"]["max-k5"]["stills"] = "neg"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    pic = np.random.default_rng(3).integers(0, 256, (24, 32, 3), np.uint8)
+    images.write_image(tmp_path / "a.png", pic)
+    with create_backend("onnxruntime", load_model_info("max-k5", folder), threads=1) as be:
+        derain(DerainConfig(input=tmp_path / "a.png", output=tmp_path / "b.png", backend="onnxruntime"),
+               backend=be)
+    src, out = (images.read_image(tmp_path / name).rgb8 for name in ("a.png", "b.png"))
+    assert np.array_equal(out, 255 - src)

@@ -66,7 +66,7 @@ def test_stub_av_lets_the_stages_import() -> None:
 
 @pytest.mark.torch
 def test_gpu_config_reads_the_subset_layout() -> None:
-    """configs/v4/gpu.json trains on the folders gpu_subset writes for the trainer's clips."""
+    """configs/v4_video/gpu.json trains on the folders gpu_subset writes for the trainer's clips."""
     from stream_derain.train.config import load_config
     from stream_derain.train.temporal import TRAIN_CLIPS, TemporalTrainConfig
 

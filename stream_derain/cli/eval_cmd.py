@@ -15,7 +15,7 @@ from ..devsets import dev_sets
 from ..errors import InputError
 from ..evaluate import PairSet, evaluate_set
 from ..flicker import evaluate_video
-from ..models import resolve_model
+from ..models import resolve_model, still_model
 from .common import app, handle_errors
 
 log = logging.getLogger("stream_derain")
@@ -120,7 +120,7 @@ def eval_cmd(
     if input_only or predictions is not None:
         results = [evaluate_set(p, predictions=predictions) for p in pair_sets]
     else:
-        with create_backend(backend, resolve_model(model)) as be:
+        with create_backend(backend, still_model(resolve_model(model))) as be:  # images: the stills model
             results = [evaluate_set(p, be, save_dir=save / p.name if save else None) for p in pair_sets]
     for r in results:
         typer.echo(set_line(r))

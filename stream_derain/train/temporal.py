@@ -47,7 +47,7 @@ class TemporalTrainConfig(StageConfig):
     """The multi-frame student on rainy video windows (see :mod:`.video_data`)."""
 
     out_dir: str = "runs/v4"
-    init: str = "engines/derain-student.onnx"  # the single-frame student it grows from
+    init: str = "engines/derain-student-v3.onnx"  # the single-frame student it grows from
     frames: int = 5
     kernel: int = 1  # of the evidence convolution
     gate: bool = False  # the temporal gate (model.temporal)
