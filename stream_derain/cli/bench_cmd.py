@@ -13,7 +13,7 @@ import typer
 from ..backends import BACKENDS
 from ..bench import BenchConfig, parse_resolution, run_bench
 from ..bench.config import DEFAULT_RESOLUTIONS, parse_variant
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, StreamDerainError
 from ..smooth.core import DEFAULT_STRENGTH
 from .common import app, handle_errors
 
@@ -108,6 +108,17 @@ def bench_cmd(
         write_json(report, json_path)
         log.info("wrote %s", json_path)
     _outputs([report], markdown, chart)
+    _fail_if_nothing_ran(report)
+
+
+def _fail_if_nothing_ran(report: dict) -> None:
+    """Exit 0 means something was measured: when every case failed (e.g. an e2e input
+    with no frames), the report is still written and shown, then ``Error:`` and exit 1."""
+    cases = [*report.get("engine", []), *report.get("e2e", [])]
+    failed = [c for c in cases if c.get("status") == "failed"]
+    if failed and len(failed) == len(cases):
+        reason = failed[0].get("reason") or "no reason given"
+        raise StreamDerainError(f"every case failed; the first: {reason}")
 
 
 def _outputs(reports: list[dict], markdown: Optional[Path], chart: Optional[Path]) -> None:

@@ -29,3 +29,13 @@ def test_unknown_bench_backend_is_an_error():
     from test_derain_cli import cli, one_line_error
 
     one_line_error(cli("bench", "--backend", "foo", "--mode", "engine"), "unknown backend 'foo'")
+
+
+def test_bench_where_every_case_fails_is_an_error(tmp_path, use_tiny_model):
+    """Issue 30, point 12: an e2e input with nothing in it fails every backend: exit 1."""
+    from test_derain_cli import cli, one_line_error
+
+    empty = tmp_path / "zero.mp4"
+    empty.write_bytes(b"")
+    result = cli("bench", "--mode", "e2e", "-i", str(empty), "--backend", "onnxruntime", "--frames", "2")
+    one_line_error(result, "every case failed")
