@@ -71,11 +71,11 @@ def test_gpu_config_reads_the_subset_layout() -> None:
     from stream_derain.train.temporal import TRAIN_CLIPS, TemporalTrainConfig
 
     subset = _script("gpu_subset")
-    cfg = load_config(REPO / "configs" / "v4" / "gpu.json", cls=TemporalTrainConfig)
+    cfg = load_config(REPO / "configs" / "v4_video" / "gpu.json", cls=TemporalTrainConfig)
     assert sorted(cfg.video_clips) == sorted(subset.clip_target(s.partition("[")[0]) for s in TRAIN_CLIPS)
     assert not any(Path(c).suffix for c in cfg.video_clips)  # folders: no PyAV on the GPU machine
     assert cfg.device == "cuda" and not cfg.bf16 and cfg.threads == 0
-    assert cfg.out_dir == "runs/v4/gpu" and cfg.init == "engines/derain-student.onnx"
+    assert cfg.out_dir == "runs/v4/gpu" and cfg.init == "engines/derain-student-v3.onnx"
 
 
 def test_gpu_train_refuses_without_the_subset(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from stream_derain.backends import create_backend
 from stream_derain.errors import BackendError, MissingExtraError
 from stream_derain.metrics import psnr
-from stream_derain.models import resolve_model
+from stream_derain.models import resolve_model, still_model
 
 MIN_DB = 50.0
 
@@ -33,7 +33,8 @@ def ov():  # noqa: ANN201 - the openvino module
 
 @pytest.fixture(scope="module")
 def shipped():  # noqa: ANN201 - ModelInfo
-    return resolve_model(None)
+    """The shipped single-frame model (v4's stills model; multi-frame: tests/backends/test_multiframe.py)."""
+    return still_model(resolve_model(None))
 
 
 @pytest.fixture(scope="module")

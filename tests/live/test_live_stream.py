@@ -33,6 +33,7 @@ from stream_derain.models import resolve_model
 from stream_derain.stages import make_smoother
 
 BACKEND = "onnxruntime"
+SINGLE = "derain-student-v3"  # the shipped single-frame model
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -85,6 +86,7 @@ def config(url: str, **kw: object) -> LiveConfig:
     keys = ("read_timeout_s", "open_timeout_s", "backoff_s", "retries")
     src = {k: kw.pop(k) for k in list(kw) if k in keys}
     source = SourceConfig(url, **{"read_timeout_s": 3.0, "open_timeout_s": 3.0, "backoff_s": 0.2, **src})
+    kw.setdefault("model", SINGLE)  # these tests check the run, not the window (test_live_units does)
     return LiveConfig(source=source, backend=BACKEND, threads=1, status_every_s=0.2, **kw)
 
 
@@ -102,7 +104,7 @@ def test_frames_arrive_derained_to_several_outputs(rtsp_server: RtspServer, tmp_
     assert len(stats.outputs) == 3 and len(stats.segments) == 1
     with av.open(str(stats.segments[0])) as c:
         assert sum(1 for _ in c.decode(video=0)) == stats.frames_out
-    with create_backend(BACKEND, resolve_model(None), threads=1) as backend:
+    with create_backend(BACKEND, resolve_model(SINGLE), threads=1) as backend:
         for item in run.frames[:5]:
             assert item.image.shape == item.rainy.shape == (240, 320, 3)
             direct = backend.infer(item.rainy[None])[0]
