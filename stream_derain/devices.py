@@ -10,6 +10,8 @@ which is what makes them fast: bf16 needs AMX-BF16 (Sapphire Rapids and later) o
 AVX-512 BF16 (Cooper Lake, Zen 4); fp16 needs AMX-FP16 (Granite Rapids) or ARM's
 half-precision SIMD. AVX-512 FP16 alone converts fast but OpenVINO computes f16
 slower than f32 with it (measured: 6.4 vs 8.0 fps at 640x360), so it does not count.
+INT8 needs 8-bit dot products (:meth:`CpuInfo.int8_units`: AMX-INT8, AVX-512 VNNI,
+AVX-VNNI, ARM dot product / i8mm); without them INT8 convolutions gain little over fp32.
 """
 
 from __future__ import annotations
@@ -32,13 +34,18 @@ FEATURES: dict[str, tuple[str, ...]] = {
     "avx2": ("avx2",),
     "avx512": ("avx512f",),
     "avx512_vnni": ("avx512_vnni",),
+    "avx_vnni": ("avx_vnni",),
     "avx512_bf16": ("avx512_bf16",),
     "avx512_fp16": ("avx512_fp16",),
     "amx_bf16": ("amx_bf16",),
     "amx_fp16": ("amx_fp16",),
     "amx_int8": ("amx_int8",),
     "neon_fp16": ("asimdhp", "fphp"),  # aarch64 half-precision arithmetic
+    "neon_dotprod": ("asimddp",),  # aarch64 8-bit dot products (SDOT/UDOT)
+    "neon_i8mm": ("i8mm",),  # aarch64 8-bit matrix multiply
 }
+# the units that compute 8-bit dot products (what makes INT8 inference fast), best first
+INT8_UNITS = ("amx_int8", "avx512_vnni", "avx_vnni", "neon_i8mm", "neon_dotprod")
 
 
 @dataclass(frozen=True)
@@ -68,12 +75,26 @@ class CpuInfo:
             out.append("bf16")
         return [*out, "fp32"]
 
+    def int8_units(self) -> list[str]:
+        """The 8-bit dot-product units of this CPU (AMX-INT8, AVX-512 VNNI, AVX-VNNI, ARM
+        dot product / i8mm), best first; empty: INT8 inference gains little here."""
+        return [u for u in INT8_UNITS if self.has(u)]
+
+    @property
+    def int8_dot(self) -> bool:
+        """Whether the CPU has 8-bit dot products (what ``auto`` needs to choose int8)."""
+        return bool(self.int8_units())
+
     def precision_reason(self, precision: str) -> str:
         """Why ``precision`` is native here, in words (for logs and reports)."""
-        units = {"bf16": ("amx_bf16", "avx512_bf16"), "fp16": ("amx_fp16", "neon_fp16")}.get(precision, ())
+        units = {"bf16": ("amx_bf16", "avx512_bf16"), "fp16": ("amx_fp16", "neon_fp16"),
+                 "int8": INT8_UNITS}.get(precision, ())
         have = [u.upper().replace("_", "-") for u in units if self.has(u)]
         if have:
-            return f"{precision} in hardware ({', '.join(have)})"
+            what = "8-bit dot products" if precision == "int8" else precision
+            return f"{what} in hardware ({', '.join(have)})"
+        if precision == "int8":
+            return "no 8-bit dot-product units (VNNI, AMX-INT8) on this CPU"
         return f"no {precision} units on this CPU" if precision != "fp32" else "fp32 (no bf16/fp16 units)"
 
     def describe(self) -> str:

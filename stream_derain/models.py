@@ -96,8 +96,10 @@ def int8_passed(model: ModelInfo, backend: str) -> tuple[bool, str]:
     if not isinstance(check, dict):
         return False, f"model {model.name}'s int8 file was not checked on {backend}"
     if not check.get("passed"):
-        return False, f"model {model.name}'s int8 file failed its quality gate on {backend}: " + \
-            "; ".join(check.get("failures") or ["see the manifest"])
+        failures = check.get("failures") or ["see the manifest"]
+        more = f"; {len(failures) - 2} more in the manifest" if len(failures) > 2 else ""
+        return False, (f"model {model.name}'s int8 file failed its quality gate on {backend} (worst set "
+                       f"{check.get('min_agreement_db')} dB vs fp32): " + "; ".join(failures[:2]) + more)
     return True, (f"passed its quality gate on {backend} ({check.get('min_agreement_db')} dB vs fp32 "
                   f"on the dev frames, worst dev-set change {check.get('max_abs_delta_db')} dB)")
 

@@ -4,8 +4,12 @@
 why; the concrete classes import their heavy modules only when activated. Hardware
 (CPU features, CUDA) is detected in :mod:`stream_derain.devices` only.
 
-Precisions: ``fp32``, ``fp16``, ``bf16`` (OpenVINO only) and ``auto``: OpenVINO's
-fastest precision that passes its check against FP32, fp32 for the other backends.
+Precisions: ``fp32``, ``fp16``, ``bf16`` (OpenVINO only), ``int8`` (OpenVINO and ONNX
+Runtime: the model's INT8 file, see :mod:`stream_derain.quantize`) and ``auto``: on
+OpenVINO and ONNX Runtime, int8 where the CPU has 8-bit dot products and the manifest
+says the INT8 file passed its quality gate on that backend, else OpenVINO's fastest
+precision that passes its check against FP32 (fp32 on ONNX Runtime); fp32 for the other
+backends. Each backend logs why it chose what it runs.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ class _Precisions(Mapping[str, tuple[str, ...]]):
 
 
 PRECISIONS: Mapping[str, tuple[str, ...]] = _Precisions()
-ALL_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ALL_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+AUTO_PRECISION = ("openvino", "onnxruntime")  # backends that choose their precision at activation
 # CPU backends in the order ``auto`` prefers them, fastest first (README, Performance)
 CPU_ORDER = ("openvino", "onnxruntime", "torch")
 MODULES = {"tensorrt": ("tensorrt", "tensorrt_rtx"), "openvino": ("openvino",),
@@ -110,14 +115,15 @@ def choose_backend() -> tuple[str, str]:
 
 
 def resolve_precision(name: str, precision: str) -> str:
-    """``auto`` -> fp32 except for OpenVINO (which chooses and checks at activation);
+    """``auto`` -> fp32 except for OpenVINO and ONNX Runtime (which choose at activation);
     a precision the backend cannot run is a :class:`BackendError`."""
     if precision not in ALL_PRECISIONS:
         raise BackendError(f"unknown precision {precision!r}; choose from {', '.join(ALL_PRECISIONS)}")
     if precision == "auto":
-        return "auto" if name == "openvino" else "fp32"
+        return "auto" if name in AUTO_PRECISION else "fp32"
     if precision not in PRECISIONS.get(name, (precision,)):
-        hint = "; bf16 runs on --backend openvino" if precision == "bf16" else ""
+        hint = {"bf16": "; bf16 runs on --backend openvino",
+                "int8": "; int8 runs on --backend openvino or onnxruntime"}.get(precision, "")
         raise BackendError(f"{name} runs {' or '.join(PRECISIONS[name])}, not {precision}{hint}")
     return precision
 

@@ -10,7 +10,7 @@ from ..errors import ConfigError
 from ..smooth.core import DEFAULT_STRENGTH
 
 MODES = ("engine", "e2e", "all")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 DEFAULT_RESOLUTIONS: tuple[tuple[int, int], ...] = ((640, 360), (1280, 720), (1920, 1080))
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"  # a source checkout
 PACKAGED_SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"  # inside the wheel (pyproject.toml)

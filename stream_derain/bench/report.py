@@ -89,10 +89,16 @@ def failure_notes(rows: list[dict[str, Any]], label: Any) -> list[str]:
 
 def precision_text(row: dict[str, Any]) -> str:
     """The precision a row ran at, with its check against FP32 where there is one
-    (``bf16, 61.6 dB``); older reports without it show the requested precision."""
+    (``bf16, 61.6 dB``; int8 also its gate on the dev frames: ``int8, 34.5 dB (dev 37.6 dB,
+    gate failed)``); older reports without it show the requested precision."""
     used = row.get("precision_used") or row.get("precision") or "—"
     db = row.get("precision_psnr_db")
-    return f"{used}, {db:.1f} dB" if isinstance(db, (int, float)) else str(used)
+    text = f"{used}, {db:.1f} dB" if isinstance(db, (int, float)) else str(used)
+    dev = row.get("precision_dev_psnr_db")  # int8: its gate on the dev frames (the manifest's)
+    if isinstance(dev, (int, float)) or row.get("precision_gate"):
+        dev_text = f"dev {dev:.1f} dB" if isinstance(dev, (int, float)) else "dev"
+        text += f" ({dev_text}, gate {row.get('precision_gate') or 'not checked'})"
+    return text
 
 
 def gpu_mb(row: dict[str, Any]) -> str:

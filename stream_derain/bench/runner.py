@@ -16,7 +16,7 @@ from ..backends.base import Backend
 from ..devices import gpu_visible
 from ..errors import InputError
 from ..io.video import EncodeOptions
-from ..models import ModelInfo, resolve_model
+from ..models import ModelInfo, int8_record, resolve_model
 from ..stages import make_smoother
 from .config import BenchConfig, Variant
 from .e2e import run_e2e
@@ -134,6 +134,7 @@ def start_variant(spec: Variant, model: ModelInfo, cfg: BenchConfig, factory: Ba
 def _variant_dict(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("variant", "backend", "precision", "device", "precision_used", "precision_psnr_db",
             "loaded_from_cache")
+    keys += tuple(k for k in ("precision_dev_psnr_db", "precision_gate") if k in summary)  # int8 only
     extra = ("backend_requested", "model", "model_path", "preset")  # named variants only
     return {k: summary.get(k) for k in keys} | {k: summary[k] for k in extra if k in summary}
 
@@ -184,11 +185,18 @@ def bench_rounds(models: Callable[[Variant], ModelInfo], cfg: BenchConfig, facto
 
 
 def precision_used(backend: Backend) -> dict[str, Any]:
-    """The precision the backend actually runs and its check against FP32 (OpenVINO), for
-    every row of the variant."""
+    """The precision the backend actually runs and its check against FP32 at activation
+    (OpenVINO's reduced precisions, int8 on ONNX Runtime: a synthetic frame), for every row
+    of the variant; int8 also carries its quality gate on the dev frames from the manifest
+    (``precision_dev_psnr_db``: the worst dev set's PSNR-Y against FP32, ``precision_gate``)."""
     check = getattr(backend, "precision_check", None) or {}
-    return {"precision_used": backend.precision, "precision_psnr_db": check.get("psnr_db"),
-            "loaded_from_cache": getattr(backend, "loaded_from_cache", None)}
+    out = {"precision_used": backend.precision, "precision_psnr_db": check.get("psnr_db"),
+           "loaded_from_cache": getattr(backend, "loaded_from_cache", None)}
+    if backend.precision == "int8":
+        gate = ((int8_record(backend.model) or {}).get("checks") or {}).get(backend.name) or {}
+        out.update(precision_dev_psnr_db=gate.get("min_agreement_db"),
+                   precision_gate=None if not gate else ("passed" if gate.get("passed") else "failed"))
+    return out
 
 
 def add_ratios(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Any], fps: Callable[[dict], Any],

@@ -12,7 +12,16 @@ from __future__ import annotations
 # common first: it sets the start-up signal handler before the heavy imports below
 from . import common  # noqa: F401
 # importing a command module registers its commands on ``app``
-from . import bench_cmd, derain_cmd, engine_cmd, eval_cmd, live_cmd, train_cmd, transfer_cmd  # noqa: F401
+from . import (  # noqa: F401
+    bench_cmd,
+    derain_cmd,
+    engine_cmd,
+    eval_cmd,
+    live_cmd,
+    quantize_cmd,
+    train_cmd,
+    transfer_cmd,
+)
 from .common import app, main
 # isort: on
 

@@ -68,12 +68,13 @@ class TemporalEvidence(nn.Module):
         self.frames = frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        target = x[:, :3]
-        diffs = [target - x[:, 3 * j:3 * j + 3] for j in range(1, self.frames)]
-        lo, hi, total = diffs[0], diffs[0], diffs[0]
-        for d in diffs[1:]:
-            lo, hi, total = torch.minimum(lo, d), torch.maximum(hi, d), total + d
-        n = len(diffs)
+        # the window as Bx K x 3 x H x W and reductions over K: a graph without per-frame
+        # channel slices (OpenVINO's bf16 path ran sliced 3-channel pieces 2.7x slower)
+        b, _, h, w = x.shape
+        frames = x.reshape(b, self.frames, 3, h, w)
+        diffs = frames[:, :1] - frames[:, 1:]  # B x (K-1) x 3 x H x W
+        lo, hi, total = diffs.amin(dim=1), diffs.amax(dim=1), diffs.sum(dim=1)
+        n = self.frames - 1
         middle = (total - lo - hi) / (n - 2) if n > 2 else total / n
         return torch.cat([lo, middle], dim=1)
 

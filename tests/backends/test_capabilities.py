@@ -37,7 +37,8 @@ import stream_derain, stream_derain.backends as b
 mods = [f'stream_derain.backends.{m}' for m, _ in b.CLASSES.values()]
 assert not any(m in sys.modules for m in mods), 'a backend module imported with the package'
 assert sorted(b.PRECISIONS) == sorted(b.CLASSES) and len(b.PRECISIONS) == 4
-assert b.PRECISIONS['openvino'] == ('fp32', 'bf16', 'fp16'), b.PRECISIONS['openvino']
+assert b.PRECISIONS['openvino'] == ('fp32', 'bf16', 'fp16', 'int8'), b.PRECISIONS['openvino']
+assert b.PRECISIONS['onnxruntime'] == ('fp32', 'fp16', 'int8'), b.PRECISIONS['onnxruntime']
 assert dict(b.PRECISIONS)['tensorrt'] == ('fp32', 'fp16') and b.PRECISIONS.get('nope') is None
 libs = [m for m in ('tensorrt', 'tensorrt_rtx', 'openvino', 'onnxruntime', 'torch') if m in sys.modules]
 assert not libs, libs

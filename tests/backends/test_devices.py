@@ -68,10 +68,24 @@ def test_auto_with_nothing_installed(monkeypatch) -> None:  # noqa: ANN001
         backends.choose_backend()
 
 
-def test_auto_precision_is_fp32_outside_openvino() -> None:
-    assert backends.resolve_precision("onnxruntime", "auto") == "fp32"
+def test_auto_precision_is_chosen_by_the_cpu_backends_only() -> None:
+    assert backends.resolve_precision("onnxruntime", "auto") == "auto"  # int8 or fp32, at activation
     assert backends.resolve_precision("openvino", "auto") == "auto"
+    assert backends.resolve_precision("torch", "auto") == "fp32"
     assert backends.resolve_precision("torch", "fp16") == "fp16"
+
+
+@pytest.mark.parametrize("text, units", [
+    (SPR, ["amx_int8"]), (GNR, []), (MILAN, []), (GRAVITON, []),
+    ("model name: AMD EPYC 9R14\nflags: avx2 avx512f avx512_vnni avx512_bf16\n", ["avx512_vnni"]),
+    ("model name: Core i7-12700\nflags: avx2 avx_vnni\n", ["avx_vnni"]),
+    ("processor: 0\nFeatures: fp asimd asimddp i8mm\n", ["neon_i8mm", "neon_dotprod"])])
+def test_int8_units(text: str, units: list[str]) -> None:
+    cpu = cpu_from_text(text, arch="x86_64")
+    assert cpu.int8_units() == units and cpu.int8_dot == bool(units)
+    reason = cpu.precision_reason("int8")
+    assert ("8-bit dot products in hardware" in reason) if units else ("no 8-bit dot-product units" in reason)
+    assert "int8" not in cpu.native_precisions()
 
 
 def test_cuda_torch_only_for_cuda_devices() -> None:

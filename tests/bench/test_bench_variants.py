@@ -22,7 +22,8 @@ def test_parse_variant() -> None:
     assert parse_variant("default=auto") == Variant("default", "auto", "auto")
     assert not Variant("onnxruntime/fp32", "onnxruntime", "fp32").named
     assert parse_variant("x=openvino/bf16").named
-    for bad in ("onnxruntime/fp32", "=auto", "v1=nosuch/fp32", "v1=auto/int8", "v1=auto,crf=3",
+    assert parse_variant("v1=openvino/int8") == Variant("v1", "openvino", "int8")
+    for bad in ("onnxruntime/fp32", "=auto", "v1=nosuch/fp32", "v1=auto/int4", "v1=auto,crf=3",
                 "v1=auto,preset=a,preset=b", "v1=auto,preset="):
         with pytest.raises(ConfigError):
             parse_variant(bad)
