@@ -45,8 +45,11 @@ def test_wheel_carries_the_models(tmp_path):
     (wheel,) = tmp_path.glob("stream_derain-*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = "from stream_derain.models import models_dir, load_model_info; " \
-           "info = load_model_info(); print(models_dir()); print(info.path('fp32')); print(info.path('fp16'))"
+    code = "from stream_derain.models import models_dir, load_model_info, read_manifest, still_model; " \
+           "info = load_model_info(); print(models_dir()); print(info.path('fp32')); " \
+           "print(info.path('fp16')); print(still_model(info).path('fp32')); " \
+           "[load_model_info(n).path(p) for n, e in read_manifest()['models'].items() for p in e['files'] " \
+           "if p in ('fp32', 'fp16')]"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
