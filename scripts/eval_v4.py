@@ -22,8 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from stream_derain.align import align_window
-from stream_derain.flicker import warp
+from stream_derain.align import align_window, warp
 from stream_derain.model.temporal import OFFSETS
 from stream_derain.train.temporal import load_temporal
 from stream_derain.video_eval import Derain, evaluate_dev_video, summary_line

@@ -35,8 +35,9 @@ def flow_scale(h: int, w: int, side: int = FLOW_SIDE) -> float:
     return min(1.0, side / max(h, w))
 
 
-def warp_back(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``out(x) = frame(x + flow(x))`` (HxW(x2) flow in pixels of ``frame``), bilinear."""
+def warp(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward warp: ``out(x) = frame(x + flow(x))``, bilinear, border replicated.
+    ``frame`` HxW or HxWxC, ``flow`` HxWx2 (x, y) in pixels."""
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(frame, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
@@ -60,5 +61,5 @@ def align_window(slots: Sequence[np.ndarray], side: int = FLOW_SIDE) -> list[np.
         flow = dis.calc(g0, _grey(frame, scale), None)
         if scale < 1.0:
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1.0 / scale)
-        out.append(warp_back(frame, flow))
+        out.append(warp(frame, flow))
     return out

@@ -30,6 +30,7 @@ import numpy as np
 from . import synth
 from .devsets import DATA_ROOT
 from .errors import ConfigError
+from .flicker import read_frames
 from .io import images
 
 log = logging.getLogger(__name__)
@@ -74,15 +75,12 @@ def fit(img: np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:
 
 
 def read_source(path: Path) -> list[np.ndarray]:
-    """All frames (HxWx3 uint8 RGB) of a folder of images or a video file."""
-    if path.is_dir():
-        return [images.read_rgb(p) for p in sorted(path.iterdir()) if images.is_image(p)]
-    if not path.is_file():
+    """All frames (HxWx3 uint8 RGB) of a folder of images or a video file
+    (:func:`~stream_derain.flicker.read_frames`); a missing one is a ConfigError (a
+    config or a dev clip names it)."""
+    if not path.exists():
         raise ConfigError(f"data not found: {path}")
-    import av
-
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return read_frames(path)
 
 
 def clip_frames(clip: Clip, data_root: Path = DATA_ROOT, max_side: int = MAX_SIDE) -> list[np.ndarray]:

@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .align import warp
 from .errors import InputError
 from .io.images import list_images
 from .metrics import image_scores
@@ -96,15 +97,6 @@ def _read_video(path: Path, limit: int | None) -> list[np.ndarray]:
 
 def _flow_engine() -> cv2.DISOpticalFlow:
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
-
-def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward warp: ``out(x) = img(x + flow(x))``, bilinear, border replicated.
-    img HxW or HxWxC, flow HxWx2 (x, y) in pixels."""
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def non_occlusion(flow_b: np.ndarray, flow_f: np.ndarray) -> np.ndarray:

@@ -355,15 +355,26 @@ class PairRecipe:
     coarse_share: float = 0.0  # share of the heavy samples with a coarse_sheet; 0 draws nothing
 
 
+def draw_condition(rng: np.random.Generator, heavy_fraction: float, faint_fraction: float,
+                   photometric: bool, dense_share: float = 0.0,
+                   dense_haze: float = 0.0) -> tuple[float, RainParams]:
+    """(severity, condition) of a training sample: heavy (severity in [0.5, 1]) in
+    ``heavy_fraction`` of draws, else light ([0, 0.5]); :func:`sample_params`; then
+    dimmed and thinned (:func:`faint`) in ``faint_fraction`` of draws."""
+    heavy = rng.uniform(0.5, 1.0) if rng.uniform() < heavy_fraction else rng.uniform(0.0, 0.5)
+    p = sample_params(rng, heavy, photometric, dense_share, dense_haze)
+    if rng.uniform() < faint_fraction:
+        p = faint(p, float(rng.uniform(0.25, 0.6)))
+    return heavy, p
+
+
 def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
               bank: StreakBank | None = None, rain_free: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(input, target) HxWx3 float32 for training: rain over ``clean`` (none when
     ``rain_free``: target = input), then, in a share of samples, the same JPEG
     compression of both."""
-    heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_fraction else rng.uniform(0.0, 0.5)
-    p = sample_params(rng, heavy, bank is not None, recipe.dense_share, recipe.dense_haze)
-    if rng.uniform() < recipe.faint_fraction:
-        p = faint(p, float(rng.uniform(0.25, 0.6)))
+    heavy, p = draw_condition(rng, recipe.heavy_fraction, recipe.faint_fraction, bank is not None,
+                              recipe.dense_share, recipe.dense_haze)
     if recipe.strong_veil > 0 and heavy >= 0.5 and rng.uniform() < recipe.strong_veil:
         p = replace(p, haze=float(rng.uniform(0.15, 0.35)))
     if recipe.coarse_share > 0 and heavy >= 0.5 and rng.uniform() < recipe.coarse_share:

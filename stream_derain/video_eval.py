@@ -38,8 +38,9 @@ import cv2
 import numpy as np
 
 from . import devvideo
+from .align import warp
 from .backends.base import Backend
-from .flicker import flow_pairs, laplacian_energy, luma_f32, warp, warping_error
+from .flicker import flow_pairs, laplacian_energy, luma_f32, warping_error
 from .io import images
 from .io.video import FrameItem
 from .metrics import image_scores

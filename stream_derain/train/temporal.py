@@ -12,7 +12,7 @@ loop (:func:`.loop.run_loop`), resumable from ``out_dir/last.pt``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -88,9 +88,8 @@ class TemporalTrainConfig(StageConfig):
             raise ConfigError(f"align must be 'none' or 'flow', got {self.align!r}")
 
     def recipe(self) -> WindowRecipe:
-        return WindowRecipe(self.frames, self.crop, self.causal_share, self.still_share, self.rain_free_share,
-                            self.compress_share, self.heavy_share, self.faint_share, self.dense_share,
-                            self.max_stride, self.align, self.teacher_share)
+        """The window fields of this config (same names)."""
+        return WindowRecipe(**{f.name: getattr(self, f.name) for f in fields(WindowRecipe)})
 
 
 def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:

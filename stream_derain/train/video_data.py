@@ -141,10 +141,8 @@ def still_window(src: np.ndarray, sprite: np.ndarray | None, offsets: Sequence[i
 
 def _rain(frames: list[np.ndarray], times: np.ndarray, recipe: WindowRecipe, bank: synth.StreakBank | None,
           rng: np.random.Generator) -> list[np.ndarray]:
-    heavy = rng.uniform(0.5, 1.0) if rng.uniform() < recipe.heavy_share else rng.uniform(0.0, 0.5)
-    p = synth.sample_params(rng, heavy, bank is not None, recipe.dense_share)
-    if rng.uniform() < recipe.faint_share:
-        p = synth.faint(p, float(rng.uniform(0.25, 0.6)))
+    _, p = synth.draw_condition(rng, recipe.heavy_share, recipe.faint_share, bank is not None,
+                                recipe.dense_share)
     order = np.argsort(times)  # render in time order, hand back in slot order
     rendered = synth.rain_over_frames([frames[i] for i in order], rng, p, bank, times[order])
     out: list[np.ndarray] = [np.empty(0)] * len(frames)
@@ -210,10 +208,11 @@ def load_teacher_clips(cache: Path, sources: dict[str, str], data_root: Path,
             log.warning("no teacher outputs for %s in %s", name, cache)
             continue
         path = data_root / rel
-        stems = ([p.stem for p in sorted(path.iterdir()) if images.is_image(p)] if path.is_dir()
-                 else [f"{i:05d}" for i in range(len(read_source(path)))])
+        frames = read_source(path)
+        stems = ([p.stem for p in images.list_images(path)] if path.is_dir()
+                 else [f"{i:05d}" for i in range(len(frames))])
         limit = int(len(stems) * train_share)
-        frames = read_source(path)[:limit]
+        frames = frames[:limit]
         targets = {i: images.read_rgb(folder / f"{s}.png") for i, s in enumerate(stems[:limit])
                    if (folder / f"{s}.png").is_file()}
         if not targets:
