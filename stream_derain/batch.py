@@ -137,8 +137,9 @@ def _pairs(inputs: Sequence[Path], output: Path | None, output_is_dir: bool) -> 
     one input file and ``output`` is neither marked a folder nor an existing one."""
     several = len(inputs) > 1
     out_dir = output is not None and (several or output_is_dir or output.is_dir() or inputs[0].is_dir())
-    if output is not None and out_dir and output.exists() and not output.is_dir():
-        raise OutputError(f"{output} is a file: with {'several inputs' if several else 'a folder input'} "
+    if output is not None and out_dir and not output.is_dir() and (output.exists() or is_media(output)):
+        what = "is a file" if output.exists() else "names a file"
+        raise OutputError(f"{output} {what}: with {'several inputs' if several else 'a folder input'} "
                           "-o names a folder")
     pairs = []
     for inp in inputs:

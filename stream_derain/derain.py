@@ -15,9 +15,9 @@ from .backends.base import Backend, model_frames
 from .backends.options import BackendOptions
 from .errors import ConfigError, InputError, OutputError
 from .io import images
-from .io.encode import check_options
+from .io.encode import check_container, check_options
 from .io.paths import atomic_output, check_name, is_regular_or_fifo, is_url, same_file
-from .io.video import EncodeOptions, VideoReader, VideoWriter
+from .io.video import EncodeOptions, VideoReader, VideoWriter, probe_video
 from .models import WINDOW_MODES, resolve_model, still_model
 from .pipeline import PipelineResult
 from .smooth.core import DEFAULT_STRENGTH
@@ -136,6 +136,23 @@ def check_output(out: Path, inp: Path, overwrite: bool) -> None:
         raise OutputError(f"output folder is not writable: {parent}")
 
 
+def check_media(inp: Path, out: Path, encode: EncodeOptions) -> None:
+    """The checks that need the media, all before any model loads: a folder of images
+    writes a folder; a video input opens and has a video stream, and its output's
+    container (asked of the muxer) holds the codec."""
+    if inp.is_dir():
+        if not out.is_dir() and out.suffix.lower() in VIDEO_SUFFIXES | images.SUFFIXES:
+            raise OutputError(f"{inp} is a folder of images: -o names an output folder, not a file like "
+                              f"{out.name}")
+        return
+    if images.is_image(inp):
+        return
+    check_options(encode)
+    check_container(out, encode)
+    if inp.is_file():  # a FIFO is read once: the reader opens it
+        probe_video(inp)
+
+
 def expected_frames(reader: VideoReader, start: int, max_frames: int | None) -> int:
     n = max(reader.info.frames - start, 0)
     return min(n, max_frames) if max_frames is not None and n else (max_frames or n)
@@ -221,8 +238,7 @@ def derain(cfg: DerainConfig, progress: Progress | None = None,
     check_input(inp)
     out = cfg.output or default_output(inp)
     check_output(out, inp, cfg.overwrite)
-    if not inp.is_dir() and not images.is_image(inp):
-        check_options(cfg.encode)  # before the model loads
+    check_media(inp, out, cfg.encode)
     if backend is not None:
         return out, _derain_with(cfg, inp, out, backend, progress)
     with open_backend(cfg) as be:

@@ -160,6 +160,12 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def missing_input(command: str, what: str = "input") -> None:
+    """A command run without its input: one line, exit 2 (a usage error, as click's)."""
+    typer.echo(f"Error: no {what} given; see stream-derain {command} -h", err=True)
+    raise typer.Exit(2)
+
+
 def handle_errors(func: F) -> F:
     """The error boundary: the package's own errors become one line and exit 1."""
 

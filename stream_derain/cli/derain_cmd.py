@@ -37,6 +37,7 @@ from .common import (
     app,
     backend_options,
     handle_errors,
+    missing_input,
     setup_logging,
 )
 from .progress import progress_reporter
@@ -74,10 +75,10 @@ def parse_bitrate(text: str | None) -> int | None:
     return value
 
 
-@app.command("derain", no_args_is_help=True)
+@app.command("derain")
 @handle_errors
 def derain_cmd(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT", show_default=False,
+    inputs: Optional[list[str]] = typer.Argument(None, metavar="INPUT", show_default=False,
                                        help="Video files, images and/or folders of them."),
     output: Optional[str] = typer.Option(
         None, "--output", "-o", show_default=False, metavar="PATH",
@@ -133,6 +134,8 @@ def derain_cmd(
                                             help="With --ray: the per-file results as JSON (- for stdout)."),
 ) -> None:
     """Remove rain from videos, images and folders of them (several inputs: a batch)."""
+    if not inputs:
+        missing_input("derain")
     if quiet or verbose:
         setup_logging(verbose, quiet)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,

@@ -24,6 +24,7 @@ from .common import (
     app,
     backend_options,
     handle_errors,
+    missing_input,
     setup_logging,
 )
 from .derain_cmd import _sigterm_as_interrupt, parse_bitrate
@@ -46,7 +47,8 @@ def status_reporter(quiet: bool) -> Iterator[Callable[[LiveStats], None] | None]
 @app.command("live")
 @handle_errors
 def live_cmd(
-    url: str = typer.Argument(..., help="rtsp://, http(s):// URL or a camera device (/dev/video0)."),
+    url: Optional[str] = typer.Argument(None, show_default=False,
+                                        help="rtsp://, http(s):// URL or a camera device (/dev/video0)."),
     transport: str = typer.Option("tcp", help="RTSP transport: tcp or udp."),
     input_format: Optional[str] = typer.Option(None, "--format", help="Input format (e.g. v4l2)."),
     open_timeout: float = typer.Option(10.0, help="Seconds to wait when connecting."),
@@ -88,6 +90,8 @@ def live_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (and FFmpeg's own)."),
 ) -> None:
     """Derain a live stream: push it, preview it and/or record it, until Ctrl-C."""
+    if not url:
+        missing_input("live", "stream URL")
     if quiet or verbose:  # the same meaning as the top-level -q / -v (and derain's)
         setup_logging(verbose, quiet)
     source = SourceConfig(url=url, transport=transport, input_format=input_format,

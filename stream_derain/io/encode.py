@@ -5,8 +5,10 @@ and can hold the frame size, and the encoder opens on this machine."""
 from __future__ import annotations
 
 import difflib
+import io
 import logging
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import av
@@ -160,6 +162,28 @@ def encoder_for(container: Any, opts: EncodeOptions, name: str) -> EncodeOptions
     log.warning("%s cannot hold %s video: encoding %s instead (give --codec to choose; .mkv or .mp4 "
                 "keep %s)", fmt, opts.codec, fallback, opts.codec)
     return replace(opts, codec=fallback, preset=None, pix_fmt=None)
+
+
+def check_container(path: Path, opts: EncodeOptions) -> None:
+    """Ask the muxer before any work: ConfigError unless the extension of ``path`` names
+    a video container (the writer's own guess, made on an in-memory file) that holds
+    ``opts.codec`` or a video codec of its own (:func:`encoder_for` falls back to it)."""
+    probe = io.BytesIO()
+    probe.name = path.name
+    try:
+        container = av.open(probe, "w")
+    except ValueError:
+        raise ConfigError(f"cannot write {path}: no container format for the extension "
+                          f"{path.suffix or '(none)'!r}; use .mp4, .mkv, .mov or .webm") from None
+    try:
+        if container.format.name == "image2":
+            raise ConfigError(f"cannot write {path}: the output of a video must be a video file "
+                              "(.mp4, .mkv, .mov or .webm), not an image")
+        if not container_holds(container, opts.codec) and (container.default_video_codec or "none") == "none":
+            raise ConfigError(f"{path}: {container.format.name} cannot hold {opts.codec} video; choose "
+                              "another --codec or container (.mkv holds nearly every codec)")
+    finally:
+        container.close()
 
 
 def open_encoder(stream: Any) -> None:

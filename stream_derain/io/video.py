@@ -68,7 +68,7 @@ def _open_input(path: Path, options: dict[str, str] | None, timeout: float | tup
     try:
         return av.open(name, options=options or {}, timeout=timeout)
     except av.error.FFmpegError as exc:
-        raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot open {path}: not a video or image file ({exc.strerror or exc})") from None
 
 
 def _attached_picture(stream: Any) -> bool:
@@ -90,6 +90,17 @@ def _warn_alpha(tags: dict[str, str], pix_fmt: str) -> None:
     if alpha or str(tags.get("alpha_mode", tags.get("ALPHA_MODE", ""))) == "1":
         log.warning("the source has an alpha channel (%s): the output has none (video outputs are opaque)",
                     pix_fmt if alpha else "VP9 alpha")
+
+
+def probe_video(path: Path) -> None:
+    """InputError unless ``path`` opens as media with a video stream (checked before any
+    model loads; the reader says the rest)."""
+    container = _open_input(path, None, None, hwaccel="none")
+    try:
+        if not any(v.codec_context.width > 0 for v in container.streams.video):
+            raise InputError(f"{path} is not a video or image file (no video stream)")
+    finally:
+        container.close()
 
 
 class VideoReader:

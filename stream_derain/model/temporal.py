@@ -35,6 +35,16 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   at 0, for an exact v3 at step 0: the gate's weights then get no gradient until the
   scalar grows, and the scalar alone only sees a uniform gate, which costs more on
   rain-free windows than it gains on rainy ones: it stayed at 0.001 for 500 steps.)
+  Trained through the output alone it never opened (issue 26, stop 25).
+- **replacement head** (``head`` > 0 hidden channels; v5's design, an alternative to
+  ``gate``): the same replacement, output = O_1 - g relu(O_1 - T), but the gate comes
+  from a head of its own (:class:`ReplaceHead`) that reads the *temporal* picture at
+  full detail, the flow-aligned neighbours' verdict rather than v3's features: the
+  least and median brightening, the neighbours' spread (how well they agree: a flow
+  error makes them disagree), the target, and what the replacement would remove.
+  It is trained with v3 frozen, through the output and directly (a weighted binary
+  cross-entropy: open where T is nearer the clean frame than O_1), so a closed start
+  (bias -6) is no obstacle. v3 frozen keeps single frames exactly v3's.
 
 Input Bx(3K)xHxW in [0, 1]; output Bx3xHxW. H, W multiples of ``scale``.
 """
@@ -55,6 +65,8 @@ OFFSETS: dict[int, dict[str, tuple[int, ...]]] = {
 }
 EVIDENCE_CHANNELS = 6
 GATE_BIAS = -6.0  # the gate's initial logit: sigmoid(-6) = 0.0025
+HEAD_INPUTS = 13  # least and median brightening (3 + 3), spread (1), target (3), removal (3)
+HEAD_GAIN = 8.0  # frame differences are small; scaled before the head's first convolution
 
 
 class TemporalEvidence(nn.Module):
@@ -79,6 +91,34 @@ class TemporalEvidence(nn.Module):
         return torch.cat([lo, middle], dim=1)
 
 
+def neighbour_spread(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """Bx(3K)xHxW -> Bx1xHxW: the range of the neighbours' values (slots 1..K-1), the
+    largest over the colours. Small where the aligned neighbours agree."""
+    b, _, h, w = x.shape
+    nb = x.reshape(b, frames, 3, h, w)[:, 1:]
+    return (nb.amax(dim=1) - nb.amin(dim=1)).amax(dim=1, keepdim=True)
+
+
+class ReplaceHead(nn.Module):
+    """Bx13xHxW temporal picture -> Bx1xHxW gate logits. Works at half resolution
+    (pixel-unshuffled by 2: streaks are thin): 3x3 conv, 3x3 conv dilated 2, 3x3 conv to
+    four logits per packed pixel, pixel-shuffled back (receptive field 18 px)."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.unshuffle, self.shuffle = nn.PixelUnshuffle(2), nn.PixelShuffle(2)
+        self.body = nn.Sequential(
+            nn.Conv2d(HEAD_INPUTS * 4, hidden, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2), nn.ReLU(),
+            nn.Conv2d(hidden, 4, 3, padding=1))
+        last = self.body[-1]
+        nn.init.zeros_(last.weight)  # closed at step 0: v3 within a grey level
+        nn.init.constant_(last.bias, GATE_BIAS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.body(self.unshuffle(x)))
+
+
 @dataclass(frozen=True)
 class TemporalConfig:
     """The v3 student's hyperparameters plus the window: ``frames`` K and the kernel of
@@ -88,6 +128,7 @@ class TemporalConfig:
     frames: int = 5
     kernel: int = 1
     gate: bool = False  # the temporal gate (see the module docstring)
+    head: int = 0  # hidden channels of the replacement head (0: none; not with ``gate``)
 
 
 class TemporalStudent(DerainStudent):
@@ -101,6 +142,11 @@ class TemporalStudent(DerainStudent):
         self.temporal = nn.Conv2d(EVIDENCE_CHANNELS * s * s, c, cfg.kernel, padding=cfg.kernel // 2)
         nn.init.zeros_(self.temporal.weight)  # step 0 reproduces the single-frame student
         nn.init.zeros_(self.temporal.bias)
+        if cfg.gate and cfg.head:
+            raise ValueError("a temporal student has the gate or the replacement head, not both")
+        if cfg.head and s % 2:
+            raise ValueError(f"the replacement head needs an even scale, got {s}")
+        self.head = ReplaceHead(cfg.head) if cfg.head else None
         self.gate: nn.Conv2d | None = None
         if cfg.gate:  # rain features -> s*s gate logits per packed pixel -> HxW
             self.gate = nn.Conv2d(c, s * s, 3, padding=1)
@@ -113,11 +159,28 @@ class TemporalStudent(DerainStudent):
 
     def grown_parameters(self) -> list[nn.Parameter]:
         """What v4 adds to the single-frame student (trained at a larger learning rate)."""
-        extra = [] if self.gate is None else list(self.gate.parameters())
-        return [*super().grown_parameters(), *self.temporal.parameters(), *extra]
+        extra = [m for m in (self.gate, self.head) if m is not None]
+        return [*super().grown_parameters(), *self.temporal.parameters(),
+                *(p for m in extra for p in m.parameters())]
+
+    def replace_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """With the replacement head: (O_1, removal relu(O_1 - T), gate logits, detail D);
+        the output is O_1 - sigmoid(logits) * removal."""
+        target = x[:, :3]
+        evidence = self.evidence(x)
+        feats = self.rain_features(target, self.temporal(self.unshuffle(evidence)))
+        out, _, detail = self.decode(target, feats)
+        removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
+        picture = torch.cat([evidence * HEAD_GAIN, neighbour_spread(x, self.tcfg.frames) * HEAD_GAIN,
+                             target, removal * HEAD_GAIN], dim=1)
+        return out, removal, self.head(picture), detail
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         target = x[:, :3]
+        if self.head is not None:
+            single, removal, logits, detail = self.replace_terms(x)
+            out = single - torch.sigmoid(logits) * removal
+            return out, target + detail - out, detail
         evidence = self.evidence(x)
         feats = self.rain_features(target, self.temporal(self.unshuffle(evidence)))
         out, rain, detail = self.decode(target, feats)
@@ -130,9 +193,9 @@ class TemporalStudent(DerainStudent):
 
 
 def build_temporal(student: dict[str, int] | None = None, frames: int = 5,
-                   kernel: int = 1, gate: bool = False) -> TemporalStudent:
+                   kernel: int = 1, gate: bool = False, head: int = 0) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
-    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate))
+    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head))
 
 
 def temporal_config_dict(model: TemporalStudent) -> dict:

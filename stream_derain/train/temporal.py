@@ -5,7 +5,11 @@ single-frame student's weights (``init``: v3's shipped ONNX file or a checkpoint
 with its temporal evidence convolution at zero, so step 0 is v3. Windows come from
 :mod:`.video_data`. Loss, as v3's: L1(O, B) + w_r L1(R, I_0 - B) + w_d L1(grad O,
 grad B), the output pulled to the clean target frame B, the rain branch to the
-target's true rain layer, the output's gradients to the background's. Runs the one
+target's true rain layer, the output's gradients to the background's. With the
+replacement head (``head`` > 0) only the head trains (v3's network stays frozen) and
+the loss adds w_g BCE(gate, open): *open* where the temporal background T is nearer
+the clean frame than v3's output (summed over colour), weighted by that difference
+(full weight at 4 grey levels; none where replacing changes nothing). Runs the one
 loop (:func:`.loop.run_loop`), resumable from ``out_dir/last.pt``.
 """
 
@@ -51,6 +55,8 @@ class TemporalTrainConfig(StageConfig):
     frames: int = 5
     kernel: int = 1  # of the evidence convolution
     gate: bool = False  # the temporal gate (model.temporal)
+    head: int = 0  # hidden channels of the replacement head (model.temporal; v3 frozen)
+    gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
     clean_dirs: tuple[str, ...] = STILLS
@@ -75,6 +81,7 @@ class TemporalTrainConfig(StageConfig):
     teacher_share: float = 0.0
     teacher_cache: str = "runs/teacher/spanet"
     teacher_sources: dict[str, str] = field(default_factory=lambda: dict(TEACHER_SOURCES))
+    fall_speed: tuple[float, float] = (0.6, 1.6)
     rain_loss_weight: float = 0.5
     detail_loss_weight: float = 0.5
     bf16: bool = True
@@ -97,7 +104,8 @@ def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
     ckpt = weights_to_use(read_checkpoint(path))
     cfg = {"gate": False, **ckpt["model_cfg"]}  # checkpoints from before the gate existed
     ckpt = {**ckpt, "model_cfg": cfg}
-    model = build_temporal(cfg["student"], cfg["frames"], cfg["kernel"], cfg.get("gate", False))
+    model = build_temporal(cfg["student"], cfg["frames"], cfg["kernel"], cfg.get("gate", False),
+                           cfg.get("head", 0))
     load_weights(ckpt, model, ARCH, temporal_config_dict(model), path)
     return model, ckpt
 
@@ -127,6 +135,25 @@ def temporal_loss(model: TemporalStudent, x: torch.Tensor, clean: torch.Tensor, 
     return loss, {"l1": l1.detach()}
 
 
+def replace_loss(model: TemporalStudent, x: torch.Tensor, clean: torch.Tensor, detail_weight: float,
+                 gate_weight: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The replacement head's loss (module docstring): L1 + detail on the output, and
+    the gate supervised by where replacing helps."""
+    single, removal, logits, _ = model.replace_terms(x)
+    single, removal, logits = single.float(), removal.float(), logits.float()
+    out = single - torch.sigmoid(logits) * removal
+    l1 = F.l1_loss(out, clean)
+    loss = l1 + detail_weight * detail_loss(out, clean)
+    with torch.no_grad():
+        gain = ((single - clean).abs() - (single - removal - clean).abs()).sum(dim=1, keepdim=True)
+        label = (gain > 0).float()
+        weight = (gain.abs() * (255.0 / 4.0)).clamp(max=1.0)
+    bce = F.binary_cross_entropy_with_logits(logits, label, weight=weight, reduction="sum")
+    bce = bce / weight.sum().clamp(min=1.0)
+    opened = (torch.sigmoid(logits.detach()) > 0.5).float().mean()
+    return loss + gate_weight * bce, {"l1": l1.detach(), "bce": bce.detach(), "open": opened}
+
+
 def _window_stream(cfg: TemporalTrainConfig, rng):
     clips = load_clips(cfg.video_clips, DATA_ROOT)
     stills = drop_overlaps(load_folders(cfg.clean_dirs, min_side=cfg.crop, exclude_names=cfg.exclude_names),
@@ -144,12 +171,16 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
-    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate)
+    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head)
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
+    if model.head is not None:  # v3 frozen: only the head learns
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("head."))
     model = model.to(device).to(memory_format=torch.channels_last)
-    run = loop.open_run(cfg, ARCH, model, temporal_config_dict(model),
-                        boosted=model.grown_parameters(), boost=cfg.temporal_lr_mult)
+    boosted = [] if model.head is not None else model.grown_parameters()
+    run = loop.open_run(cfg, ARCH, model, temporal_config_dict(model), boosted=boosted,
+                        boost=cfg.temporal_lr_mult)
     stream = _window_stream(cfg, run.rng)
 
     def batch() -> list[torch.Tensor]:
@@ -158,6 +189,8 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
 
     def loss_fn(b: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            if model.head is not None:
+                return replace_loss(model, b[0], b[1], cfg.detail_loss_weight, cfg.gate_loss_weight)
             return temporal_loss(model, b[0], b[1], cfg.rain_loss_weight, cfg.detail_loss_weight)
 
     return loop.run_loop(run, batch, loss_fn)

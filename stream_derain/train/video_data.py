@@ -13,7 +13,7 @@ and the clean target frame. Each is drawn as:
    sets the frames' offsets;
 3. one random crop (size and place shared by the K frames), flipped or not;
 4. **rain** (:func:`~stream_derain.synth.rain_over_frames`) falling coherently over
-   the K frames at their times, scaled by a random fall speed (x0.6-1.6): at a low
+   the K frames at their times, scaled by a random fall speed (``fall_speed``): at a low
    frame rate a drop moves far between frames, at a high one it overlaps itself;
    the condition is drawn as for single frames (:func:`~stream_derain.synth.rain_pair`'s
    recipe: heavy, faint and dense shares). A share of windows stays rain-free
@@ -64,6 +64,10 @@ class WindowRecipe:
     max_stride: int = 3
     align: str = "none"  # "none" (implicit) or "flow" (explicit, DIS)
     teacher_share: float = 0.0  # windows of real rain with the teacher's output as target
+    # rain's fall per frame interval, in multiples of the renderer's base speed (0.8 of a
+    # streak's length): at most ~1 the streak overlaps itself in the next frame; a camera
+    # whose exposure is shorter than its frame interval never does (1.25-3.75)
+    fall_speed: tuple[float, float] = (0.6, 1.6)
 
 
 def load_clips(sources: Sequence[str], data_root: Path, max_side: int = 640) -> list[list[np.ndarray]]:
@@ -173,7 +177,7 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
                                         recipe.max_stride, rng)
         rainy = clean
         if rng.uniform() >= recipe.rain_free_share:
-            times = np.asarray(offsets, np.float32) * stride * float(rng.uniform(0.6, 1.6))
+            times = np.asarray(offsets, np.float32) * stride * float(rng.uniform(*recipe.fall_speed))
             rainy = _rain(clean, times, recipe, bank, rng)
         target = clean[0]
         if rng.uniform() < recipe.compress_share:
