@@ -15,6 +15,7 @@ numpy and OpenCV only (no torch): the runtime imports it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -22,7 +23,8 @@ import numpy as np
 FLOW_SIDE = 320  # long side of the frames the flow is computed on (speed: ~1-2 ms a flow)
 
 
-def _grey(frame: np.ndarray, scale: float) -> np.ndarray:
+def grey(frame: np.ndarray, scale: float) -> np.ndarray:
+    """The luma the flow is computed on: uint8, reduced by ``scale`` (area-averaged)."""
     f = frame if frame.dtype == np.uint8 else np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)
     g = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
@@ -35,30 +37,39 @@ def flow_scale(h: int, w: int, side: int = FLOW_SIDE) -> float:
     return min(1.0, side / max(h, w))
 
 
+@lru_cache(maxsize=8)
+def _grid(h: int, w: int) -> np.ndarray:
+    """HxWx2 float32 pixel coordinates (x, y), made once per frame size."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid = np.stack([gx, gy], axis=-1)
+    grid.flags.writeable = False
+    return grid
+
+
 def warp(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward warp: ``out(x) = frame(x + flow(x))``, bilinear, border replicated.
     ``frame`` HxW or HxWxC, ``flow`` HxWx2 (x, y) in pixels."""
     h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(frame, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(frame, _grid(h, w) + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def align_window(slots: Sequence[np.ndarray], side: int = FLOW_SIDE) -> list[np.ndarray]:
+def align_window(slots: Sequence[np.ndarray], side: int = FLOW_SIDE,
+                 greys: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """HxWx3 frames in slot order (uint8, or float in [0, 1]) -> the same with every
     neighbour warped onto slot 0. A neighbour that is the target itself (a repeated
-    frame at a clip's end) is passed through."""
+    frame at a clip's end) is passed through. ``greys``: each slot's :func:`grey` at
+    :func:`flow_scale` when the caller keeps them (a frame serves K windows)."""
     target = slots[0]
     h, w = target.shape[:2]
     scale = flow_scale(h, w, side)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-    g0 = _grey(target, scale)
+    greys = greys or [grey(f, scale) for f in slots]
     out = [target]
-    for frame in slots[1:]:
+    for frame, g in zip(slots[1:], greys[1:]):
         if frame is target:
             out.append(frame)
             continue
-        flow = dis.calc(g0, _grey(frame, scale), None)
+        flow = dis.calc(greys[0], g, None)
         if scale < 1.0:
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1.0 / scale)
         out.append(warp(frame, flow))

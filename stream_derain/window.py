@@ -39,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .align import align_window
+from .align import align_window, flow_scale, grey
 
 # Mean absolute difference (grey levels, 0-255) of the 1/8-size grey thumbnails of two
 # consecutive frames above which they are a scene cut. Measured on samples/ (heavy rain,
@@ -74,12 +74,14 @@ class WindowFrame:
     """A frame as the window holds it. ``image`` is the input as pushed (the item's own
     ``image`` may be replaced once derained); ``position`` counts from the start of its
     segment; ``cache`` is the caller's, e.g. the frame uploaded to the device once and
-    reused by every window that reads it."""
+    reused by every window that reads it; ``grey`` its luma for the flow
+    (:func:`.align.grey`), made once for the K windows that align to or from it."""
 
     item: Any
     image: Any
     position: int
     cache: Any = None
+    grey: Any = None
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,17 @@ def align_slots(slots: Sequence[WindowFrame]) -> list[np.ndarray]:
     a segment's ends) is aligned once; a window that is its target alone (a still image,
     a one-frame segment) computes no flow at all."""
     images = [f.image for f in slots]
-    unique = list({id(im): im for im in images}.values())  # slot 0 (the target) first
+    unique = list({id(f.image): f for f in slots}.values())  # slot 0 (the target) first
     if len(unique) == 1:
         return images
-    aligned = {id(im): out for im, out in zip(unique, align_window(unique))}
-    return [aligned[id(im)] for im in images]
+    h, w = images[0].shape[:2]
+    scale = flow_scale(h, w)
+    for f in unique:
+        if f.grey is None:
+            f.grey = grey(f.image, scale)
+    aligned = align_window([f.image for f in unique], greys=[f.grey for f in unique])
+    by_id = {id(f.image): out for f, out in zip(unique, aligned)}
+    return [by_id[id(im)] for im in images]
 
 
 def stack_slots(windows: Sequence[tuple[WindowFrame, ...]], align: bool = False) -> np.ndarray:

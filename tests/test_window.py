@@ -179,8 +179,9 @@ def test_align_slots_aligns_each_distinct_neighbour_once(monkeypatch: pytest.Mon
 
     calls: list[int] = []
 
-    def fake(images):
+    def fake(images, greys=None):
         calls.append(len(images))
+        assert greys is not None and len(greys) == len(images)  # each frame's luma, kept
         return [images[0]] + [np.full_like(im, 7 + j) for j, im in enumerate(images[1:])]
 
     monkeypatch.setattr(window, "align_window", fake)

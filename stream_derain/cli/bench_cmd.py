@@ -15,7 +15,7 @@ from ..bench import BenchConfig, parse_resolution, run_bench
 from ..bench.config import DEFAULT_RESOLUTIONS, parse_variant
 from ..errors import ConfigError, InputError, StreamDerainError
 from ..smooth.core import DEFAULT_STRENGTH
-from .common import app, handle_errors
+from .common import MODEL_PANEL, app, handle_errors
 
 log = logging.getLogger("stream_derain")
 
@@ -23,45 +23,66 @@ log = logging.getLogger("stream_derain")
 @app.command("bench")
 @handle_errors
 def bench_cmd(
-    mode: str = typer.Option("all", help="engine (synthetic frames), e2e (a real file) or all."),
+    mode: str = typer.Option("all", help="engine (synthetic frames), e2e (a real file) or all.",
+        rich_help_panel="What to measure"),
     resolution: Optional[list[str]] = typer.Option(
-        None, "--resolution", "-r", help="WIDTHxHEIGHT, repeatable (default: 640x360, 1280x720, 1920x1080)."),
+        None, "--resolution", "-r", help="WIDTHxHEIGHT, repeatable (default: 640x360, 1280x720, 1920x1080).",
+        rich_help_panel="What to measure"),
     batch: Optional[list[int]] = typer.Option(
-        None, "--batch", "-b", min=1, help="Batch size, repeatable (default: 1); e2e uses the first."),
+        None, "--batch", "-b", min=1, help="Batch size, repeatable (default: 1); e2e uses the first.",
+        rich_help_panel="What to measure"),
     backend: Optional[list[str]] = typer.Option(
         None, "--backend",
-        help="onnxruntime, openvino, torch, tensorrt; repeatable (default: every installed one)."),
+        help="onnxruntime, openvino, torch, tensorrt; repeatable (default: every installed one).",
+        rich_help_panel=MODEL_PANEL),
     precision: Optional[list[str]] = typer.Option(None, "--precision", "-p",
-                                                  help="auto, fp32, bf16, fp16; repeatable (default: fp32)."),
-    model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file."),
-    warmup: int = typer.Option(2, min=0, help="Untimed calls before timing each case."),
-    iters: int = typer.Option(0, min=0, help="Timed calls per case (0: adaptive, see --budget)."),
-    budget: float = typer.Option(3.0, min=0.1, help="Seconds of timed calls per case when --iters is 0."),
+                                                  help="auto, fp32, bf16, fp16; repeatable (default: fp32).",
+        rich_help_panel=MODEL_PANEL),
+    model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file.",
+        rich_help_panel=MODEL_PANEL),
+    warmup: int = typer.Option(2, min=0, help="Untimed calls before timing each case.",
+        rich_help_panel="What to measure"),
+    iters: int = typer.Option(0, min=0, help="Timed calls per case (0: adaptive, see --budget).",
+        rich_help_panel="What to measure"),
+    budget: float = typer.Option(3.0, min=0.1, help="Seconds of timed calls per case when --iters is 0.",
+        rich_help_panel="What to measure"),
     input: Optional[Path] = typer.Option(
-        None, "--input", "-i", help="Video for e2e mode (default: samples/rainy_cafe_table_360p.mp4)."),
-    frames: int = typer.Option(125, min=1, help="Frames of the input used in e2e mode (125: the sample)."),
-    smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Include the temporal smoother in e2e."),
-    smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
-    threads: int = typer.Option(0, min=0, help="CPU threads for onnxruntime (0: all cores)."),
+        None, "--input", "-i", help="Video for e2e mode (default: the 360p sample).",
+        rich_help_panel="End to end"),
+    frames: int = typer.Option(125, min=1, help="Frames of the input used in e2e mode (125: the sample).",
+        rich_help_panel="End to end"),
+    smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Include the temporal smoother in e2e.",
+        rich_help_panel="End to end"),
+    smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength.",
+        rich_help_panel="End to end"),
+    threads: int = typer.Option(0, min=0, help="CPU threads for onnxruntime (0: all cores).",
+        rich_help_panel=MODEL_PANEL),
     device_frames: Optional[bool] = typer.Option(
         None, "--device-frames/--host-frames",
-        help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can)."),
+        help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can).",
+        rich_help_panel="End to end"),
     preset: Optional[str] = typer.Option(None, help="e2e: encoder preset (default: derain's, x264 "
-                                         "veryfast)."),
+                                         "veryfast).",
+        rich_help_panel="End to end"),
     variant: Optional[list[str]] = typer.Option(
-        None, "--variant", help="NAME=BACKEND/PRECISION[,preset=P][,model=M], repeatable: measure these "
-        "instead of --backend x -p, each with its own model and e2e preset (backend auto: derain's choice), "
-        "e.g. v1=onnxruntime/fp32,preset=medium,model=v1.onnx and default=auto/auto; the first is the "
-        "baseline."),
+        None, "--variant", metavar="SPEC",
+        help="Measure this NAME=BACKEND/PRECISION (optionally ,preset=P ,model=M) instead of "
+             "--backend x -p; repeatable, the first is the baseline (docs/bench.md).",
+        rich_help_panel="What to measure"),
     rounds: int = typer.Option(1, min=1, help="Take the variants in turn this many times, all active at "
-                               "once (fairer ratios on a shared machine; e2e keeps each one's best round)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
-    chart: Optional[Path] = typer.Option(None, help="Write a PNG bar chart of engine fps."),
+                               "once (fairer ratios on a shared machine; e2e keeps each one's best round).",
+        rich_help_panel="What to measure"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON.",
+        rich_help_panel="Reports"),
+    chart: Optional[Path] = typer.Option(None, help="Write a PNG bar chart of engine fps.",
+        rich_help_panel="Reports"),
     markdown: Optional[Path] = typer.Option(
-        None, help="Write the README performance section (Markdown) of this run or the --from-json ones."),
+        None, help="Write the README performance section (Markdown) of this run or the --from-json ones.",
+        rich_help_panel="Reports"),
     from_json: Optional[list[Path]] = typer.Option(
         None, "--from-json", help="Measure nothing: render saved --json reports (repeatable, e.g. a CPU and "
-        "a GPU run) as tables, --markdown and --chart."),
+        "a GPU run) as tables, --markdown and --chart.",
+        rich_help_panel="Reports"),
 ) -> None:
     """Measure throughput: engine only, end to end with per-stage fps, backends side by side."""
     from rich.console import Console

@@ -70,22 +70,28 @@ if _PLAIN_TYPE is not None:
     typer.core.TyperOption.display_type_rich = _help_type  # type: ignore[method-assign]
 
 
+# help panels (each is its own table: short option lists read at 80 columns)
+IO_PANEL = "Input and output"
+MODEL_PANEL = "Model and backend"
+ENCODE_PANEL = "Encoding"
+SMOOTH_PANEL = "Window and smoothing"
+
 # typed backend options (backends.options) of derain and live: each applies when its backend runs
-DEVICE = typer.Option(None, "--device", show_default=False, metavar="DEVICE",
-                      help="torch backend: auto, cpu, cuda or cuda:N (default: auto).")
+DEVICE = typer.Option(None, "--device", show_default=False, metavar="DEVICE", rich_help_panel=MODEL_PANEL,
+                      help="torch: auto, cpu, cuda or cuda:N.")
 TRT_MAX_SIZE = typer.Option(None, "--trt-max-size", show_default=False, metavar="WxH",
-                            help="TensorRT: the engine profile's largest frame (default: 1920x1080; "
-                                 "larger frames rebuild once).")
-TRT_MAX_BATCH = typer.Option(None, "--trt-max-batch", min=1, show_default=False,
-                             help="TensorRT: the engine profile's largest batch (default: 4).")
+                            rich_help_panel=MODEL_PANEL,
+                            help="TensorRT: largest frame of the engine (1920x1080).")
+TRT_MAX_BATCH = typer.Option(None, "--trt-max-batch", min=1, show_default=False, metavar="N",
+                             rich_help_panel=MODEL_PANEL, help="TensorRT: largest batch (4).")
 TRT_WORKSPACE = typer.Option(None, "--trt-workspace", min=1, show_default=False, metavar="MIB",
-                             help="TensorRT: the builder's workspace in MiB (default: 1024).")
+                             rich_help_panel=MODEL_PANEL, help="TensorRT: builder workspace (1024).")
 
 # multi-frame models (DerainConfig.window, LiveConfig.window)
-WINDOW = typer.Option("auto", "--window", metavar="MODE",
-                      help="Multi-frame models: the neighbours each frame is derained with: centred "
-                           "(earlier and later frames), causal (earlier ones only) or auto (files: centred; "
-                           "live: centred when --max-latency leaves room for the look-ahead).")
+WINDOW = typer.Option("auto", "--window", metavar="MODE", rich_help_panel=SMOOTH_PANEL,
+                      help="Neighbours of a multi-frame model: centred (earlier and later "
+                           "frames), causal (earlier only) or auto (files: centred; live: "
+                           "centred if --max-latency allows).")
 
 
 def backend_options(device: Optional[str], trt_max_size: Optional[str], trt_max_batch: Optional[int],

@@ -30,6 +30,10 @@ from ..pipeline import clear_interrupt, note_interrupt
 from ..smooth import DEFAULT_STRENGTH
 from .common import (
     DEVICE,
+    ENCODE_PANEL,
+    IO_PANEL,
+    MODEL_PANEL,
+    SMOOTH_PANEL,
     TRT_MAX_BATCH,
     TRT_MAX_SIZE,
     TRT_WORKSPACE,
@@ -43,6 +47,7 @@ from .common import (
 from .progress import progress_reporter
 
 log = logging.getLogger("stream_derain")
+RAY_PANEL = "Many files on Ray"
 
 
 def _sigterm_as_interrupt() -> None:
@@ -79,59 +84,63 @@ def parse_bitrate(text: str | None) -> int | None:
 @handle_errors
 def derain_cmd(
     inputs: Optional[list[str]] = typer.Argument(None, metavar="INPUT", show_default=False,
-                                       help="Video files, images and/or folders of them."),
+                                                 help="Video files, images and/or folders of them."),
     output: Optional[str] = typer.Option(
-        None, "--output", "-o", show_default=False, metavar="PATH",
-        help="Output file; with several inputs or a folder, an output folder (outputs keep the input "
-             "names). Default: beside each input, INPUT.derained.mp4 (images and .mkv/.mov/.webm keep "
-             "their extension) or FOLDER_derained/."),
-    backend: str = typer.Option("auto", help="auto, onnxruntime, openvino, torch or tensorrt."),
-    precision: str = typer.Option("auto", "--precision", "-p", help="auto, fp32, bf16 or fp16 (auto: "
-                                  "OpenVINO's fastest precision within 50 dB of fp32, fp32 elsewhere)."),
-    model: Optional[str] = typer.Option(None, show_default=False,
-                                        help="Shipped model name or path to an .onnx file."),
-    batch: int = typer.Option(1, min=1, help="Frames per inference call."),
-    threads: int = typer.Option(0, min=0, help="CPU threads of the backend (0: all cores)."),
+        None, "--output", "-o", show_default=False, metavar="PATH", rich_help_panel=IO_PANEL,
+        help="Output file, or folder for several inputs or a folder (default: INPUT.derained.mp4 "
+             "or FOLDER_derained/ beside the input; images, .mkv, .mov, .webm keep their extension)."),
+    start: int = typer.Option(0, min=0, metavar="N", rich_help_panel=IO_PANEL, help="First frame."),
+    max_frames: Optional[int] = typer.Option(None, min=1, show_default=False, metavar="N",
+                                             rich_help_panel=IO_PANEL, help="At most this many frames."),
+    ss: float = typer.Option(0.0, "--ss", min=0.0, metavar="SEC", rich_help_panel=IO_PANEL,
+                             help="Start at this time (as ffmpeg's -ss)."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-t", min=0.0, show_default=False,
+                                             metavar="SEC", rich_help_panel=IO_PANEL,
+                                             help="At most this many seconds (as ffmpeg's -t)."),
+    overwrite: bool = typer.Option(False, "--overwrite", "-y", rich_help_panel=IO_PANEL,
+                                   help="Replace existing outputs."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", rich_help_panel=IO_PANEL,
+                                       help="Skip inputs whose output is complete (redo shorter ones)."),
+    backend: str = typer.Option("auto", rich_help_panel=MODEL_PANEL,
+                                help="auto, onnxruntime, openvino, torch or tensorrt."),
+    precision: str = typer.Option("auto", "--precision", "-p", rich_help_panel=MODEL_PANEL,
+                                  help="auto, fp32, bf16, fp16 or int8 (auto: the fastest that "
+                                       "passed its quality gate here)."),
+    model: Optional[str] = typer.Option(None, show_default=False, rich_help_panel=MODEL_PANEL,
+                                        help="Shipped model name or an .onnx file."),
+    batch: int = typer.Option(1, min=1, metavar="N", rich_help_panel=MODEL_PANEL,
+                              help="Frames per inference call."),
+    threads: int = typer.Option(0, min=0, metavar="N", rich_help_panel=MODEL_PANEL,
+                                help="CPU threads (0: all cores)."),
     device: Optional[str] = DEVICE,
     trt_max_size: Optional[str] = TRT_MAX_SIZE,
     trt_max_batch: Optional[int] = TRT_MAX_BATCH,
     trt_workspace: Optional[int] = TRT_WORKSPACE,
-    codec: str = typer.Option("libx264", help="Video encoder (libx264, libx265, libvpx-vp9, ...)."),
-    crf: int = typer.Option(18, help="Constant rate factor (lower: better quality; x264/x265 0-51, "
-                            "VP9/AV1 0-63)."),
-    preset: Optional[str] = typer.Option(None, show_default=False,
-                                         help="Encoder preset (x264/x265: ultrafast ... veryslow; "
-                                              "default: veryfast, about a third of medium's CPU "
-                                              "for a ~28% larger file; other encoders: their "
-                                              "own)."),
-    bitrate: Optional[str] = typer.Option(None, show_default=False,
-                                          help="Target video bitrate, e.g. 4M or 800k."),
-    pix_fmt: Optional[str] = typer.Option(None, show_default=False,
-                                          help="Output pixel format (default: the source's)."),
-    hwaccel: str = typer.Option("auto", help="Decode on the GPU (NVDEC): auto, cuda or none; "
-                                "falls back to the CPU when unavailable."),
-    start: int = typer.Option(0, min=0, help="First frame to process."),
-    max_frames: Optional[int] = typer.Option(None, min=1, show_default=False,
-                                             help="Process at most this many frames."),
-    ss: float = typer.Option(0.0, "--ss", min=0.0, help="Start at this time, in seconds (as ffmpeg's -ss; "
-                             "the frames before it are decoded and dropped)."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-t", min=0.0, show_default=False,
-                                             help="Process at most this many seconds (as ffmpeg's -t)."),
-    overwrite: bool = typer.Option(False, "--overwrite", "-y", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(False, "--skip-existing",
-                                       help="Skip inputs whose output exists and is complete (resume a "
-                                            "batch; shorter outputs, e.g. interrupted ones, are redone)."),
-    smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Temporal-consistency smoother."),
+    codec: str = typer.Option("libx264", rich_help_panel=ENCODE_PANEL,
+                              help="Video encoder (libx264, libx265, libvpx-vp9 ...)."),
+    crf: int = typer.Option(18, metavar="N", rich_help_panel=ENCODE_PANEL,
+                            help="Quality (lower: better; x264/x265 0-51, VP9/AV1 0-63)."),
+    preset: Optional[str] = typer.Option(None, show_default=False, rich_help_panel=ENCODE_PANEL,
+                                         help="Encoder preset (x264/x265 default: veryfast)."),
+    bitrate: Optional[str] = typer.Option(None, show_default=False, rich_help_panel=ENCODE_PANEL,
+                                          help="Target bitrate, e.g. 4M or 800k."),
+    pix_fmt: Optional[str] = typer.Option(None, show_default=False, rich_help_panel=ENCODE_PANEL,
+                                          help="Pixel format (default: the source's)."),
+    hwaccel: str = typer.Option("auto", rich_help_panel=ENCODE_PANEL,
+                                help="Decode on an NVIDIA GPU: auto, cuda or none."),
     window: str = WINDOW,
-    smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength."),
+    smooth: bool = typer.Option(True, "--smooth/--no-smooth", rich_help_panel=SMOOTH_PANEL,
+                                help="Temporal smoother."),
+    smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, metavar="S",
+                                          rich_help_panel=SMOOTH_PANEL, help="Smoother strength."),
+    ray: bool = typer.Option(False, "--ray", rich_help_panel=RAY_PANEL,
+                             help="One Ray task per file (the \\[ray] extra)."),
+    ray_address: Optional[str] = typer.Option(None, show_default=False, rich_help_panel=RAY_PANEL,
+                                              help="Cluster to join (implies --ray): auto or ray://HEAD:10001."),
+    json_out: Optional[Path] = typer.Option(None, "--json", show_default=False, rich_help_panel=RAY_PANEL,
+                                            help="With --ray: per-file results as JSON (- for stdout)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; warnings and errors only."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging (and the encoder's own)."),
-    ray: bool = typer.Option(False, "--ray", help="Run the files on a Ray cluster, one task per file: a "
-                             "local instance, or --ray-address's cluster (the [ray] extra)."),
-    ray_address: Optional[str] = typer.Option(None, show_default=False, help="Ray cluster to join (implies "
-                                              "--ray): auto (this machine's) or ray://HEAD:10001."),
-    json_out: Optional[Path] = typer.Option(None, "--json", show_default=False,
-                                            help="With --ray: the per-file results as JSON (- for stdout)."),
 ) -> None:
     """Remove rain from videos, images and folders of them (several inputs: a batch)."""
     if not inputs:
