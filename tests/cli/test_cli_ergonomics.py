@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -21,6 +22,17 @@ def test_version_and_short_help():
 def test_help_shows_no_python_types(command):
     text = cli(command, "--help").output
     assert "<bool>" not in text and "list[" not in text and "<str>" not in text, text
+
+
+@pytest.mark.parametrize("command", ["derain", "live", "bench", "eval", "quantize", "export"])
+def test_help_fits_80_columns(command):
+    """Issue 28: every entry readable on an 80-column terminal (rich cuts an entry that
+    does not fit its column with an ellipsis)."""
+    run = subprocess.run([sys.executable, "-m", "stream_derain", command, "-h"], capture_output=True,
+                         text=True, env={**os.environ, "COLUMNS": "80", "TERM": "xterm"}, check=True)
+    lines = run.stdout.splitlines()
+    assert "…" not in run.stdout, [ln for ln in lines if "…" in ln]
+    assert max(len(ln) for ln in lines) <= 80
 
 
 def test_help_names_the_default_output():
