@@ -84,3 +84,48 @@ def test_the_gate_starts_nearly_closed_and_takes_the_temporal_background_where_o
         torch.nn.init.constant_(gated.gate.bias, 30.0)  # wide open: min(O, T) everywhere
         background = window[:, :3] - torch.relu(gated.evidence(window)[:, 3:])
         assert torch.allclose(gated(window), torch.minimum(base, background), atol=1e-6)
+
+
+def test_the_replacement_head_starts_closed_and_removes_only_what_the_neighbours_lack():
+    """v5's design: v3 untouched, a head of its own decides where the aligned neighbours'
+    median replaces the output (only where it is darker)."""
+    single = _randomised(build_student(channels=12, se_blocks=1, ca_blocks=1))
+    model = build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 5, head=8).eval()
+    model.load_state_dict(single.state_dict(), strict=False)
+    window = torch.full((1, 15, 32, 48), 0.4)
+    window[0, 0:3, 10, 7] = 0.95  # a streak in the target only: the neighbours are darker there
+    with torch.no_grad():
+        base = single(window[:, :3])
+        assert float((model(window) - base).abs().max()) < 1 / 255  # closed: v3 within a grey level
+        torch.nn.init.constant_(model.head.body[-1].bias, 30.0)  # wide open everywhere
+        out = model(window)
+        background = window[:, :3] - torch.relu(model.evidence(window)[:, 3:])
+        assert torch.allclose(out, torch.minimum(base, background), atol=1e-6)
+        assert float(out[0, :, 10, 7].max()) <= 0.4 + 1e-6  # the streak is gone
+    with pytest.raises(ValueError, match="not both"):
+        build_temporal(frames=3, gate=True, head=8)
+
+
+def test_replacement_head_budget_and_export(tmp_path):
+    for k in OFFSETS:
+        assert count_macs_per_pixel(build_temporal(frames=k, head=24)) <= 25_000
+    model = _randomised(build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8))
+    torch.nn.init.normal_(model.head.body[-1].weight, std=0.5)
+    entry = export_model(model, tmp_path, "tiny-head", "5")
+    assert entry["temporal"]["head"] == 8
+    assert entry["export_check_psnr_db"]["fp32"] >= 60 and entry["export_check_psnr_db"]["fp16"] >= 40
+
+
+def test_only_the_head_trains():
+    pytest.importorskip("cv2")
+    from stream_derain.train.temporal import replace_loss
+
+    model = build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8)
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith("head."))
+    window, clean = torch.rand(2, 9, 32, 32), torch.rand(2, 3, 32, 32)
+    loss, parts = replace_loss(model, window, clean, 0.5, 1.0)
+    loss.backward()
+    grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert grads and all(n.startswith("head.") for n in grads)
+    assert {"l1", "bce", "open"} <= set(parts)
