@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything on a fresh machine and run the test suite.
 #   bash scripts/test.sh [pytest args...]
-# Creates .venv (reused when present), installs the package with its [train],
+# Creates .venv-test (its own environment, reused when present; the README's .venv
+# stays as its first command made it), installs the package with its [train],
 # [tensorrt-rtx], [openvino] and [dev] extras (torch pinned to the CPU build 2.13.0), installs
 # ffmpeg for the live-stream tests' RTSP server, then runs ruff and pytest.
 set -euo pipefail
@@ -16,8 +17,9 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
 fi
 
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-. .venv/bin/activate
+VENV=${VENV:-.venv-test}
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+. "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
 # a pinned CPU torch first, so nothing later pulls a multi-GB CUDA build
 python -m pip install -q "torch==2.13.0"
