@@ -138,7 +138,7 @@ def create_backend(name: str | BackendOptions, model: ModelInfo, precision: str 
         options, name = (name, *options), name.name
     if name == "auto":
         name, why = choose_backend()
-        log.info("backend: %s (%s)", name, why)
+        log.debug("backend: %s (%s)", name, why)  # the run logs one line: Backend.describe()
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     precision = resolve_precision(name, precision)

@@ -125,7 +125,7 @@ class OnnxRuntimeBackend(Backend):
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
         if self.precision == "int8":  # fp16 is the export's, checked there; int8 is checked here too
             self._check(ort, opts, providers)
-        log.info("onnxruntime: %s (%s) on %s", self.precision, self.choice_reason,
+        log.debug("onnxruntime: %s (%s) on %s", self.precision, self.choice_reason,
                  ", ".join(self.session.get_providers()))
 
     def deactivate(self) -> None:

@@ -156,7 +156,7 @@ class OpenVINOBackend(Backend):
             self._activate_explicit(self.requested)
         self.request = self.compiled.create_infer_request()
         self.loaded_from_cache = loaded_from_cache(self.compiled)
-        log.info("openvino: %s (%s)%s", self.precision, self.choice_reason,
+        log.debug("openvino: %s (%s)%s", self.precision, self.choice_reason,
                  "; compiled model loaded from the cache" if self.loaded_from_cache else "")
 
     def _read(self, precision: str) -> Any:

@@ -8,6 +8,7 @@ correct variable frame rate and timestamps never go backwards.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -196,8 +197,27 @@ class SegmentRecorder:
 
 PAGE = b"""<!doctype html><html><head><title>stream-derain live</title></head>
 <body style="margin:0;background:#111;color:#ccc;font-family:sans-serif">
-<p style="margin:4px">stream-derain: derained live view</p>
-<img src="/stream.mjpg" style="max-width:100%" alt="live view"></body></html>"""
+<p style="margin:4px">stream-derain: derained live view
+<span id="stats" style="font-family:monospace;margin-left:1em">waiting for the first status ...</span></p>
+<img src="/stream.mjpg" style="max-width:100%" alt="live view">
+<script>
+async function poll() {
+  try {
+    const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
+    if (s.seconds !== undefined) {
+      document.getElementById("stats").textContent =
+        `in ${s.fps_in.toFixed(1)} fps, out ${s.fps_out.toFixed(1)} fps, ` +
+        `latency ${Math.round(s.latency_s * 1000)} ms (p95 ${Math.round(s.latency_p95_s * 1000)}), ` +
+        `dropped ${s.dropped}, reconnects ${s.reconnects}, ` +
+        `${s.connected ? "connected" : "RECONNECTING"}, ${s.backend}`;
+    }
+  } catch (e) {
+    document.getElementById("stats").textContent = "run ended";
+  }
+  setTimeout(poll, 1000);
+}
+poll();
+</script></body></html>"""
 
 
 class _Latest:
@@ -208,6 +228,7 @@ class _Latest:
         self.image: np.ndarray | None = None
         self.seq = 0
         self.closed = False
+        self.stats = b"{}"  # the run's latest status (JSON), as the terminal's status line
 
     def put(self, image: np.ndarray) -> None:
         with self.cond:
@@ -253,6 +274,8 @@ def _handler(latest: _Latest) -> type[BaseHTTPRequestHandler]:
                 if image is None:
                     return self.send_error(503, "no frame yet")
                 return self._send("image/jpeg", jpeg(image))
+            if self.path.startswith("/stats.json"):
+                return self._send("application/json", latest.stats)
             if self.path.startswith("/stream.mjpg"):
                 return self._stream()
             self.send_error(404)
@@ -278,8 +301,9 @@ def _handler(latest: _Latest) -> type[BaseHTTPRequestHandler]:
 
 
 class PreviewServer:
-    """MJPEG over HTTP on 127.0.0.1: ``/`` (a page), ``/stream.mjpg``, ``/frame.jpg``.
-    JPEGs are encoded by the client's handler thread, only while someone watches."""
+    """MJPEG over HTTP on 127.0.0.1: ``/`` (a page: the video and the run's status line),
+    ``/stream.mjpg``, ``/frame.jpg``, ``/stats.json`` (the latest :meth:`publish`ed
+    status). JPEGs are encoded by the client's handler thread, only while someone watches."""
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.latest = _Latest()
@@ -297,6 +321,10 @@ class PreviewServer:
 
     def write(self, item: FrameItem) -> None:
         self.latest.put(item.image)
+
+    def publish(self, stats: dict[str, Any]) -> None:
+        """The run's status for the page (fps, latency, drops, connection, backend)."""
+        self.latest.stats = json.dumps(stats, default=str).encode()
 
     def close(self) -> None:
         if self.latest.closed:

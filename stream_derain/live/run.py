@@ -29,7 +29,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,9 @@ def _monitor(run: _Run, done: threading.Event, stop_event: threading.Event | Non
         if time.monotonic() >= next_status:
             next_status += run.cfg.status_every_s
             stats = run.snapshot()
+            for out in run.outputs:
+                if isinstance(out, PreviewServer):
+                    out.publish({**asdict(stats), "dropped": stats.dropped})
             if status_cb is not None:
                 status_cb(stats)
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import signal
 import subprocess
@@ -176,6 +178,12 @@ def test_preview_serves_page_and_jpeg() -> None:
             assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
             head = r.read(200)
         assert b"--frame" in head and b"image/jpeg" in head
+        assert urllib.request.urlopen(base + "/stats.json", timeout=5).read() == b"{}"  # no status yet
+        stats = LiveStats(fps_in=25.0, latency_s=0.25, dropped_late=3, connected=True, backend="openvino")
+        preview.publish({**dataclasses.asdict(stats), "dropped": stats.dropped})
+        shown = json.loads(urllib.request.urlopen(base + "/stats.json", timeout=5).read())
+        assert shown["fps_in"] == 25.0 and shown["dropped"] == 3 and shown["connected"] is True
+        assert b"/stats.json" in page and b"latency" in page  # the page shows the status
     finally:
         preview.close()
 
