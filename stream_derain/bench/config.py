@@ -81,7 +81,7 @@ class BenchConfig:
     resolutions: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS
     batches: tuple[int, ...] = (1,)
     backends: tuple[str, ...] = ()
-    precisions: tuple[str, ...] = ("fp32",)
+    precisions: tuple[str, ...] = ("auto",)  # what derain runs
     model: str | None = None
     warmup: int = 2
     iters: int = 0

@@ -36,7 +36,7 @@ def bench_cmd(
         help="onnxruntime, openvino, torch, tensorrt; repeatable (default: every installed one).",
         rich_help_panel=MODEL_PANEL),
     precision: Optional[list[str]] = typer.Option(None, "--precision", "-p",
-                                                  help="auto, fp32, bf16, fp16; repeatable (default: fp32).",
+                                                  help="auto, fp32, bf16, fp16, int8; repeatable (default: auto, as derain).",
         rich_help_panel=MODEL_PANEL),
     model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file.",
         rich_help_panel=MODEL_PANEL),
@@ -118,7 +118,7 @@ def bench_cmd(
     cfg = BenchConfig(
         mode=mode, resolutions=resolutions,
         batches=tuple(batch) if batch else (1,), backends=tuple(backend or ()),
-        precisions=tuple(precision) if precision else ("fp32",), model=model, warmup=warmup, iters=iters,
+        precisions=tuple(precision) if precision else ("auto",), model=model, warmup=warmup, iters=iters,
         budget_s=budget, input=input, frames=frames, smooth=smooth, smooth_strength=smooth_strength,
         threads=threads, device_frames=device_frames, preset=preset,
         rounds=rounds, variants=tuple(parse_variant(v) for v in variant or ()))

@@ -28,7 +28,7 @@ def report(tiny_model_dir: Path, short_clip: Path) -> dict[str, Any]:
     mp = pytest.MonkeyPatch()
     mp.setenv("STREAM_DERAIN_ENGINES", str(tiny_model_dir))
     try:
-        cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch", "broken"), model="tiny",
+        cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch", "broken"), model="tiny", precisions=("fp32",),
                           input=short_clip, **SMALL)
         return run_bench(cfg, backend_factory=_broken_factory)
     finally:
@@ -182,3 +182,10 @@ def test_default_sample_is_in_the_checkout_and_the_wheel(tmp_path: Path,
     monkeypatch.setattr(config, "SAMPLES_DIR", tmp_path / "no-checkout")
     monkeypatch.setattr(config, "PACKAGED_SAMPLES_DIR", tmp_path / "pkg")
     assert config.default_sample() == tmp_path / "pkg" / config.DEFAULT_SAMPLE
+
+
+def test_bench_measures_what_derain_runs_by_default() -> None:
+    """Issue 27: bench's precision defaults to derain's (auto), not fp32."""
+    from stream_derain.derain import DerainConfig
+
+    assert BenchConfig().precisions == (DerainConfig(input=Path()).precision,) == ("auto",)
