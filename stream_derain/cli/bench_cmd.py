@@ -36,7 +36,8 @@ def bench_cmd(
         help="onnxruntime, openvino, torch, tensorrt; repeatable (default: every installed one).",
         rich_help_panel=MODEL_PANEL),
     precision: Optional[list[str]] = typer.Option(None, "--precision", "-p",
-                                                  help="auto, fp32, bf16, fp16, int8; repeatable (default: auto, as derain).",
+                                                  help="auto, fp32, bf16, fp16, int8; repeatable "
+                                                       "(default: auto, as derain).",
         rich_help_panel=MODEL_PANEL),
     model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file.",
         rich_help_panel=MODEL_PANEL),

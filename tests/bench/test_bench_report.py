@@ -28,8 +28,8 @@ def report(tiny_model_dir: Path, short_clip: Path) -> dict[str, Any]:
     mp = pytest.MonkeyPatch()
     mp.setenv("STREAM_DERAIN_ENGINES", str(tiny_model_dir))
     try:
-        cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch", "broken"), model="tiny", precisions=("fp32",),
-                          input=short_clip, **SMALL)
+        cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch", "broken"), model="tiny",
+                          precisions=("fp32",), input=short_clip, **SMALL)
         return run_bench(cfg, backend_factory=_broken_factory)
     finally:
         mp.undo()
