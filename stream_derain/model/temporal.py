@@ -44,7 +44,10 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   error makes them disagree), the target, and what the replacement would remove.
   It is trained with v3 frozen, through the output and directly (a weighted binary
   cross-entropy: open where T is nearer the clean frame than O_1), so a closed start
-  (bias -6) is no obstacle. v3 frozen keeps single frames exactly v3's.
+  (bias -6) is no obstacle. v3 frozen keeps single frames exactly v3's. ``floor``:
+  differences under that many grey levels are never replaced (sensor noise and
+  compression make a clean frame differ from its neighbours' median by a few levels
+  everywhere; a partly open gate would darken it).
 
 Input Bx(3K)xHxW in [0, 1]; output Bx3xHxW. H, W multiples of ``scale``.
 """
@@ -129,6 +132,7 @@ class TemporalConfig:
     kernel: int = 1
     gate: bool = False  # the temporal gate (see the module docstring)
     head: int = 0  # hidden channels of the replacement head (0: none; not with ``gate``)
+    floor: float = 0.0  # grey levels: the head's replacement ignores smaller differences (noise)
 
 
 class TemporalStudent(DerainStudent):
@@ -171,6 +175,8 @@ class TemporalStudent(DerainStudent):
         feats = self.rain_features(target, self.temporal(self.unshuffle(evidence)))
         out, _, detail = self.decode(target, feats)
         removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
+        if self.tcfg.floor > 0:  # a dead zone: noise-sized differences are never replaced
+            removal = removal * (removal > self.tcfg.floor / 255.0).to(removal.dtype)
         picture = torch.cat([evidence * HEAD_GAIN, neighbour_spread(x, self.tcfg.frames) * HEAD_GAIN,
                              target, removal * HEAD_GAIN], dim=1)
         return out, removal, self.head(picture), detail
@@ -193,9 +199,9 @@ class TemporalStudent(DerainStudent):
 
 
 def build_temporal(student: dict[str, int] | None = None, frames: int = 5,
-                   kernel: int = 1, gate: bool = False, head: int = 0) -> TemporalStudent:
+                   kernel: int = 1, gate: bool = False, head: int = 0, floor: float = 0.0) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
-    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head))
+    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor))
 
 
 def temporal_config_dict(model: TemporalStudent) -> dict:

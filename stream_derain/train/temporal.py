@@ -56,6 +56,7 @@ class TemporalTrainConfig(StageConfig):
     kernel: int = 1  # of the evidence convolution
     gate: bool = False  # the temporal gate (model.temporal)
     head: int = 0  # hidden channels of the replacement head (model.temporal; v3 frozen)
+    floor: float = 0.0  # grey levels the head's replacement ignores (model.temporal)
     gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
@@ -105,7 +106,7 @@ def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
     cfg = {"gate": False, **ckpt["model_cfg"]}  # checkpoints from before the gate existed
     ckpt = {**ckpt, "model_cfg": cfg}
     model = build_temporal(cfg["student"], cfg["frames"], cfg["kernel"], cfg.get("gate", False),
-                           cfg.get("head", 0))
+                           cfg.get("head", 0), cfg.get("floor", 0.0))
     load_weights(ckpt, model, ARCH, temporal_config_dict(model), path)
     return model, ckpt
 
@@ -171,7 +172,7 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
-    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head)
+    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor)
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
     if model.head is not None:  # v3 frozen: only the head learns

@@ -129,3 +129,22 @@ def test_only_the_head_trains():
     grads = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert grads and all(n.startswith("head.") for n in grads)
     assert {"l1", "bce", "open"} <= set(parts)
+
+
+def test_the_floor_leaves_noise_sized_differences_alone():
+    """``floor``: with the gate wide open, a target 2 levels above its neighbours keeps
+    its value (noise), one 40 levels above them loses the streak."""
+    model = build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8, floor=3.0).eval()
+    for name, p in model.named_parameters():  # a single-frame part that returns its input
+        if not name.startswith("head."):
+            torch.nn.init.zeros_(p)
+    single = lambda x: x  # noqa: E731
+    torch.nn.init.constant_(model.head.body[-1].bias, 30.0)
+    window = torch.full((1, 9, 32, 48), 0.4)
+    window[0, 0:3] += 2 / 255  # the whole target 2 levels brighter: sensor noise, a flicker
+    window[0, 0:3, 10, 7] = 0.4 + 40 / 255
+    with torch.no_grad():
+        base, out = single(window[:, :3]), model(window)
+        removal = base - out
+    assert float(removal[0, :, 20, 30].abs().max()) == 0.0
+    assert float(removal[0, :, 10, 7].min()) > 30 / 255

@@ -1,0 +1,94 @@
+"""Choose the replacement head's operating point on *training* clips (never the dev video).
+
+The head's gate g = sigmoid(logit + offset) trades rain left in real clips against harm on
+rain-free video. For each offset this prints, on the training part of the data:
+
+- rain-free: PSNR-Y of the output against the input and its bias, over the clean
+  training clips (Cityscapes seq0000-0003, DAVIS camel and parkour, the Udacity clip's
+  first 170 frames), 12 frames each;
+- real rain: the share of transient pixels removed (:func:`stream_derain.video_eval.real_scores`)
+  and the background detail, over the first 60% of ra1, rb2 and realrain_pexels 262, 367
+  and 5 (the part the dev video leaves out), 12 frames each.
+
+    python scripts/gate_offset.py runs/v5/replace_k3/last.pt --offset 0 1 2 3
+
+The head runs once per frame; the offsets are applied to its logits afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stream_derain.align import align_window
+from stream_derain.devvideo import DATA_ROOT, REAL_TRAIN_SHARE, fit, read_source
+from stream_derain.metrics import image_scores
+from stream_derain.model.temporal import OFFSETS
+from stream_derain.train.temporal import load_temporal
+from stream_derain.video_eval import real_scores
+
+CLEAN = ("clean_video/cityscapes/seq0000", "clean_video/cityscapes/seq0001", "clean_video/cityscapes/seq0002",
+         "clean_video/cityscapes/seq0003", "clean_video/davis_extra/camel", "clean_video/davis_extra/parkour",
+         "clean_video/udacity/solidWhiteRight.mp4")
+REAL = ("real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/262.mp4",
+        "real_video/realrain_pexels/367.mp4", "real_video/realrain_pexels/5.mp4")
+FRAMES = 12
+
+
+def terms(model, frames: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+    """Per frame (v3 output, removal, logits) as HxWx3 / HxW float32 arrays."""
+    offsets = OFFSETS[model.tcfg.frames]["centred"]
+    out = []
+    for t in range(len(frames)):
+        win = align_window([frames[min(max(t + o, 0), len(frames) - 1)] for o in offsets])
+        x = np.concatenate([w.astype(np.float32) / 255.0 for w in win], axis=2)
+        h, w = x.shape[:2]
+        x = torch.from_numpy(x[:h - h % 4, :w - w % 4].transpose(2, 0, 1)[None].copy())
+        with torch.no_grad():
+            single, removal, logits, _ = model.replace_terms(x)
+        out.append((single[0].numpy().transpose(1, 2, 0), removal[0].numpy().transpose(1, 2, 0),
+                    logits[0, 0].numpy()))
+    return out
+
+
+def outputs(cached: list[tuple[np.ndarray, ...]], offset: float) -> list[np.ndarray]:
+    res = []
+    for single, removal, logits in cached:
+        g = 1.0 / (1.0 + np.exp(-(logits + offset)))
+        res.append(np.clip((single - g[..., None] * removal) * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--offset", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model, _ = load_temporal(args.checkpoint)
+    model.eval()
+    clean, real = [], []
+    for src in CLEAN:
+        frames = [fit(f) for f in read_source(DATA_ROOT / src)[:FRAMES]]
+        clean.append(([f[:f.shape[0] // 4 * 4, :f.shape[1] // 4 * 4] for f in frames], terms(model, frames)))
+    for src in REAL:
+        frames = read_source(DATA_ROOT / src)
+        frames = [fit(f) for f in frames[:int(len(frames) * REAL_TRAIN_SHARE)][-FRAMES:]]
+        real.append(([f[:f.shape[0] // 4 * 4, :f.shape[1] // 4 * 4] for f in frames], terms(model, frames)))
+    for offset in args.offset:
+        rows = [image_scores(o, f) for frames, cached in clean for o, f in zip(outputs(cached, offset), frames)]
+        psnr = float(np.mean([min(r["psnr_y"], 100.0) for r in rows]))
+        bias = float(np.mean([r["bias"] for r in rows]))
+        scores = [real_scores(outputs(cached, offset), frames) for frames, cached in real]
+        share_in = np.mean([s["rain_share_input"] for s in scores])
+        share_out = np.mean([s["rain_share_output"] for s in scores])
+        detail = np.mean([s["background_detail"] for s in scores])
+        print(f"offset {offset:+.1f}: rain-free {psnr:.2f} dB, bias {bias:+.2f} | real removed "
+              f"{1 - share_out / share_in:.0%}, background detail {detail:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
