@@ -10,7 +10,7 @@ rain-free video. For each offset this prints, on the training part of the data:
   and the background detail, over the first 60% of ra1, rb2 and realrain_pexels 262, 367
   and 5 (the part the dev video leaves out), 12 frames each.
 
-    python scripts/gate_offset.py runs/v5/replace_k3/last.pt --offset 0 1 2 3
+    python scripts/gate_offset.py runs/v4/replace_k3/last.pt --offset 0 1 2 3
 
 The head runs once per frame; the offsets are applied to its logits afterwards.
 """
