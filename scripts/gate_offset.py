@@ -79,7 +79,8 @@ def main() -> None:
         frames = [fit(f) for f in frames[:int(len(frames) * REAL_TRAIN_SHARE)][-FRAMES:]]
         real.append(([f[:f.shape[0] // 4 * 4, :f.shape[1] // 4 * 4] for f in frames], terms(model, frames)))
     for offset in args.offset:
-        rows = [image_scores(o, f) for frames, cached in clean for o, f in zip(outputs(cached, offset), frames)]
+        rows = [image_scores(o, f) for frames, cached in clean
+                for o, f in zip(outputs(cached, offset), frames)]
         psnr = float(np.mean([min(r["psnr_y"], 100.0) for r in rows]))
         bias = float(np.mean([r["bias"] for r in rows]))
         scores = [real_scores(outputs(cached, offset), frames) for frames, cached in real]

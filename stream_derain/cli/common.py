@@ -34,14 +34,15 @@ def restore_signals() -> None:
 
 import functools  # noqa: E402 - after the startup handler
 import logging  # noqa: E402
+import re  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any, Optional, TypeVar  # noqa: E402
 
 import typer  # noqa: E402
 
 from ..backends.options import TRT, BackendOptions, Torch, parse_size  # noqa: E402
-from ..errors import StreamDerainError  # noqa: E402
-from ..pipeline import interrupt_noted  # noqa: E402
+from ..errors import ConfigError, StreamDerainError  # noqa: E402
+from ..pipeline import clear_interrupt, interrupt_noted, note_interrupt  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -164,6 +165,36 @@ def interrupted() -> None:
 def fail(message: str) -> None:
     typer.echo(f"Error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def sigterm_as_interrupt() -> None:
+    """SIGTERM and SIGHUP (a closed terminal or SSH session) finish like Ctrl-C: frames
+    in flight are written, the file is finalised. All are noted (see
+    :func:`~stream_derain.pipeline.note_interrupt`), so that code inside PyAV calls,
+    which turn the signal into an error, can tell."""
+
+    def handler(signum: int, frame: object) -> None:
+        note_interrupt()
+        raise KeyboardInterrupt
+
+    clear_interrupt()
+    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, handler)
+
+
+def parse_bitrate(text: str | None) -> int | None:
+    """``4M``, ``800k``, ``2500000`` -> bits per second."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
+    if not m:
+        raise ConfigError(f"--bitrate {text!r}: give bits per second, e.g. 4M or 800k")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+    value = int(float(m.group(1)) * scale)
+    if value <= 0:
+        raise ConfigError(f"--bitrate must be positive, got {text}")
+    return value
 
 
 def missing_input(command: str, what: str = "input") -> None:

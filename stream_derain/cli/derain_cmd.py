@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import signal
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +24,6 @@ from ..derain import DerainConfig, derain
 from ..errors import ConfigError
 from ..io.encode import check_options
 from ..io.video import EncodeOptions
-from ..pipeline import clear_interrupt, note_interrupt
 from ..smooth import DEFAULT_STRENGTH
 from .common import (
     DEVICE,
@@ -42,42 +39,14 @@ from .common import (
     backend_options,
     handle_errors,
     missing_input,
+    parse_bitrate,
     setup_logging,
+    sigterm_as_interrupt,
 )
 from .progress import progress_reporter
 
 log = logging.getLogger("stream_derain")
 RAY_PANEL = "Many files on Ray"
-
-
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM and SIGHUP (a closed terminal or SSH session) finish like Ctrl-C: frames
-    in flight are written, the file is finalised. All are noted (see
-    :func:`~stream_derain.pipeline.note_interrupt`), so that code inside PyAV calls,
-    which turn the signal into an error, can tell."""
-
-    def handler(signum: int, frame: object) -> None:
-        note_interrupt()
-        raise KeyboardInterrupt
-
-    clear_interrupt()
-    for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
-        if sig is not None:
-            signal.signal(sig, handler)
-
-
-def parse_bitrate(text: str | None) -> int | None:
-    """``4M``, ``800k``, ``2500000`` -> bits per second."""
-    if text is None:
-        return None
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*", text)
-    if not m:
-        raise ConfigError(f"--bitrate {text!r}: give bits per second, e.g. 4M or 800k")
-    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
-    value = int(float(m.group(1)) * scale)
-    if value <= 0:
-        raise ConfigError(f"--bitrate must be positive, got {text}")
-    return value
 
 
 @app.command("derain")
@@ -160,7 +129,7 @@ def derain_cmd(
     jobs = plan_jobs(inputs, Path(output) if output else None, skip_existing=skip_existing,
                      output_is_dir=folder_form,
                      trimmed=bool(start or max_frames or ss or duration is not None))
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     if ray or ray_address:
         from .ray_cmd import run_on_ray
 

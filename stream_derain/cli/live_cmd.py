@@ -28,9 +28,10 @@ from .common import (
     backend_options,
     handle_errors,
     missing_input,
+    parse_bitrate,
     setup_logging,
+    sigterm_as_interrupt,
 )
-from .derain_cmd import _sigterm_as_interrupt, parse_bitrate
 
 log = logging.getLogger("stream_derain")
 
@@ -138,7 +139,7 @@ def live_cmd(
                      encode=encode, max_latency_s=max_latency, push=tuple(push), preview_port=preview_port,
                      record_dir=record, segment_minutes=segment_minutes, max_seconds=max_seconds,
                      max_frames=max_frames, status_every_s=status_every if not quiet else 1e9)
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     try:
         with status_reporter(quiet) as status_cb:
             stats = run_live(cfg, status_cb=status_cb)
