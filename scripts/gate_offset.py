@@ -10,7 +10,7 @@ rain-free video. For each offset this prints, on the training part of the data:
   and the background detail, over the first 60% of ra1, rb2 and realrain_pexels 262, 367
   and 5 (the part the dev video leaves out), 12 frames each.
 
-    python scripts/gate_offset.py runs/v4/replace_k3/last.pt --offset 0 1 2 3
+    python scripts/gate_offset.py runs/v4/replace_k3/last.pt --offset 0 1 2 3 [--floor 6]
 
 The head runs once per frame; the offsets are applied to its logits afterwards.
 """
@@ -18,6 +18,7 @@ The head runs once per frame; the offsets are applied to its logits afterwards.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +67,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--offset", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
+    ap.add_argument("--floor", type=float, help="override the model's floor (grey levels)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, _ = load_temporal(args.checkpoint)
+    if args.floor is not None:
+        model.tcfg = replace(model.tcfg, floor=args.floor)
     model.eval()
     clean, real = [], []
     for src in CLEAN:
@@ -83,11 +87,12 @@ def main() -> None:
                 for o, f in zip(outputs(cached, offset), frames)]
         psnr = float(np.mean([min(r["psnr_y"], 100.0) for r in rows]))
         bias = float(np.mean([r["bias"] for r in rows]))
+        kept = float(np.mean([r["detail"] for r in rows]))
         scores = [real_scores(outputs(cached, offset), frames) for frames, cached in real]
         share_in = np.mean([s["rain_share_input"] for s in scores])
         share_out = np.mean([s["rain_share_output"] for s in scores])
         detail = np.mean([s["background_detail"] for s in scores])
-        print(f"offset {offset:+.1f}: rain-free {psnr:.2f} dB, bias {bias:+.2f} | real removed "
+        print(f"offset {offset:+.1f}: rain-free {psnr:.2f} dB, bias {bias:+.2f}, detail {kept:.3f} | real removed "
               f"{1 - share_out / share_in:.0%}, background detail {detail:.3f}", flush=True)
 
 

@@ -148,3 +148,19 @@ def test_the_floor_leaves_noise_sized_differences_alone():
         removal = base - out
     assert float(removal[0, :, 20, 30].abs().max()) == 0.0
     assert float(removal[0, :, 10, 7].min()) > 30 / 255
+
+
+def test_head_weights_saved_over_the_unshuffled_picture_load_as_the_strided_convolution():
+    """The first head convolution was a 3x3 over the picture pixel-unshuffled by 2; the
+    stride-2 6x6 convolution that replaced it computes the same, from the same weights."""
+    from stream_derain.model.temporal import HEAD_INPUTS, ReplaceHead
+
+    g = torch.Generator().manual_seed(1)
+    w3, b = torch.randn(8, HEAD_INPUTS * 4, 3, 3, generator=g), torch.randn(8, generator=g)
+    x = torch.rand(1, HEAD_INPUTS, 20, 28, generator=g)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pixel_unshuffle(x, 2), w3, b, padding=1)
+    head = ReplaceHead(8)
+    state = {k: v.clone() for k, v in head.state_dict().items()}
+    state["body.0.weight"], state["body.0.bias"] = w3, b
+    head.load_state_dict(state)
+    assert torch.allclose(head.body[0](x), expected, atol=1e-5)
