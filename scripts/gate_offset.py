@@ -68,11 +68,13 @@ def main() -> None:
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--offset", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
     ap.add_argument("--floor", type=float, help="override the model's floor (grey levels)")
+    ap.add_argument("--every", action="store_true", help="replace only where every neighbour is darker")
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, _ = load_temporal(args.checkpoint)
-    if args.floor is not None:
-        model.tcfg = replace(model.tcfg, floor=args.floor)
+    if args.floor is not None or args.every:
+        model.tcfg = replace(model.tcfg, floor=model.tcfg.floor if args.floor is None else args.floor,
+                             every=args.every or model.tcfg.every)
     model.eval()
     clean, real = [], []
     for src in CLEAN:

@@ -148,6 +148,7 @@ class TemporalConfig:
     gate: bool = False  # the temporal gate (see the module docstring)
     head: int = 0  # hidden channels of the replacement head (0: none; not with ``gate``)
     floor: float = 0.0  # grey levels: the head's replacement ignores smaller differences (noise)
+    every: bool = False  # the head replaces only where every neighbour is darker by more than ``floor``
 
 
 class TemporalStudent(DerainStudent):
@@ -193,6 +194,8 @@ class TemporalStudent(DerainStudent):
         removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
         if self.tcfg.floor > 0:  # a dead zone: noise-sized differences are never replaced
             removal = removal * (removal > self.tcfg.floor / 255.0).to(removal.dtype)
+        if self.tcfg.every:  # light that one aligned neighbour also has is not transient
+            removal = removal * (evidence[:, :3] > self.tcfg.floor / 255.0).to(removal.dtype)
         picture = torch.cat([evidence * HEAD_GAIN, neighbour_spread(x, self.tcfg.frames) * HEAD_GAIN,
                              target, removal * HEAD_GAIN], dim=1)
         return out, removal, self.head(picture), detail
@@ -214,10 +217,11 @@ class TemporalStudent(DerainStudent):
         return out, target + detail - out, detail  # O = I - R + D
 
 
-def build_temporal(student: dict[str, int] | None = None, frames: int = 5,
-                   kernel: int = 1, gate: bool = False, head: int = 0, floor: float = 0.0) -> TemporalStudent:
+def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kernel: int = 1,
+                   gate: bool = False, head: int = 0, floor: float = 0.0,
+                   every: bool = False) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
-    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor))
+    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor, every))
 
 
 def temporal_config_dict(model: TemporalStudent) -> dict:

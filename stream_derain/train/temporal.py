@@ -16,7 +16,7 @@ loop (:func:`.loop.run_loop`), resumable from ``out_dir/last.pt``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .. import synth
 from ..devvideo import REAL_TRAIN_SHARE
 from ..errors import ConfigError
-from ..model.temporal import OFFSETS, TemporalStudent, build_temporal, temporal_config_dict
+from ..model.temporal import OFFSETS, TemporalConfig, TemporalStudent, build_temporal, temporal_config_dict
 from . import loop
 from .checkpoint import load_weights, read_checkpoint, weights_to_use
 from .config import DATA_ROOT, StageConfig
@@ -57,6 +57,7 @@ class TemporalTrainConfig(StageConfig):
     gate: bool = False  # the temporal gate (model.temporal)
     head: int = 0  # hidden channels of the replacement head (model.temporal; v3 frozen)
     floor: float = 0.0  # grey levels the head's replacement ignores (model.temporal)
+    every: bool = False  # the head replaces only light every neighbour lacks (model.temporal)
     gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
@@ -103,10 +104,10 @@ class TemporalTrainConfig(StageConfig):
 def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
     """The temporal student a checkpoint holds (averaged weights when it has them)."""
     ckpt = weights_to_use(read_checkpoint(path))
-    cfg = {"gate": False, **ckpt["model_cfg"]}  # checkpoints from before the gate existed
+    # checkpoints from before a field existed have its default
+    cfg = {**asdict(TemporalConfig()), **ckpt["model_cfg"]}
     ckpt = {**ckpt, "model_cfg": cfg}
-    model = build_temporal(cfg["student"], cfg["frames"], cfg["kernel"], cfg.get("gate", False),
-                           cfg.get("head", 0), cfg.get("floor", 0.0))
+    model = build_temporal(**cfg)
     load_weights(ckpt, model, ARCH, temporal_config_dict(model), path)
     return model, ckpt
 
@@ -172,7 +173,7 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
-    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor)
+    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every)
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
     if model.head is not None:  # v3 frozen: only the head learns

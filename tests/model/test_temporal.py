@@ -164,3 +164,22 @@ def test_head_weights_saved_over_the_unshuffled_picture_load_as_the_strided_conv
     state["body.0.weight"], state["body.0.bias"] = w3, b
     head.load_state_dict(state)
     assert torch.allclose(head.body[0](x), expected, atol=1e-5)
+
+
+def test_every_keeps_light_that_one_neighbour_also_has():
+    """``every``: a bright spot the next frame shares (a misaligned edge, a lamp) is kept
+    even with the gate wide open; one that only the target has is replaced."""
+    model = build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8, floor=3.0,
+                           every=True).eval()
+    for name, p in model.named_parameters():  # a single-frame part that returns its input
+        if not name.startswith("head."):
+            torch.nn.init.zeros_(p)
+    torch.nn.init.constant_(model.head.body[-1].bias, 30.0)
+    window = torch.full((1, 9, 32, 48), 0.4)
+    window[0, 0:3, 10, 7] = 0.8  # target only: a streak
+    window[0, 0:3, 20, 30] = 0.8  # target and the next frame (slot 2): not transient
+    window[0, 6:9, 20, 30] = 0.8
+    with torch.no_grad():
+        out = model(window)
+    assert float(out[0, :, 10, 7].max()) <= 0.4 + 1e-6
+    assert torch.allclose(out[0, :, 20, 30], torch.tensor(0.8))
