@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..backends.options import parse_size
+from ..backends.options import BackendOptions, parse_size
 from ..errors import ConfigError
 from ..smooth.core import DEFAULT_STRENGTH
 
@@ -98,6 +98,7 @@ class BenchConfig:
     preset: str | None = None  # e2e encoder preset (None: derain's default, x264 veryfast)
     rounds: int = 1  # > 1: variants active together, cases taken in turn (bench/interleave.py)
     variants: tuple[Variant, ...] = ()
+    backend_options: tuple[BackendOptions, ...] = ()  # typed options per backend, as derain's
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -115,7 +115,7 @@ def start_variant(spec: Variant, model: ModelInfo, cfg: BenchConfig, factory: Ba
         return summary, None, *_not_run(variant, cfg, "skipped", reason)
     t0 = time.perf_counter()
     try:
-        backend = factory(name, model, precision, cfg.threads)
+        backend = factory(name, model, precision, cfg.threads, cfg.backend_options)
         backend.__enter__()
     except Exception as exc:  # noqa: BLE001 - not installed, no GPU, bad model: all reported
         reason = error_reason(exc)

@@ -15,7 +15,16 @@ from ..bench import BenchConfig, parse_resolution, run_bench
 from ..bench.config import DEFAULT_RESOLUTIONS, parse_variant
 from ..errors import ConfigError, InputError, StreamDerainError
 from ..smooth.core import DEFAULT_STRENGTH
-from .common import MODEL_PANEL, app, handle_errors
+from .common import (
+    DEVICE,
+    MODEL_PANEL,
+    TRT_MAX_BATCH,
+    TRT_MAX_SIZE,
+    TRT_WORKSPACE,
+    app,
+    backend_options,
+    handle_errors,
+)
 
 log = logging.getLogger("stream_derain")
 
@@ -56,6 +65,10 @@ def bench_cmd(
         rich_help_panel="End to end"),
     smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength.",
         rich_help_panel="End to end"),
+    device: Optional[str] = DEVICE,
+    trt_max_size: Optional[str] = TRT_MAX_SIZE,
+    trt_max_batch: Optional[int] = TRT_MAX_BATCH,
+    trt_workspace: Optional[int] = TRT_WORKSPACE,
     threads: int = typer.Option(0, min=0, help="CPU threads for onnxruntime (0: all cores).",
         rich_help_panel=MODEL_PANEL),
     device_frames: Optional[bool] = typer.Option(
@@ -122,7 +135,8 @@ def bench_cmd(
         precisions=tuple(precision) if precision else ("auto",), model=model, warmup=warmup, iters=iters,
         budget_s=budget, input=input, frames=frames, smooth=smooth, smooth_strength=smooth_strength,
         threads=threads, device_frames=device_frames, preset=preset,
-        rounds=rounds, variants=tuple(parse_variant(v) for v in variant or ()))
+        rounds=rounds, variants=tuple(parse_variant(v) for v in variant or ()),
+        backend_options=backend_options(device, trt_max_size, trt_max_batch, trt_workspace))
     report = run_bench(cfg)
     report["command"] = shlex.join(["stream-derain", *sys.argv[1:]]) if "bench" in sys.argv[1:] else None
     console.print(rich_report(report))

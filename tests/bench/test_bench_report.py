@@ -14,7 +14,7 @@ from stream_derain.errors import BackendError
 SMALL = dict(resolutions=((64, 48),), batches=(1,), warmup=1, iters=2, frames=6)
 
 
-def _broken_factory(name: str, model: Any, precision: str, threads: int) -> Any:
+def _broken_factory(name: str, model: Any, precision: str, threads: int, options: Any = ()) -> Any:
     from stream_derain.backends import create_backend
 
     if name == "broken":
@@ -189,3 +189,19 @@ def test_bench_measures_what_derain_runs_by_default() -> None:
     from stream_derain.derain import DerainConfig
 
     assert BenchConfig().precisions == (DerainConfig(input=Path()).precision,) == ("auto",)
+
+
+def test_bench_hands_the_typed_backend_options_to_the_backend(tiny_engines: str) -> None:
+    """Issue 27: bench takes derain's device and TensorRT options and passes them on."""
+    from stream_derain.backends.options import Torch
+
+    seen: list[Any] = []
+
+    def factory(name: str, model: Any, precision: str, threads: int, options: Any = ()) -> Any:
+        seen.append(options)
+        raise BackendError("recorded")
+
+    cfg = BenchConfig(mode="engine", backends=("onnxruntime",), precisions=("fp32",), model=tiny_engines,
+                      backend_options=(Torch(device="cpu"),), **SMALL)
+    run_bench(cfg, backend_factory=factory)
+    assert seen == [(Torch(device="cpu"),)]

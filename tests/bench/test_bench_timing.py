@@ -39,7 +39,7 @@ class SlowStartBackend(Backend):
 def test_latency_is_the_timed_call_only(tiny_engines: str) -> None:
     made: list[SlowStartBackend] = []
 
-    def factory(name: str, model: Any, precision: str, threads: int) -> Backend:
+    def factory(name: str, model: Any, precision: str, threads: int, options: Any = ()) -> Backend:
         made.append(SlowStartBackend(model, warmup=2))
         return made[0]
 

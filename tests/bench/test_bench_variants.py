@@ -50,7 +50,7 @@ def test_variants_carry_their_model_and_preset(tiny_engines: str, short_clip: Pa
     old.write_bytes(b"not read by the fake backend")
     seen: list[tuple[str, str, str]] = []
 
-    def factory(name: str, model: Any, precision: str, threads: int) -> Backend:
+    def factory(name: str, model: Any, precision: str, threads: int, options: Any = ()) -> Backend:
         seen.append((name, model.name, precision))
         return Identity(model, "fp32" if precision == "auto" else precision,
                         "onnxruntime" if name == "auto" else name)
