@@ -109,23 +109,46 @@ def gpu_mb(row: dict[str, Any]) -> str:
     return f"{_f(torch_mb, 0)}/{_f(used, 0)}"
 
 
-def engine_table(report: dict[str, Any]) -> Table:
-    t = Table(title="Engine only (backend.infer on synthetic frames)", title_justify="left")
-    for col in ("Variant", "Resolution", "Batch", "Precision (vs fp32)", "FPS", "p50/p95/p99 ms", "MP/s",
-                "vs base", "Iters", "Cores us/others", "Host MB", "GPU MB torch/used", "Status"):
-        t.add_column(col, justify="left" if col in ("Variant", "Resolution", "Status") else "right")
+# the terminal's default view: these columns, under these short headings (80 columns)
+ENGINE_NARROW = {"Variant": "Variant", "Resolution": "Size", "Batch": "B", "Precision (vs fp32)": "Precision",
+                 "FPS": "FPS", "vs base": "vs base", "Status": "Status"}
+E2E_NARROW = {"Variant": "Variant", "Pipeline": "FPS", "Bottleneck": "Bottleneck", "Efficiency": "Eff.",
+              "CPU-bound": "CPU-bound", "vs base": "vs base", "Status": "Status"}
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[list[Any]], keep: dict[str, str] | None,
+           left: tuple[str, ...]) -> Table:
+    """A table of ``rows`` (one value per column); ``keep``: only these columns, under
+    short headings, cells folded rather than cut (the terminal's default view); None:
+    all of them (``--wide``)."""
+    idx = [i for i, c in enumerate(columns) if keep is None or c in keep]
+    t = Table(title=title, title_justify="left")
+    for i in idx:
+        c = columns[i]
+        t.add_column(c if keep is None else keep[c], justify="left" if c in left else "right",
+                     overflow="ellipsis" if keep is None else "fold")
+    for r in rows:
+        t.add_row(*(r[i] for i in idx))
+    return t
+
+
+def engine_table(report: dict[str, Any], wide: bool = True) -> Table:
+    columns = ("Variant", "Resolution", "Batch", "Precision (vs fp32)", "FPS", "p50/p95/p99 ms", "MP/s",
+               "vs base", "Iters", "Cores us/others", "Host MB", "GPU MB torch/used", "Status")
+    rows: list[list[Any]] = []
     for r in report["engine"]:
         if r["status"] != "ok":
-            t.add_row(_name(r), r["resolution"], str(r["batch"]), *["—"] * 9, _status(r))
+            rows.append([_name(r), r["resolution"], str(r["batch"]), *["—"] * 9, _status(r)])
             continue
         lat = r["latency_ms"]
-        t.add_row(_name(r), r["resolution"], str(r["batch"]), precision_text(r), _f(r["fps"], 2),
-                  f"{_f(lat['p50'])}/{_f(lat['p95'])}/{_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
-                  _ratio(r.get("ratio_vs_baseline")), str(r["iters"]),
-                  f"{_f(r.get('cpu_util'))}/{_f(r.get('other_processes_cores'))}",
-                  _f(r["peak_host_rss_mb"], 0) + ("" if r["host_peak_scope"] == "case" else "*"),
-                  gpu_mb(r), _status(r))
-    return t
+        rows.append([_name(r), r["resolution"], str(r["batch"]), precision_text(r), _f(r["fps"], 2),
+                     f"{_f(lat['p50'])}/{_f(lat['p95'])}/{_f(lat['p99'])}", _f(r["mpix_per_s"], 2),
+                     _ratio(r.get("ratio_vs_baseline")), str(r["iters"]),
+                     f"{_f(r.get('cpu_util'))}/{_f(r.get('other_processes_cores'))}",
+                     _f(r["peak_host_rss_mb"], 0) + ("" if r["host_peak_scope"] == "case" else "*"),
+                     gpu_mb(r), _status(r)])
+    return _table("Engine only (backend.infer on synthetic frames)", columns, rows,
+                  None if wide else ENGINE_NARROW, ("Variant", "Resolution", "Status"))
 
 
 def stage_names(rows: list[dict[str, Any]]) -> list[str]:
@@ -134,25 +157,24 @@ def stage_names(rows: list[dict[str, Any]]) -> list[str]:
     return [*STAGE_NAMES[:3], *extra, STAGE_NAMES[3]]
 
 
-def e2e_table(report: dict[str, Any]) -> Table:
-    t = Table(title="End to end, fps: isolated stages vs the threaded pipeline", title_justify="left")
+def e2e_table(report: dict[str, Any], wide: bool = True) -> Table:
     names = stage_names(report["e2e"])
-    for col in ("Variant", "Frames", *(n.capitalize() for n in names), "Pipeline", "Bottleneck", "Efficiency",
-                "Steady eff.", "CPU-bound", "Overlap", "Waits before", "vs base", "Status"):
-        left = col in ("Variant", "Bottleneck", "Status", "Waits before")
-        t.add_column(col, justify="left" if left else "right")
+    columns = ("Variant", "Frames", *(n.capitalize() for n in names), "Pipeline", "Bottleneck", "Efficiency",
+               "Steady eff.", "CPU-bound", "Overlap", "Waits before", "vs base", "Status")
+    rows: list[list[Any]] = []
     for r in report["e2e"]:
         if r["status"] != "ok":
-            t.add_row(_name(r), *["—"] * (len(names) + 9), _status(r))
+            rows.append([_name(r), *["—"] * (len(names) + 9), _status(r)])
             continue
         eff = r["efficiency"]
         style = "green" if eff is not None and eff >= r["efficiency_target"] else "yellow"
-        t.add_row(_name(r), str(r["pipeline"]["frames"]), *(stage_fps(r, s) for s in names),
-                  _f(r["pipeline"]["fps"], 2), r["bottleneck"] or "—", Text(_f(eff, 2), style=style),
-                  _f(r.get("steady_efficiency"), 2), _f(r.get("cpu_bound_fps")), _f(r.get("overlap"), 2),
-                  r["pipeline"].get("frames_wait_before") or "—", _ratio(r.get("ratio_vs_baseline")),
-                  _status(r))
-    return t
+        rows.append([_name(r), str(r["pipeline"]["frames"]), *(stage_fps(r, s) for s in names),
+                     _f(r["pipeline"]["fps"], 2), r["bottleneck"] or "—", Text(_f(eff, 2), style=style),
+                     _f(r.get("steady_efficiency"), 2), _f(r.get("cpu_bound_fps")), _f(r.get("overlap"), 2),
+                     r["pipeline"].get("frames_wait_before") or "—", _ratio(r.get("ratio_vs_baseline")),
+                     _status(r)])
+    return _table("End to end, fps: isolated stages vs the threaded pipeline", columns, rows,
+                  None if wide else E2E_NARROW, ("Variant", "Bottleneck", "Status", "Waits before"))
 
 
 def queue_table(row: dict[str, Any]) -> Table:
@@ -187,12 +209,14 @@ def e2e_notes(rows: list[dict[str, Any]]) -> list[str]:
             + [f"{r['variant']}: {r['warning']}" for r in rows if r.get("warning")])
 
 
-def rich_report(report: dict[str, Any]) -> Group:
-    """Everything for the terminal, as one rich renderable."""
+def rich_report(report: dict[str, Any], wide: bool = True) -> Group:
+    """Everything for the terminal, as one rich renderable; not ``wide``: the main
+    columns only and no per-stage queue tables (they fit 80 columns; the JSON and
+    ``--wide`` have the rest)."""
     parts: list[Any] = [Text("\n".join(headline(report)))]
     engine, e2e = report["engine"], report["e2e"]
     if engine:
-        parts.append(engine_table(report))
+        parts.append(engine_table(report, wide))
         notes = failure_notes(engine, lambda r: f"{r['resolution']} b{r['batch']}")
         if any(r.get("host_peak_scope") == "process" for r in engine):
             notes.append("* host peak is the process-lifetime high-water mark (VmHWM could not be reset)")
@@ -203,8 +227,8 @@ def rich_report(report: dict[str, Any]) -> Group:
         parts.append(Text(f"End-to-end input: {', '.join(inputs)}; "
                           "efficiency = pipeline fps / slowest stage fps "
                           f"(target {e2e[0].get('efficiency_target', 0.9)})"))
-        parts.append(e2e_table(report))
+        parts.append(e2e_table(report, wide))
         notes = e2e_notes(e2e)
         parts += [Text("\n".join(notes), style="dim")] if notes else []
-        parts += [queue_table(r) for r in e2e if r["status"] == "ok"]
+        parts += [queue_table(r) for r in e2e if r["status"] == "ok"] if wide else []
     return Group(*parts)

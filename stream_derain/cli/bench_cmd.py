@@ -97,6 +97,9 @@ def bench_cmd(
         None, "--from-json", help="Measure nothing: render saved --json reports (repeatable, e.g. a CPU and "
         "a GPU run) as tables, --markdown and --chart.",
         rich_help_panel="Reports"),
+    wide: bool = typer.Option(False, "--wide", rich_help_panel="Reports",
+                              help="Every column and the per-stage tables (a terminal shows the main "
+                                   "columns; piped output and --json have all)."),
 ) -> None:
     """Measure throughput: engine only, end to end with per-stage fps, backends side by side."""
     from rich.console import Console
@@ -106,6 +109,7 @@ def bench_cmd(
 
     # piped output (logs, CI) gets wide tables instead of rich's 80-column fallback
     console = Console(width=None if sys.stdout.isatty() else 200)
+    wide = wide or not sys.stdout.isatty()  # logs and CI keep every column
     if from_json:
         if json_path:
             raise ConfigError("--json writes a new measurement; with --from-json nothing is measured")
@@ -118,7 +122,7 @@ def bench_cmd(
             if problems:
                 raise InputError(f"{path} is not a bench report: {'; '.join(problems[:5])}")
             reports.append(report)
-            console.print(rich_report(report))
+            console.print(rich_report(report, wide))
         _outputs(reports, markdown, chart)
         return
 
@@ -139,7 +143,7 @@ def bench_cmd(
         backend_options=backend_options(device, trt_max_size, trt_max_batch, trt_workspace))
     report = run_bench(cfg)
     report["command"] = shlex.join(["stream-derain", *sys.argv[1:]]) if "bench" in sys.argv[1:] else None
-    console.print(rich_report(report))
+    console.print(rich_report(report, wide))
     if json_path:
         write_json(report, json_path)
         log.info("wrote %s", json_path)
