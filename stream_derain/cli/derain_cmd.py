@@ -22,6 +22,7 @@ from ..batch import (
 )
 from ..derain import DerainConfig, derain
 from ..errors import ConfigError
+from ..io import images
 from ..io.encode import check_options
 from ..io.video import EncodeOptions
 from ..smooth import DEFAULT_STRENGTH
@@ -188,20 +189,31 @@ def _batch(jobs: list[Job], template: DerainConfig, quiet: bool) -> None:
 
 
 def _print_result(result: JobResult) -> None:
+    """A line per finished file; images that went well stay quiet (a folder of them
+    would print a line each), anything else is said."""
+    if result.status == "done" and images.is_image(result.job.input):
+        return
     typer.echo(result.line(), err=result.status == "failed")
 
 
 def _print_summary(batch: BatchResult) -> None:
+    """One line of counts, and a table of the files that did not finish (if any)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"derain: {batch.summary()}", title_justify="left")
-    for col in ("input", "status", "frames", "seconds", "output / reason"):
-        table.add_column(col, justify="right" if col in ("frames", "seconds") else "left")
-    for r in batch.results:
-        detail = str(r.job.output) if r.status in ("done", "interrupted") else r.message
-        table.add_row(str(r.job.input), r.status, str(r.frames) if r.frames else "",
-                      f"{r.seconds:.1f}" if r.seconds else "", detail)
+    done = [r for r in batch.results if r.status == "done"]
+    folders = sorted({str(r.job.output.parent) for r in done})
+    where = f" -> {folders[0]}" if len(folders) == 1 else ""
+    typer.echo(f"derain: {batch.summary()}{where}")
+    rest = [r for r in batch.results if r.status != "done"]
+    if not rest and not batch.not_run:
+        return
+    table = Table(title="not finished", title_justify="left")
+    for col in ("input", "status", "frames", "output / reason"):
+        table.add_column(col, justify="right" if col == "frames" else "left")
+    for r in rest:
+        detail = str(r.job.output) if r.status == "interrupted" else r.message
+        table.add_row(str(r.job.input), r.status, str(r.frames) if r.frames else "", detail)
     for job in batch.not_run:
-        table.add_row(str(job.input), "not run", "", "", str(job.output))
+        table.add_row(str(job.input), "not run", "", str(job.output))
     Console(width=200 if not Console().is_terminal else None).print(table)

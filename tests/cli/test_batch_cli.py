@@ -41,8 +41,12 @@ def test_several_inputs_into_an_output_folder(inputs, use_tiny_model, tmp_path):
     assert frames_in(out / "a.mp4") == 4 and frames_in(out / "b.mkv") == 3
     assert frames_in(out / "clips" / "c.mp4") == 3 and (out / "clips" / "d.png").is_file()
     assert not (out / "clips" / ".hidden.png").exists()
-    assert "4 done" in result.output and "hidden" in result.output
-    assert sum(line.startswith("done") for line in result.output.splitlines()) == 4
+    assert "derain: 4 done" in result.output and "hidden" in result.output
+    # a line per video; images that went well stay quiet (issue 28: a folder of images
+    # printed two lines each); nothing failed, so no table
+    done = [line for line in result.output.splitlines() if line.startswith("done")]
+    assert len(done) == 3 and not any("d.png" in line for line in done)
+    assert "not finished" not in result.output
 
 
 def test_a_failing_file_does_not_stop_the_batch(inputs, use_tiny_model, tmp_path):
