@@ -245,7 +245,7 @@ class LocalRunner:
         if self._backend is None:
             self._ctx = open_backend(self.template)
             self._backend = self._ctx.__enter__()
-            log.info("backend: %s", self._backend.describe())
+            log.info("%s", self._backend.summary())
         return self._backend
 
     def close(self) -> None:

@@ -262,7 +262,7 @@ def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend,
         n = (derain_folder(inp, out, backend, cfg.batch, progress) if inp.is_dir()
              else derain_image_files([(inp, out)], backend, 1, progress))
         return DerainResult(n, time.perf_counter() - t0, False, [], kind="images")
-    log.info("backend: %s", backend.describe())
+    log.info("%s", backend.summary())
     r = derain_video(DerainConfig(**{**cfg.__dict__, "output": out}), backend, progress)
     return DerainResult(r.frames, r.seconds, r.interrupted, r.stages, kind="video")
 

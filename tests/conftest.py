@@ -1,7 +1,8 @@
 """Shared fixtures: a tiny random-weight student exported to ONNX, and generated clips.
 
 Capability markers skip by probing, never by hope: ``gpu`` needs torch with CUDA,
-``tensorrt`` needs tensorrt or tensorrt_rtx importable, ``data`` needs ../shared/data.
+``tensorrt`` needs tensorrt or tensorrt_rtx importable, ``data`` needs ../shared/data,
+``browser`` a headless Chromium (or Chrome) on PATH.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from browsers import browser
 
 from stream_derain.train.config import DATA_ROOT
 
@@ -33,6 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                      "neither tensorrt nor tensorrt_rtx is installed"),
         "data": (DATA_ROOT.is_dir(), f"research data not found at {DATA_ROOT}"),
         "torch": (_has("torch"), "torch is not installed"),
+        "browser": (browser() is not None, "no Chromium or Chrome on PATH"),
     }
     for item in items:
         for mark, (ok, why) in probes.items():

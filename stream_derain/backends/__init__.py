@@ -86,7 +86,7 @@ def _cpu_reason(name: str) -> str:
     if name == "openvino":
         fast = [p for p in cpu.native_precisions() if p != "fp32"]
         why = cpu.precision_reason(fast[0]) if fast else "fp32 only (no bf16/fp16 units), on par or better"
-        return f"no usable GPU; openvino is the fastest installed CPU backend here ({why})"
+        return f"no usable GPU; openvino is the fastest installed CPU backend here: {why}"
     if name == "onnxruntime":
         fast = [p for p in cpu.native_precisions() if p != "fp32"]
         gain = f"; this CPU computes {fast[0]} in hardware, where openvino ran 2-3x faster" if fast else ""
@@ -131,14 +131,23 @@ def resolve_precision(name: str, precision: str) -> str:
 def create_backend(name: str | BackendOptions, model: ModelInfo, precision: str = "fp32", threads: int = 0,
                    options: Iterable[BackendOptions] = ()) -> Backend:
     """A not-yet-activated backend; use it as a context manager. ``name``: a backend name
-    (``auto`` chooses) or the options of one (``TRT(workspace_mb=2048)``: that backend);
-    ``options``: typed options per backend (:mod:`.options`), the chosen one's are used;
-    ``threads``: the CPU backends' threads where their options leave them at 0."""
-    if not isinstance(name, str):
-        options, name = (name, *options), name.name
+    (``auto`` chooses, and the backend's :attr:`~.base.Backend.chosen_because` says why)
+    or the options of one (``TRT(workspace_mb=2048)``: that backend); ``options``: typed
+    options per backend (:mod:`.options`), the chosen one's are used; ``threads``: the
+    CPU backends' threads where their options leave them at 0."""
+    why = ""
     if name == "auto":
         name, why = choose_backend()
-        log.debug("backend: %s (%s)", name, why)  # the run logs one line: Backend.describe()
+        log.debug("backend: %s (%s)", name, why)
+    backend = _create(name, model, precision, threads, options)
+    backend.chosen_because = why
+    return backend
+
+
+def _create(name: str | BackendOptions, model: ModelInfo, precision: str, threads: int,
+            options: Iterable[BackendOptions]) -> Backend:
+    if not isinstance(name, str):
+        options, name = (name, *options), name.name
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     precision = resolve_precision(name, precision)

@@ -106,6 +106,8 @@ class Backend(ABC):
     name: str = "backend"
     capabilities: ClassVar[Capabilities] = Capabilities()
 
+    chosen_because = ""  # why ``--backend auto`` chose this backend (set by create_backend)
+
     def __init__(self, model: ModelInfo, precision: str = "fp32") -> None:
         self.model = model
         self.precision = precision
@@ -117,6 +119,14 @@ class Backend(ABC):
 
     def describe(self) -> str:
         return f"{self.name} ({self.precision}, {self.device})"
+
+    def summary(self) -> str:
+        """The run's one log line: which model runs on what, and why (``-v`` logs the
+        precision's reasoning too)."""
+        m = self.model
+        window = f", {m.frames} frames" if m.frames > 1 else ""
+        why = f"; {self.chosen_because}" if self.chosen_because else ""
+        return f"model {m.name} v{m.version}{window} on {self.describe()}{why}"
 
     @abstractmethod
     def activate(self) -> None:

@@ -312,7 +312,7 @@ def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = No
     source = ReconnectingSource(cfg.source, end=p.source_stop)
     with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads,
                         cfg.backend_options) as backend:
-        log.info("backend: %s", backend.describe())
+        log.info("%s", backend.summary())
         source.connect()
         try:
             outputs = [*build_outputs(cfg, source.fps), *extra_outputs]

@@ -70,3 +70,19 @@ def test_unknown_backend():
 def test_auto_choice_explains_itself():
     name, why = choose_backend()
     assert name in ("openvino", "onnxruntime", "torch", "tensorrt") and why
+
+
+def test_a_run_logs_one_line_naming_the_model_the_backend_and_why(tiny_model, caplog) -> None:
+    """Issue 28: one INFO line says which model runs on which backend and why ``auto``
+    chose it; the choice's details are at debug level."""
+    import logging
+
+    from stream_derain.backends import choose_backend, create_backend
+
+    with caplog.at_level(logging.INFO, logger="stream_derain"):
+        backend = create_backend("auto", tiny_model, "auto")
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]  # nothing before the run
+    name, why = choose_backend()
+    line = backend.summary()
+    assert line.startswith(f"model {tiny_model.name} v{tiny_model.version} on {name}") and line.endswith(why)
+    assert create_backend("onnxruntime", tiny_model).summary().endswith(")")  # asked for: no reason
