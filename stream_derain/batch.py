@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .derain import (
+    KEEP_SUFFIXES,
     VIDEO_SUFFIXES,
     DerainConfig,
     DerainResult,
@@ -45,7 +46,6 @@ from .io.paths import av_name, check_name, is_regular_or_fifo
 
 log = logging.getLogger(__name__)
 MEDIA_SUFFIXES = images.SUFFIXES | VIDEO_SUFFIXES
-KEEP_SUFFIXES = images.SUFFIXES | {".mp4", ".mkv", ".mov", ".webm"}  # other containers become .mp4
 
 
 @dataclass(frozen=True)

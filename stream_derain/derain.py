@@ -26,6 +26,7 @@ from .window import still_window
 
 log = logging.getLogger(__name__)
 WINDOWS = ("auto", *WINDOW_MODES)  # DerainConfig.window
+KEEP_SUFFIXES = images.SUFFIXES | {".mp4", ".mkv", ".mov", ".webm"}  # outputs keep these; others become .mp4
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
                   ".mpg", ".mpeg", ".3gp", ".ogv", ".mxf", ".y4m"}
 
@@ -91,8 +92,7 @@ def default_output(inp: Path) -> Path:
     extension, other containers become .mp4); ``frames_derained/`` for a folder."""
     if inp.is_dir():
         return inp.with_name(inp.name + "_derained")
-    keep = images.SUFFIXES | {".mp4", ".mkv", ".mov", ".webm"}
-    suffix = inp.suffix if inp.suffix.lower() in keep else ".mp4"
+    suffix = inp.suffix if inp.suffix.lower() in KEEP_SUFFIXES else ".mp4"
     return inp.with_name(f"{inp.stem}.derained{suffix}")
 
 

@@ -31,7 +31,7 @@ def test_signal_while_connecting_exits_130(use_tiny_model, sig):
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
         reader.start()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any("backend:" in ln for ln in lines):
+        while time.monotonic() < deadline and not any(" on onnxruntime (" in ln for ln in lines):
             time.sleep(0.05)
         time.sleep(1.0)  # inside the first av.open
         t0 = time.monotonic()
