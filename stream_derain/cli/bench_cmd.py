@@ -27,19 +27,20 @@ from .common import (
 )
 
 log = logging.getLogger("stream_derain")
+MEASURE_PANEL, E2E_PANEL, REPORTS_PANEL = "What to measure", "End to end", "Reports"
 
 
 @app.command("bench")
 @handle_errors
 def bench_cmd(
     mode: str = typer.Option("all", help="engine (synthetic frames), e2e (a real file) or all.",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     resolution: Optional[list[str]] = typer.Option(
         None, "--resolution", "-r", help="WIDTHxHEIGHT, repeatable (default: 640x360, 1280x720, 1920x1080).",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     batch: Optional[list[int]] = typer.Option(
         None, "--batch", "-b", min=1, help="Batch size, repeatable (default: 1); e2e uses the first.",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     backend: Optional[list[str]] = typer.Option(
         None, "--backend",
         help="onnxruntime, openvino, torch, tensorrt; repeatable (default: every installed one).",
@@ -51,20 +52,20 @@ def bench_cmd(
     model: Optional[str] = typer.Option(None, help="Shipped model name or path to an .onnx file.",
         rich_help_panel=MODEL_PANEL),
     warmup: int = typer.Option(2, min=0, help="Untimed calls before timing each case.",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     iters: int = typer.Option(0, min=0, help="Timed calls per case (0: adaptive, see --budget).",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     budget: float = typer.Option(3.0, min=0.1, help="Seconds of timed calls per case when --iters is 0.",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     input: Optional[Path] = typer.Option(
         None, "--input", "-i", help="Video for e2e mode (default: the 360p sample).",
-        rich_help_panel="End to end"),
+        rich_help_panel=E2E_PANEL),
     frames: int = typer.Option(125, min=1, help="Frames of the input used in e2e mode (125: the sample).",
-        rich_help_panel="End to end"),
+        rich_help_panel=E2E_PANEL),
     smooth: bool = typer.Option(True, "--smooth/--no-smooth", help="Include the temporal smoother in e2e.",
-        rich_help_panel="End to end"),
+        rich_help_panel=E2E_PANEL),
     smooth_strength: float = typer.Option(DEFAULT_STRENGTH, min=0.0, max=1.0, help="Smoother strength.",
-        rich_help_panel="End to end"),
+        rich_help_panel=E2E_PANEL),
     device: Optional[str] = DEVICE,
     trt_max_size: Optional[str] = TRT_MAX_SIZE,
     trt_max_batch: Optional[int] = TRT_MAX_BATCH,
@@ -74,30 +75,30 @@ def bench_cmd(
     device_frames: Optional[bool] = typer.Option(
         None, "--device-frames/--host-frames",
         help="e2e: keep frames on the GPU between stages (default: for CUDA backends that can).",
-        rich_help_panel="End to end"),
+        rich_help_panel=E2E_PANEL),
     preset: Optional[str] = typer.Option(None, help="e2e: encoder preset (default: derain's, x264 "
                                          "veryfast).",
-        rich_help_panel="End to end"),
+        rich_help_panel=E2E_PANEL),
     variant: Optional[list[str]] = typer.Option(
         None, "--variant", metavar="SPEC",
         help="Measure this NAME=BACKEND/PRECISION (optionally ,preset=P ,model=M) instead of "
              "--backend x -p; repeatable, the first is the baseline (docs/bench.md).",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     rounds: int = typer.Option(1, min=1, help="Take the variants in turn this many times, all active at "
                                "once (fairer ratios on a shared machine; e2e keeps each one's best round).",
-        rich_help_panel="What to measure"),
+        rich_help_panel=MEASURE_PANEL),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON.",
-        rich_help_panel="Reports"),
+        rich_help_panel=REPORTS_PANEL),
     chart: Optional[Path] = typer.Option(None, help="Write a PNG bar chart of engine fps.",
-        rich_help_panel="Reports"),
+        rich_help_panel=REPORTS_PANEL),
     markdown: Optional[Path] = typer.Option(
         None, help="Write the README performance section (Markdown) of this run or the --from-json ones.",
-        rich_help_panel="Reports"),
+        rich_help_panel=REPORTS_PANEL),
     from_json: Optional[list[Path]] = typer.Option(
         None, "--from-json", help="Measure nothing: render saved --json reports (repeatable, e.g. a CPU and "
         "a GPU run) as tables, --markdown and --chart.",
-        rich_help_panel="Reports"),
-    wide: bool = typer.Option(False, "--wide", rich_help_panel="Reports",
+        rich_help_panel=REPORTS_PANEL),
+    wide: bool = typer.Option(False, "--wide", rich_help_panel=REPORTS_PANEL,
                               help="Every column and the per-stage tables (a terminal shows the main "
                                    "columns; piped output and --json have all)."),
 ) -> None:
