@@ -36,10 +36,11 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   scalar grows, and the scalar alone only sees a uniform gate, which costs more on
   rain-free windows than it gains on rainy ones: it stayed at 0.001 for 500 steps.)
   Trained through the output alone it never opened (issue 26, stop 25).
-- **replacement head** (``head`` > 0 hidden channels; v5's design, an alternative to
-  ``gate``): the same replacement, output = O_1 - g relu(O_1 - T), but the gate comes
-  from a head of its own (:class:`ReplaceHead`) that reads the *temporal* picture at
-  full detail, the flow-aligned neighbours' verdict rather than v3's features: the
+- **replacement head** (``head`` > 0 hidden channels; v4.1's design, an alternative to
+  ``gate``; docs/derainer_v4_video.md): the same replacement, output = O_1 - g
+  relu(O_1 - T), but the gate comes from a head of its own (:class:`ReplaceHead`) that
+  reads the *temporal* picture, the flow-aligned neighbours' verdict rather than v3's
+  features: the
   least and median brightening, the neighbours' spread (how well they agree: a flow
   error makes them disagree), the target, and what the replacement would remove.
   It is trained with v3 frozen, through the output and directly (a weighted binary
@@ -47,7 +48,8 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   (bias -6) is no obstacle. v3 frozen keeps single frames exactly v3's. ``floor``:
   differences under that many grey levels are never replaced (sensor noise and
   compression make a clean frame differ from its neighbours' median by a few levels
-  everywhere; a partly open gate would darken it).
+  everywhere; a partly open gate would darken it); ``every``: only light that every
+  aligned neighbour lacks (a highlight one neighbour shares is not transient).
 
 Input Bx(3K)xHxW in [0, 1]; output Bx3xHxW. H, W multiples of ``scale``.
 """
