@@ -138,3 +138,17 @@ def test_gpu_subset_on_a_fake_data_root(tmp_path: Path) -> None:
     assert report["stills"][0]["dev_backgrounds_dropped"] == 1
     assert report["rain_layers"]["layers"] == 5 and report["mib"] < 5
     assert subset.main(["--data", str(data), "--out", str(out), "--limit-mib", "0.01"]) == 1
+
+
+def test_the_gpu_replacement_head_config_fits_the_budget() -> None:
+    """configs/v4_video/gpu_replace.json: the v4.1 head for a lent GPU, within 25k MACs/px."""
+    pytest.importorskip("torch")
+    from stream_derain.model.student import count_macs_per_pixel
+    from stream_derain.model.temporal import build_temporal
+    from stream_derain.train.config import load_config
+    from stream_derain.train.temporal import TemporalTrainConfig
+
+    cfg = load_config(REPO / "configs" / "v4_video" / "gpu_replace.json", cls=TemporalTrainConfig)
+    assert cfg.head and cfg.align == "flow" and cfg.device == "cuda"
+    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every)
+    assert count_macs_per_pixel(model) <= 25_000
