@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .devsets import DATA_ROOT
+from .devsets import DATA_ROOT, matching_images
 from .errors import ConfigError
 from .models import ModelInfo
 
@@ -78,14 +78,7 @@ def fit_crop(img: np.ndarray, size: tuple[int, int] = CALIB_SIZE) -> np.ndarray:
 
 
 def calibration_files(src: CalibSource, data_root: Path = DATA_ROOT) -> list[Path]:
-    from .io import images
-
-    folder = data_root / src.folder
-    if not folder.is_dir():
-        raise ConfigError(f"calibration data not found: {folder}")
-    files = sorted(p for p in folder.glob(src.pattern) if images.is_image(p))
-    if not files:
-        raise ConfigError(f"no calibration frames match {src.pattern} in {folder}")
+    files = matching_images(data_root / src.folder, src.pattern, "calibration data", "calibration frames")
     files = files[:max(1, int(len(files) * src.first))] if src.first < 1 else files
     for p in files:
         rel = p.relative_to(data_root).as_posix()

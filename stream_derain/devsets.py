@@ -50,14 +50,20 @@ SOURCES = (
 PAIR_SETS = ("pairs/sirr20", "pairs/heavy25")
 
 
-def source_frames(data_root: Path, src: DevSource) -> list[Path]:
-    folder = data_root / src.folder
+def matching_images(folder: Path, pattern: str, missing: str = "data folder",
+                    what: str = "images") -> list[Path]:
+    """The images in ``folder`` that match ``pattern`` (a glob), sorted; ConfigError when
+    the folder is missing (``missing`` names it) or nothing matches (``what`` names them)."""
     if not folder.is_dir():
-        raise ConfigError(f"data folder not found: {folder}")
-    files = sorted(p for p in folder.glob(src.pattern) if images.is_image(p))
+        raise ConfigError(f"{missing} not found: {folder}")
+    files = sorted(p for p in folder.glob(pattern) if images.is_image(p))
     if not files:
-        raise ConfigError(f"no images match {src.pattern} in {folder}")
-    return files[::src.step][:src.limit]
+        raise ConfigError(f"no {what} match {pattern} in {folder}")
+    return files
+
+
+def source_frames(data_root: Path, src: DevSource) -> list[Path]:
+    return matching_images(data_root / src.folder, src.pattern)[::src.step][:src.limit]
 
 
 def render_source(data_root: Path, src: DevSource, out_root: Path, bank: synth.StreakBank) -> list[Path]:
