@@ -148,40 +148,50 @@ def container_holds(container: Any, codec: str) -> bool:
     return ids <= defaults or codec in names or _codec_id(codec) in ids
 
 
+def own_encoder(container: Any, codec: str, name: str) -> str | None:
+    """None when ``container`` holds ``codec``; else the name of the format's own video
+    encoder (WebM: VP9); ConfigError when it has none that runs here."""
+    if container_holds(container, codec):
+        return None
+    try:
+        return av.Codec(container.default_video_codec, "w").name
+    except (ValueError, av.error.FFmpegError):
+        raise ConfigError(f"{name}: {container.format.name} cannot hold {codec} video; choose another "
+                          "--codec or container (.mkv holds nearly every codec)") from None
+
+
 def encoder_for(container: Any, opts: EncodeOptions, name: str) -> EncodeOptions:
     """``opts`` with an encoder ``container`` can hold: the asked one, else the format's
-    own video codec (WebM: VP9), with a warning; ConfigError when there is none."""
-    if container_holds(container, opts.codec):
+    own video codec (:func:`own_encoder`), with a warning."""
+    fallback = own_encoder(container, opts.codec, name)
+    if fallback is None:
         return opts
-    fmt = container.format.name
-    try:
-        fallback = av.Codec(container.default_video_codec, "w").name
-    except (ValueError, av.error.FFmpegError):
-        raise ConfigError(f"{name}: {fmt} cannot hold {opts.codec} video; choose another --codec or "
-                          "container (.mkv holds nearly every codec)") from None
     log.warning("%s cannot hold %s video: encoding %s instead (give --codec to choose; .mkv or .mp4 "
-                "keep %s)", fmt, opts.codec, fallback, opts.codec)
+                "keep %s)", container.format.name, opts.codec, fallback, opts.codec)
     return replace(opts, codec=fallback, preset=None, pix_fmt=None)
+
+
+def unknown_extension(path: Path) -> str:
+    """What to say of an output whose extension names no container format."""
+    return (f"cannot write {path}: no container format for the extension {path.suffix or '(none)'!r}; "
+            "use .mp4, .mkv, .mov or .webm")
 
 
 def check_container(path: Path, opts: EncodeOptions) -> None:
     """Ask the muxer before any work: ConfigError unless the extension of ``path`` names
     a video container (the writer's own guess, made on an in-memory file) that holds
-    ``opts.codec`` or a video codec of its own (:func:`encoder_for` falls back to it)."""
+    ``opts.codec`` or a video encoder of its own (:func:`own_encoder`)."""
     probe = io.BytesIO()
     probe.name = path.name
     try:
         container = av.open(probe, "w")
     except ValueError:
-        raise ConfigError(f"cannot write {path}: no container format for the extension "
-                          f"{path.suffix or '(none)'!r}; use .mp4, .mkv, .mov or .webm") from None
+        raise ConfigError(unknown_extension(path)) from None
     try:
         if container.format.name == "image2":
             raise ConfigError(f"cannot write {path}: the output of a video must be a video file "
                               "(.mp4, .mkv, .mov or .webm), not an image")
-        if not container_holds(container, opts.codec) and (container.default_video_codec or "none") == "none":
-            raise ConfigError(f"{path}: {container.format.name} cannot hold {opts.codec} video; choose "
-                              "another --codec or container (.mkv holds nearly every codec)")
+        own_encoder(container, opts.codec, str(path))
     finally:
         container.close()
 

@@ -14,7 +14,7 @@ import av
 from ..errors import OutputError
 from .audio import AudioTranscoder, needs_transcode
 from .clock import OutputClock, counts_frames
-from .encode import EncodeOptions, encoder_for
+from .encode import EncodeOptions, encoder_for, unknown_extension
 from .encoder import VideoEncoder
 from .frames import FrameItem, VideoInfo
 from .paths import av_name
@@ -58,8 +58,7 @@ class VideoWriter:
         try:
             return av.open(av_name(path), "w", options=opts.container_options)
         except ValueError:
-            raise OutputError(f"cannot write {self.path}: no container format for the extension "
-                              f"{self.path.suffix or '(none)'!r}; use .mp4, .mkv, .mov or .webm") from None
+            raise OutputError(unknown_extension(self.path)) from None
         except (av.error.FFmpegError, OSError) as exc:
             why = getattr(exc, "strerror", None) or exc
             raise OutputError(f"cannot write {self.path}: {why}") from None
