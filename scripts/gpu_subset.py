@@ -50,17 +50,11 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm")
 # (what configs/v4_video/gpu.json names among its video_clips)
 
 
-def fit(img: np.ndarray, max_side: int) -> np.ndarray:
-    h, w = img.shape[:2]
-    f = max_side / max(h, w)
-    if f >= 1.0:
-        return img
-    return cv2.resize(img, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA)
-
-
 def write_jpeg(path: Path, rgb: np.ndarray, max_side: int, quality: int) -> None:
+    from stream_derain.io.images import shrink
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok = cv2.imwrite(str(path), cv2.cvtColor(fit(rgb, max_side), cv2.COLOR_RGB2BGR),
+    ok = cv2.imwrite(str(path), cv2.cvtColor(shrink(rgb, max_side), cv2.COLOR_RGB2BGR),
                      [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise SystemExit(f"cannot write {path}")

@@ -123,3 +123,13 @@ def write_image(path: Path, img: np.ndarray) -> None:
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:
     write_image(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def shrink(img: np.ndarray, max_side: int) -> np.ndarray:
+    """HxWxC (any dtype), box-resized only ever down so that max(H, W) <= ``max_side``;
+    the image itself when it already fits."""
+    h, w = img.shape[:2]
+    f = max_side / max(h, w)
+    if f >= 1.0:
+        return img
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)

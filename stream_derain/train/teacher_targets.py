@@ -19,11 +19,11 @@ import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..io.images import shrink
 from ..model.grown_teacher import Derainer
 from .data import list_images, load_rgb, random_crop
 
@@ -37,15 +37,6 @@ def training_frames(folders: Iterable[str | Path], holdout: float) -> list[Path]
         files = list_images(Path(folder))
         paths += files[:max(1, round(len(files) * (1.0 - holdout)))]
     return paths
-
-
-def fit_side(img: np.ndarray, max_side: int) -> np.ndarray:
-    """HxWx3 float32, box-resized (only ever down) so that max(H, W) <= ``max_side``."""
-    h, w = img.shape[:2]
-    f = max_side / max(h, w)
-    if f >= 1.0:
-        return img
-    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
 @torch.no_grad()
@@ -69,7 +60,7 @@ def teacher_pairs(model: Derainer, folders: Iterable[str | Path], holdout: float
         if img is None or min(img.shape[:2]) < min_side:
             skipped += 1
             continue
-        img = fit_side(img, max_side)
+        img = shrink(img, max_side)
         if min(img.shape[:2]) < min_side:
             skipped += 1
             continue

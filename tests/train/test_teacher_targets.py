@@ -12,12 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from stream_derain.errors import ConfigError  # noqa: E402
+from stream_derain.io.images import shrink  # noqa: E402
 from stream_derain.model.grown_teacher import build_teacher  # noqa: E402
 from stream_derain.train.checkpoint import read_checkpoint  # noqa: E402
 from stream_derain.train.config import load_config  # noqa: E402
 from stream_derain.train.supervised import TEACHER_ARCH, load_derainer, train_supervised  # noqa: E402
 from stream_derain.train.teacher_targets import (  # noqa: E402
-    fit_side,
     mixed,
     real_crops,
     teacher_pairs,
@@ -74,7 +74,7 @@ def test_crops_stay_aligned_and_the_mix_follows_its_share():
     real = iter(lambda: ("r", "r"), None)
     draws = [next(mixed(synthetic, real, 0.25, rng))[0] for _ in range(2000)]
     assert 0.2 < draws.count("r") / 2000 < 0.3
-    assert fit_side(img, 100) is img
+    assert shrink(img, 100) is img
 
 
 def test_frozen_grown_teacher_then_distilled_student(tmp_path):
