@@ -121,6 +121,10 @@ class LiveStats:
     def dropped(self) -> int:
         return self.dropped_queue + self.dropped_late
 
+    def as_dict(self) -> dict[str, Any]:
+        """Every field and ``dropped`` (what the preview page shows)."""
+        return {**asdict(self), "dropped": self.dropped}
+
     def line(self) -> str:
         return (f"in {self.fps_in:5.1f} fps  out {self.fps_out:5.1f} fps"
                 f"  latency {self.latency_s * 1000:4.0f} ms (p95 {self.latency_p95_s * 1000:.0f})"
@@ -241,7 +245,7 @@ def _monitor(run: _Run, done: threading.Event, stop_event: threading.Event | Non
             stats = run.snapshot()
             for out in run.outputs:
                 if isinstance(out, PreviewServer):
-                    out.publish({**asdict(stats), "dropped": stats.dropped})
+                    out.publish(stats.as_dict())
             if status_cb is not None:
                 status_cb(stats)
             else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import signal
@@ -180,7 +179,7 @@ def test_preview_serves_page_and_jpeg() -> None:
         assert b"--frame" in head and b"image/jpeg" in head
         assert urllib.request.urlopen(base + "/stats.json", timeout=5).read() == b"{}"  # no status yet
         stats = LiveStats(fps_in=25.0, latency_s=0.25, dropped_late=3, connected=True, backend="openvino")
-        preview.publish({**dataclasses.asdict(stats), "dropped": stats.dropped})
+        preview.publish(stats.as_dict())
         shown = json.loads(urllib.request.urlopen(base + "/stats.json", timeout=5).read())
         assert shown["fps_in"] == 25.0 and shown["dropped"] == 3 and shown["connected"] is True
         assert b"/stats.json" in page and b"latency" in page  # the page shows the status

@@ -3,7 +3,6 @@ figures (its script fills them in from /stats.json) beside the video."""
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ def test_the_page_shows_the_run_figures_in_a_headless_browser(tmp_path: Path) ->
         preview.write(FrameItem(0, None, None, image, captured=time.monotonic()))
         stats = LiveStats(seconds=4.0, fps_in=25.0, fps_out=24.5, latency_s=0.21, latency_p95_s=0.3,
                           dropped_queue=2, dropped_late=1, reconnects=1, connected=True, backend="openvino")
-        preview.publish({**dataclasses.asdict(stats), "dropped": stats.dropped})
+        preview.publish(stats.as_dict())
         url = f"http://127.0.0.1:{preview.port}/"
         common = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000"]
         dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=60).stdout
