@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from eval_v4 import window  # scripts/, beside this one: the window at a clip's ends
 
 from stream_derain.align import align_window
 from stream_derain.devvideo import DATA_ROOT, REAL_TRAIN_SHARE, fit, read_source
@@ -39,15 +40,19 @@ REAL = ("real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/262.mp4"
 FRAMES = 12
 
 
+def crop4(img: np.ndarray) -> np.ndarray:
+    """The top-left part whose sides are multiples of 4 (the network's scale)."""
+    return img[:img.shape[0] // 4 * 4, :img.shape[1] // 4 * 4]
+
+
 def terms(model, frames: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
     """Per frame (v3 output, removal, logits) as HxWx3 / HxW float32 arrays."""
     offsets = OFFSETS[model.tcfg.frames]["centred"]
     out = []
     for t in range(len(frames)):
-        win = align_window([frames[min(max(t + o, 0), len(frames) - 1)] for o in offsets])
-        x = np.concatenate([w.astype(np.float32) / 255.0 for w in win], axis=2)
-        h, w = x.shape[:2]
-        x = torch.from_numpy(x[:h - h % 4, :w - w % 4].transpose(2, 0, 1)[None].copy())
+        win = align_window(window(frames, t, offsets))
+        x = crop4(np.concatenate([w.astype(np.float32) / 255.0 for w in win], axis=2))
+        x = torch.from_numpy(x.transpose(2, 0, 1)[None].copy())
         with torch.no_grad():
             single, removal, logits, _ = model.replace_terms(x)
         out.append((single[0].numpy().transpose(1, 2, 0), removal[0].numpy().transpose(1, 2, 0),
@@ -79,11 +84,11 @@ def main() -> None:
     clean, real = [], []
     for src in CLEAN:
         frames = [fit(f) for f in read_source(DATA_ROOT / src)[:FRAMES]]
-        clean.append(([f[:f.shape[0] // 4 * 4, :f.shape[1] // 4 * 4] for f in frames], terms(model, frames)))
+        clean.append(([crop4(f) for f in frames], terms(model, frames)))
     for src in REAL:
         frames = read_source(DATA_ROOT / src)
         frames = [fit(f) for f in frames[:int(len(frames) * REAL_TRAIN_SHARE)][-FRAMES:]]
-        real.append(([f[:f.shape[0] // 4 * 4, :f.shape[1] // 4 * 4] for f in frames], terms(model, frames)))
+        real.append(([crop4(f) for f in frames], terms(model, frames)))
     for offset in args.offset:
         rows = [image_scores(o, f) for frames, cached in clean
                 for o, f in zip(outputs(cached, offset), frames)]
