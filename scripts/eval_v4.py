@@ -36,7 +36,7 @@ def window(frames: list[np.ndarray], t: int, offsets: tuple[int, ...]) -> list[n
 def temporal_derainer(path: Path, mode: str) -> Derain:
     model, ckpt = load_temporal(path)
     model.eval()
-    align = ckpt["train_cfg"].get("align", "none") == "flow"
+    align = ckpt["train_cfg"].get("align", "none")
     offsets = OFFSETS[model.tcfg.frames][mode]
 
     def run(frames: list[np.ndarray]) -> list[np.ndarray]:
@@ -45,8 +45,8 @@ def temporal_derainer(path: Path, mode: str) -> Derain:
         ph, pw = (-h) % 4, (-w) % 4
         for t in range(len(frames)):
             win = window(frames, t, offsets)
-            if align:
-                win = align_window(win)
+            if align != "none":
+                win = align_window(win, align)
             win = [f.astype(np.float32) / 255.0 for f in win]
             x = torch.from_numpy(np.concatenate(win, axis=2).transpose(2, 0, 1)[None].copy())
             x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from eval_v4 import window  # scripts/, beside this one: the window at a clip's ends
 
-from stream_derain.align import align_window
+from stream_derain.align import FLOWS, align_window
 from stream_derain.devvideo import DATA_ROOT, REAL_TRAIN_SHARE, fit, read_source
 from stream_derain.metrics import image_scores
 from stream_derain.model.temporal import OFFSETS
@@ -45,12 +45,12 @@ def crop4(img: np.ndarray) -> np.ndarray:
     return img[:img.shape[0] // 4 * 4, :img.shape[1] // 4 * 4]
 
 
-def terms(model, frames: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+def terms(model, frames: list[np.ndarray], align: str) -> list[tuple[np.ndarray, ...]]:
     """Per frame (v3 output, removal, logits) as HxWx3 / HxW float32 arrays."""
     offsets = OFFSETS[model.tcfg.frames]["centred"]
     out = []
     for t in range(len(frames)):
-        win = align_window(window(frames, t, offsets))
+        win = align_window(window(frames, t, offsets), align)
         x = crop4(np.concatenate([w.astype(np.float32) / 255.0 for w in win], axis=2))
         x = torch.from_numpy(x.transpose(2, 0, 1)[None].copy())
         with torch.no_grad():
@@ -74,9 +74,11 @@ def main() -> None:
     ap.add_argument("--offset", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
     ap.add_argument("--floor", type=float, help="override the model's floor (grey levels)")
     ap.add_argument("--every", action="store_true", help="replace only where every neighbour is darker")
+    ap.add_argument("--align", choices=sorted(FLOWS), help="the flow mode (default: the checkpoint's)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    model, _ = load_temporal(args.checkpoint)
+    model, ckpt = load_temporal(args.checkpoint)
+    align = args.align or ckpt["train_cfg"].get("align", "flow")
     if args.floor is not None or args.every:
         model.tcfg = replace(model.tcfg, floor=model.tcfg.floor if args.floor is None else args.floor,
                              every=args.every or model.tcfg.every)
@@ -84,11 +86,11 @@ def main() -> None:
     clean, real = [], []
     for src in CLEAN:
         frames = [fit(f) for f in read_source(DATA_ROOT / src)[:FRAMES]]
-        clean.append(([crop4(f) for f in frames], terms(model, frames)))
+        clean.append(([crop4(f) for f in frames], terms(model, frames, align)))
     for src in REAL:
         frames = read_source(DATA_ROOT / src)
         frames = [fit(f) for f in frames[:int(len(frames) * REAL_TRAIN_SHARE)][-FRAMES:]]
-        real.append(([crop4(f) for f in frames], terms(model, frames)))
+        real.append(([crop4(f) for f in frames], terms(model, frames, align)))
     for offset in args.offset:
         rows = [image_scores(o, f) for frames, cached in clean
                 for o, f in zip(outputs(cached, offset), frames)]

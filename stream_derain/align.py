@@ -2,9 +2,10 @@
 
 A multi-frame model exported with ``"align": "flow"`` in its manifest reads its
 neighbours (window slots 1..K-1) after this step; the target (slot 0) is untouched.
-The flow is OpenCV's DIS (``PRESET_FAST``) from the target's luma to the neighbour's,
-computed at most :data:`FLOW_SIDE` pixels on the long side (upsampled and rescaled to
-the frame), and each neighbour is warped backwards with it (bilinear, border
+The flow is OpenCV's DIS from the target's luma to the neighbour's, at the preset and
+resolution the model's align mode names (:data:`FLOWS`: ``"flow"`` is ``PRESET_FAST`` at
+most 320 pixels on the long side, ``"flow-medium"`` ``PRESET_MEDIUM`` at up to 640),
+upsampled and rescaled to the frame, and each neighbour is warped backwards with it (bilinear, border
 replicated): ``aligned(x) = neighbour(x + flow(x))``. Training
 (:mod:`stream_derain.train.video_data`) and inference (:mod:`stream_derain.stages`)
 call the same function, so the network sees the same alignment errors in both.
@@ -15,12 +16,29 @@ numpy and OpenCV only (no torch): the runtime imports it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
-FLOW_SIDE = 320  # long side of the frames the flow is computed on (speed: ~1-2 ms a flow)
+FLOW_SIDE = 320  # long side of the frames the fast flow is computed on (speed: ~1-2 ms a flow)
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How an align mode computes its flow: a DIS preset on luma at most ``side`` pixels
+    on the long side."""
+
+    preset: int
+    side: int
+
+
+FLOWS = {
+    "flow": Flow(cv2.DISOPTICAL_FLOW_PRESET_FAST, FLOW_SIDE),
+    # ~4x the CPU of "flow"; fewer flow errors that look like rain (docs/derainer_v4_video.md)
+    "flow-medium": Flow(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 640),
+}
 
 
 def grey(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -53,16 +71,18 @@ def warp(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(frame, _grid(h, w) + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def align_window(slots: Sequence[np.ndarray], side: int = FLOW_SIDE,
+def align_window(slots: Sequence[np.ndarray], mode: str = "flow",
                  greys: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
     """HxWx3 frames in slot order (uint8, or float in [0, 1]) -> the same with every
-    neighbour warped onto slot 0. A neighbour that is the target itself (a repeated
-    frame at a clip's end) is passed through. ``greys``: each slot's :func:`grey` at
-    :func:`flow_scale` when the caller keeps them (a frame serves K windows)."""
+    neighbour warped onto slot 0 by the flow ``mode`` names (:data:`FLOWS`). A neighbour
+    that is the target itself (a repeated frame at a clip's end) is passed through.
+    ``greys``: each slot's :func:`grey` at :func:`flow_scale` (the mode's side) when the
+    caller keeps them (a frame serves K windows)."""
     target = slots[0]
     h, w = target.shape[:2]
-    scale = flow_scale(h, w, side)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow_spec = FLOWS[mode]
+    scale = flow_scale(h, w, flow_spec.side)
+    dis = cv2.DISOpticalFlow_create(flow_spec.preset)
     greys = greys or [grey(f, scale) for f in slots]
     out = [target]
     for frame, g in zip(slots[1:], greys[1:]):

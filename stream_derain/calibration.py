@@ -102,11 +102,12 @@ class Window:
 def aligned(window: Window, model: ModelInfo) -> Window:
     """``window`` as the model sees it in the product: a model exported with ``"align":
     "flow"`` gets its neighbours warped onto the target (:func:`stream_derain.align.align_window`)."""
-    if (model.meta or {}).get("align") != "flow" or len(window.frames) < 2:
+    mode = (model.meta or {}).get("align", "none")
+    if mode == "none" or len(window.frames) < 2:
         return window
     from .align import align_window
 
-    return Window(tuple(align_window(list(window.frames))))
+    return Window(tuple(align_window(list(window.frames), mode)))
 
 
 def window_at(frames: Sequence[np.ndarray], i: int, offsets: Sequence[int]) -> Window:

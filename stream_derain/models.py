@@ -21,7 +21,8 @@ from .errors import ModelError
 MANIFEST = "manifest.json"
 DEFAULT_MODEL = "derain-student"
 WINDOW_MODES = ("centred", "causal")  # which neighbours a multi-frame model sees (see ModelInfo.offsets)
-ALIGN_MODES = ("none", "flow")  # how a multi-frame model's neighbours are prepared (see ModelInfo.align)
+# how a multi-frame model's neighbours are prepared (see ModelInfo.align; the flows: align.FLOWS)
+ALIGN_MODES = ("none", "flow", "flow-medium")
 
 
 def models_dir() -> Path:

@@ -117,7 +117,8 @@ class InferStage(Stage):
         self._discontinuity = False
         self.mode = mode
         self.window = FrameWindow(backend.model.window(mode)) if model_frames(backend) > 1 else None
-        self.align = self.window is not None and getattr(backend.model, "align", "none") == "flow"
+        align = getattr(backend.model, "align", "none") if self.window is not None else "none"
+        self.align = None if align == "none" else align  # the flow mode, or None
 
     def late(self, item: FrameItem) -> bool:
         """Skip ``item`` under the latency policy? (Hands its discontinuity on if so.)"""
@@ -244,7 +245,7 @@ class DeviceInferStage(InferStage):
             return x, list(x)
         if not self.align:
             return self.gather(windows), [slots[0].cache for slots in windows]
-        x = self.upload(stack_slots(windows, align=True))
+        x = self.upload(stack_slots(windows, self.align))
         # the target, copied (a view would keep the whole window alive until smoothed)
         return x, [t[:3].clone() if self.keep_input else None for t in x]
 

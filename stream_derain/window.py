@@ -39,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .align import align_window, flow_scale, grey
+from .align import FLOWS, align_window, flow_scale, grey
 
 # Mean absolute difference (grey levels, 0-255) of the 1/8-size grey thumbnails of two
 # consecutive frames above which they are a scene cut. Measured on samples/ (heavy rain,
@@ -97,7 +97,7 @@ class Ready:
         return bool(self.slots)
 
 
-def align_slots(slots: Sequence[WindowFrame]) -> list[np.ndarray]:
+def align_slots(slots: Sequence[WindowFrame], mode: str = "flow") -> list[np.ndarray]:
     """The slot images of one window, each neighbour warped onto the target (slot 0) by
     :func:`.align.align_window`. A frame in several slots (the nearest frame repeated at
     a segment's ends) is aligned once; a window that is its target alone (a still image,
@@ -107,25 +107,26 @@ def align_slots(slots: Sequence[WindowFrame]) -> list[np.ndarray]:
     if len(unique) == 1:
         return images
     h, w = images[0].shape[:2]
-    scale = flow_scale(h, w)
+    scale = flow_scale(h, w, FLOWS[mode].side)
     for f in unique:
         if f.grey is None:
             f.grey = grey(f.image, scale)
-    aligned = align_window([f.image for f in unique], greys=[f.grey for f in unique])
+    aligned = align_window([f.image for f in unique], mode, greys=[f.grey for f in unique])
     by_id = {id(f.image): out for f, out in zip(unique, aligned)}
     return [by_id[id(im)] for im in images]
 
 
-def stack_slots(windows: Sequence[tuple[WindowFrame, ...]], align: bool = False) -> np.ndarray:
+def stack_slots(windows: Sequence[tuple[WindowFrame, ...]], align: str | None = None) -> np.ndarray:
     """The slot frames of N windows (HxWx3 uint8 each, one size) -> NxHxWx(3K) uint8,
     slot j in channels 3j..3j+2 (what :meth:`.backends.base.Backend.infer` takes);
-    ``align``: the neighbours warped onto the target first (:func:`align_slots`)."""
+    ``align``: a flow mode (:data:`.align.FLOWS`) to warp the neighbours onto the target
+    with first (:func:`align_slots`)."""
     first = windows[0][0].image
     h, w = first.shape[:2]
     k = len(windows[0])
     out = np.empty((len(windows), h, w, 3 * k), np.uint8)
     for i, slots in enumerate(windows):
-        images = align_slots(slots) if align else [f.image for f in slots]
+        images = align_slots(slots, align) if align else [f.image for f in slots]
         for j, image in enumerate(images):
             out[i, :, :, 3 * j:3 * j + 3] = image
     return out

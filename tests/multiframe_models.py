@@ -6,7 +6,7 @@ test can tell which frames of the window a model read:
   frame the window read shows in the output);
 - ``slot{j}-k{K}-flow``: ``slot{j}-k{K}`` whose manifest entry says ``"align": "flow"``
   (the neighbours warped onto the target before the model: its output is the frame of
-  slot j as aligned).
+  slot j as aligned); ``slot{j}-k{K}-flow-medium`` the same with ``"align": "flow-medium"``.
 
 :func:`write_models` writes them with a ``manifest.json`` (``frames`` K, the default
 offsets); test files wrap it in their own fixture (``tmp_path_factory``).
@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 
 from stream_derain.models import default_offsets
+
+ALIGNED = ("flow", "flow-medium")  # the manifest's flow align modes
 
 
 def _graph(frames: int, body: str, slot: int = 0):  # noqa: ANN202 - onnx.ModelProto
@@ -49,13 +51,12 @@ def write_models(folder: Path, frames: tuple[int, ...] = (3, 5)) -> Path:
     for k in frames:
         specs = [(f"slot{j}-k{k}", _graph(k, "slot", j)) for j in range(k)]
         specs.append((f"max-k{k}", _graph(k, "max")))
-        specs += [(f"slot{j}-k{k}-flow", _graph(k, "slot", j)) for j in range(k)]
+        specs += [(f"slot{j}-k{k}-{mode}", _graph(k, "slot", j)) for j in range(k) for mode in ALIGNED]
         for name, proto in specs:
             onnx.save(proto, str(folder / f"{name}.onnx"))
             offsets = {mode: list(offs) for mode, offs in default_offsets(k).items()}
             models[name] = {"version": "test", "multiple": 4, "frames": k, "offsets": offsets,
                             "files": {"fp32": {"file": f"{name}.onnx"}}}
-            if name.endswith("-flow"):
-                models[name]["align"] = "flow"
+            models[name]["align"] = next((m for m in ALIGNED if name.endswith(f"-{m}")), "none")
     (folder / "manifest.json").write_text(json.dumps({"default": f"max-k{frames[-1]}", "models": models}))
     return folder

@@ -316,20 +316,23 @@ def run_slot1(model, device: bool, src: list[FrameItem]) -> tuple[list, InferSta
         return drive(stage, src), stage
 
 
+@pytest.mark.parametrize("mode", ["flow", "flow-medium"])
 @pytest.mark.parametrize("device", [False, True], ids=["host", "device"])
-def test_flow_alignment_brings_the_previous_frame_onto_the_target(multi_dir, device) -> None:
+def test_flow_alignment_brings_the_previous_frame_onto_the_target(multi_dir, device, mode) -> None:
     """slot1-k5 outputs the previous frame: 3 px away on a pan; slot1-k5-flow (the same
     model, "align": "flow") the previous frame warped onto the target, which is close to
-    it away from the borders. The device path aligns on the host and uploads each window."""
+    it away from the borders; likewise with the medium flow. The device path aligns on the
+    host and uploads each window."""
     if device:
         pytest.importorskip("torch")
     errors, outs = {}, {}
-    for name in ("slot1-k5", "slot1-k5-flow"):
+    aligned = f"slot1-k5-{mode}"
+    for name in ("slot1-k5", aligned):
         src = pan()
         inputs = [it.image for it in src]
         out, stage = run_slot1(multi_model(multi_dir, name), device, src)
         assert [it.index for it in out] == list(range(8))  # frame count and order unchanged
-        assert stage.align == name.endswith("-flow")
+        assert stage.align == (mode if name == aligned else None)
         assert all(np.array_equal(host_image(it.rainy), inputs[i]) for i, it in enumerate(out))
         outs[name] = [host_image(it.image) for it in out]
         b = 16  # border: the warp replicates the edge where the previous frame has no content
@@ -337,11 +340,11 @@ def test_flow_alignment_brings_the_previous_frame_onto_the_target(multi_dir, dev
                                 for i, o in enumerate(outs[name]) if i > 0])
         if device:  # aligned: each window uploaded whole (K frames); else each frame once
             assert stage.uploads == (8 * 5 if stage.align else 8)
-    assert errors["slot1-k5"] > 10 and errors["slot1-k5-flow"] < errors["slot1-k5"] / 2, errors
-    assert np.array_equal(outs["slot1-k5-flow"][0], pan()[0].image)  # frame 0's slot 1 is itself
+    assert errors["slot1-k5"] > 10 and errors[aligned] < errors["slot1-k5"] / 2, errors
+    assert np.array_equal(outs[aligned][0], pan()[0].image)  # frame 0's slot 1 is itself
     if device:  # the same frames as the host path
-        host, _ = run_slot1(multi_model(multi_dir, "slot1-k5-flow"), False, pan())
-        assert all(np.array_equal(o, h.image) for o, h in zip(outs["slot1-k5-flow"], host))
+        host, _ = run_slot1(multi_model(multi_dir, aligned), False, pan())
+        assert all(np.array_equal(o, h.image) for o, h in zip(outs[aligned], host))
 
 
 def test_a_one_frame_video_computes_no_flow(multi_dir, monkeypatch) -> None:

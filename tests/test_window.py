@@ -179,8 +179,9 @@ def test_align_slots_aligns_each_distinct_neighbour_once(monkeypatch: pytest.Mon
 
     calls: list[int] = []
 
-    def fake(images, greys=None):
+    def fake(images, mode, greys=None):
         calls.append(len(images))
+        assert mode == "flow"
         assert greys is not None and len(greys) == len(images)  # each frame's luma, kept
         return [images[0]] + [np.full_like(im, 7 + j) for j, im in enumerate(images[1:])]
 
@@ -194,9 +195,9 @@ def test_align_slots_aligns_each_distinct_neighbour_once(monkeypatch: pytest.Mon
     assert calls == [2]  # the target and frame 1, once
     assert got[0] is items[0].image and got[1] is items[0].image and got[3] is items[0].image
     assert got[2] is got[4] and (got[2] == 7).all()
-    x = stack_slots([first], align=True)
+    x = stack_slots([first], align="flow")
     assert (x[0, :, :, 6:9] == 7).all() and np.array_equal(x[0, :, :, :3], items[0].image)
-    assert stack_slots([first]).shape == x.shape and calls == [2, 2]  # align=False: no call
+    assert stack_slots([first]).shape == x.shape and calls == [2, 2]  # align None: no call
     still = FrameWindow(CENTRED5)
     (lone,) = still.push(frame(9)) + still.flush()
     assert all(im is lone.item.image for im in window.align_slots(lone.slots)) and calls == [2, 2]

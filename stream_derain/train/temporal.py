@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import synth
+from ..align import FLOWS
 from ..devvideo import REAL_TRAIN_SHARE
 from ..errors import ConfigError
 from ..model.temporal import OFFSETS, TemporalConfig, TemporalStudent, build_temporal, temporal_config_dict
@@ -78,7 +79,7 @@ class TemporalTrainConfig(StageConfig):
     faint_share: float = 0.35
     dense_share: float = 0.3
     max_stride: int = 3
-    align: str = "none"  # "none": implicit; "flow": neighbours warped by DIS flow (ablation)
+    align: str = "none"  # "none": implicit; "flow"/"flow-medium": neighbours warped by DIS flow
     # real rain through the teacher (SPANet outputs cached by scripts/teacher_cache.py)
     teacher_share: float = 0.0
     teacher_cache: str = "runs/teacher/spanet"
@@ -93,8 +94,8 @@ class TemporalTrainConfig(StageConfig):
         super().__post_init__()
         if self.frames not in OFFSETS:
             raise ConfigError(f"frames must be one of {sorted(OFFSETS)}, got {self.frames}")
-        if self.align not in ("none", "flow"):
-            raise ConfigError(f"align must be 'none' or 'flow', got {self.align!r}")
+        if self.align != "none" and self.align not in FLOWS:
+            raise ConfigError(f"align must be 'none' or one of {', '.join(FLOWS)}, got {self.align!r}")
 
     def recipe(self) -> WindowRecipe:
         """The window fields of this config (same names)."""

@@ -62,7 +62,7 @@ class WindowRecipe:
     faint_share: float = 0.35
     dense_share: float = 0.3
     max_stride: int = 3
-    align: str = "none"  # "none" (implicit) or "flow" (explicit, DIS)
+    align: str = "none"  # "none" (implicit) or a flow mode of align.FLOWS (explicit, DIS)
     teacher_share: float = 0.0  # windows of real rain with the teacher's output as target
     # rain's fall per frame interval, in multiples of the renderer's base speed (0.8 of a
     # streak's length): at most ~1 the streak overlaps itself in the next frame; a camera
@@ -164,8 +164,8 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
         offsets = modes["causal" if rng.uniform() < recipe.causal_share else "centred"]
         if teacher and recipe.teacher_share > 0 and rng.uniform() < recipe.teacher_share:
             x, y = teacher_window(teacher[int(rng.integers(len(teacher)))], offsets, recipe.crop, rng)
-            if recipe.align == "flow":
-                x = np.concatenate(align_window(np.split(x, len(offsets), axis=2)), axis=2)
+            if recipe.align != "none":
+                x = np.concatenate(align_window(np.split(x, len(offsets), axis=2), recipe.align), axis=2)
             yield x, y
             continue
         if not clips or rng.uniform() < recipe.still_share:
@@ -183,8 +183,8 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
         if rng.uniform() < recipe.compress_share:
             q = int(rng.integers(35, 91))
             rainy, target = [synth.jpeg(f, q) for f in rainy], synth.jpeg(target, q)
-        if recipe.align == "flow":
-            rainy = align_window(rainy)
+        if recipe.align != "none":
+            rainy = align_window(rainy, recipe.align)
         yield np.concatenate(rainy, axis=2), target
 
 
