@@ -110,3 +110,11 @@ def test_no_import_cycle() -> None:
 def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("path", _files("trt"), ids=lambda p: p.name)
+def test_trt_sits_below_the_backends(path: Path) -> None:
+    """The TensorRT backend builds on trt/ (probe, engine, cache); nothing in trt/ imports a
+    backend (the engine check, which runs one, lives in backends/trt_check.py)."""
+    bad = sorted(m for m in _imports(path) if _top(m) == "backends")
+    assert not bad, f"{_module(path)} imports {bad}"

@@ -44,9 +44,9 @@ def build_engine_cmd(
                                         "this (default: the export's manifest beside it, else 4)."),
 ) -> None:
     """Build a TensorRT engine (cached beside the models) and print where it is."""
+    from ..backends.trt_check import check as run_check
     from ..models import resolve_model
     from ..trt import probe
-    from ..trt.check import check as run_check
     from ..trt.engine import build_engine
 
     info = resolve_model(model, onnx, multiple)

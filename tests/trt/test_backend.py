@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from stream_derain.backends import BACKENDS, create_backend
+from stream_derain.backends.trt_check import psnr
 from stream_derain.errors import BackendError
 from stream_derain.trt import probe
-from stream_derain.trt.check import psnr
 
 
 def test_registered() -> None:
@@ -31,7 +31,7 @@ def _frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 def _ort(tiny_model, x: np.ndarray) -> np.ndarray:
-    from stream_derain.trt.check import ort_run
+    from stream_derain.backends.trt_check import ort_run
 
     return ort_run(tiny_model.path("fp32"), x)
 

@@ -1,4 +1,4 @@
-"""Rain synthesiser (v2): streak layers over clean images and videos.
+"""The rain renderer: streak layers composed over one clean image.
 
 Images are float32 HxWx3 RGB in [0, 1]. A rain layer is built from several depth
 layers of two kinds:
@@ -15,31 +15,22 @@ layers of two kinds:
 Rain only adds light: streaks are added (clipped) or screen-blended, never
 multiplied. A minority of samples get a mild veil (atmospheric scattering:
 ``B * t + A * (1 - t)`` with a smooth transmission map), which is the only term
-that may darken a bright background. :func:`rain_pair` can JPEG-compress the
-rainy image *and its target* with the same quality (real input is compressed; the
-network should remove rain, not invent a cleaner codec), and returns rain-free
-pairs (target = input) at a given rate. For video (:func:`rain_over_frames`),
-every depth layer falls with its own speed (nearer layers faster and longer), so
-rain moves coherently between frames over any clip; :func:`rainy_video` renders
-it over a simulated camera pan/zoom of a still photo.
-
-Only numpy and OpenCV are needed: the samples script, the eval video benchmark and
-the training data all use this module.
+that may darken a bright background.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .io import images
+from ..io import images
 
 log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -132,7 +123,7 @@ def drop_field(shape: tuple[int, int], density: float, rng: np.random.Generator)
     return np.where(u < density, rng.uniform(0.5, 1.0, shape).astype(np.float32), 0.0).astype(np.float32)
 
 
-def _layer_specs(p: RainParams) -> list[tuple[float, float, float, float, float]]:
+def layer_specs(p: RainParams) -> list[tuple[float, float, float, float, float]]:
     """(density, length, width, angle, brightness) per procedural depth layer, nearest first."""
     if not p.procedural:
         return []
@@ -170,7 +161,7 @@ class StreakBank:
     empty or missing folder is a :class:`~stream_derain.errors.ConfigError`."""
 
     def __init__(self, folder: str | Path) -> None:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         root = Path(folder)
         if not root.is_dir():
@@ -221,7 +212,7 @@ class StreakBank:
         return out
 
 
-def _photometric_specs(p: RainParams) -> list[tuple[float, float, float, float]]:
+def photometric_specs(p: RainParams) -> list[tuple[float, float, float, float]]:
     """(scale, angle, brightness, keep) per photometric depth layer, nearest first."""
     return [(p.photometric_scale / (1 + 0.5 * i), p.angle + 4.0 * i, p.photometric / (1 + 0.6 * i),
              p.photometric_keep) for i in range(p.photometric_layers)] if p.photometric > 0 else []
@@ -233,7 +224,7 @@ def _photometric_canvases(bank: StreakBank | None, p: RainParams, shape: tuple[i
     if bank is None:
         return []
     return [(bank.canvas(shape, rng, scale, angle, keep), angle, bright)
-            for scale, angle, bright, keep in _photometric_specs(p)]
+            for scale, angle, bright, keep in photometric_specs(p)]
 
 
 def transmission_map(shape: tuple[int, int], haze: float, rng: np.random.Generator) -> np.ndarray:
@@ -257,7 +248,7 @@ def compose(clean: np.ndarray, streaks: np.ndarray, p: RainParams, t: np.ndarray
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def _rain_tint(rng: np.random.Generator) -> np.ndarray:
+def rain_tint(rng: np.random.Generator) -> np.ndarray:
     return np.full(3, rng.uniform(0.85, 1.0), np.float32)
 
 
@@ -300,7 +291,7 @@ def streak_map(shape: tuple[int, int], p: RainParams, rng: np.random.Generator,
                bank: StreakBank | None = None) -> np.ndarray:
     """HxW streak intensity in [0, 1]: the brightest of every depth layer."""
     streaks = np.zeros(shape, np.float32)
-    for dens, length, width, angle, bright in _layer_specs(p):
+    for dens, length, width, angle, bright in layer_specs(p):
         streaks = np.maximum(streaks, render_streaks(drop_field(shape, dens, rng), length, width, angle,
                                                      bright))
     for canvas, angle, bright in _photometric_canvases(bank, p, shape, rng):
@@ -328,144 +319,7 @@ def add_rain(clean: np.ndarray, rng: np.random.Generator, params: RainParams | N
     shape = clean.shape[:2]
     streaks = streak_map(shape, p, rng, bank)
     t = transmission_map(shape, p.haze, rng) if p.haze > 0 else None
-    return compose(clean, streaks, p, t, _rain_tint(rng))
-
-
-def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
-    """JPEG round trip (4:2:0, as video codecs subsample chroma) of an HxWx3 float image."""
-    u8 = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(u8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover - OpenCV always encodes a valid array
-        return img
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-
-
-@dataclass(frozen=True)
-class PairRecipe:
-    """How :func:`rain_pair` draws a training pair."""
-
-    heavy_fraction: float = 0.35  # share of heavy-rain samples (severity in [0.5, 1])
-    compress_fraction: float = 0.3  # share JPEG-compressed after the rain (input and target alike)
-    quality: tuple[int, int] = (35, 90)  # JPEG quality range
-    faint_fraction: float = 0.0  # share of faint, fine rain (dimmed x0.25-0.6, thinner), as on real video
-    dense_share: float = 0.0  # share of rainy samples with a dense sheet of fine streaks (dense_sheet)
-    dense_haze: float = 0.0  # > 0: half of those sheets defocused into a haze, up to this much brighter
-    strong_veil: float = 0.0  # share of the heavy samples under a strong veil (haze 0.15-0.35:
-    # transmission down to 0.5, as in public heavy-rain sets); 0 draws nothing (v3's stream)
-    coarse_share: float = 0.0  # share of the heavy samples with a coarse_sheet; 0 draws nothing
-
-
-def draw_condition(rng: np.random.Generator, heavy_fraction: float, faint_fraction: float,
-                   photometric: bool, dense_share: float = 0.0,
-                   dense_haze: float = 0.0) -> tuple[float, RainParams]:
-    """(severity, condition) of a training sample: heavy (severity in [0.5, 1]) in
-    ``heavy_fraction`` of draws, else light ([0, 0.5]); :func:`sample_params`; then
-    dimmed and thinned (:func:`faint`) in ``faint_fraction`` of draws."""
-    heavy = rng.uniform(0.5, 1.0) if rng.uniform() < heavy_fraction else rng.uniform(0.0, 0.5)
-    p = sample_params(rng, heavy, photometric, dense_share, dense_haze)
-    if rng.uniform() < faint_fraction:
-        p = faint(p, float(rng.uniform(0.25, 0.6)))
-    return heavy, p
-
-
-def rain_pair(clean: np.ndarray, rng: np.random.Generator, recipe: PairRecipe = PairRecipe(),
-              bank: StreakBank | None = None, rain_free: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(input, target) HxWx3 float32 for training: rain over ``clean`` (none when
-    ``rain_free``: target = input), then, in a share of samples, the same JPEG
-    compression of both."""
-    heavy, p = draw_condition(rng, recipe.heavy_fraction, recipe.faint_fraction, bank is not None,
-                              recipe.dense_share, recipe.dense_haze)
-    if recipe.strong_veil > 0 and heavy >= 0.5 and rng.uniform() < recipe.strong_veil:
-        p = replace(p, haze=float(rng.uniform(0.15, 0.35)))
-    if recipe.coarse_share > 0 and heavy >= 0.5 and rng.uniform() < recipe.coarse_share:
-        p = replace(p, coarse=float(rng.uniform(0.45, 0.9)), coarse_density=float(rng.uniform(0.002, 0.008)),
-                    coarse_length=float(rng.uniform(40, 120)))
-    rainy = clean if rain_free else add_rain(clean, rng, p, bank)
-    if rng.uniform() < recipe.compress_fraction:
-        q = int(rng.integers(recipe.quality[0], recipe.quality[1] + 1))
-        clean = jpeg(clean, q)
-        rainy = clean if rain_free else jpeg(rainy, q)
-    return rainy, clean
-
-
-def rain_over_frames(frames: list[np.ndarray], rng: np.random.Generator, params: RainParams | None = None,
-                     bank: StreakBank | None = None,
-                     times: Sequence[float] | None = None) -> list[np.ndarray]:
-    """Temporally coherent rain over a clip (a list of HxWx3 float32 frames in [0, 1]).
-
-    Each depth layer owns a streak field larger than the frame that scrolls along its
-    fall direction by its own speed every frame (wrapping), so streaks move coherently;
-    the veil and the tint stay fixed. ``times`` (default 0, 1, 2, ...) places each frame
-    in time, in frames of the rain's own rate: a clip subsampled to a lower frame rate,
-    or rain falling faster, is ``times`` spaced wider (rain moves farther between two
-    frames). A dense sheet (``params.dense``) scrolls like the nearest layer."""
-    p = params or sample_params(rng, photometric=bank is not None)
-    h, w = frames[0].shape[:2]
-    specs = _layer_specs(p)
-    photo_specs = _photometric_specs(p) if bank is not None else []
-    margin = int(max([s[1] for s in specs] + [48.0])) + 8
-    big = (h + 2 * margin, w + 2 * margin)
-    layers = [(render_streaks(drop_field(big, s[0], rng), *s[1:]), s[3], max(s[1] * 0.8, 4.0))
-              for s in specs]
-    layers += [(bank.canvas(big, rng, scale, angle, keep) * bright, angle, 18.0 * scale)
-               for scale, angle, bright, keep in photo_specs]
-    if p.dense > 0:
-        layers.append((dense_sheet(big, p, rng), p.angle, max(p.dense_length * 0.8, 4.0)))
-    t_map = transmission_map((h, w), p.haze, rng) if p.haze > 0 else None
-    tint = _rain_tint(rng)
-    out = []
-    for i, bg in enumerate(frames):
-        u = float(times[i]) if times is not None else float(i)
-        streaks = np.zeros((h, w), np.float32)
-        for layer, angle, speed in layers:
-            a = np.deg2rad(angle)
-            shifted = np.roll(layer, (int(round(speed * u * np.cos(a))), int(round(speed * u * np.sin(a)))),
-                              axis=(0, 1))
-            streaks = np.maximum(streaks, shifted[margin:margin + h, margin:margin + w])
-        out.append(compose(bg, streaks, p, t_map, tint))
-    return out
-
-
-@dataclass(frozen=True)
-class CameraPath:
-    """Pan/zoom over a source image: crop centre moves from start to end, zoom likewise."""
-
-    start: tuple[float, float]
-    end: tuple[float, float]
-    zoom: tuple[float, float]
-
-
-def camera_crop(src: np.ndarray, out_hw: tuple[int, int], path: CameraPath, u: float) -> np.ndarray:
-    """Frame at progress ``u`` in [0, 1] of a camera path, resampled to ``out_hw``."""
-    h, w = out_hw
-    sh, sw = src.shape[:2]
-    cx = path.start[0] + (path.end[0] - path.start[0]) * u
-    cy = path.start[1] + (path.end[1] - path.start[1]) * u
-    z = path.zoom[0] + (path.zoom[1] - path.zoom[0]) * u
-    base = min(sw / w, sh / h)  # largest crop with the output's aspect ratio
-    cw, ch = w * base / z, h * base / z
-    x0 = np.clip(cx * sw - cw / 2, 0, sw - cw)
-    y0 = np.clip(cy * sh - ch / 2, 0, sh - ch)
-    m = np.array([[w / cw, 0, -x0 * w / cw], [0, h / ch, -y0 * h / ch]], np.float32)
-    return cv2.warpAffine(src, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-
-
-def random_camera(rng: np.random.Generator) -> CameraPath:
-    c0 = (float(rng.uniform(0.35, 0.65)), float(rng.uniform(0.35, 0.65)))
-    c1 = (c0[0] + float(rng.uniform(-0.15, 0.15)), c0[1] + float(rng.uniform(-0.08, 0.08)))
-    z0 = float(rng.uniform(1.0, 1.3))
-    return CameraPath(c0, c1, (z0, z0 * float(rng.uniform(0.95, 1.25))))
-
-
-def rainy_video(src: np.ndarray, n_frames: int, out_hw: tuple[int, int], rng: np.random.Generator,
-                params: RainParams | None = None, camera: CameraPath | None = None,
-                bank: StreakBank | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(rainy frames, clean frames), each a list of HxWx3 float32 in [0, 1]: a camera
-    pan/zoom over the still ``src`` with coherent rain (:func:`rain_over_frames`)."""
-    p = params or sample_params(rng, photometric=bank is not None)
-    cam = camera or random_camera(rng)
-    clean = [camera_crop(src, out_hw, cam, i / max(n_frames - 1, 1)) for i in range(n_frames)]
-    return rain_over_frames(clean, rng, p, bank), clean
+    return compose(clean, streaks, p, t, rain_tint(rng))
 
 
 def faint(p: RainParams, factor: float) -> RainParams:

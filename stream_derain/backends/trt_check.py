@@ -4,6 +4,9 @@ With a GPU: the FP16 and FP32 engines run the same rainy frames, compared with e
 other and with ONNX Runtime on the FP32 ONNX (PSNR in dB). Without one the engines
 cannot run; the FP16 ONNX is compared with the FP32 ONNX under ONNX Runtime instead,
 and the report says plainly that no engine was executed.
+
+It runs the TensorRT backend, so it sits beside the backends: ``trt/`` (engine building,
+probing, the cache) is below them and imports none of them.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 
 from ..errors import ModelError, require
 from ..models import ModelInfo
-from . import probe
+from ..trt import probe
 
 log = logging.getLogger(__name__)
 FLOOR_DB = {"fp32": 40.0, "fp16": 35.0}  # below this the check fails
@@ -89,7 +92,7 @@ def check_onnx_only(model: ModelInfo, x: np.ndarray) -> CheckReport:
 def check_engines(model: ModelInfo, x: np.ndarray, max_batch: int, compute_capability: str | None,
                   cache_dir: Path | None) -> CheckReport:
     """GPU: FP16 engine vs FP32 engine vs ONNX Runtime (FP32 ONNX, CPU)."""
-    from ..backends.tensorrt import TensorRTBackend
+    from .tensorrt import TensorRTBackend
 
     report = CheckReport(engine_executed=True)
     ref = ort_run(model.path("fp32"), x)
