@@ -55,8 +55,8 @@ def stage_command(stage: str) -> Callable[[Callable[..., None]], Callable[..., N
 
 def _run(stage: str, config: Optional[Path], overrides: dict[str, Any]) -> None:
     require("torch", "train")
-    from ..train import distill, finetune, teachers
     from ..train.config import load_config
+    from ..train.transfer import distill, finetune, teachers
 
     stages = {
         "recognition": (teachers.RecognitionTrainConfig, teachers.train_recognition),

@@ -39,8 +39,8 @@ from ..models import model_from_path
 from .checkpoint import read_checkpoint
 from .config import DATA_ROOT
 from .supervised import ARCH, load_student
-from .teachers import RECOGNITION_ARCH, load_frozen, rain_score
-from .transfer_data import split_holdout
+from .transfer.data import split_holdout
+from .transfer.teachers import RECOGNITION_ARCH, load_frozen, rain_score
 
 log = logging.getLogger(__name__)
 DEV_SETS = tuple(str(DATA_ROOT / "pairs" / s) for s in ("sirr20", "heavy25"))
@@ -59,7 +59,7 @@ class AblationConfig:
 
 def held_out_frames(folder: Path, holdout: float) -> list[np.ndarray]:
     """The frames of a folder that the training stages held out (the same
-    :func:`~.transfer_data.split_holdout` block), HxWx3 uint8."""
+    :func:`~.transfer.data.split_holdout` block), HxWx3 uint8."""
     _, (held,) = split_holdout([images.list_images(folder)], holdout)
     return [images.read_rgb(p) for p in held]
 

@@ -123,9 +123,9 @@ def test_modules_beside_the_model_are_trained_saved_and_resumed(tmp_path):
 
 def test_train_config_is_a_stage_config():
     assert issubclass(TrainConfig, StageConfig)
-    from stream_derain.train.distill import DistillConfig
-    from stream_derain.train.finetune import FinetuneConfig
-    from stream_derain.train.teachers import RecognitionTrainConfig, ReconstructionTrainConfig
+    from stream_derain.train.transfer.distill import DistillConfig
+    from stream_derain.train.transfer.finetune import FinetuneConfig
+    from stream_derain.train.transfer.teachers import RecognitionTrainConfig, ReconstructionTrainConfig
 
     for cls in (RecognitionTrainConfig, ReconstructionTrainConfig, DistillConfig, FinetuneConfig):
         assert issubclass(cls, StageConfig)
@@ -134,14 +134,15 @@ def test_train_config_is_a_stage_config():
 def test_only_the_loop_steps_optimisers_and_writes_checkpoints():
     """Every stage's train function runs loop.run_loop; no stage module has a loop of
     its own (optimiser steps, LR setting, checkpoint writing, RNG restoring)."""
-    from stream_derain.train import distill, finetune, supervised, teachers
+    from stream_derain.train import supervised
+    from stream_derain.train.transfer import distill, finetune, teachers
 
     stages = [supervised.train_supervised, teachers.train_recognition, teachers.train_reconstruction,
               distill.train_distill, finetune.train_finetune]
     for fn in stages:
         assert "loop.run_loop(" in inspect.getsource(fn), fn.__name__
     banned = {"backward", "zero_grad", "save_checkpoint", "set_rng_state", "lr_at", "param_groups"}
-    for path in sorted(TRAIN.glob("*.py")):
+    for path in sorted(TRAIN.rglob("*.py")):
         if path.name in ("loop.py", "checkpoint.py"):
             continue
         tree = ast.parse(path.read_text())

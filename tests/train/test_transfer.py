@@ -18,14 +18,21 @@ import torch.nn.functional as F  # noqa: E402
 from stream_derain import synth  # noqa: E402
 from stream_derain.errors import ConfigError, ModelError  # noqa: E402
 from stream_derain.model.student import build_student, count_macs_per_pixel, student_config_dict  # noqa: E402
-from stream_derain.model.teachers import build_recognition  # noqa: E402
+from stream_derain.model.transfer import build_recognition  # noqa: E402
 from stream_derain.train.checkpoint import load_weights, read_checkpoint  # noqa: E402
 from stream_derain.train.config import load_config  # noqa: E402
-from stream_derain.train.distill import DistillConfig, distill_losses, make_teachers, train_distill  # noqa: E402
-from stream_derain.train.finetune import FinetuneConfig, train_finetune  # noqa: E402
 from stream_derain.train.losses import dual_contrast, hinged_contrast, no_new_detail  # noqa: E402
 from stream_derain.train.supervised import ARCH  # noqa: E402
-from stream_derain.train.teachers import (  # noqa: E402
+from stream_derain.train.transfer.data import (  # noqa: E402
+    degraded_batch,
+    fixed_pairs,
+    load_capped,
+    real_batch,
+    recognition_batch,
+)
+from stream_derain.train.transfer.distill import DistillConfig, distill_losses, make_teachers, train_distill  # noqa: E402
+from stream_derain.train.transfer.finetune import FinetuneConfig, train_finetune  # noqa: E402
+from stream_derain.train.transfer.teachers import (  # noqa: E402
     RECOGNITION_ARCH,
     RECONSTRUCTION_ARCH,
     RecognitionTrainConfig,
@@ -33,13 +40,6 @@ from stream_derain.train.teachers import (  # noqa: E402
     load_frozen,
     train_recognition,
     train_reconstruction,
-)
-from stream_derain.train.transfer_data import (  # noqa: E402
-    degraded_batch,
-    fixed_pairs,
-    load_capped,
-    real_batch,
-    recognition_batch,
 )
 
 SMALL = {"channels": 8, "se_blocks": 1, "ca_blocks": 1}

@@ -26,14 +26,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
-from ..model.student import DerainStudent, build_student, student_config_dict
-from . import loop
-from .data import drop_overlaps, load_folders
-from .losses import dual_contrast, identity_guard, no_new_detail, push_from_input, rain_free_score
-from .supervised import ARCH, init_from
+from ...errors import ConfigError
+from ...model.student import DerainStudent, build_student, student_config_dict
+from .. import loop
+from ..data import drop_overlaps, load_folders
+from ..losses import dual_contrast, identity_guard, no_new_detail, push_from_input, rain_free_score
+from ..supervised import ARCH, init_from
+from .data import fixed_pairs, load_sources, pair_batch, real_batch, split_holdout
 from .teachers import RAINY_DIRS, RECOGNITION_ARCH, TransferConfig, load_frozen
-from .transfer_data import fixed_pairs, load_sources, pair_batch, real_batch, split_holdout
 
 log = logging.getLogger(__name__)
 

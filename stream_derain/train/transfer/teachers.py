@@ -21,17 +21,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import synth
-from ..model.teachers import (
+from ... import synth
+from ...model.transfer import (
     RecognitionTeacher,
     build_recognition,
     build_reconstruction,
     model_config_dict,
 )
-from . import loop
-from .checkpoint import check_arch, load_weights, read_checkpoint, weights_to_use
-from .config import RAINY_DIRS, StageConfig
-from .transfer_data import (
+from .. import loop
+from ..checkpoint import check_arch, load_weights, read_checkpoint, weights_to_use
+from ..config import RAINY_DIRS, StageConfig
+from .data import (
     degraded_batch,
     label_neutral,
     load_sources,

@@ -22,13 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.student import DerainStudent, build_student, student_config_dict
-from ..model.teachers import FeatureAdapter
-from . import loop
-from .losses import feature_match
-from .supervised import ARCH
+from ...model.student import DerainStudent, build_student, student_config_dict
+from ...model.transfer import FeatureAdapter
+from .. import loop
+from ..losses import feature_match
+from ..supervised import ARCH
+from .data import degraded_batch, load_sources, real_batch, split_holdout
 from .teachers import RAINY_DIRS, RECOGNITION_ARCH, RECONSTRUCTION_ARCH, TransferConfig, load_frozen
-from .transfer_data import degraded_batch, load_sources, real_batch, split_holdout
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import synth
-from ..errors import ConfigError
-from .data import drop_overlaps, list_images, load_rgb, random_crop
+from ... import synth
+from ...errors import ConfigError
+from ..data import drop_overlaps, list_images, load_rgb, random_crop
 
 log = logging.getLogger(__name__)
 Sources = list[list[np.ndarray]]  # images per source folder
