@@ -4,7 +4,7 @@ Planning and running are apart, so that another executor (a Ray cluster) can run
 same plan::
 
     jobs = plan_jobs([Path("a.mp4"), Path("clips/")], Path("out"), skip_existing=True)
-    batch = run_jobs(jobs, DerainConfig(input=Path(), backend="onnxruntime"))
+    batch = run_jobs(jobs, DerainConfig(input=Path(), engine=EngineSpec(backend="onnxruntime")))
     batch.failed, batch.summary()
 
 - :func:`plan_jobs` expands folders (their media files, not recursive; hidden files
@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,8 @@ from .derain import (
     check_input,
     default_output,
     derain,
-    open_backend,
 )
+from .engine_spec import open_engine
 from .errors import InputError, OutputError, StreamDerainError
 from .io import images
 from .io.paths import av_name, check_name, is_regular_or_fifo
@@ -239,19 +239,17 @@ class LocalRunner:
                  progress: Callable[[Job], AbstractContextManager[Progress | None]] | None = None) -> None:
         self.template, self.progress = template, progress
         self._backend: Any = None
-        self._ctx: Any = None
+        self._stack = ExitStack()  # holds the backend open from the first job to close()
 
     def backend(self) -> Any:
         if self._backend is None:
-            self._ctx = open_backend(self.template)
-            self._backend = self._ctx.__enter__()
+            self._backend = self._stack.enter_context(open_engine(self.template.engine))
             log.info("%s", self._backend.summary())
         return self._backend
 
     def close(self) -> None:
-        if self._ctx is not None:
-            ctx, self._ctx, self._backend = self._ctx, None, None
-            ctx.__exit__(None, None, None)
+        self._backend = None
+        self._stack.close()
 
     def __call__(self, job: Job, cfg: DerainConfig) -> JobResult:
         t0 = time.perf_counter()

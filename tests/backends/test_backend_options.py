@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from stream_derain.backends import ORT, OV, TRT, Torch, create_backend
 from stream_derain.backends.options import options_for, parse_size
 from stream_derain.cli import app, derain_cmd
-from stream_derain.derain import DerainConfig, DerainResult, open_backend
+from stream_derain.derain import DerainConfig, DerainResult
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import ConfigError
 from stream_derain.live import LiveConfig, SourceConfig
 
@@ -41,12 +42,14 @@ def test_bad_options_are_config_errors(make) -> None:
 
 
 def test_configs_reach_the_backend(tiny_model, monkeypatch) -> None:
-    monkeypatch.setattr("stream_derain.derain.resolve_model", lambda name: tiny_model)
-    cfg = DerainConfig(input=Path("x.mp4"), backend="torch", backend_options=(Torch("cpu"), TRT(max_batch=1)))
-    assert open_backend(cfg).requested_device == "cpu"
-    assert DerainConfig(input=Path("x.mp4"), backend=TRT()).backend_name == "tensorrt"
-    live = LiveConfig(SourceConfig("rtsp://x/y"), preview_port=0, backend_options=(Torch("cpu"),))
-    assert live.backend_options == (Torch("cpu"),)
+    monkeypatch.setattr("stream_derain.engine_spec.resolve_model", lambda name: tiny_model)
+    cfg = DerainConfig(input=Path("x.mp4"),
+                       engine=EngineSpec(backend="torch", backend_options=(Torch("cpu"), TRT(max_batch=1))))
+    assert cfg.engine.create().requested_device == "cpu"
+    assert EngineSpec(backend=TRT()).backend_name == "tensorrt"
+    live = LiveConfig(SourceConfig("rtsp://x/y"), engine=EngineSpec(backend_options=(Torch("cpu"),)),
+                      preview_port=0)
+    assert live.engine.backend_options == (Torch("cpu"),)
 
 
 def test_cli_builds_the_typed_options(monkeypatch, tmp_path: Path) -> None:
@@ -62,7 +65,7 @@ def test_cli_builds_the_typed_options(monkeypatch, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["derain", str(src), "-o", str(tmp_path / "b.mp4"), "--device", "cuda:0",
                                       "--trt-max-size", "1280x720", "--trt-workspace", "2048"])
     assert result.exit_code == 0, result.output
-    assert seen[0].backend_options == (Torch("cuda:0"), TRT(height=720, width=1280, workspace_mb=2048))
+    assert seen[0].engine.backend_options == (Torch("cuda:0"), TRT(height=720, width=1280, workspace_mb=2048))
 
 
 @pytest.mark.parametrize("args,words", [(["--device", "gpu"], "torch device"),
