@@ -18,7 +18,7 @@ from .io.encode import check_container, check_options
 from .io.paths import atomic_output, check_name, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, VideoReader, VideoWriter, probe_video
 from .models import still_model
-from .pipeline import PipelineResult
+from .pipeline import PipelineResult, RunControl, sigint_sets
 from .stages import QUEUE_SIZE, Progress, file_pipeline, uses_device_frames
 from .window import still_window
 
@@ -57,8 +57,8 @@ class DerainConfig:
 class DerainResult(PipelineResult):
     """What :func:`derain` did: ``frames`` written (video frames, or images for an image
     or a folder: ``kind`` ``"images"``), in ``seconds``; ``stages``: the pipeline's stage
-    statistics (none for images); ``interrupted``: Ctrl-C / SIGTERM ended a video early
-    (the output is finalised)."""
+    statistics (none for images); ``interrupted``: the run's control was set (Ctrl-C,
+    SIGTERM) and ended a video early (the output is finalised and playable)."""
 
     kind: str = "video"
 
@@ -144,20 +144,22 @@ def no_frames_error(cfg: DerainConfig, reader: VideoReader) -> InputError:
     return InputError(f"no frames could be decoded from {cfg.input} (nothing written)")
 
 
-def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None = None) -> PipelineResult:
+def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None = None,
+                 control: RunControl | None = None) -> PipelineResult:
     """Decode -> derain -> (smooth) -> encode in threads; the backend must be active.
     Written under a temporary name and renamed onto the output when done (or
-    interrupted: then the finalised part is kept); a run with no frame is an error."""
+    interrupted, ``control`` set or Ctrl-C: then the finalised part is kept); a run with
+    no frame is an error."""
     out = cfg.output or default_output(cfg.input)
     with atomic_output(out, overwrite=True if cfg.overwrite else None) as tmp:
-        result, reader = _run_video(cfg, backend, tmp, progress)
+        result, reader = _run_video(cfg, backend, tmp, progress, control)
         if result.frames == 0 and not result.interrupted:
             raise no_frames_error(cfg, reader)
     return result
 
 
-def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
-               progress: Progress | None) -> tuple[PipelineResult, VideoReader]:
+def _run_video(cfg: DerainConfig, backend: Backend, out: Path, progress: Progress | None,
+               control: RunControl | None) -> tuple[PipelineResult, VideoReader]:
     reader = VideoReader(cfg.input, cfg.start, cfg.max_frames, hwaccel=cfg.hwaccel,
                          window=(cfg.start_s, cfg.duration_s))
     try:
@@ -171,7 +173,7 @@ def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
                       batch=eng.batch, smooth=eng.smooth, strength=eng.smooth_strength,
                       device_frames=uses_device_frames(backend, eng.device_frames), mode=cfg.window_mode)
     try:
-        result = p.run(lambda: writer.frames)
+        result = p.run(lambda: writer.frames, control)
     finally:
         reader.close()
     if reader.corrupt_packets:
@@ -205,36 +207,54 @@ def is_video(path: Path) -> bool:
     return not images.is_image(path)
 
 
-def derain(cfg: DerainConfig, progress: Progress | None = None,
-           backend: Backend | None = None) -> tuple[Path, DerainResult]:
+def derain(cfg: DerainConfig, progress: Progress | None = None, backend: Backend | None = None,
+           control: RunControl | None = None) -> tuple[Path, DerainResult]:
     """Derain ``cfg.input`` (video, image or image folder) into ``cfg.output``.
     Returns the output path and a :class:`DerainResult` (frames or images written).
-    ``backend``: an active backend to reuse (batches); by default one is created for
-    this call (:func:`~.engine_spec.open_engine` of ``cfg.engine``)."""
+    ``backend``: an active backend to reuse (batches); by default one is opened for this
+    call (:func:`~.engine_spec.open_engine` of ``cfg.engine``). ``control``: the run's
+    stop request (:class:`~.pipeline.RunControl`), set by the caller to end a video early
+    (finalised, ``interrupted``); None: a fresh one, which Ctrl-C sets while this call
+    runs in the main thread (the previous SIGINT handler is put back after), so a
+    library call stops as the command line does."""
+    out = check_job(cfg)
+    if control is not None:
+        return out, _derain_opened(cfg, out, backend, progress, control)
+    with sigint_sets(RunControl()) as own:
+        return out, _derain_opened(cfg, out, backend, progress, own)
+
+
+def check_job(cfg: DerainConfig) -> Path:
+    """Every check of :func:`derain` before any model loads; returns the output path."""
     inp = cfg.input
     check_input(inp)
     out = cfg.output or default_output(inp)
     check_output(out, inp, cfg.overwrite)
     check_media(inp, out, cfg.encode)
+    return out
+
+
+def _derain_opened(cfg: DerainConfig, out: Path, backend: Backend | None, progress: Progress | None,
+                   control: RunControl) -> DerainResult:
     if backend is not None:
-        return out, _derain_with(cfg, inp, out, backend, progress)
+        return _derain_with(cfg, cfg.input, out, backend, progress, control)
     with open_engine(cfg.engine) as be:
-        return out, _derain_with(cfg, inp, out, be, progress)
+        return _derain_with(cfg, cfg.input, out, be, progress, control)
 
 
-def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend,
-                 progress: Progress | None) -> DerainResult:
+def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend, progress: Progress | None,
+                 control: RunControl) -> DerainResult:
     t0 = time.perf_counter()
     if inp.is_dir() or images.is_image(inp):
         stills = still_model(backend.model)
         if stills is not backend.model:  # the model names a single-frame model for images
             with open_engine(cfg.engine, stills) as be:
-                return _derain_with(cfg, inp, out, be, progress)
+                return _derain_with(cfg, inp, out, be, progress, control)
         n = (derain_folder(inp, out, backend, cfg.engine.batch, progress) if inp.is_dir()
              else derain_image_files([(inp, out)], backend, 1, progress))
         return DerainResult(n, time.perf_counter() - t0, False, [], kind="images")
     log.info("%s", backend.summary())
-    r = derain_video(replace(cfg, output=out), backend, progress)
+    r = derain_video(replace(cfg, output=out), backend, progress, control)
     return DerainResult(r.frames, r.seconds, r.interrupted, r.stages, kind="video")
 
 

@@ -41,7 +41,7 @@ from typing import Any, TypeVar  # noqa: E402
 import typer  # noqa: E402
 
 from ..errors import ConfigError, StreamDerainError  # noqa: E402
-from ..pipeline import clear_interrupt, interrupt_noted, note_interrupt  # noqa: E402
+from ..pipeline import RunControl  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -138,20 +138,29 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def sigterm_as_interrupt() -> None:
-    """SIGTERM and SIGHUP (a closed terminal or SSH session) finish like Ctrl-C: frames
-    in flight are written, the file is finalised. All are noted (see
-    :func:`~stream_derain.pipeline.note_interrupt`), so that code inside PyAV calls,
-    which turn the signal into an error, can tell."""
+def sigterm_as_interrupt() -> RunControl:
+    """The command's run control (:class:`~stream_derain.pipeline.RunControl`), which
+    SIGTERM, SIGHUP (a closed terminal or SSH session) and Ctrl-C set from now on, and
+    which the command hands to the library: frames in flight are written, the file is
+    finalised. The handler also raises KeyboardInterrupt, to end what runs before the
+    pipeline (loading a model, connecting) at once."""
+    control = RunControl()
 
     def handler(signum: int, frame: object) -> None:
-        note_interrupt()
+        control.set()
         raise KeyboardInterrupt
 
-    clear_interrupt()
+    handler.control = control  # type: ignore[attr-defined] - read by interrupt_requested
     for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, handler)
+    return control
+
+
+def interrupt_requested() -> bool:
+    """Whether the current run's control (the one the installed SIGINT handler sets) was set."""
+    control = getattr(signal.getsignal(signal.SIGINT), "control", None)
+    return control is not None and control.is_set()
 
 
 def parse_bitrate(text: str | None) -> int | None:
@@ -183,7 +192,7 @@ def handle_errors(func: F) -> F:
             restore_signals()
             return func(*args, **kwargs)
         except StreamDerainError as exc:
-            if interrupt_noted():  # e.g. an import cut short by SIGTERM looks like a missing extra
+            if interrupt_requested():  # e.g. an import cut short by SIGTERM looks like a missing extra
                 interrupted()
             fail(str(exc))
         except KeyboardInterrupt:

@@ -9,28 +9,20 @@ from typing import Optional
 
 import typer
 
-from ..batch import (
-    BatchResult,
-    Job,
-    JobResult,
-    LocalRunner,
-    job_config,
-    make_folders,
-    plan_jobs,
-    remove_empty,
-    run_jobs,
-)
-from ..derain import DerainConfig, derain
+from ..batch import BatchResult, Job, JobResult, LocalRunner, plan_jobs, run_jobs
+from ..derain import DerainConfig
 from ..engine_spec import EngineSpec
-from ..errors import ConfigError
+from ..errors import ConfigError, StreamDerainError
 from ..io import images
 from ..io.encode import check_options
 from ..io.video import EncodeOptions
+from ..pipeline import RunControl
 from .common import (
     ENCODE_PANEL,
     IO_PANEL,
     app,
     handle_errors,
+    interrupted,
     missing_input,
     parse_bitrate,
     setup_logging,
@@ -108,55 +100,61 @@ def derain_cmd(inputs: Optional[list[str]] = INPUTS, output: Optional[str] = OUT
     jobs = plan_jobs(inputs, Path(output) if output else None, skip_existing=skip_existing,
                      output_is_dir=folder_form,
                      trimmed=bool(start or max_frames or ss or duration is not None))
-    sigterm_as_interrupt()
+    control = sigterm_as_interrupt()
     if ray or ray_address:
         from .ray_cmd import run_on_ray
 
         return run_on_ray(jobs, template, ray_address, skip_existing, json_out, quiet)
-    if len(jobs) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir():
-        _single(jobs[0], template, quiet, folder_form)
+    one = len(jobs) == 1 and len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    batch = _run(jobs, template, quiet, control, one, make_folders=not one or folder_form)
+    if one:
+        _report_one(batch.results[0])
     else:
-        _batch(jobs, template, quiet)
+        _report_batch(batch)
 
 
-def _single(job: Job, template: DerainConfig, quiet: bool, make_folder: bool) -> None:
-    """One input file: its errors are the command's (``Error: ...``, exit 1)."""
-    if job.skip:
-        log.info("skipped %s: %s", job.input, job.skip)
-        return
-    cfg = job_config(template, job)  # a redo (--skip-existing, incomplete output) may replace it
-    created = make_folders([job]) if make_folder else []
-    try:
-        with progress_reporter(f"derain {job.input.name}", quiet) as progress:
-            out, result = derain(cfg, progress)
-    finally:
-        remove_empty(created)
-    if result.kind == "video":
-        if result.interrupted:
-            log.warning("Interrupted: wrote %d frames to %s (finalised and playable)", result.frames, out)
-            raise typer.Exit(130)
-        log.info("wrote %s: %d frames in %.1fs (%.1f fps)", out, result.frames, result.seconds, result.fps)
-        for stage in result.stages:
-            log.debug("stage %s", stage.as_dict())
-    else:
-        log.info("wrote %d image(s) to %s", result.frames, out)
-
-
-def _batch(jobs: list[Job], template: DerainConfig, quiet: bool) -> None:
-    """Several jobs: a line per file, a summary; exit 1 if any failed, 130 if stopped."""
+def _run(jobs: list[Job], template: DerainConfig, quiet: bool, control: RunControl, one: bool,
+         make_folders: bool) -> BatchResult:
+    """Every input runs as a job of the plan (one file: a batch of one), with one backend
+    and a progress bar per file; ``make_folders``: create missing output folders (not
+    for one file named with -o, unless it ends in /)."""
     if not jobs:
         raise ConfigError("nothing to do: no videos or images in the inputs")
-    total = len(jobs)
     position = {job: i + 1 for i, job in enumerate(jobs)}
 
     def progress_for(job: Job):  # noqa: ANN202 - a context manager
-        return progress_reporter(f"[{position[job]}/{total}] {job.input.name}", quiet)
+        label = f"derain {job.input.name}" if one else f"[{position[job]}/{len(jobs)}] {job.input.name}"
+        return progress_reporter(label, quiet)
 
-    runner = LocalRunner(template, progress=progress_for)
+    runner = LocalRunner(template, progress=progress_for, control=control)
     try:
-        batch = run_jobs(jobs, template, run_one=runner, on_result=_print_result)
+        return run_jobs(jobs, template, run_one=runner, on_result=None if one else _print_result,
+                        control=control, create_folders=make_folders)
     finally:
         runner.close()
+
+
+def _report_one(result: JobResult) -> None:
+    """One input file: its error is the command's (``Error: ...``, exit 1)."""
+    job = result.job
+    if result.status == "skipped":
+        log.info("skipped %s: %s", job.input, result.message)
+    elif result.status == "failed":
+        raise StreamDerainError(result.message)
+    elif result.status == "interrupted" and result.message:  # before any frame: nothing written
+        interrupted()
+    elif result.status == "interrupted":
+        log.warning("Interrupted: wrote %d frames to %s (finalised and playable)", result.frames, job.output)
+        raise typer.Exit(130)
+    elif images.is_image(job.input):
+        log.info("wrote %d image(s) to %s", result.frames, job.output)
+    else:
+        fps = result.frames / result.seconds if result.seconds > 0 else 0.0
+        log.info("wrote %s: %d frames in %.1fs (%.1f fps)", job.output, result.frames, result.seconds, fps)
+
+
+def _report_batch(batch: BatchResult) -> None:
+    """Several jobs: a summary; exit 1 if any failed, 130 if stopped."""
     _print_summary(batch)
     if batch.interrupted:
         log.warning("Interrupted: %d file(s) not started; run again with --skip-existing to resume",

@@ -111,10 +111,10 @@ def live_cmd(url: Optional[str] = URL, transport: str = TRANSPORT, input_format:
                      preview_port=preview_port, record_dir=record, segment_minutes=segment_minutes,
                      max_seconds=max_seconds, max_frames=max_frames,
                      status_every_s=status_every if not quiet else 1e9)
-    sigterm_as_interrupt()
+    control = sigterm_as_interrupt()
     try:
         with status_reporter(quiet) as status_cb:
-            stats = run_live(cfg, status_cb=status_cb)
+            stats = run_live(cfg, status_cb=status_cb, control=control)
     except KeyboardInterrupt:  # before the pipeline ran (it handles its own): nothing to finalise
         log.warning("interrupted while connecting")
         # the connecting thread may still be inside FFmpeg's av.open: tearing the interpreter

@@ -40,7 +40,7 @@ from ..engine_spec import EngineSpec, open_engine
 from ..errors import ConfigError, OutputError
 from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
-from ..pipeline import DropOldestQueue, Pipeline, Stage
+from ..pipeline import DropOldestQueue, Pipeline, RunControl, Stage
 from ..stages import DecodeStage, InferStage, frame_stages, uses_device_frames
 from .outputs import LIVE_ENCODE, Output, PreviewServer, PushOutput, SegmentRecorder
 from .source import ReconnectingSource, SourceConfig
@@ -293,15 +293,18 @@ def _pipeline(cfg: LiveConfig, backend: Backend, source: ReconnectingSource, p: 
 
 
 def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = None,
-             stop_event: threading.Event | None = None, extra_outputs: Sequence[Output] = ()) -> LiveStats:
+             stop_event: threading.Event | None = None, extra_outputs: Sequence[Output] = (),
+             control: RunControl | None = None) -> LiveStats:
     """Derain ``cfg.source`` until ``stop_event`` is set, a run limit is reached, the
-    source gives up, or Ctrl-C (KeyboardInterrupt in the calling thread: the frames in
-    flight are finished and every output is closed cleanly). Raises :class:`InputError`
-    when the input cannot be opened within the configured retries."""
+    source gives up, or the run is interrupted: ``control`` set (None: one of its own) or
+    Ctrl-C (KeyboardInterrupt in the calling thread); then the frames in flight are
+    finished, every output is closed cleanly and the stats say ``interrupted``. Raises
+    :class:`InputError` when the input cannot be opened within the configured retries."""
     if not cfg.push and cfg.preview_port is None and cfg.record_dir is None and not extra_outputs:
         raise OutputError("no output: give --push, --preview-port and/or --record")
+    control = control if control is not None else RunControl()
     p = Pipeline()
-    source = ReconnectingSource(cfg.source, end=p.source_stop)
+    source = ReconnectingSource(cfg.source, end=p.source_stop, control=control)
     with open_engine(cfg.engine) as backend:
         log.info("%s", backend.summary())
         source.connect()
@@ -318,7 +321,7 @@ def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = No
                                name="stream-derain-monitor", daemon=True)
         mon.start()
         try:
-            result = p.run(lambda: meter.frames)
+            result = p.run(lambda: meter.frames, control)
         finally:
             done.set()
             mon.join(timeout=5.0)

@@ -4,6 +4,7 @@ streams) reaches the backend from all three commands."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def test_open_engine_activates_and_releases(tiny_model) -> None:
     with open_engine(spec, tiny_model) as be:
         assert isinstance(be, Backend) and be.active and be.threads == 1
     assert not be.active
+
+
+def test_no_backend_is_entered_by_hand_outside_the_backends_package() -> None:
+    """Every front door and executor opens its backend with open_engine (or ``with``)."""
+    users = [p.relative_to(PACKAGE) for p in PACKAGE.rglob("*.py")
+             if "backends" not in p.parts and re.search(r"(?<!super\(\))\.__enter__\(\)", p.read_text())]
+    assert not users
 
 
 def test_the_flags_make_the_typed_options() -> None:
