@@ -26,6 +26,7 @@ from conftest import write_clip  # noqa: E402
 
 from stream_derain.cluster import ClusterOptions, import_ray, init_ray, run_cluster  # noqa: E402
 from stream_derain.derain import DerainConfig  # noqa: E402
+from stream_derain.engine_spec import EngineSpec
 
 
 def row(n: int, src: list[Path], out: Path, cfg: DerainConfig) -> dict:
@@ -70,7 +71,7 @@ def main() -> None:
     src = [write_clip(root / f"clip{i}.mp4", frames=args.frames, size=(w, h), audio=False, seed=i)
            for i in range(args.files)]
     init_ray(ray, ClusterOptions(num_cpus=max(args.workers)))
-    cfg = DerainConfig(input=Path("."), smooth=not args.no_smooth, backend="onnxruntime")
+    cfg = DerainConfig(input=Path("."), engine=EngineSpec(smooth=not args.no_smooth, backend="onnxruntime"))
     rows = []
     try:
         warm = root / "warm"  # worker start-up and imports: not measured

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.flicker import (
     dry_masks,
     flow_pairs,
@@ -228,8 +229,8 @@ def sample_rows(paths: list[Path], out: Path, strength: float) -> list[dict[str,
         for key, smooth_on in (("lap_std_perframe", False), ("lap_std_smoothed", True)):
             dest = out / f"{path.stem}.{'smooth' if smooth_on else 'nosmooth'}.mp4"
             dest.parent.mkdir(parents=True, exist_ok=True)
-            derain(DerainConfig(input=path, output=dest, overwrite=True, smooth=smooth_on,
-                                smooth_strength=strength))
+            derain(DerainConfig(input=path, output=dest, overwrite=True,
+                                engine=EngineSpec(smooth=smooth_on, smooth_strength=strength)))
             row[key] = laplacian_std(read_frames(dest))
         row["lap_std_ratio"] = row["lap_std_smoothed"] / row["lap_std_perframe"]
         log.info("%s", row)

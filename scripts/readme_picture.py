@@ -31,6 +31,7 @@ if str(REPO) not in sys.path:  # runnable from a checkout without installing the
     sys.path.insert(0, str(REPO))
 
 from stream_derain.derain import DerainConfig, derain  # noqa: E402
+from stream_derain.engine_spec import EngineSpec  # noqa: E402
 from stream_derain.io.encode import EncodeOptions  # noqa: E402
 from stream_derain.io.frames import FrameItem  # noqa: E402
 from stream_derain.io.video import VideoReader  # noqa: E402
@@ -81,7 +82,8 @@ def main() -> None:
     start = max(args.frame - MARGIN, 0)
     with tempfile.TemporaryDirectory() as tmp:
         out_video = Path(tmp) / "derained.mkv"
-        derain(DerainConfig(input=clip, output=out_video, backend="onnxruntime", precision="fp32",
+        derain(DerainConfig(input=clip, output=out_video,
+                            engine=EngineSpec(backend="onnxruntime", precision="fp32"),
                             start=start, max_frames=2 * MARGIN + 1, hwaccel="none",
                             encode=EncodeOptions(codec="libx264", crf=0)))
         derained = read_frame(out_video, args.frame - start)

@@ -4,7 +4,7 @@ Planning and running are apart, so that another executor (a Ray cluster) can run
 same plan::
 
     jobs = plan_jobs([Path("a.mp4"), Path("clips/")], Path("out"), skip_existing=True)
-    batch = run_jobs(jobs, DerainConfig(input=Path(), backend="onnxruntime"))
+    batch = run_jobs(jobs, DerainConfig(input=Path(), engine=EngineSpec(backend="onnxruntime")))
     batch.failed, batch.summary()
 
 - :func:`plan_jobs` expands folders (their media files, not recursive; hidden files
@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,15 @@ from .derain import (
     DerainResult,
     Progress,
     check_input,
+    check_job,
     default_output,
     derain,
-    open_backend,
 )
+from .engine_spec import open_engine
 from .errors import InputError, OutputError, StreamDerainError
 from .io import images
 from .io.paths import av_name, check_name, is_regular_or_fifo
+from .pipeline import RunControl
 
 log = logging.getLogger(__name__)
 MEDIA_SUFFIXES = images.SUFFIXES | VIDEO_SUFFIXES
@@ -231,33 +233,35 @@ def job_config(template: DerainConfig, job: Job) -> DerainConfig:
 
 
 class LocalRunner:
-    """Runs jobs in this process with one backend, created at the first job and closed
-    by :meth:`close`. ``progress(job)``: a context manager giving the job's
-    frame-progress callback ``(done, total)`` (a progress bar, say)."""
+    """Runs jobs in this process with one backend, opened at the first job that passes
+    its checks and closed by :meth:`close`. ``progress(job)``: a context manager giving
+    the job's frame-progress callback ``(done, total)`` (a progress bar, say);
+    ``control``: the batch's stop request (None: each job's own, see
+    :func:`~stream_derain.derain.derain`)."""
 
     def __init__(self, template: DerainConfig,
-                 progress: Callable[[Job], AbstractContextManager[Progress | None]] | None = None) -> None:
-        self.template, self.progress = template, progress
+                 progress: Callable[[Job], AbstractContextManager[Progress | None]] | None = None,
+                 control: RunControl | None = None) -> None:
+        self.template, self.progress, self.control = template, progress, control
         self._backend: Any = None
-        self._ctx: Any = None
+        self._stack = ExitStack()  # holds the backend open from the first job to close()
 
     def backend(self) -> Any:
         if self._backend is None:
-            self._ctx = open_backend(self.template)
-            self._backend = self._ctx.__enter__()
+            self._backend = self._stack.enter_context(open_engine(self.template.engine))
             log.info("%s", self._backend.summary())
         return self._backend
 
     def close(self) -> None:
-        if self._ctx is not None:
-            ctx, self._ctx, self._backend = self._ctx, None, None
-            ctx.__exit__(None, None, None)
+        self._backend = None
+        self._stack.close()
 
     def __call__(self, job: Job, cfg: DerainConfig) -> JobResult:
         t0 = time.perf_counter()
         try:
+            check_job(cfg)  # before the first job's model loads
             with (self.progress(job) if self.progress else nullcontext()) as callback:
-                _, result = derain(cfg, callback, backend=self.backend())
+                _, result = derain(cfg, callback, backend=self.backend(), control=self.control)
         except StreamDerainError as exc:
             return JobResult(job, "failed", seconds=time.perf_counter() - t0, message=str(exc))
         return finished(job, result, time.perf_counter() - t0)
@@ -270,14 +274,17 @@ def finished(job: Job, result: DerainResult, seconds: float) -> JobResult:
 
 def run_jobs(jobs: Iterable[Job], template: DerainConfig,
              run_one: Callable[[Job, DerainConfig], JobResult] | None = None,
-             on_result: Callable[[JobResult], None] | None = None) -> BatchResult:
+             on_result: Callable[[JobResult], None] | None = None,
+             control: RunControl | None = None, create_folders: bool = True) -> BatchResult:
     """Run ``jobs`` in order with ``run_one`` (default: a :class:`LocalRunner` of
-    ``template``); ``on_result`` sees each result as it comes. Stops at Ctrl-C (the
-    current video is finalised) and returns what was done."""
+    ``template`` and ``control``); ``on_result`` sees each result as it comes. Stops at
+    Ctrl-C or once ``control`` is set (the current video is finalised) and returns what
+    was done. ``create_folders``: make missing output folders (removed again if they
+    stay empty); False for one file named by the user, whose folder must exist."""
     jobs = list(jobs)
-    local = LocalRunner(template) if run_one is None else None
+    local = LocalRunner(template, control=control) if run_one is None else None
     runner = run_one or local
-    batch, created = BatchResult(), make_folders(jobs)
+    batch, created = BatchResult(), make_folders(jobs) if create_folders else []
     try:
         for i, job in enumerate(jobs):
             if job.skip:
@@ -290,7 +297,7 @@ def run_jobs(jobs: Iterable[Job], template: DerainConfig,
             batch.results.append(result)
             if on_result:
                 on_result(result)
-            if result.status == "interrupted":
+            if result.status == "interrupted" or (control is not None and control.is_set()):
                 batch.interrupted, batch.not_run = True, jobs[i + 1:]
                 break
     finally:

@@ -364,9 +364,9 @@ class _Runner:
         self.outcomes, self.progress = outcomes, progress
         self.tracker = ray.remote(num_cpus=0)(Tracker).remote()
         gpus = ray.cluster_resources().get("GPU", 0.0)
-        cpus, gpus_per = task_resources(cfg.backend_name, opts, gpus)
-        threads = cfg.threads or max(int(cpus), 1)  # no oversubscription of a worker's CPUs
-        self.cfg = replace(cfg, threads=threads)
+        cpus, gpus_per = task_resources(cfg.engine.backend_name, opts, gpus)
+        threads = cfg.engine.threads or max(int(cpus), 1)  # no oversubscription of a worker's CPUs
+        self.cfg = replace(cfg, engine=replace(cfg.engine, threads=threads))
         self.task = ray.remote(run_file).options(
             num_cpus=cpus, num_gpus=gpus_per, max_retries=opts.max_retries,
             retry_exceptions=list(RETRY_EXCEPTIONS))

@@ -5,27 +5,24 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .backends import create_backend
 from .backends.base import Backend, model_frames
-from .backends.options import BackendOptions
-from .errors import ConfigError, InputError, OutputError
+from .engine_spec import EngineSpec, open_engine
+from .errors import InputError, OutputError
 from .io import images
 from .io.encode import check_container, check_options
 from .io.paths import atomic_output, check_name, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, VideoReader, VideoWriter, probe_video
-from .models import WINDOW_MODES, resolve_model, still_model
-from .pipeline import PipelineResult
-from .smooth.core import DEFAULT_STRENGTH
+from .models import still_model
+from .pipeline import PipelineResult, RunControl, sigint_sets
 from .stages import QUEUE_SIZE, Progress, file_pipeline, uses_device_frames
 from .window import still_window
 
 log = logging.getLogger(__name__)
-WINDOWS = ("auto", *WINDOW_MODES)  # DerainConfig.window
 KEEP_SUFFIXES = images.SUFFIXES | {".mp4", ".mkv", ".mov", ".webm"}  # outputs keep these; others become .mp4
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv",
                   ".mpg", ".mpeg", ".3gp", ".ogv", ".mxf", ".y4m"}
@@ -33,56 +30,35 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".mts"
 
 @dataclass(frozen=True)
 class DerainConfig:
-    """One derain call. ``backend``: a name (``auto`` chooses) or a backend's typed options
-    (``backends.TRT(workspace_mb=2048)``, ``backends.Torch(device="cuda:1")``: that backend,
-    vs-mlrt's style); ``backend_options``: typed options for whichever backend runs
-    (:mod:`.backends.options`); ``threads``: the CPU backends' threads where their options
-    leave them at 0; ``window``: which neighbours a multi-frame model reads, ``centred``
-    (earlier and later frames), ``causal`` (earlier ones only) or ``auto`` (files:
-    centred); a single-frame model ignores it."""
+    """One derain call: what to read and write, and ``engine`` (:class:`~.engine_spec.EngineSpec`):
+    the backend, model, precision, batch, threads, smoother, device frames, typed backend
+    options and the window of a multi-frame model (``auto``: files run centred), as
+    ``live`` and ``bench`` take them."""
 
     input: Path
     output: Path | None = None
-    backend: str | BackendOptions = "auto"
-    precision: str = "auto"  # as the CLI: OpenVINO picks and checks its fastest, fp32 elsewhere
-    model: str | None = None  # manifest name or path to an .onnx file
-    batch: int = 1
-    threads: int = 0
+    engine: EngineSpec = field(default_factory=EngineSpec)
     start: int = 0
     max_frames: int | None = None
     start_s: float = 0.0  # a time window in seconds (--ss / -t), beside the frame range
     duration_s: float | None = None
     overwrite: bool = False
-    smooth: bool = True
-    smooth_strength: float = DEFAULT_STRENGTH
     encode: EncodeOptions = field(default_factory=EncodeOptions)
     queue_size: int = QUEUE_SIZE
     hwaccel: str = "auto"  # NVDEC decoding: auto (when an NVIDIA driver is present), cuda, none
-    device_frames: bool | None = None  # keep frames on the backend's device; None: when it is a GPU
-    backend_options: tuple[BackendOptions, ...] = ()
-    window: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.window not in WINDOWS:
-            raise ConfigError(f"window {self.window!r}: choose {', '.join(WINDOWS)}")
 
     @property
     def window_mode(self) -> str:
         """The window mode files run: centred unless asked for causal."""
-        return "causal" if self.window == "causal" else "centred"
-
-    @property
-    def backend_name(self) -> str:
-        """The backend asked for (``auto`` before it is chosen)."""
-        return self.backend if isinstance(self.backend, str) else self.backend.name
+        return "causal" if self.engine.window == "causal" else "centred"
 
 
 @dataclass
 class DerainResult(PipelineResult):
     """What :func:`derain` did: ``frames`` written (video frames, or images for an image
     or a folder: ``kind`` ``"images"``), in ``seconds``; ``stages``: the pipeline's stage
-    statistics (none for images); ``interrupted``: Ctrl-C / SIGTERM ended a video early
-    (the output is finalised)."""
+    statistics (none for images); ``interrupted``: the run's control was set (Ctrl-C,
+    SIGTERM) and ended a video early (the output is finalised and playable)."""
 
     kind: str = "video"
 
@@ -168,20 +144,22 @@ def no_frames_error(cfg: DerainConfig, reader: VideoReader) -> InputError:
     return InputError(f"no frames could be decoded from {cfg.input} (nothing written)")
 
 
-def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None = None) -> PipelineResult:
+def derain_video(cfg: DerainConfig, backend: Backend, progress: Progress | None = None,
+                 control: RunControl | None = None) -> PipelineResult:
     """Decode -> derain -> (smooth) -> encode in threads; the backend must be active.
     Written under a temporary name and renamed onto the output when done (or
-    interrupted: then the finalised part is kept); a run with no frame is an error."""
+    interrupted, ``control`` set or Ctrl-C: then the finalised part is kept); a run with
+    no frame is an error."""
     out = cfg.output or default_output(cfg.input)
     with atomic_output(out, overwrite=True if cfg.overwrite else None) as tmp:
-        result, reader = _run_video(cfg, backend, tmp, progress)
+        result, reader = _run_video(cfg, backend, tmp, progress, control)
         if result.frames == 0 and not result.interrupted:
             raise no_frames_error(cfg, reader)
     return result
 
 
-def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
-               progress: Progress | None) -> tuple[PipelineResult, VideoReader]:
+def _run_video(cfg: DerainConfig, backend: Backend, out: Path, progress: Progress | None,
+               control: RunControl | None) -> tuple[PipelineResult, VideoReader]:
     reader = VideoReader(cfg.input, cfg.start, cfg.max_frames, hwaccel=cfg.hwaccel,
                          window=(cfg.start_s, cfg.duration_s))
     try:
@@ -190,11 +168,12 @@ def _run_video(cfg: DerainConfig, backend: Backend, out: Path,
         reader.close()
         raise
     total = expected_frames(reader, cfg.start, cfg.max_frames) if not (cfg.start_s or cfg.duration_s) else 0
+    eng = cfg.engine
     p = file_pipeline(reader, writer, backend, total=total, progress=progress, queue_size=cfg.queue_size,
-                      batch=cfg.batch, smooth=cfg.smooth, strength=cfg.smooth_strength,
-                      device_frames=uses_device_frames(backend, cfg.device_frames), mode=cfg.window_mode)
+                      batch=eng.batch, smooth=eng.smooth, strength=eng.smooth_strength,
+                      device_frames=uses_device_frames(backend, eng.device_frames), mode=cfg.window_mode)
     try:
-        result = p.run(lambda: writer.frames)
+        result = p.run(lambda: writer.frames, control)
     finally:
         reader.close()
     if reader.corrupt_packets:
@@ -228,42 +207,54 @@ def is_video(path: Path) -> bool:
     return not images.is_image(path)
 
 
-def derain(cfg: DerainConfig, progress: Progress | None = None,
-           backend: Backend | None = None) -> tuple[Path, DerainResult]:
+def derain(cfg: DerainConfig, progress: Progress | None = None, backend: Backend | None = None,
+           control: RunControl | None = None) -> tuple[Path, DerainResult]:
     """Derain ``cfg.input`` (video, image or image folder) into ``cfg.output``.
     Returns the output path and a :class:`DerainResult` (frames or images written).
-    ``backend``: an active backend to reuse (batches); by default one is created for
-    this call (:func:`open_backend`)."""
+    ``backend``: an active backend to reuse (batches); by default one is opened for this
+    call (:func:`~.engine_spec.open_engine` of ``cfg.engine``). ``control``: the run's
+    stop request (:class:`~.pipeline.RunControl`), set by the caller to end a video early
+    (finalised, ``interrupted``); None: a fresh one, which Ctrl-C sets while this call
+    runs in the main thread (the previous SIGINT handler is put back after), so a
+    library call stops as the command line does."""
+    out = check_job(cfg)
+    if control is not None:
+        return out, _derain_opened(cfg, out, backend, progress, control)
+    with sigint_sets(RunControl()) as own:
+        return out, _derain_opened(cfg, out, backend, progress, own)
+
+
+def check_job(cfg: DerainConfig) -> Path:
+    """Every check of :func:`derain` before any model loads; returns the output path."""
     inp = cfg.input
     check_input(inp)
     out = cfg.output or default_output(inp)
     check_output(out, inp, cfg.overwrite)
     check_media(inp, out, cfg.encode)
+    return out
+
+
+def _derain_opened(cfg: DerainConfig, out: Path, backend: Backend | None, progress: Progress | None,
+                   control: RunControl) -> DerainResult:
     if backend is not None:
-        return out, _derain_with(cfg, inp, out, backend, progress)
-    with open_backend(cfg) as be:
-        return out, _derain_with(cfg, inp, out, be, progress)
+        return _derain_with(cfg, cfg.input, out, backend, progress, control)
+    with open_engine(cfg.engine) as be:
+        return _derain_with(cfg, cfg.input, out, be, progress, control)
 
 
-def open_backend(cfg: DerainConfig) -> Backend:
-    """The (not yet activated) backend ``cfg`` asks for, with its typed options."""
-    return create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads,
-                          cfg.backend_options)
-
-
-def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend,
-                 progress: Progress | None) -> DerainResult:
+def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend, progress: Progress | None,
+                 control: RunControl) -> DerainResult:
     t0 = time.perf_counter()
     if inp.is_dir() or images.is_image(inp):
         stills = still_model(backend.model)
         if stills is not backend.model:  # the model names a single-frame model for images
-            with create_backend(cfg.backend, stills, cfg.precision, cfg.threads, cfg.backend_options) as be:
-                return _derain_with(cfg, inp, out, be, progress)
-        n = (derain_folder(inp, out, backend, cfg.batch, progress) if inp.is_dir()
+            with open_engine(cfg.engine, stills) as be:
+                return _derain_with(cfg, inp, out, be, progress, control)
+        n = (derain_folder(inp, out, backend, cfg.engine.batch, progress) if inp.is_dir()
              else derain_image_files([(inp, out)], backend, 1, progress))
         return DerainResult(n, time.perf_counter() - t0, False, [], kind="images")
     log.info("%s", backend.summary())
-    r = derain_video(DerainConfig(**{**cfg.__dict__, "output": out}), backend, progress)
+    r = derain_video(replace(cfg, output=out), backend, progress, control)
     return DerainResult(r.frames, r.seconds, r.interrupted, r.stages, kind="video")
 
 

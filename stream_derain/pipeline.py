@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,23 +25,49 @@ EOS = object()  # end-of-stream sentinel
 POLL = 0.1  # seconds: how often blocked gets/puts look at the stop event
 
 
-_INTERRUPTED = threading.Event()  # set by the CLI's SIGINT/SIGTERM handler
+class RunControl:
+    """One run's stop request: set by whoever asks the run to stop (the CLI's signal
+    handler, :func:`sigint_sets` for a library call, another thread of the caller's),
+    read by the run. A set control ends the run as Ctrl-C does: the source stops, the
+    frames in flight are finished and the output is finalised, and the result says
+    ``interrupted``. PyAV turns a signal that arrives inside one of its calls into an
+    ExitError ("Immediate exit requested"); code that catches one asks the control to
+    tell it from a timeout. Each run has its own (no state is shared between runs)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
 
 
-def note_interrupt() -> None:
-    """Record that the user asked to stop (a signal handler calls this). PyAV turns a
-    signal that arrives inside one of its calls into an ExitError ("Immediate exit
-    requested"); code that catches it asks :func:`interrupt_noted` to tell it from a
-    timeout."""
-    _INTERRUPTED.set()
+@contextmanager
+def sigint_sets(control: RunControl) -> Iterator[RunControl]:
+    """For the block, Ctrl-C (SIGINT) sets ``control`` and raises KeyboardInterrupt, as
+    the CLI's handler does; the previous handler is put back after. Signal handlers
+    belong to the main thread: called from another one, this changes nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield control
+        return
+    previous = signal.getsignal(signal.SIGINT)
 
+    def handler(signum: int, frame: object) -> None:
+        control.set()
+        raise KeyboardInterrupt
 
-def interrupt_noted() -> bool:
-    return _INTERRUPTED.is_set()
-
-
-def clear_interrupt() -> None:
-    _INTERRUPTED.clear()
+    handler.control = control  # type: ignore[attr-defined] - whose run it stops
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield control
+    finally:
+        if previous is not None:  # None: a handler not set from Python, nothing to restore
+            signal.signal(signal.SIGINT, previous)
 
 
 class Stopped(Exception):
@@ -244,29 +272,38 @@ class Pipeline:
         self.stages.append(stage)
         return stage
 
-    def _join(self) -> None:
+    def _join(self, control: RunControl) -> None:
         for stage in self.stages:
             while stage.is_alive():
                 stage.join(timeout=POLL)
+                if control.is_set() and not self.source_stop.is_set():
+                    self._stop_source()
 
-    def run(self, frames_of: Callable[[], int]) -> PipelineResult:
+    def _stop_source(self) -> None:
+        log.warning("interrupted: finishing the frames in flight (Ctrl-C again to stop at once)")
+        self.source_stop.set()
+
+    def run(self, frames_of: Callable[[], int], control: RunControl | None = None) -> PipelineResult:
+        """Run every stage to the end. ``control`` (None: one of its own) ends the run
+        early when set, as Ctrl-C (KeyboardInterrupt in this thread) does: the source
+        stops, the frames in flight are finished; a second Ctrl-C stops every stage."""
+        control = control if control is not None else RunControl()
         t0 = time.perf_counter()
-        interrupted = False
         for stage in self.stages:
             stage.start()
         try:
-            self._join()
+            self._join(control)
         except KeyboardInterrupt:
-            interrupted = True
-            log.warning("interrupted: finishing the frames in flight (Ctrl-C again to stop at once)")
-            self.source_stop.set()
+            control.set()
+            if not self.source_stop.is_set():
+                self._stop_source()
             try:
-                self._join()
+                self._join(control)
             except KeyboardInterrupt:
                 self.stop.set()
-                self._join()
+                self._join(control)
         errors = [s.error for s in self.stages if s.error is not None]
         if errors:
             raise errors[0]
-        return PipelineResult(frames_of(), time.perf_counter() - t0, interrupted,
+        return PipelineResult(frames_of(), time.perf_counter() - t0, control.is_set(),
                               [s.stats for s in self.stages])

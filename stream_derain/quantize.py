@@ -42,6 +42,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,9 +295,9 @@ def check_int8(model: ModelInfo, sets: Sequence[DevSet],
         else:
             raise ConfigError(f"int8 runs on openvino or onnxruntime, not {name}")
     result: dict[str, Any] = {"sets": {}, "checks": {}}
-    for be in runners.values():
-        be.__enter__()
-    try:
+    with ExitStack() as stack:
+        for be in runners.values():
+            stack.enter_context(be)
         for name in names:
             result.setdefault("runtime", {})[name] = runners[name].describe()
         for dev in sets:
@@ -320,9 +321,6 @@ def check_int8(model: ModelInfo, sets: Sequence[DevSet],
             log.info("%s: fp32 %.2f dB; %s", dev.name, entry["fp32"]["psnr_y"], "; ".join(
                 f"{n} int8 {entry[n]['psnr_y']:.2f} dB ({entry[n]['delta_db']:+.3f}), "
                 f"{entry[n]['agreement_db']:.1f} dB vs fp32" for n in names))
-    finally:
-        for be in runners.values():
-            be.__exit__(None, None, None)
     for name in names:
         result["checks"][name] = verdict(result["sets"], name, gate)
     result["gate"] = gate

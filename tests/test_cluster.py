@@ -17,6 +17,7 @@ import pytest
 
 from stream_derain.batch import plan_jobs
 from stream_derain.derain import DerainConfig
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import InputError, MissingExtraError
 
 ray = pytest.importorskip("ray")
@@ -24,7 +25,7 @@ cluster = pytest.importorskip("stream_derain.cluster")
 
 pytestmark = pytest.mark.slow
 STEPS = [40, 40, 80]  # variable frame durations (ms): timestamps must survive
-CFG = DerainConfig(input=Path("."), smooth=False)
+CFG = DerainConfig(input=Path("."), engine=EngineSpec(smooth=False))
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_worker_killed_mid_task(local_ray, tmp_path, caplog):
             os.kill(st["pid"], signal.SIGKILL)
 
     with caplog.at_level(logging.INFO):
-        result = cluster.run_cluster(jobs, DerainConfig(input=Path("."), smooth=True),
+        result = cluster.run_cluster(jobs, DerainConfig(input=Path("."), engine=EngineSpec(smooth=True)),
                                      cluster.ClusterOptions(poll=0.1), kill_once)
     print("\n".join(r.getMessage() for r in caplog.records))
     assert killed and killed[1] < killed[2], f"not killed mid-task: {killed}"
@@ -166,7 +167,7 @@ def test_ctrl_c_cancels_the_rest(local_ray, tmp_path):
         if p.files >= 1 and p.running.get(1, {}).get("frames", 0) >= 1:
             raise KeyboardInterrupt
 
-    result = cluster.run_cluster(jobs, DerainConfig(input=Path("."), smooth=True),
+    result = cluster.run_cluster(jobs, DerainConfig(input=Path("."), engine=EngineSpec(smooth=True)),
                                  cluster.ClusterOptions(workers=1, poll=0.1), interrupt)
     assert result.interrupted and not result.ok
     assert [f.status for f in result.files] == ["done"] + ["cancelled"] * 3, result.as_dict()

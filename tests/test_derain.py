@@ -10,6 +10,7 @@ import pytest
 
 from stream_derain.backends import PRECISIONS, create_backend, installed, resolve_precision
 from stream_derain.derain import DerainConfig, DerainResult, derain
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.io import images
 from stream_derain.live.run import LiveConfig
 from stream_derain.live.source import SourceConfig
@@ -22,9 +23,9 @@ def _default(cls: type, name: str) -> object:
 
 
 def test_library_precision_defaults_to_auto_like_the_cli() -> None:
-    assert _default(DerainConfig, "precision") == "auto"
-    assert _default(LiveConfig, "precision") == "auto"
-    assert LiveConfig(SourceConfig("rtsp://cam/1")).precision == "auto"
+    assert _default(EngineSpec, "precision") == "auto"
+    assert DerainConfig(input=Path("x.mp4")).engine.precision == "auto"
+    assert LiveConfig(SourceConfig("rtsp://cam/1")).engine.precision == "auto"
 
 
 @pytest.mark.parametrize("name", sorted(PRECISIONS))
@@ -35,8 +36,9 @@ def test_every_backend_resolves_auto(name: str) -> None:
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_default_precision_runs_on_the_cpu(backend: str, tiny_model, make_clip, tmp_path: Path) -> None:
     src = make_clip(frames=3, size=(64, 48), audio=False)
-    cfg = DerainConfig(input=src, output=tmp_path / "out.mp4", backend=backend, threads=1, smooth=False)
-    with create_backend(backend, tiny_model, cfg.precision, threads=1) as be:
+    cfg = DerainConfig(input=src, output=tmp_path / "out.mp4", engine=EngineSpec(backend=backend, threads=1,
+                                                                                 smooth=False))
+    with create_backend(backend, tiny_model, cfg.engine.precision, threads=1) as be:
         assert be.device == "cpu"
         out, result = derain(cfg, backend=be)
     assert out.is_file() and result.frames == 3
@@ -44,7 +46,7 @@ def test_default_precision_runs_on_the_cpu(backend: str, tiny_model, make_clip, 
 
 def test_default_config_runs(use_tiny_model: Path, make_clip, tmp_path: Path) -> None:
     src = make_clip(frames=3, size=(64, 48), audio=False)
-    out, result = derain(DerainConfig(input=src, output=tmp_path / "out.mp4", threads=1))
+    out, result = derain(DerainConfig(input=src, output=tmp_path / "out.mp4", engine=EngineSpec(threads=1)))
     assert out.is_file() and result.frames == 3
 
 
@@ -55,7 +57,8 @@ def test_derain_returns_one_type_for_videos_images_and_folders(tiny_model, make_
     for name in ("a.png", "b.png"):
         images.write_image(folder / name, np.full((40, 56, 3), 90, np.uint8))
     with create_backend("onnxruntime", tiny_model, threads=1) as be:
-        video = derain(DerainConfig(input=src, output=tmp_path / "v.mp4", smooth=False), backend=be)[1]
+        video = derain(DerainConfig(input=src, output=tmp_path / "v.mp4", engine=EngineSpec(smooth=False)),
+                       backend=be)[1]
         image = derain(DerainConfig(input=folder / "a.png", output=tmp_path / "a.png"), backend=be)[1]
         many = derain(DerainConfig(input=folder, output=tmp_path / "out"), backend=be)[1]
     assert all(isinstance(r, DerainResult) for r in (video, image, many))
@@ -80,7 +83,8 @@ def test_a_multi_frame_model_derains_images_with_the_image_in_every_slot(tmp_pat
         images.write_image(folder / name, pic)
     model = load_model_info("max-k5", write_models(tmp_path, (5,)))
     with create_backend("onnxruntime", model, threads=1) as be:
-        _, result = derain(DerainConfig(input=folder, output=tmp_path / "out", batch=2), backend=be)
+        _, result = derain(DerainConfig(input=folder, output=tmp_path / "out", engine=EngineSpec(batch=2)),
+                           backend=be)
     assert result.frames == 3
     for name in pics:
         out, src = (images.read_image(where / name).rgb8 for where in (tmp_path / "out", folder))
@@ -91,11 +95,11 @@ def test_the_window_option_is_checked() -> None:
     from stream_derain.errors import ConfigError
 
     assert DerainConfig(input=Path("x.mp4")).window_mode == "centred"
-    assert DerainConfig(input=Path("x.mp4"), window="causal").window_mode == "causal"
+    assert DerainConfig(input=Path("x.mp4"), engine=EngineSpec(window="causal")).window_mode == "causal"
     with pytest.raises(ConfigError, match="window"):
-        DerainConfig(input=Path("x.mp4"), window="both")
+        DerainConfig(input=Path("x.mp4"), engine=EngineSpec(window="both"))
     with pytest.raises(ConfigError, match="window"):
-        LiveConfig(SourceConfig("rtsp://cam/1"), window="both")
+        LiveConfig(SourceConfig("rtsp://cam/1"), engine=EngineSpec(window="both"))
 
 
 def test_still_images_compute_no_alignment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +155,8 @@ def test_images_run_the_model_the_manifest_names_for_stills(tmp_path: Path) -> N
     pic = np.random.default_rng(3).integers(0, 256, (24, 32, 3), np.uint8)
     images.write_image(tmp_path / "a.png", pic)
     with create_backend("onnxruntime", load_model_info("max-k5", folder), threads=1) as be:
-        derain(DerainConfig(input=tmp_path / "a.png", output=tmp_path / "b.png", backend="onnxruntime"),
+        derain(DerainConfig(input=tmp_path / "a.png", output=tmp_path / "b.png",
+                            engine=EngineSpec(backend="onnxruntime")),
                backend=be)
     src, out = (images.read_image(tmp_path / name).rgb8 for name in ("a.png", "b.png"))
     assert np.array_equal(out, 255 - src)

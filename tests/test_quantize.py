@@ -13,6 +13,7 @@ from int8_models import dev_sets, windows, write_model
 
 from stream_derain import models
 from stream_derain.devices import cpu_from_text
+from stream_derain.engine_spec import EngineSpec
 
 pytest.importorskip("onnx")
 VNNI = cpu_from_text("model name: Xeon\nflags: avx2 avx512f avx512_vnni avx512_bf16 amx_int8\n", "x86_64")
@@ -143,8 +144,8 @@ def test_bench_rows_carry_the_precision_and_its_psnr(quantized: Path,
     from stream_derain.bench import BenchConfig, run_bench, validate_report
 
     monkeypatch.setenv("STREAM_DERAIN_ENGINES", str(quantized))
-    cfg = BenchConfig(mode="engine", backends=("onnxruntime",), precisions=("fp32", "int8"), model="qtiny",
-                      resolutions=((64, 48),), warmup=1, iters=2)
+    cfg = BenchConfig(mode="engine", engine=EngineSpec(model="qtiny"), backends=("onnxruntime",),
+                      precisions=("fp32", "int8"), resolutions=((64, 48),), warmup=1, iters=2)
     rep = run_bench(cfg)
     assert validate_report(rep) == []
     rows = {r["variant"]: r for r in rep["engine"]}

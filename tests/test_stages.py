@@ -13,6 +13,7 @@ import pytest
 
 from stream_derain.backends import create_backend
 from stream_derain.derain import DerainConfig, derain_video
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.io.video import EncodeOptions, FrameItem, VideoReader
 from stream_derain.stages import InferStage
 
@@ -28,8 +29,8 @@ def test_device_path_matches_host_path(make_clip, tiny_model, tmp_path, smooth):
     outs = {}
     for device_frames in (False, True):
         out = tmp_path / f"out_{device_frames}.mkv"
-        cfg = DerainConfig(input=src, output=out, smooth=smooth, batch=3, device_frames=device_frames,
-                           encode=EncodeOptions(codec="ffv1"))
+        cfg = DerainConfig(input=src, output=out, encode=EncodeOptions(codec="ffv1"),
+                           engine=EngineSpec(smooth=smooth, batch=3, device_frames=device_frames))
         with create_backend("torch", tiny_model) as be:
             result = derain_video(cfg, be)
         assert result.frames == 8
@@ -204,7 +205,7 @@ def test_file_pipeline_with_a_multi_frame_model(multi_dir, make_clip, tmp_path, 
 
     src = make_clip("vfr.mp4", frames=10, size=(64, 48), pts_steps=[40, 40, 80])
     out = tmp_path / f"out_{window}.mkv"
-    cfg = DerainConfig(input=src, output=out, smooth=False, batch=3, window=window,
+    cfg = DerainConfig(input=src, output=out, engine=EngineSpec(smooth=False, batch=3, window=window),
                        encode=EncodeOptions(codec="ffv1"))
     with create_backend("onnxruntime", multi_model(multi_dir, "slot2-k5")) as be:
         assert derain_video(cfg, be).frames == 10
@@ -266,8 +267,8 @@ def test_device_and_host_paths_agree_on_a_multi_frame_model(multi_dir, make_clip
     outs = {}
     for device_frames in (False, True):
         out = tmp_path / f"out_{device_frames}.mkv"
-        cfg = DerainConfig(input=src, output=out, smooth=smooth, batch=2, device_frames=device_frames,
-                           encode=EncodeOptions(codec="ffv1"))
+        cfg = DerainConfig(input=src, output=out, encode=EncodeOptions(codec="ffv1"),
+                           engine=EngineSpec(smooth=smooth, batch=2, device_frames=device_frames))
         if device_frames:
             result = derain_video(cfg, TorchSlot(model, 2))
         else:

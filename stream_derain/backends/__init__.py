@@ -161,7 +161,7 @@ def _create(name: str | BackendOptions, model: ModelInfo, precision: str, thread
     if isinstance(opts, OV):
         from .openvino import OpenVINOBackend
 
-        return OpenVINOBackend(model, precision, threads=opts.threads)
+        return OpenVINOBackend(model, precision, threads=opts.threads, streams=opts.streams)
     if isinstance(opts, ORT):
         from .onnxruntime import OnnxRuntimeBackend
 

@@ -110,13 +110,15 @@ class OpenVINOBackend(Backend):
     capabilities = Capabilities(precisions=(*PRECISIONS, "auto"))
 
     def __init__(self, model: ModelInfo, precision: str = "auto", threads: int = 0,
-                 cache: Path | None = None, check: bool = True, pinning: bool | None = False) -> None:
+                 cache: Path | None = None, check: bool = True, pinning: bool | None = False,
+                 streams: int = 1) -> None:
         if precision not in self.capabilities.precisions:
             allowed = ", ".join(self.capabilities.precisions)
             raise BackendError(f"openvino runs {allowed}, not {precision!r}")
         super().__init__(model, precision)
         self.requested = precision
         self.threads = threads
+        self.streams = streams  # NUM_STREAMS; 0: OpenVINO's choice for the latency hint
         self.cache = cache
         self.check = check
         # OpenVINO pins its threads to cores by default (Linux). Off here, as ONNX Runtime's
@@ -250,8 +252,10 @@ class OpenVINOBackend(Backend):
 
     def _compile(self, precision: str) -> Any:
         config = {"INFERENCE_PRECISION_HINT": HINTS[precision], "PERFORMANCE_HINT": "LATENCY",
-                  "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(self.threads or cpu_info().cores or 0),
+                  "INFERENCE_NUM_THREADS": str(self.threads or cpu_info().cores or 0),
                   "CACHE_DIR": str(self.cache_folder(precision))}
+        if self.streams:
+            config["NUM_STREAMS"] = str(self.streams)
         if self.pinning is not None:
             config["ENABLE_CPU_PINNING"] = "YES" if self.pinning else "NO"
         try:

@@ -1,9 +1,10 @@
 """Typed per-backend options, in vs-mlrt's ``Backend.TRT(...)`` style: one small frozen
 dataclass per backend, checked when made, readable without importing any backend library.
 
-``DerainConfig(backend=TRT(workspace_mb=2048))`` chooses the backend and its options at
-once; ``DerainConfig(backend="auto", backend_options=(Torch(device="cuda:1"), TRT(...)))``
-gives options for whichever backend ``auto`` picks. A backend without options of its own
+``EngineSpec(backend=TRT(workspace_mb=2048))`` chooses the backend and its options at
+once; ``EngineSpec(backend="auto", backend_options=(Torch(device="cuda:1"), TRT(...)))``
+gives options for whichever backend ``auto`` picks (:mod:`stream_derain.engine_spec`).
+A backend without options of its own
 runs its defaults (the CPU backends with the config's ``threads``).
 """
 
@@ -77,9 +78,16 @@ class ORT(_Threads):
 
 @dataclass(frozen=True)
 class OV(_Threads):
-    """OpenVINO: inference threads (0: the config's ``threads``, else OpenVINO's choice)."""
+    """OpenVINO: inference threads (0: the config's ``threads``, else OpenVINO's choice)
+    and inference streams (``NUM_STREAMS``; 1, the default, suits one request at a time;
+    0: OpenVINO's choice for its latency hint)."""
 
     name: ClassVar[str] = "openvino"
+    streams: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _at_least(self.streams, 0, "OpenVINO streams")
 
 
 BackendOptions = Union[TRT, Torch, ORT, OV]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.options import BackendOptions, parse_size
+from ..backends.options import parse_size
+from ..engine_spec import EngineSpec
 from ..errors import ConfigError
-from ..smooth.core import DEFAULT_STRENGTH
 
 MODES = ("engine", "e2e", "all")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -67,22 +67,26 @@ def parse_variant(text: str) -> Variant:
 class BenchConfig:
     """One benchmark run.
 
-    ``backends`` empty means every installed backend (GPU-only ones are reported as
-    skipped where no GPU is visible). ``iters`` 0 means adaptive: as many timed
-    iterations as fit in ``budget_s`` seconds per case, at least ``min_iters``.
-    ``frames`` caps the frames of the end-to-end input (None: the whole file).
-    ``device_frames`` as in :class:`~stream_derain.derain.DerainConfig` (None: keep
-    frames on the device for CUDA backends that take device tensors). ``preset``: the
-    end-to-end encoder preset (None: derain's default, x264/x265 veryfast). ``variants``
-    (:class:`Variant`), when given, are measured instead of ``backends`` x ``precisions``.
+    ``engine`` (:class:`~stream_derain.engine_spec.EngineSpec`) holds what ``derain``
+    would run: model, threads, smoother, device frames, typed backend options. The grid
+    varies it: each of ``backends`` x ``precisions`` (or each of ``variants``) replaces
+    the spec's backend and precision, and the engine mode measures each of ``batches``
+    (e2e takes the first). Empty ``precisions`` and ``batches`` take the spec's (auto,
+    1); empty ``backends`` take the spec's backend unless it is ``auto``, then every
+    installed backend (GPU-only ones are reported as skipped where no GPU is visible).
+    ``iters`` 0 means adaptive: as many timed iterations as fit in ``budget_s`` seconds
+    per case, at least ``min_iters``. ``frames`` caps the frames of the end-to-end input
+    (None: the whole file). ``preset``: the end-to-end encoder preset (None: derain's
+    default, x264/x265 veryfast). ``variants`` (:class:`Variant`), when given, are
+    measured instead of ``backends`` x ``precisions``.
     """
 
     mode: str = "all"
+    engine: EngineSpec = field(default_factory=EngineSpec)
     resolutions: tuple[tuple[int, int], ...] = DEFAULT_RESOLUTIONS
-    batches: tuple[int, ...] = (1,)
+    batches: tuple[int, ...] = ()
     backends: tuple[str, ...] = ()
-    precisions: tuple[str, ...] = ("auto",)  # what derain runs
-    model: str | None = None
+    precisions: tuple[str, ...] = ()
     warmup: int = 2
     iters: int = 0
     budget_s: float = 3.0
@@ -90,25 +94,22 @@ class BenchConfig:
     max_iters: int = 2000
     input: Path | None = None
     frames: int | None = 125  # the whole bundled sample
-    smooth: bool = True
-    smooth_strength: float = DEFAULT_STRENGTH
-    threads: int = 0
     seed: int = 0
-    device_frames: bool | None = None
     preset: str | None = None  # e2e encoder preset (None: derain's default, x264 veryfast)
     rounds: int = 1  # > 1: variants active together, cases taken in turn (bench/interleave.py)
     variants: tuple[Variant, ...] = ()
-    backend_options: tuple[BackendOptions, ...] = ()  # typed options per backend, as derain's
 
     def __post_init__(self) -> None:
+        if not self.precisions:
+            object.__setattr__(self, "precisions", (self.engine.precision,))
+        if not self.batches:
+            object.__setattr__(self, "batches", (self.engine.batch,))
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}; choose from {', '.join(MODES)}")
         for p in self.precisions:
             if p not in PRECISIONS:
                 raise ConfigError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
-        if not self.precisions:
-            raise ConfigError("at least one precision is needed")
-        if any(b < 1 for b in self.batches) or not self.batches:
+        if any(b < 1 for b in self.batches):
             raise ConfigError("batch sizes must be >= 1")
         if any(w < 1 or h < 1 for w, h in self.resolutions):
             raise ConfigError("resolutions must be positive")

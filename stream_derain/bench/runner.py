@@ -6,14 +6,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
-from ..backends import MODULES, PRECISIONS, create_backend, installed
+from ..backends import MODULES, PRECISIONS, installed
 from ..backends.base import Backend
 from ..devices import gpu_visible
+from ..engine_spec import BackendFactory, EngineSpec, open_engine
 from ..errors import InputError
 from ..io.video import EncodeOptions
 from ..models import ModelInfo, int8_record, resolve_model
@@ -38,7 +39,6 @@ NOTES = [
     ("steady-state: frames between the first and the last arrival at the encoder, without the start-up "
      "and the encoder's drain"),
 ]
-BackendFactory = Callable[[str, ModelInfo, str, int], Backend]
 # backend -> modules that make it installed (baseline first: the first variant that runs)
 INSTALLED_BY = {name: MODULES[name] for name in ("onnxruntime", "openvino", "torch", "tensorrt")}
 __all__ = ["gpu_visible", "run_bench"]
@@ -74,18 +74,35 @@ def model_section(model: ModelInfo) -> dict[str, Any]:
 
 
 def variant_list(cfg: BenchConfig) -> list[Variant]:
-    """What the run measures: ``cfg.variants``, else every backend x precision."""
+    """What the run measures: ``cfg.variants``, else every backend x precision (no
+    backends given: the spec's, or every installed one when it is ``auto``)."""
     if cfg.variants:
         return list(cfg.variants)
-    return [Variant(f"{b}/{p}", b, p) for b in cfg.backends or default_backends() for p in cfg.precisions]
+    return [Variant(f"{b}/{p}", b, p) for b in backend_list(cfg) for p in cfg.precisions]
+
+
+def backend_list(cfg: BenchConfig) -> tuple[str, ...]:
+    """The backends of the grid: ``cfg.backends``, else the spec's, else every installed one."""
+    if cfg.backends:
+        return cfg.backends
+    return default_backends() if cfg.engine.backend == "auto" else (cfg.engine.backend_name,)
+
+
+def variant_spec(spec: Variant, engine: EngineSpec) -> EngineSpec:
+    """The run's engine with a variant's backend and precision (typed options the run's
+    ``backend`` carried stay among its ``backend_options``)."""
+    typed = () if isinstance(engine.backend, str) else (engine.backend,)
+    return dataclasses.replace(engine, backend=spec.backend, precision=spec.precision,
+                               backend_options=(*typed, *engine.backend_options))
 
 
 def _e2e_row(backend: Backend, variant: dict[str, Any], cfg: BenchConfig) -> dict[str, Any]:
     try:
         preset = variant.get("preset") or cfg.preset
         opts = EncodeOptions(preset=preset) if preset else None
-        res = run_e2e(backend, cfg.e2e_input(), cfg.frames, cfg.batches[0], cfg.smooth, cfg.smooth_strength,
-                      make_smoother, opts=opts, warmup=cfg.warmup, device_frames=cfg.device_frames)
+        eng = cfg.engine
+        res = run_e2e(backend, cfg.e2e_input(), cfg.frames, cfg.batches[0], eng.smooth, eng.smooth_strength,
+                      make_smoother, opts=opts, warmup=cfg.warmup, device_frames=eng.device_frames)
         return {**variant, "status": "ok", "reason": None, **res}
     except Exception as exc:  # noqa: BLE001 - reported, never dropped
         log.warning("e2e %s failed: %s", variant["variant"], exc)
@@ -101,8 +118,9 @@ def _not_run(variant: dict[str, Any], cfg: BenchConfig, status: str, reason: str
 
 
 def start_variant(spec: Variant, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
-                  has_gpu: bool) -> tuple[dict[str, Any], Backend | None, list, list]:
-    """(variant summary, the activated backend or None, engine and e2e rows if it did not start)."""
+                  has_gpu: bool, stack: ExitStack) -> tuple[dict[str, Any], Backend | None, list, list]:
+    """(variant summary, the activated backend or None, engine and e2e rows if it did not
+    start); the backend stays active until ``stack`` closes."""
     name, precision = spec.backend, spec.precision
     variant: dict[str, Any] = {"variant": spec.name, "backend": name, "precision": precision, "device": None}
     if spec.named:  # its own model or preset: recorded on every row
@@ -115,8 +133,7 @@ def start_variant(spec: Variant, model: ModelInfo, cfg: BenchConfig, factory: Ba
         return summary, None, *_not_run(variant, cfg, "skipped", reason)
     t0 = time.perf_counter()
     try:
-        backend = factory(name, model, precision, cfg.threads, cfg.backend_options)
-        backend.__enter__()
+        backend = stack.enter_context(open_engine(variant_spec(spec, cfg.engine), model, factory))
     except Exception as exc:  # noqa: BLE001 - not installed, no GPU, bad model: all reported
         reason = error_reason(exc)
         log.warning("%s failed to start: %s", variant["variant"], reason)
@@ -146,16 +163,14 @@ def _plan(cfg: BenchConfig) -> LoopPlan:
 def bench_variant(spec: Variant, model: ModelInfo, cfg: BenchConfig, factory: BackendFactory,
                   has_gpu: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """(variant summary, engine rows, e2e rows) for one variant."""
-    summary, backend, engine, e2e = start_variant(spec, model, cfg, factory, has_gpu)
-    if backend is None:
-        return summary, engine, e2e
-    try:
+    with ExitStack() as stack:
+        summary, backend, engine, e2e = start_variant(spec, model, cfg, factory, has_gpu, stack)
+        if backend is None:
+            return summary, engine, e2e
         variant = _variant_dict(summary)
         engine = run_engine(backend, variant, cfg.resolutions, cfg.batches, _plan(cfg), cfg.seed) \
             if cfg.run_engine else []
         e2e = [_e2e_row(backend, variant, cfg)] if cfg.run_e2e else []
-    finally:
-        backend.__exit__(*sys.exc_info())
     return summary, engine, e2e
 
 
@@ -164,9 +179,9 @@ def bench_rounds(models: Callable[[Variant], ModelInfo], cfg: BenchConfig, facto
     """(variants, engine rows, e2e rows) with every variant active at once and its cases
     taken in turn, ``cfg.rounds`` times (:mod:`.interleave`)."""
     variants, engine, e2e, active = [], [], [], []
-    try:
+    with ExitStack() as stack:
         for spec in variant_list(cfg):
-            summary, backend, rows, runs = start_variant(spec, models(spec), cfg, factory, has_gpu)
+            summary, backend, rows, runs = start_variant(spec, models(spec), cfg, factory, has_gpu, stack)
             variants.append(summary)
             engine, e2e = engine + rows, e2e + runs
             if backend is not None:
@@ -176,9 +191,6 @@ def bench_rounds(models: Callable[[Variant], ModelInfo], cfg: BenchConfig, facto
                                         cfg.seed)
         if cfg.run_e2e:
             e2e += run_e2e_rounds(active, cfg.rounds, lambda be, variant: _e2e_row(be, variant, cfg))
-    finally:
-        for backend, _ in active:
-            backend.__exit__(*sys.exc_info())
     order = [v["variant"] for v in variants]
     return variants, sorted(engine, key=lambda r: order.index(r["variant"])), \
         sorted(e2e, key=lambda r: order.index(r["variant"]))
@@ -213,17 +225,18 @@ def run_bench(cfg: BenchConfig, backend_factory: BackendFactory | None = None) -
     """Run the benchmark described by ``cfg``; returns the report (see :mod:`.report`).
 
     Everything (activation included) runs in one worker thread, the way the pipeline
-    calls backends; ``backend_factory`` replaces :func:`create_backend` (tests)."""
-    return run_in_worker(lambda: _run_bench(cfg, backend_factory or create_backend))
+    calls backends; ``backend_factory`` replaces :func:`~stream_derain.backends.create_backend`
+    (tests; None: the real one)."""
+    return run_in_worker(lambda: _run_bench(cfg, backend_factory))
 
 
-def _run_bench(cfg: BenchConfig, factory: BackendFactory) -> dict[str, Any]:
+def _run_bench(cfg: BenchConfig, factory: BackendFactory | None) -> dict[str, Any]:
     if cfg.run_e2e and not cfg.e2e_input().is_file():
         raise InputError(f"end-to-end input not found: {cfg.e2e_input()} "
                          "(pass --input FILE, or --mode engine)")
     started = dt.datetime.now(dt.timezone.utc)
     machine = machine_info()
-    model = resolve_model(cfg.model)
+    model = resolve_model(cfg.engine.model)
     has_gpu = gpu_visible()
 
     def models(spec: Variant) -> ModelInfo:
@@ -251,11 +264,12 @@ def _run_bench(cfg: BenchConfig, factory: BackendFactory) -> dict[str, Any]:
 
 
 def _config_dict(cfg: BenchConfig, has_gpu: bool) -> dict[str, Any]:
+    eng = cfg.engine
     return {"mode": cfg.mode, "resolutions": [f"{w}x{h}" for w, h in cfg.resolutions],
-            "batches": list(cfg.batches), "backends": list(cfg.backends or default_backends()),
-            "precisions": list(cfg.precisions), "model": cfg.model, "warmup": cfg.warmup, "iters": cfg.iters,
+            "batches": list(cfg.batches), "backends": list(backend_list(cfg)),
+            "precisions": list(cfg.precisions), "model": eng.model, "warmup": cfg.warmup, "iters": cfg.iters,
             "budget_s": cfg.budget_s, "min_iters": cfg.min_iters,
             "input": str(cfg.e2e_input()) if cfg.run_e2e else None, "frames": cfg.frames,
-            "smooth": cfg.smooth, "smooth_strength": cfg.smooth_strength, "device_frames": cfg.device_frames,
-            "threads": cfg.threads, "preset": cfg.preset, "rounds": cfg.rounds,
+            "smooth": eng.smooth, "smooth_strength": eng.smooth_strength, "device_frames": eng.device_frames,
+            "threads": eng.threads, "preset": cfg.preset, "rounds": cfg.rounds,
             "variants": [dataclasses.asdict(v) for v in cfg.variants], "gpu_visible": has_gpu}

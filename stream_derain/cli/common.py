@@ -36,13 +36,12 @@ import functools  # noqa: E402 - after the startup handler
 import logging  # noqa: E402
 import re  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from typing import Any, Optional, TypeVar  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
 
 import typer  # noqa: E402
 
-from ..backends.options import TRT, BackendOptions, Torch, parse_size  # noqa: E402
 from ..errors import ConfigError, StreamDerainError  # noqa: E402
-from ..pipeline import clear_interrupt, interrupt_noted, note_interrupt  # noqa: E402
+from ..pipeline import RunControl  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -76,34 +75,6 @@ IO_PANEL = "Input and output"
 MODEL_PANEL = "Model and backend"
 ENCODE_PANEL = "Encoding"
 SMOOTH_PANEL = "Window and smoothing"
-
-# typed backend options (backends.options) of derain and live: each applies when its backend runs
-DEVICE = typer.Option(None, "--device", show_default=False, metavar="DEVICE", rich_help_panel=MODEL_PANEL,
-                      help="torch: auto, cpu, cuda or cuda:N.")
-TRT_MAX_SIZE = typer.Option(None, "--trt-max-size", show_default=False, metavar="WxH",
-                            rich_help_panel=MODEL_PANEL,
-                            help="TensorRT: largest frame of the engine (1920x1080).")
-TRT_MAX_BATCH = typer.Option(None, "--trt-max-batch", min=1, show_default=False, metavar="N",
-                             rich_help_panel=MODEL_PANEL, help="TensorRT: largest batch (4).")
-TRT_WORKSPACE = typer.Option(None, "--trt-workspace", min=1, show_default=False, metavar="MIB",
-                             rich_help_panel=MODEL_PANEL, help="TensorRT: builder workspace (1024).")
-
-# multi-frame models (DerainConfig.window, LiveConfig.window)
-WINDOW = typer.Option("auto", "--window", metavar="MODE", rich_help_panel=SMOOTH_PANEL,
-                      help="Neighbours of a multi-frame model: centred (earlier and later "
-                           "frames), causal (earlier only) or auto (files: centred; live: "
-                           "centred if --max-latency allows).")
-
-
-def backend_options(device: Optional[str], trt_max_size: Optional[str], trt_max_batch: Optional[int],
-                    trt_workspace: Optional[int]) -> tuple[BackendOptions, ...]:
-    """The typed backend options of the flags given (none: every backend's defaults)."""
-    opts: list[BackendOptions] = [Torch(device=device)] if device else []
-    if trt_max_size or trt_max_batch or trt_workspace:
-        h, w = parse_size(trt_max_size) if trt_max_size else (None, None)
-        opts.append(TRT(height=h, width=w, max_batch=trt_max_batch, workspace_mb=trt_workspace))
-    return tuple(opts)
-
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
     """Log lines on stderr: through rich on a terminal (printed above a progress bar,
@@ -167,20 +138,29 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def sigterm_as_interrupt() -> None:
-    """SIGTERM and SIGHUP (a closed terminal or SSH session) finish like Ctrl-C: frames
-    in flight are written, the file is finalised. All are noted (see
-    :func:`~stream_derain.pipeline.note_interrupt`), so that code inside PyAV calls,
-    which turn the signal into an error, can tell."""
+def sigterm_as_interrupt() -> RunControl:
+    """The command's run control (:class:`~stream_derain.pipeline.RunControl`), which
+    SIGTERM, SIGHUP (a closed terminal or SSH session) and Ctrl-C set from now on, and
+    which the command hands to the library: frames in flight are written, the file is
+    finalised. The handler also raises KeyboardInterrupt, to end what runs before the
+    pipeline (loading a model, connecting) at once."""
+    control = RunControl()
 
     def handler(signum: int, frame: object) -> None:
-        note_interrupt()
+        control.set()
         raise KeyboardInterrupt
 
-    clear_interrupt()
+    handler.control = control  # type: ignore[attr-defined] - read by interrupt_requested
     for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, handler)
+    return control
+
+
+def interrupt_requested() -> bool:
+    """Whether the current run's control (the one the installed SIGINT handler sets) was set."""
+    control = getattr(signal.getsignal(signal.SIGINT), "control", None)
+    return control is not None and control.is_set()
 
 
 def parse_bitrate(text: str | None) -> int | None:
@@ -212,7 +192,7 @@ def handle_errors(func: F) -> F:
             restore_signals()
             return func(*args, **kwargs)
         except StreamDerainError as exc:
-            if interrupt_noted():  # e.g. an import cut short by SIGTERM looks like a missing extra
+            if interrupt_requested():  # e.g. an import cut short by SIGTERM looks like a missing extra
                 interrupted()
             fail(str(exc))
         except KeyboardInterrupt:

@@ -35,15 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import create_backend
 from ..backends.base import Backend, model_frames
-from ..backends.options import BackendOptions
+from ..engine_spec import EngineSpec, open_engine
 from ..errors import ConfigError, OutputError
 from ..io.encode import EncodeOptions, check_options
 from ..io.video import FrameItem
-from ..models import WINDOW_MODES, resolve_model
-from ..pipeline import DropOldestQueue, Pipeline, Stage
-from ..smooth.core import DEFAULT_STRENGTH
+from ..pipeline import DropOldestQueue, Pipeline, RunControl, Stage
 from ..stages import DecodeStage, InferStage, frame_stages, uses_device_frames
 from .outputs import LIVE_ENCODE, Output, PreviewServer, PushOutput, SegmentRecorder
 from .source import ReconnectingSource, SourceConfig
@@ -53,16 +50,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LiveConfig:
-    """Everything :func:`run_live` needs. ``infer_delay_s`` is a test/benchmark hook: a
-    real sleep added to every inference, to emulate a backend slower than the camera."""
+    """Everything :func:`run_live` needs: the stream, ``engine`` (backend, model,
+    precision, batch, smoother, window ...: :class:`~stream_derain.engine_spec.EngineSpec`,
+    as derain's; a batch never waits to fill, see :class:`~stream_derain.stages.InferStage`)
+    and the outputs. ``infer_delay_s`` is a test/benchmark hook: a real sleep added to
+    every inference, to emulate a backend slower than the camera."""
 
     source: SourceConfig
-    backend: str | BackendOptions = "auto"  # a name or a backend's typed options, as DerainConfig's
-    model: str | None = None  # manifest name or .onnx path
-    precision: str = "auto"  # as the CLI: OpenVINO picks and checks its fastest, fp32 elsewhere
-    threads: int = 0
-    smooth: bool = True
-    smooth_strength: float = DEFAULT_STRENGTH
+    engine: EngineSpec = field(default_factory=EngineSpec)
     max_latency_s: float = 1.0
     queue_size: int = 2  # decoded frames waiting for inference (oldest dropped)
     push: tuple[str, ...] = ()
@@ -70,22 +65,14 @@ class LiveConfig:
     record_dir: Path | None = None
     segment_minutes: float = 10.0
     infer_delay_s: float = 0.0
-    batch: int = 1  # frames per inference call (a batch never waits to fill: see stages.InferStage)
-    device_frames: bool | None = None  # keep frames on the backend's device; None: when it is a GPU
     max_seconds: float | None = None
     max_frames: int | None = None
     status_every_s: float = 5.0
     encode: EncodeOptions = LIVE_ENCODE  # of --push and --record
-    backend_options: tuple[BackendOptions, ...] = ()  # typed options for whichever backend runs
-    window: str = "auto"  # multi-frame models: auto, centred or causal (see the module docstring)
 
     def __post_init__(self) -> None:
-        if self.window not in ("auto", *WINDOW_MODES):
-            raise ConfigError(f"window {self.window!r}: choose auto, {', '.join(WINDOW_MODES)}")
         if self.max_latency_s <= 0:
             raise ConfigError(f"max latency must be > 0, got {self.max_latency_s}")
-        if self.batch < 1:
-            raise ConfigError(f"batch must be >= 1, got {self.batch}")
         if self.queue_size < 1:
             raise ConfigError(f"queue size must be >= 1, got {self.queue_size}")
         if self.segment_minutes <= 0:
@@ -279,10 +266,10 @@ def live_window(cfg: LiveConfig, backend: Backend, source: ReconnectingSource) -
     if model_frames(backend) == 1:
         return "causal"
     lookahead = max(backend.model.window("centred"))
-    infer_s = 0.0
-    if cfg.window == "auto" and lookahead > 0:
-        infer_s = time_inference(backend, source.height, source.width, cfg.batch)
-    mode = window_mode(cfg.window, lookahead, source.fps, cfg.max_latency_s, infer_s)
+    infer_s, requested = 0.0, cfg.engine.window
+    if requested == "auto" and lookahead > 0:
+        infer_s = time_inference(backend, source.height, source.width, cfg.engine.batch)
+    mode = window_mode(requested, lookahead, source.fps, cfg.max_latency_s, infer_s)
     log.info("%d-frame model: %s window (look-ahead %d frame(s) at %d fps, inference %.0f ms, "
              "latency bound %.2f s)", model_frames(backend), mode, lookahead if mode == "centred" else 0,
              source.fps, infer_s * 1000, cfg.max_latency_s)
@@ -295,9 +282,10 @@ def _pipeline(cfg: LiveConfig, backend: Backend, source: ReconnectingSource, p: 
     input kept as ``item.rainy``, small queues) -> outputs."""
     dropq = DropOldestQueue(cfg.queue_size)
     p.add(DecodeStage(p.stop, p.source_stop, dropq, source.frames, source.close))
-    on_device = uses_device_frames(backend, cfg.device_frames)
-    out, infer = frame_stages(p, dropq, backend, batch=cfg.batch, smooth=cfg.smooth,
-                              strength=cfg.smooth_strength, device_frames=on_device, queue_size=2,
+    eng = cfg.engine
+    on_device = uses_device_frames(backend, eng.device_frames)
+    out, infer = frame_stages(p, dropq, backend, batch=eng.batch, smooth=eng.smooth,
+                              strength=eng.smooth_strength, device_frames=on_device, queue_size=2,
                               keep_input=True, max_latency_s=cfg.max_latency_s, delay_s=cfg.infer_delay_s,
                               mode=live_window(cfg, backend, source))
     p.add(OutputStage(p.stop, out, outputs, meter))
@@ -305,17 +293,19 @@ def _pipeline(cfg: LiveConfig, backend: Backend, source: ReconnectingSource, p: 
 
 
 def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = None,
-             stop_event: threading.Event | None = None, extra_outputs: Sequence[Output] = ()) -> LiveStats:
+             stop_event: threading.Event | None = None, extra_outputs: Sequence[Output] = (),
+             control: RunControl | None = None) -> LiveStats:
     """Derain ``cfg.source`` until ``stop_event`` is set, a run limit is reached, the
-    source gives up, or Ctrl-C (KeyboardInterrupt in the calling thread: the frames in
-    flight are finished and every output is closed cleanly). Raises :class:`InputError`
-    when the input cannot be opened within the configured retries."""
+    source gives up, or the run is interrupted: ``control`` set (None: one of its own) or
+    Ctrl-C (KeyboardInterrupt in the calling thread); then the frames in flight are
+    finished, every output is closed cleanly and the stats say ``interrupted``. Raises
+    :class:`InputError` when the input cannot be opened within the configured retries."""
     if not cfg.push and cfg.preview_port is None and cfg.record_dir is None and not extra_outputs:
         raise OutputError("no output: give --push, --preview-port and/or --record")
+    control = control if control is not None else RunControl()
     p = Pipeline()
-    source = ReconnectingSource(cfg.source, end=p.source_stop)
-    with create_backend(cfg.backend, resolve_model(cfg.model), cfg.precision, cfg.threads,
-                        cfg.backend_options) as backend:
+    source = ReconnectingSource(cfg.source, end=p.source_stop, control=control)
+    with open_engine(cfg.engine) as backend:
         log.info("%s", backend.summary())
         source.connect()
         try:
@@ -331,7 +321,7 @@ def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = No
                                name="stream-derain-monitor", daemon=True)
         mon.start()
         try:
-            result = p.run(lambda: meter.frames)
+            result = p.run(lambda: meter.frames, control)
         finally:
             done.set()
             mon.join(timeout=5.0)

@@ -25,7 +25,7 @@ import av
 from ..errors import InputError
 from ..io.paths import has_stream_scheme
 from ..io.video import FrameItem, _hwaccel, to_rgb
-from ..pipeline import interrupt_noted
+from ..pipeline import RunControl
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +116,15 @@ class ReconnectingSource:
     """Iterate :meth:`frames` for decoded RGB frames until ``end`` is set.
 
     Call :meth:`connect` first to fail early on a dead camera (it raises
-    :class:`InputError` after ``retries`` attempts)."""
+    :class:`InputError` after ``retries`` attempts). ``control``: the run's stop request
+    (:class:`~stream_derain.pipeline.RunControl`): once set, an interrupted PyAV call is
+    the user's Ctrl-C, not a timeout, and no new attempt starts."""
 
-    def __init__(self, cfg: SourceConfig, end: threading.Event | None = None) -> None:
+    def __init__(self, cfg: SourceConfig, end: threading.Event | None = None,
+                 control: RunControl | None = None) -> None:
         self.cfg = cfg
         self.end = end or threading.Event()
+        self.control = control if control is not None else RunControl()
         self.stats = SourceStats()
         self.container: Any = None
         self.width = self.height = 0
@@ -140,7 +144,7 @@ class ReconnectingSource:
                                                       options=cfg.av_options(), **extra,
                                                       timeout=(cfg.open_timeout_s, cfg.read_timeout_s)))
         except av.error.ExitError:  # PyAV's interrupt callback: a timeout, or Ctrl-C / SIGTERM
-            if interrupt_noted():
+            if self.control.is_set():
                 raise KeyboardInterrupt from None
             raise InputError(timed_out) from None
         except av.error.InvalidDataError:  # what a server that never answers gives at the timeout
@@ -168,7 +172,7 @@ class ReconnectingSource:
                 if self.end.is_set():
                     break
             self._streak += 1
-            if interrupt_noted():
+            if self.control.is_set():
                 raise KeyboardInterrupt
             try:
                 container = self._open_once()

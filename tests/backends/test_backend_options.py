@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from stream_derain import engine_spec
 from stream_derain.backends import ORT, OV, TRT, Torch, create_backend
 from stream_derain.backends.options import options_for, parse_size
-from stream_derain.cli import app, derain_cmd
-from stream_derain.derain import DerainConfig, DerainResult, open_backend
-from stream_derain.errors import ConfigError
+from stream_derain.cli import app
+from stream_derain.derain import DerainConfig
+from stream_derain.engine_spec import EngineSpec
+from stream_derain.errors import BackendError, ConfigError
 from stream_derain.live import LiveConfig, SourceConfig
 
 
@@ -41,28 +43,28 @@ def test_bad_options_are_config_errors(make) -> None:
 
 
 def test_configs_reach_the_backend(tiny_model, monkeypatch) -> None:
-    monkeypatch.setattr("stream_derain.derain.resolve_model", lambda name: tiny_model)
-    cfg = DerainConfig(input=Path("x.mp4"), backend="torch", backend_options=(Torch("cpu"), TRT(max_batch=1)))
-    assert open_backend(cfg).requested_device == "cpu"
-    assert DerainConfig(input=Path("x.mp4"), backend=TRT()).backend_name == "tensorrt"
-    live = LiveConfig(SourceConfig("rtsp://x/y"), preview_port=0, backend_options=(Torch("cpu"),))
-    assert live.backend_options == (Torch("cpu"),)
+    monkeypatch.setattr("stream_derain.engine_spec.resolve_model", lambda name: tiny_model)
+    cfg = DerainConfig(input=Path("x.mp4"),
+                       engine=EngineSpec(backend="torch", backend_options=(Torch("cpu"), TRT(max_batch=1))))
+    assert cfg.engine.create().requested_device == "cpu"
+    assert EngineSpec(backend=TRT()).backend_name == "tensorrt"
+    live = LiveConfig(SourceConfig("rtsp://x/y"), engine=EngineSpec(backend_options=(Torch("cpu"),)),
+                      preview_port=0)
+    assert live.engine.backend_options == (Torch("cpu"),)
 
 
-def test_cli_builds_the_typed_options(monkeypatch, tmp_path: Path) -> None:
-    seen: list[DerainConfig] = []
+def test_cli_builds_the_typed_options(monkeypatch, use_tiny_model, make_clip, tmp_path: Path) -> None:
+    seen: list[tuple] = []
 
-    def fake(cfg: DerainConfig, progress=None):  # noqa: ANN202
-        seen.append(cfg)
-        return cfg.output, DerainResult(1, 0.1, False, [], kind="video")
+    def fake(name, model, precision, threads, options):  # noqa: ANN001, ANN202
+        seen.append(tuple(options))
+        raise BackendError("recorded")
 
-    monkeypatch.setattr(derain_cmd, "derain", fake)
-    src = tmp_path / "a.mp4"
-    src.write_bytes(b"")
-    result = CliRunner().invoke(app, ["derain", str(src), "-o", str(tmp_path / "b.mp4"), "--device", "cuda:0",
-                                      "--trt-max-size", "1280x720", "--trt-workspace", "2048"])
-    assert result.exit_code == 0, result.output
-    assert seen[0].backend_options == (Torch("cuda:0"), TRT(height=720, width=1280, workspace_mb=2048))
+    monkeypatch.setattr(engine_spec, "create_backend", fake)
+    result = CliRunner().invoke(app, ["derain", str(make_clip()), "-o", str(tmp_path / "b.mp4"), "--device",
+                                      "cuda:0", "--trt-max-size", "1280x720", "--trt-workspace", "2048"])
+    assert result.exit_code == 1 and "recorded" in result.output, result.output
+    assert seen[0] == (Torch("cuda:0"), TRT(height=720, width=1280, workspace_mb=2048))
 
 
 @pytest.mark.parametrize("args,words", [(["--device", "gpu"], "torch device"),

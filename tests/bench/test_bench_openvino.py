@@ -6,14 +6,16 @@ import pytest
 
 from stream_derain.bench import BenchConfig, run_bench, validate_report
 from stream_derain.bench.markdown import to_markdown
+from stream_derain.engine_spec import EngineSpec
 
 SMALL = dict(resolutions=((64, 48),), batches=(1,), warmup=1, iters=2, frames=6)
 
 
 def test_openvino_rows_report_the_precision_used(tiny_engines: str) -> None:
     pytest.importorskip("openvino")
-    cfg = BenchConfig(mode="engine", backends=("onnxruntime", "openvino"), precisions=("auto", "bf16"),
-                      model=tiny_engines, **SMALL)
+    cfg = BenchConfig(mode="engine", engine=EngineSpec(model=tiny_engines),
+                      backends=("onnxruntime", "openvino"),
+                      precisions=("auto", "bf16"), **SMALL)
     rep = run_bench(cfg)
     assert validate_report(rep) == []
     status = {v["variant"]: v for v in rep["variants"]}
@@ -33,8 +35,8 @@ def test_openvino_rows_report_the_precision_used(tiny_engines: str) -> None:
 
 
 def test_rounds_interleave_variants_and_pool_them(tiny_engines: str, short_clip) -> None:  # noqa: ANN001
-    cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch"), precisions=("fp32", "fp16"),
-                      model=tiny_engines, input=short_clip, rounds=2, **SMALL)
+    cfg = BenchConfig(mode="all", engine=EngineSpec(model=tiny_engines), backends=("onnxruntime", "nosuch"),
+                      precisions=("fp32", "fp16"), input=short_clip, rounds=2, **SMALL)
     rep = run_bench(cfg)
     assert validate_report(rep) == []
     assert [v["variant"] for v in rep["variants"]] == ["onnxruntime/fp32", "onnxruntime/fp16", "nosuch/fp32",

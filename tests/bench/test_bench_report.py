@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stream_derain.bench import BenchConfig, run_bench, validate_report
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import BackendError
 
 SMALL = dict(resolutions=((64, 48),), batches=(1,), warmup=1, iters=2, frames=6)
@@ -28,7 +29,8 @@ def report(tiny_model_dir: Path, short_clip: Path) -> dict[str, Any]:
     mp = pytest.MonkeyPatch()
     mp.setenv("STREAM_DERAIN_ENGINES", str(tiny_model_dir))
     try:
-        cfg = BenchConfig(mode="all", backends=("onnxruntime", "nosuch", "broken"), model="tiny",
+        cfg = BenchConfig(mode="all", engine=EngineSpec(model="tiny"),
+                          backends=("onnxruntime", "nosuch", "broken"),
                           precisions=("fp32",), input=short_clip, **SMALL)
         return run_bench(cfg, backend_factory=_broken_factory)
     finally:
@@ -75,8 +77,8 @@ def test_gpu_only_backend_is_skipped_without_gpu(tiny_engines: str, monkeypatch:
     from stream_derain.bench import runner
 
     monkeypatch.setattr(runner, "gpu_visible", lambda: False)
-    cfg = BenchConfig(mode="engine", backends=("tensorrt", "torch"), precisions=("fp16",), model=tiny_engines,
-                      **SMALL)
+    cfg = BenchConfig(mode="engine", engine=EngineSpec(model=tiny_engines), backends=("tensorrt", "torch"),
+                      precisions=("fp16",), **SMALL)
     rep = run_bench(cfg)
     assert [v["status"] for v in rep["variants"]] == ["skipped", "skipped"]
     assert "no GPU" in rep["variants"][0]["reason"] and rep["engine"][0]["status"] == "skipped"
@@ -188,7 +190,7 @@ def test_bench_measures_what_derain_runs_by_default() -> None:
     """Issue 27: bench's precision defaults to derain's (auto), not fp32."""
     from stream_derain.derain import DerainConfig
 
-    assert BenchConfig().precisions == (DerainConfig(input=Path()).precision,) == ("auto",)
+    assert BenchConfig().precisions == (DerainConfig(input=Path()).engine.precision,) == ("auto",)
 
 
 def test_bench_hands_the_typed_backend_options_to_the_backend(tiny_engines: str) -> None:
@@ -201,7 +203,8 @@ def test_bench_hands_the_typed_backend_options_to_the_backend(tiny_engines: str)
         seen.append(options)
         raise BackendError("recorded")
 
-    cfg = BenchConfig(mode="engine", backends=("onnxruntime",), precisions=("fp32",), model=tiny_engines,
-                      backend_options=(Torch(device="cpu"),), **SMALL)
+    cfg = BenchConfig(mode="engine", engine=EngineSpec(model=tiny_engines,
+                                         backend_options=(Torch(device="cpu"),)),
+                      backends=("onnxruntime",), precisions=("fp32",), **SMALL)
     run_bench(cfg, backend_factory=factory)
     assert seen == [(Torch(device="cpu"),)]

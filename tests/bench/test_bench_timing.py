@@ -11,6 +11,7 @@ import pytest
 from stream_derain.backends.base import Backend
 from stream_derain.bench import BenchConfig, run_bench
 from stream_derain.bench.timing import LoopPlan, latency_stats, measure
+from stream_derain.engine_spec import EngineSpec
 
 SLEEP = 0.03
 
@@ -43,8 +44,8 @@ def test_latency_is_the_timed_call_only(tiny_engines: str) -> None:
         made.append(SlowStartBackend(model, warmup=2))
         return made[0]
 
-    cfg = BenchConfig(mode="engine", backends=("fake",), resolutions=((32, 16),), batches=(2,), warmup=2,
-                      iters=5, model=tiny_engines)
+    cfg = BenchConfig(mode="engine", engine=EngineSpec(model=tiny_engines), backends=("fake",),
+                      resolutions=((32, 16),), batches=(2,), warmup=2, iters=5)
     (row,) = run_bench(cfg, backend_factory=factory)["engine"]
     lat = row["latency_ms"]
     assert made[0].calls == 7 and row["iters"] == 5 and row["warmup"] == 2

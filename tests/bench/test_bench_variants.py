@@ -13,6 +13,7 @@ from stream_derain.backends.base import Backend
 from stream_derain.bench import BenchConfig, run_bench, validate_report
 from stream_derain.bench.config import Variant, parse_variant
 from stream_derain.bench.markdown import to_markdown
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import ConfigError
 
 
@@ -55,9 +56,10 @@ def test_variants_carry_their_model_and_preset(tiny_engines: str, short_clip: Pa
         return Identity(model, "fp32" if precision == "auto" else precision,
                         "onnxruntime" if name == "auto" else name)
 
-    cfg = BenchConfig(mode="e2e", model=tiny_engines, input=short_clip, frames=4, warmup=0, smooth=False,
-                      rounds=2, variants=(parse_variant(f"v1=onnxruntime/fp32,preset=ultrafast,model={old}"),
-                                          parse_variant("default=auto/auto")))
+    cfg = BenchConfig(mode="e2e", input=short_clip, engine=EngineSpec(model=tiny_engines, smooth=False),
+                      frames=4, warmup=0, rounds=2,
+                      variants=(parse_variant(f"v1=onnxruntime/fp32,preset=ultrafast,model={old}"),
+                                parse_variant("default=auto/auto")))
     report = run_bench(cfg, backend_factory=factory)
     assert validate_report(report) == []
     assert seen == [("onnxruntime", "old", "fp32"), ("auto", "tiny", "auto")]

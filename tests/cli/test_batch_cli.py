@@ -13,6 +13,7 @@ from test_derain_cli import cli, frames_in, one_line_error, partials
 
 from stream_derain.batch import Job, JobResult, plan_jobs, run_jobs
 from stream_derain.derain import DerainConfig
+from stream_derain.engine_spec import EngineSpec
 
 
 def write_png(path: Path, seed: int = 0, shape=(40, 56, 3)) -> Path:
@@ -129,10 +130,11 @@ def test_run_jobs_takes_another_executor(tmp_path):
     seen = []
 
     def run_one(job, cfg):
-        seen.append((cfg.input, cfg.output, cfg.backend))
+        seen.append((cfg.input, cfg.output, cfg.engine.backend))
         return JobResult(job, "done", frames=7)
 
-    batch = run_jobs(jobs, DerainConfig(input=Path(), backend="onnxruntime"), run_one=run_one)
+    batch = run_jobs(jobs, DerainConfig(input=Path(), engine=EngineSpec(backend="onnxruntime")),
+                     run_one=run_one)
     assert seen == [(jobs[0].input, jobs[0].output, "onnxruntime")]
     assert batch.summary() == "1 done, 1 skipped" and batch.failed == 0
 

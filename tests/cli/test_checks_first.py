@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stream_derain import derain as derain_module
+from stream_derain import engine_spec
 from stream_derain.cli import app
 from stream_derain.io import images
 
@@ -25,7 +25,7 @@ def backends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         made.append(name)
         raise AssertionError("a backend was created before the checks failed")
 
-    monkeypatch.setattr(derain_module, "create_backend", create)
+    monkeypatch.setattr(engine_spec, "create_backend", create)
     return made
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from stream_derain.derain import DerainConfig, derain
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.io.encoder import ColorInfo
 from stream_derain.io.video import EncodeOptions, FrameItem, VideoInfo, VideoReader, VideoWriter
 
@@ -79,7 +80,7 @@ def encode(path: Path, sizes: list[tuple[int, int]], n: int = 10, *, fmt: str | 
 
 
 def run(src: Path, out: Path, **kw) -> Path:
-    derain(DerainConfig(input=src, output=out, backend="onnxruntime", smooth=False, **kw))
+    derain(DerainConfig(input=src, output=out, **kw, engine=EngineSpec(backend="onnxruntime", smooth=False)))
     return out
 
 

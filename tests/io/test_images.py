@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stream_derain.derain import DerainConfig, derain
+from stream_derain.engine_spec import EngineSpec
 
 
 def gradient(h: int, w: int, dtype=np.uint8) -> np.ndarray:
@@ -26,7 +27,7 @@ def test_image_layout_is_kept(use_tiny_model, tmp_path, kind):
     src = tmp_path / f"{kind}.png"
     cv2.imwrite(str(src), img)
     out = tmp_path / f"{kind}.out.png"
-    derain(DerainConfig(input=src, output=out, backend="onnxruntime"))
+    derain(DerainConfig(input=src, output=out, engine=EngineSpec(backend="onnxruntime")))
     got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert got.shape == img.shape and got.dtype == img.dtype
     if img.ndim == 3 and img.shape[2] == 4:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stream_derain.derain import DerainConfig, derain
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 
 BT709_LIMITED = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 1}
@@ -36,7 +37,9 @@ def probe(path: Path) -> dict:
 
 
 def run_derain(src: Path, out: Path, **kw) -> Path:
-    derain(DerainConfig(input=src, output=out, backend="onnxruntime", smooth=False, **kw))
+    batch = kw.pop("batch", 1)
+    derain(DerainConfig(input=src, output=out, **kw, engine=EngineSpec(backend="onnxruntime", smooth=False,
+                                                                      batch=batch)))
     return out
 
 

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stream_derain.cli import app
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import ConfigError
 from stream_derain.io.encode import EncodeOptions
 from stream_derain.io.video import FrameItem
@@ -34,7 +35,7 @@ def test_live_config_checks_the_encoder_options() -> None:
     with pytest.raises(ConfigError, match="0-51"):
         LiveConfig(SourceConfig("rtsp://x/y"), preview_port=0, encode=EncodeOptions(crf=99))
     with pytest.raises(ConfigError, match="batch"):
-        LiveConfig(SourceConfig("rtsp://x/y"), preview_port=0, batch=0)
+        LiveConfig(SourceConfig("rtsp://x/y"), engine=EngineSpec(batch=0), preview_port=0)
 
 
 @pytest.mark.parametrize("args,words", [(["--crf", "99"], "0-51"), (["--preset", "warpspeed"], "warpspeed"),

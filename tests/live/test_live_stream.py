@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from streams import RtspServer, free_port
 
 from stream_derain import stages
 from stream_derain.backends import create_backend
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.io.video import FrameItem
 from stream_derain.live import (
     CallbackOutput,
@@ -34,6 +36,8 @@ from stream_derain.stages import make_smoother
 
 BACKEND = "onnxruntime"
 SINGLE = "derain-student-v3"  # the shipped single-frame model
+
+ENGINE_KEYS = {f.name for f in dataclasses.fields(EngineSpec)}
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -87,7 +91,8 @@ def config(url: str, **kw: object) -> LiveConfig:
     src = {k: kw.pop(k) for k in list(kw) if k in keys}
     source = SourceConfig(url, **{"read_timeout_s": 3.0, "open_timeout_s": 3.0, "backoff_s": 0.2, **src})
     kw.setdefault("model", SINGLE)  # these tests check the run, not the window (test_live_units does)
-    return LiveConfig(source=source, backend=BACKEND, threads=1, status_every_s=0.2, **kw)
+    engine = EngineSpec(backend=BACKEND, threads=1, **{k: kw.pop(k) for k in list(kw) if k in ENGINE_KEYS})
+    return LiveConfig(source=source, engine=engine, status_every_s=0.2, **kw)
 
 
 def test_frames_arrive_derained_to_several_outputs(rtsp_server: RtspServer, tmp_path: Path) -> None:

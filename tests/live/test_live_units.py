@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from streams import free_port
 
+from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import ConfigError, InputError, OutputError
 from stream_derain.io.video import FrameItem
 from stream_derain.live import (
@@ -116,11 +117,11 @@ def test_live_and_files_run_the_same_stage_classes(make_clip, tiny_model,
     for kind in kinds:
         with create_backend(kind, tiny_model, "fp32", 1) as be:
             for smooth in (False, True):
-                cfg = DerainConfig(input=clip, output=clip.with_name(f"o_{kind}_{smooth}.mp4"), smooth=smooth,
-                                   batch=2, device_frames=kind == "torch")
+                cfg = DerainConfig(input=clip, output=clip.with_name(f"o_{kind}_{smooth}.mp4"),
+                                   engine=EngineSpec(smooth=smooth, batch=2, device_frames=kind == "torch"))
                 derain_video(cfg, be)
-                live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), smooth=smooth, batch=2,
-                                  device_frames=kind == "torch")
+                live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"),
+                                  engine=EngineSpec(smooth=smooth, batch=2, device_frames=kind == "torch"))
                 live_run._pipeline(live, be, source, Pipeline(), [], live_run._Meter())
                 file_stages, live_stages = built[-2], built[-1]
                 assert file_stages[0] is live_stages[0] is stages.DecodeStage
@@ -282,8 +283,10 @@ def test_live_runs_a_multi_frame_model_with_the_window_it_chose(tmp_path: Path) 
     model = load_model_info("max-k5", write_models(tmp_path, (5,)))
     with create_backend("onnxruntime", model, "fp32", 1) as be:
         for bound, want in ((1.0, "centred"), (0.01, "causal")):
-            live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), max_latency_s=bound, smooth=False)
+            live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), engine=EngineSpec(smooth=False),
+                              max_latency_s=bound)
             _, infer = live_run._pipeline(live, be, source, Pipeline(), [], live_run._Meter())
             assert infer.mode == want and infer.window is not None
-        live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), max_latency_s=0.01, window="centred")
+        live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), engine=EngineSpec(window="centred"),
+                          max_latency_s=0.01)
         assert live_run._pipeline(live, be, source, Pipeline(), [], live_run._Meter())[1].mode == "centred"
