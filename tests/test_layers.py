@@ -118,3 +118,26 @@ def test_trt_sits_below_the_backends(path: Path) -> None:
     backend (the engine check, which runs one, lives in backends/trt_check.py)."""
     bad = sorted(m for m in _imports(path) if _top(m) == "backends")
     assert not bad, f"{_module(path)} imports {bad}"
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_module_over_400_lines() -> None:
+    sizes = {_module(p): p.read_text().count("\n") for p in PACKAGE.rglob("*.py")}
+    long = {m: n for m, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not long, long
+
+
+def test_no_function_over_60_lines() -> None:
+    """Counted from ``def`` to the end of the body, decorators and option declarations
+    included (the CLI's shared option group keeps the commands short)."""
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long[f"{_module(path)}.{node.name}"] = n
+    assert not long, long
