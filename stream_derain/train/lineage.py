@@ -14,7 +14,8 @@ run folders are gone:
   by content hash, walked recursively through checkpoints, and through an exported
   ONNX file's manifest entry when that records a lineage of its own;
 - ``data``: the data folders every stage of the walk trained on, and those it held out;
-- ``dev_scores``: the scores the entry records;
+- ``dev_scores``: the scores the entry records, by their manifest key (``dev_scores``,
+  ``dev_video`` ...);
 - ``lineage_hash``: a hash over all of it but the scores, so scoring a model again
   does not make it another model.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,8 +84,9 @@ def _onnx_parent(node: dict[str, Any], path: Path) -> dict[str, Any]:
     for name, entry in entries.items():
         files = [f.get("file") for f in (entry.get("files") or {}).values() if isinstance(f, dict)]
         if path.name in files and isinstance(entry.get("lineage"), dict):
-            node.update(model=name, version=entry.get("version"),
-                        lineage_hash=entry["lineage"].get("lineage_hash"), lineage=entry["lineage"])
+            made = {k: v for k, v in entry["lineage"].items() if k != "dev_scores"}  # the entry's own
+            node.update(model=name, version=entry.get("version"), lineage_hash=made.get("lineage_hash"),
+                        lineage=made)
     return node
 
 
@@ -173,7 +176,8 @@ def recipe_configs(recipe: Path | None) -> list[dict[str, Any]]:
     """The recipe's files, root first: path, short hash and own keys (``base`` aside)."""
     if recipe is None:
         return []
-    return [{"file": str(f), "sha256": short_hash(f), "keys": keys} for f, keys in config_chain(recipe)]
+    chain = config_chain(recipe)
+    return [{"file": os.path.normpath(f), "sha256": short_hash(f), "keys": keys} for f, keys in chain]
 
 
 def build_lineage(checkpoint: Path | None = None, *, recipe: Path | None = None,

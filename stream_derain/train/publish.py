@@ -81,8 +81,8 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
         **({"align": train_cfg.get("align", "none")} if ckpt["arch"] == TEMPORAL else {}),
         "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds"),
                      "config": train_cfg},
-        "lineage": build_lineage(cfg.checkpoint, recipe=cfg.recipe, dev_scores=cfg.dev_scores,
-                                 aliases=cfg.aliases),
+        "lineage": build_lineage(cfg.checkpoint, recipe=cfg.recipe, aliases=cfg.aliases,
+                                 dev_scores={"dev_scores": dict(cfg.dev_scores)} if cfg.dev_scores else {}),
     }
     if cfg.dev_scores:
         extra["dev_scores"] = dict(cfg.dev_scores)
