@@ -78,7 +78,7 @@ def config_class(path: Path) -> type:
     """The stage class a committed config is for (the CLI command that takes it)."""
     from stream_derain.train.distill import DistillConfig
     from stream_derain.train.finetune import FinetuneConfig
-    from stream_derain.train.teachers import ReconstructionTrainConfig, RecognitionTrainConfig
+    from stream_derain.train.teachers import RecognitionTrainConfig, ReconstructionTrainConfig
     from stream_derain.train.temporal import TemporalTrainConfig
 
     rel = path.relative_to(CONFIGS).as_posix()
