@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
+from ..models import models_dir
 from .lineage import build_lineage
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,22 @@ def parse_aliases(items: list[str]) -> dict[str, str]:
     return dict(pairs)  # type: ignore[arg-type]
 
 
+def refuse_shipped_folder(folder: Path) -> None:
+    """ConfigError when ``folder`` is the shipped models folder: only ``ship`` writes there,
+    after checking what it would replace."""
+    try:
+        shipped = models_dir().resolve()
+    except ModelError:  # no shipped models anywhere: nothing to protect
+        return
+    if folder.resolve() == shipped:
+        raise ConfigError(f"{folder} holds the shipped models: export elsewhere (default "
+                          f"runs/export/NAME), then `stream-derain ship` it")
+
+
 def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
     """Export ``cfg.checkpoint`` (FP32 + FP16, each checked against torch) into
     ``cfg.folder`` and write its manifest entry with ``training`` and ``lineage``."""
+    refuse_shipped_folder(cfg.folder)
     from ..model.export import export_model
     from .checkpoint import read_checkpoint
     from .supervised import load_derainer

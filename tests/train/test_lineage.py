@@ -110,6 +110,17 @@ def test_export_goes_under_runs_and_leaves_engines_byte_identical(runs, tmp_path
     assert folder_hash(work / "engines") == local and folder_hash(shipped) == before
 
 
+def test_export_refuses_the_shipped_models_folder(runs, tmp_path, monkeypatch):
+    engines = tmp_path / "engines"
+    engines.mkdir()
+    (engines / "manifest.json").write_text(json.dumps({"default": "x", "models": {}}))
+    before = folder_hash(engines)
+    monkeypatch.setenv("STREAM_DERAIN_ENGINES", str(engines))
+    result = CliRunner().invoke(app, ["export", str(runs["child"]), "--out", str(engines)])
+    assert result.exit_code == 1 and "stream-derain ship" in result.output, result.output
+    assert folder_hash(engines) == before
+
+
 def export_to(ckpt: Path, out: Path, version: str) -> Path:
     result = CliRunner().invoke(app, ["export", str(ckpt), "--out", str(out), "--name", "m",
                                       "--version", version])
