@@ -99,8 +99,9 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _version(value: bool) -> None:
-    """``--version``: the package's version, then the default model's name and version from
-    the manifest (``model: unavailable (reason)`` when it cannot be read; never an error)."""
+    """``--version``: the package's version, then the default model's name, version and
+    lineage hash (how it was made, docs/models.md) from the manifest (``model: unavailable
+    (reason)`` when it cannot be read; never an error)."""
     if value:
         from .. import __version__
 
@@ -111,7 +112,10 @@ def _version(value: bool) -> None:
             folder = models_dir()
             info = load_model_info(folder=folder)
             window = "single-frame" if info.frames == 1 else f"{info.frames}-frame window"
-            typer.echo(f"model: {info.name}, version {info.version} ({window}), from {folder}")
+            lineage = info.meta.get("lineage")
+            made = lineage.get("lineage_hash") if isinstance(lineage, dict) else None
+            typer.echo(f"model: {info.name}, version {info.version} ({window}), "
+                       f"lineage {made or 'unrecorded'}, from {folder}")
         except StreamDerainError as exc:
             typer.echo(f"model: unavailable ({exc})")
         except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:  # a malformed entry

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..errors import ConfigError, require
+from ..errors import require
 from .common import app, handle_errors
 
 log = logging.getLogger("stream_derain")
@@ -65,41 +64,46 @@ def temporal_cmd(
 @handle_errors
 def export_cmd(
     checkpoint: Path = typer.Argument(..., help="A training checkpoint (last.pt)."),
-    out: Path = typer.Option(Path("engines"), help="Folder for the ONNX files and manifest.json."),
+    out: Optional[Path] = typer.Option(None, help="Folder for the ONNX files and manifest.json "
+                                       "[default: runs/export/NAME]; `stream-derain ship` ships it."),
     name: str = typer.Option("derain-student", help="Model name in the manifest."),
     version: str = typer.Option("1", help="Model version string."),
     scores: Optional[Path] = typer.Option(None, help="`stream-derain eval --json` output of this model: "
                                           "its dev-set means go into the manifest."),
+    recipe: Optional[Path] = typer.Option(None, help="The config file it was trained with: its chain of "
+                                          "bases goes into the lineage."),
+    parent_at: list[str] = typer.Option([], "--parent-at", metavar="RECORDED=NOW",
+                                        help="A parent the checkpoint names by a path whose file has "
+                                             "moved: where it is now (repeatable)."),
 ) -> None:
     """Export a student (or grown teacher) checkpoint to ONNX (FP32 + FP16), check both against
-    torch, update the manifest."""
+    torch, and write its manifest entry with the model's lineage (never into engines/ unless
+    --out says so: see `stream-derain ship`)."""
     require("torch", "train")
-    from ..model.export import export_model
-    from ..train.checkpoint import read_checkpoint
-    from ..train.supervised import load_derainer
-    from ..train.temporal import ARCH as TEMPORAL
-    from ..train.temporal import load_temporal
+    from ..train.publish import ExportConfig, export_checkpoint, parse_aliases, read_dev_scores
 
-    load = load_temporal if read_checkpoint(checkpoint).get("arch") == TEMPORAL else load_derainer
-    model, ckpt = load(checkpoint)
-    extra = {"trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
-             **({"align": ckpt["train_cfg"].get("align", "none")} if ckpt["arch"] == TEMPORAL else {}),
-             "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds"),
-                          "config": ckpt.get("train_cfg", {})}}
-    if scores is not None:
-        extra["dev_scores"] = dev_scores(scores)
-    entry = export_model(model, out, name, version, extra)
+    cfg = ExportConfig(checkpoint, out, name, version, read_dev_scores(scores) if scores else {},
+                       recipe, parse_aliases(parent_at))
+    entry = export_checkpoint(cfg)
+    lineage = entry["lineage"]["lineage_hash"]
     typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "
-               f"{entry['parameters']} parameters -> {out}")
+               f"{entry['parameters']} parameters, lineage {lineage} -> {cfg.folder}")
 
 
-def dev_scores(path: Path) -> dict[str, dict[str, float]]:
-    """Mean PSNR/SSIM (Y), brightness bias and detail ratio of input and output per set,
-    from an eval JSON report (bias and detail where the report has them)."""
-    try:
-        results = json.loads(path.read_text())
-        return {r["set"]: {f"{side}_{k}": r[side][k] for side in ("input", "output")
-                           for k in ("psnr_y", "ssim_y", "bias", "detail") if k in r[side]}
-                for r in results}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"cannot read dev-set scores from {path}: {exc}") from None
+@app.command("ship")
+@handle_errors
+def ship_cmd(
+    export_dir: Path = typer.Argument(..., help="A folder `stream-derain export` wrote (runs/export/NAME)."),
+    name: Optional[str] = typer.Option(None, help="Model to ship [default: the export's default]."),
+    to: Optional[Path] = typer.Option(None, help="Shipped models folder [default: the one the package "
+                                      "reads, engines/ in a checkout]."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a model of the same name there."),
+    default: bool = typer.Option(False, "--default", help="Make it the default model."),
+) -> None:
+    """Ship an exported model: copy its files into engines/ and enter it in the manifest.
+    Refuses to replace a shipped model without --replace, and says what it replaces."""
+    from ..model.ship import ship
+    from ..models import models_dir
+
+    done = ship(export_dir, to if to is not None else models_dir(), name, replace, default)
+    typer.echo(done.describe())

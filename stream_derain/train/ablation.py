@@ -38,7 +38,8 @@ from ..model.student import count_macs_per_pixel, count_parameters
 from ..models import model_from_path
 from .checkpoint import read_checkpoint
 from .config import DATA_ROOT
-from .supervised import ARCH, load_student
+from .lineage import parent_paths
+from .supervised import load_student
 from .transfer.data import split_holdout
 from .transfer.teachers import RECOGNITION_ARCH, load_frozen, rain_score
 
@@ -70,10 +71,9 @@ def lineage_seconds(ckpt: dict[str, Any]) -> float | None:
     if "train_seconds" not in ckpt["extra"]:
         return None
     seconds = float(ckpt["extra"]["train_seconds"])
-    cfg = ckpt.get("train_cfg", {})
-    distilled = ckpt["arch"] == ARCH and "reconstruction" in cfg
-    parents = [cfg.get("init")] + ([cfg.get("recognition"), cfg.get("reconstruction")] if distilled else [])
-    before = [lineage_seconds(read_checkpoint(Path(p))) for p in parents if p and Path(p).is_file()]
+    parents = [p for _, p in parent_paths(ckpt["arch"], ckpt.get("train_cfg", {}))]
+    before = [lineage_seconds(read_checkpoint(Path(p))) for p in parents
+              if Path(p).is_file() and Path(p).suffix != ".onnx"]
     return None if None in before else seconds + sum(before)
 
 

@@ -5,6 +5,12 @@ steps, batch, LR schedule, seed, cadences, threads, device: what :mod:`.loop` re
 :class:`TrainConfig` (supervised) and the transfer stages' configs add their own.
 A config file is JSON (or TOML) with the fields of the stage's class; anything else
 is an error naming the key, so a typo never trains silently with a default.
+
+A file may name ``"base": "other.json"`` (relative to the file): the base is loaded
+first (recursively, a cycle is an error) and the file's keys override it, nested
+objects (``student``, ``teacher_sources``) key by key, lists whole. A recipe then
+says only what differs from the one it continues (``configs/shipped/``), and the
+chain reads as the history of the model.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from ..errors import ConfigError
 
 CLEAN_DIRS = tuple(str(DATA_ROOT / "clean" / d) for d in ("cbsd68", "kodak24", "mcmaster"))
 RAINY_DIRS = tuple(str(DATA_ROOT / d) for d in ("real_rain", "real_video/ra1", "real_video/rb2"))  # real rain
+BASE_KEY = "base"  # a config file's parent recipe (module docstring)
 DEV_CLEAN = tuple(str(DATA_ROOT / "pairs" / s / "clean") for s in ("sirr20", "heavy25"))
 
 
@@ -113,17 +120,66 @@ def _coerce(cls: type, data: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None, cls: type = TrainConfig) -> Any:
-    """Defaults, then the file's keys, then ``overrides`` (e.g. from the CLI)."""
+def read_config_file(path: Path) -> dict[str, Any]:
+    """One file's own keys (``base`` included), parsed as TOML or JSON by its suffix."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot parse config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold an object of keys, not {type(data).__name__}")
+    return data
+
+
+def config_chain(path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The files of a config's ``base`` chain, root first, each with its own keys (``base``
+    removed). A file met twice is a cycle: an error naming the loop."""
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    seen: list[Path] = []
+    current: Path | None = path
+    while current is not None:
+        here = current.resolve()
+        if here in seen:
+            loop = " -> ".join(str(p) for p in [*seen[seen.index(here):], here])
+            raise ConfigError(f"config base cycle: {loop}")
+        seen.append(here)
+        data = dict(read_config_file(current))
+        base = data.pop(BASE_KEY, None)
+        if base is not None and (not isinstance(base, str) or not base):
+            raise ConfigError(f"{current}: base must be a file name, got {base!r}")
+        chain.append((current, data))
+        current = current.parent / base if base else None
+    return chain[::-1]
+
+
+def merge_config(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on ``base``: objects merge key by key (recursively), anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        out[key] = merge_config(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
+def read_config(path: Path, cls: type = TrainConfig) -> dict[str, Any]:
+    """The merged keys of ``path`` and its bases; a key that ``cls`` lacks is an error
+    naming the file that holds it."""
+    names = {f.name for f in fields(cls)}
     data: dict[str, Any] = {}
-    if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        text = path.read_text()
-        try:
-            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        except (ValueError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot parse config {path}: {exc}") from None
+    for file, own in config_chain(path):
+        unknown = sorted(set(own) - names)
+        if unknown:
+            raise ConfigError(f"unknown key(s) in {cls.__name__} ({file}): {', '.join(unknown)}")
+        data = merge_config(data, own)
+    return data
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None, cls: type = TrainConfig) -> Any:
+    """Defaults, then the file's keys (after its bases'), then ``overrides`` (e.g. from the CLI)."""
+    data = read_config(path, cls) if path is not None else {}
     cfg = _coerce(cls, data)
     clean = {k: v for k, v in (overrides or {}).items() if v is not None}
     if clean:

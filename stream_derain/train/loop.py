@@ -11,7 +11,8 @@ optimiser step, the log every ``log_every`` steps, and the checkpoint every
 
 A checkpoint (:func:`~.checkpoint.save_checkpoint`) holds ``arch``, ``model_cfg``,
 ``model``, ``optimizer``, ``step``, ``train_cfg``, ``rng`` and ``extra`` with
-``train_seconds`` and the state of the modules trained beside the model (``modules``,
+``train_seconds``, the short hashes of the files the run started from (``parents``,
+:mod:`.lineage`) and the state of the modules trained beside the model (``modules``,
 e.g. distillation's adapters). A resumed run draws the same batches and reaches the
 same weights as one that was never interrupted.
 
@@ -43,6 +44,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..errors import ModelError
 from .checkpoint import load_weights, read_checkpoint, save_checkpoint, set_rng_state
 from .config import StageConfig
+from .lineage import parent_hashes
 
 log = logging.getLogger(__name__)
 B = TypeVar("B")  # a stage's batch
@@ -98,6 +100,7 @@ class Run:
     seconds: float = 0.0
     modules: dict[str, nn.Module] = field(default_factory=dict)  # saved beside the model (adapters)
     ema: AveragedModel | None = None  # the weights' moving average (cfg.ema > 0)
+    parents: dict[str, str] = field(default_factory=dict)  # parent file -> short sha256 when read
 
     @property
     def last(self) -> Path:
@@ -113,7 +116,7 @@ class Run:
 
     def save(self, extra: dict[str, Any] | None = None) -> None:
         """Checkpoint to ``last.pt`` (atomically); ``extra`` joins the stage's numbers."""
-        state = {"train_seconds": round(self.seconds, 1),
+        state = {"train_seconds": round(self.seconds, 1), "parents": self.parents,
                  "modules": {k: m.state_dict() for k, m in self.modules.items()}, **(extra or {})}
         save_checkpoint(self.last, arch=self.arch, model_cfg=self.model_cfg, model=self.model,
                         optimizer=self.opt, step=self.step, train_cfg=asdict(self.cfg), data_rng=self.rng,
@@ -137,6 +140,7 @@ def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str,
         groups.append({"params": list(boosted), "lr_mult": boost})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     run = Run(cfg, arch, model, model_cfg, opt, np.random.default_rng(cfg.seed), device, modules=modules)
+    run.parents = parent_hashes(arch, asdict(cfg))  # before a later export can replace them
     if cfg.ema:
         run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
     if run.last.exists():
@@ -154,6 +158,7 @@ def open_run(cfg: StageConfig, arch: str, model: nn.Module, model_cfg: dict[str,
             run.ema.load_state_dict(ckpt["ema"])
         set_rng_state(ckpt["rng"], run.rng)
         run.step, run.seconds = ckpt["step"], ckpt["extra"].get("train_seconds", 0.0)
+        run.parents = ckpt["extra"].get("parents", {})  # what the run started from, not what is there now
         log.info("resumed %s from %s at step %d", arch, run.last, run.step)
     return run
 

@@ -1,7 +1,7 @@
 """Training the multi-frame student (v4) on video windows.
 
 The student (:class:`~stream_derain.model.temporal.TemporalStudent`) starts from a
-single-frame student's weights (``init``: v3's shipped ONNX file or a checkpoint)
+single-frame student's weights (``init``: v3's ONNX file under checkpoints/ or a checkpoint)
 with its temporal evidence convolution at zero, so step 0 is v3. Windows come from
 :mod:`.video_data`. Loss, as v3's: L1(O, B) + w_r L1(R, I_0 - B) + w_d L1(grad O,
 grad B), the output pulled to the clean target frame B, the rain branch to the
@@ -52,7 +52,9 @@ class TemporalTrainConfig(StageConfig):
     """The multi-frame student on rainy video windows (see :mod:`.video_data`)."""
 
     out_dir: str = "runs/v4"
-    init: str = "engines/derain-student-v3.onnx"  # the single-frame student it grows from
+    # the single-frame student it grows from: v3's weights, kept under checkpoints/ (an
+    # experiment never starts from engines/, which shipping may replace)
+    init: str = "checkpoints/v3/derain-student-v3.onnx"
     frames: int = 5
     kernel: int = 1  # of the evidence convolution
     gate: bool = False  # the temporal gate (model.temporal)

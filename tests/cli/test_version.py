@@ -35,18 +35,26 @@ def test_version_names_the_shipped_default_model():
     first, second = lines(cli("--version"))
     assert first == f"stream-derain {__version__}"
     assert second.startswith(f"model: {info.name}, version {info.version} (")
+    assert f"lineage {info.meta['lineage']['lineage_hash']}, from " in second  # issue 27: how it was made
     assert str(models.models_dir()) in second
 
 
 def test_version_reads_the_manifest_in_use(tmp_path, monkeypatch):
     monkeypatch.setenv("STREAM_DERAIN_ENGINES", str(write_manifest(tmp_path / "e", ENTRY)))
-    assert lines(cli("--version"))[1] == f"model: my-model, version 7b (single-frame), from {tmp_path / 'e'}"
+    assert lines(cli("--version"))[1] == (f"model: my-model, version 7b (single-frame), lineage unrecorded, "
+                                          f"from {tmp_path / 'e'}")
+
+
+def test_version_names_the_default_models_lineage_hash(tmp_path, monkeypatch):
+    entry = {**ENTRY, "lineage": {"lineage_hash": "0123456789abcdef"}}
+    monkeypatch.setenv("STREAM_DERAIN_ENGINES", str(write_manifest(tmp_path / "e", entry)))
+    assert ", lineage 0123456789abcdef, from " in lines(cli("--version"))[1]
 
 
 def test_version_says_how_many_frames_a_multi_frame_model_reads(tmp_path, monkeypatch):
     entry = {**ENTRY, "version": "4", "frames": 5}
     monkeypatch.setenv("STREAM_DERAIN_ENGINES", str(write_manifest(tmp_path / "e", entry, "derain-student")))
-    assert lines(cli("--version"))[1].startswith("model: derain-student, version 4 (5-frame window), from ")
+    assert lines(cli("--version"))[1].startswith("model: derain-student, version 4 (5-frame window), ")
 
 
 @pytest.mark.parametrize("content, reason", [

@@ -1,0 +1,106 @@
+"""``stream-derain export``: a checkpoint to checked ONNX files and a manifest entry
+that says how the model was made (``lineage``, :mod:`.lineage`).
+
+An export goes to a folder under ``runs/export/`` unless told otherwise: exporting an
+experiment must never replace the shipped model by accident. Shipping into
+``engines/`` is its own step (:func:`stream_derain.model.ship.ship`), which checks
+what it would replace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ModelError
+from ..models import models_dir
+from .lineage import build_lineage
+
+log = logging.getLogger(__name__)
+EXPORT_ROOT = Path("runs") / "export"
+
+
+def default_out(name: str) -> Path:
+    """Where an export goes when no folder is given: ``runs/export/<name>``."""
+    return EXPORT_ROOT / name
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    checkpoint: Path
+    out: Path | None = None  # None: default_out(name)
+    name: str = "derain-student"
+    version: str = "1"
+    dev_scores: Mapping[str, Any] = field(default_factory=dict)  # read_dev_scores of an eval report
+    recipe: Path | None = None  # the config file it was trained with (its base chain joins the lineage)
+    aliases: Mapping[str, str] = field(default_factory=dict)  # parent path as recorded -> where it is now
+
+    @property
+    def folder(self) -> Path:
+        return self.out if self.out is not None else default_out(self.name)
+
+
+def read_dev_scores(path: Path) -> dict[str, dict[str, float]]:
+    """Mean PSNR/SSIM (Y), brightness bias and detail ratio of input and output per set,
+    from an eval JSON report (bias and detail where the report has them)."""
+    try:
+        results = json.loads(path.read_text())
+        return {r["set"]: {f"{side}_{k}": r[side][k] for side in ("input", "output")
+                           for k in ("psnr_y", "ssim_y", "bias", "detail") if k in r[side]}
+                for r in results}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read dev-set scores from {path}: {exc}") from None
+
+
+def parse_aliases(items: list[str]) -> dict[str, str]:
+    """``RECORDED=NOW`` pairs (``--parent-at``) as a dict."""
+    pairs = [item.split("=", 1) for item in items]
+    bad = [item for item, pair in zip(items, pairs) if len(pair) != 2 or not all(pair)]
+    if bad:
+        raise ConfigError(f"--parent-at takes RECORDED=NOW, got {bad[0]!r}")
+    return dict(pairs)  # type: ignore[arg-type]
+
+
+def refuse_shipped_folder(folder: Path) -> None:
+    """ConfigError when ``folder`` is the shipped models folder: only ``ship`` writes there,
+    after checking what it would replace."""
+    try:
+        shipped = models_dir().resolve()
+    except ModelError:  # no shipped models anywhere: nothing to protect
+        return
+    if folder.resolve() == shipped:
+        raise ConfigError(f"{folder} holds the shipped models: export elsewhere (default "
+                          f"runs/export/NAME), then `stream-derain ship` it")
+
+
+def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
+    """Export ``cfg.checkpoint`` (FP32 + FP16, each checked against torch) into
+    ``cfg.folder`` and write its manifest entry with ``training`` and ``lineage``."""
+    refuse_shipped_folder(cfg.folder)
+    from ..model.export import export_model
+    from .checkpoint import read_checkpoint
+    from .supervised import load_derainer
+    from .temporal import ARCH as TEMPORAL
+    from .temporal import load_temporal
+
+    load = load_temporal if read_checkpoint(cfg.checkpoint).get("arch") == TEMPORAL else load_derainer
+    model, ckpt = load(cfg.checkpoint)
+    train_cfg = ckpt.get("train_cfg", {})
+    extra: dict[str, Any] = {
+        "trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
+        **({"align": train_cfg.get("align", "none")} if ckpt["arch"] == TEMPORAL else {}),
+        "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds"),
+                     "config": train_cfg},
+        "lineage": build_lineage(cfg.checkpoint, recipe=cfg.recipe, aliases=cfg.aliases,
+                                 dev_scores={"dev_scores": dict(cfg.dev_scores)} if cfg.dev_scores else {}),
+    }
+    if cfg.dev_scores:
+        extra["dev_scores"] = dict(cfg.dev_scores)
+    entry = export_model(model, cfg.folder, cfg.name, cfg.version, extra)
+    log.info("exported %s v%s (lineage %s) to %s", cfg.name, cfg.version,
+             entry["lineage"]["lineage_hash"], cfg.folder)
+    return entry
