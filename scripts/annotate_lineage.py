@@ -24,7 +24,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from stream_derain.models import MANIFEST, sha256
+from stream_derain.catalog import MANIFEST, sha256
 from stream_derain.train.config import config_chain, load_config
 from stream_derain.train.lineage import build_lineage
 

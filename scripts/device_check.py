@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     pyav = pyav_state(args.stub_av)
     import torch
 
-    from stream_derain.models import resolve_model
+    from stream_derain.catalog import resolve_model
 
     dry = args.cpu_dry_run
     if not dry and not torch.cuda.is_available():

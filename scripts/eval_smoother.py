@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from stream_derain.catalog import ModelInfo, load_model_info, model_from_path
 from stream_derain.engine_spec import EngineSpec
 from stream_derain.flicker import (
     dry_masks,
@@ -46,7 +47,6 @@ from stream_derain.flicker import (
     warping_error,
 )
 from stream_derain.metrics import psnr, rgb_to_y, ssim
-from stream_derain.models import ModelInfo, load_model_info, model_from_path
 from stream_derain.smooth import DEFAULT_STRENGTH, TemporalSmoother
 
 log = logging.getLogger("eval_smoother")

@@ -59,7 +59,7 @@ def temporal_derainer(path: Path, mode: str) -> Derain:
 
 def v3_derainer() -> Derain:
     from stream_derain.backends import create_backend
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     backend = create_backend("onnxruntime", load_model_info(), "fp32")
     backend.__enter__()

@@ -21,9 +21,9 @@ import numpy as np
 
 from stream_derain import synth
 from stream_derain.backends import create_backend
+from stream_derain.catalog import model_from_path
 from stream_derain.devsets import DATA_ROOT
 from stream_derain.io import images
-from stream_derain.models import model_from_path
 
 TILE = (320, 240)
 

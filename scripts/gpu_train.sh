@@ -6,7 +6,7 @@
 #                             [--batch-size B] [--crop C] [--out-dir DIR] [--grace S]
 #
 # CONFIG (relative to the checkout) defaults to configs/v4_video/gpu.json (out_dir runs/v4/gpu, batch 64, crop 192,
-# init from the shipped v3 ONNX, device cuda). The data come from the subset that
+# init from v3's weights in checkpoints/v3, device cuda). The data come from the subset that
 # scripts/gpu_subset.py writes (runs/gpu_data: carry it to the machine); the script sets
 # STREAM_DERAIN_DATA to it unless the variable is already set.
 #

@@ -30,12 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # runnable from a checkout without installing the package
     sys.path.insert(0, str(REPO))
 
+from stream_derain.catalog import load_model_info  # noqa: E402
 from stream_derain.derain import DerainConfig, derain  # noqa: E402
 from stream_derain.engine_spec import EngineSpec  # noqa: E402
-from stream_derain.io.encode import EncodeOptions  # noqa: E402
+from stream_derain.io.encode_options import EncodeOptions  # noqa: E402
 from stream_derain.io.frames import FrameItem  # noqa: E402
 from stream_derain.io.video import VideoReader  # noqa: E402
-from stream_derain.models import load_model_info  # noqa: E402
 
 MAX_BYTES = 200_000
 MARGIN = 4  # frames derained on each side of the one shown (a 5-frame window needs 2)

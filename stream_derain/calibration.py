@@ -18,9 +18,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .catalog import ModelInfo
 from .devsets import DATA_ROOT, matching_images
 from .errors import ConfigError
-from .models import ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from .backends.base import Backend, model_frames
+from .catalog import still_model
 from .engine_spec import EngineSpec, open_engine
 from .errors import InputError, OutputError
 from .io import images
-from .io.encode import check_container, check_options
+from .io.encode_options import check_container, check_options
 from .io.paths import atomic_output, check_name, is_regular_or_fifo, is_url, same_file
 from .io.video import EncodeOptions, VideoReader, VideoWriter, probe_video
-from .models import still_model
 from .pipeline import PipelineResult, RunControl, sigint_sets
 from .stages import QUEUE_SIZE, Progress, file_pipeline, uses_device_frames
 from .window import still_window

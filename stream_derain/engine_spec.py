@@ -23,8 +23,8 @@ from typing import Any
 from .backends import ALL_PRECISIONS, create_backend
 from .backends.base import Backend
 from .backends.options import DEFAULTS, BackendOptions
+from .catalog import WINDOW_MODES, ModelInfo, resolve_model
 from .errors import ConfigError
-from .models import WINDOW_MODES, ModelInfo, resolve_model
 from .smooth.core import DEFAULT_STRENGTH
 
 log = logging.getLogger(__name__)

@@ -41,6 +41,7 @@ from .backends.base import Backend, model_frames, pad_amounts, pad_tensor
 from .errors import require
 from .io.video import FrameItem, VideoReader, VideoWriter
 from .pipeline import IterSource, Pipeline, Stage
+from .smooth import make_smoother  # the one smoother factory (CPU or torch, by device)
 from .smooth.core import DEFAULT_STRENGTH
 from .window import FrameWindow, WindowFrame, stack_slots
 
@@ -49,13 +50,6 @@ Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
 Windows = list[tuple[WindowFrame, ...]]  # each frame's slot frames (multi-frame models)
 QUEUE_SIZE = 8  # frames between two file stages (a full queue blocks the stage before it)
 MIN_SMOOTH_SIDE = 64  # the smoother's DIS flow runs at 1/4 size and crashes below 16 px a side
-
-
-def make_smoother(strength: float, device: str = "cpu") -> Any:
-    """The temporal smoother for frames on ``device`` (see :func:`.smooth.make_smoother`)."""
-    from .smooth import make_smoother as factory
-
-    return factory(strength, device)
 
 
 def uses_device_frames(backend: Backend, requested: bool | None = None) -> bool:

@@ -1,7 +1,7 @@
 """The temporal window of a multi-frame model: which frames each derained frame sees.
 
 A K-frame model derains the frame in slot 0 of a window of K frames, its neighbours
-at the relative offsets of the window mode (:attr:`.models.ModelInfo.offsets`):
+at the relative offsets of the window mode (:attr:`.catalog.ModelInfo.offsets`):
 ``centred`` (K=5: 0, -1, +1, -2, +2) reads later frames, so a frame is released only
 once its look-ahead (``max(offsets)`` frames) has arrived or the segment ends;
 ``causal`` (0, -1, -2, ...) never reads a later frame and releases each frame at once.

@@ -64,7 +64,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):  # noqa: ANN201 - ModelInfo
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     return load_model_info("tiny", tiny_model_dir)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream_derain.models import default_offsets, sha256
+from stream_derain.catalog import default_offsets, sha256
 
 
 def _model(frames: int, width: int = 8, seed: int = 0):  # noqa: ANN202 - onnx.ModelProto

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stream_derain.models import default_offsets
+from stream_derain.catalog import default_offsets
 
 ALIGNED = ("flow", "flow-medium")  # the manifest's flow align modes
 

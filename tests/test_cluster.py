@@ -15,10 +15,10 @@ from pathlib import Path
 import av
 import pytest
 
-from stream_derain.batch import plan_jobs
 from stream_derain.derain import DerainConfig
 from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import InputError, MissingExtraError
+from stream_derain.jobs import plan_jobs
 
 ray = pytest.importorskip("ray")
 cluster = pytest.importorskip("stream_derain.cluster")

@@ -72,7 +72,7 @@ def test_a_multi_frame_model_derains_images_with_the_image_in_every_slot(tmp_pat
     pytest.importorskip("onnx")
     from multiframe_models import write_models
 
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     folder = tmp_path / "imgs"
     folder.mkdir()
@@ -110,7 +110,7 @@ def test_still_images_compute_no_alignment(tmp_path: Path, monkeypatch: pytest.M
 
     import stream_derain.align
     import stream_derain.window
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     def fail(*args, **kwargs):
         raise AssertionError("alignment computed for a still image")
@@ -138,7 +138,7 @@ def test_images_run_the_model_the_manifest_names_for_stills(tmp_path: Path) -> N
     from multiframe_models import write_models
     from onnx import TensorProto, helper, numpy_helper
 
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     folder = write_models(tmp_path, (5,))
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 3, "h", "w"])

@@ -75,7 +75,7 @@ def test_gpu_config_reads_the_subset_layout() -> None:
     assert sorted(cfg.video_clips) == sorted(subset.clip_target(s.partition("[")[0]) for s in TRAIN_CLIPS)
     assert not any(Path(c).suffix for c in cfg.video_clips)  # folders: no PyAV on the GPU machine
     assert cfg.device == "cuda" and not cfg.bf16 and cfg.threads == 0
-    assert cfg.out_dir == "runs/v4/gpu" and cfg.init == "engines/derain-student-v3.onnx"
+    assert cfg.out_dir == "runs/v4/gpu" and cfg.init == "checkpoints/v3/derain-student-v3.onnx"
 
 
 def test_gpu_train_refuses_without_the_subset(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ assert sys.modules.get('torch') is None  # never imported (None: the blocked att
 
 def test_torch_backend_says_which_extra(tmp_path, tiny_model_dir):
     code = BLOCK + f"""
-from stream_derain.models import load_model_info
+from stream_derain.catalog import load_model_info
 from stream_derain.backends import create_backend
 from stream_derain.errors import MissingExtraError
 from pathlib import Path

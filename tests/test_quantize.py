@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from int8_models import dev_sets, windows, write_model
 
-from stream_derain import models
+from stream_derain import catalog as models
 from stream_derain.devices import cpu_from_text
 from stream_derain.engine_spec import EngineSpec
 

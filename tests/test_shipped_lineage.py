@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stream_derain.models import MANIFEST, read_manifest, sha256
+from stream_derain.catalog import MANIFEST, read_manifest, sha256
 from stream_derain.train.lineage import lineage_hash
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ import pytest
 
 from stream_derain import synth
 from stream_derain.backends import create_backend
+from stream_derain.catalog import load_model_info, still_model
 from stream_derain.metrics import psnr
-from stream_derain.models import load_model_info, still_model
 from stream_derain.video_eval import derain_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def test_wheel_carries_the_models(tmp_path):
     (wheel,) = tmp_path.glob("stream_derain-*.whl")
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = "from stream_derain.models import models_dir, load_model_info, read_manifest, still_model; " \
+    code = "from stream_derain.catalog import models_dir, load_model_info, read_manifest, still_model; " \
            "info = load_model_info(); print(models_dir()); print(info.path('fp32')); " \
            "print(info.path('fp16')); print(still_model(info).path('fp32')); " \
            "[load_model_info(n).path(p) for n, e in read_manifest()['models'].items() for p in e['files'] " \

@@ -106,7 +106,7 @@ def multi_dir(tmp_path_factory):
 
 
 def multi_model(folder, name):
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     return load_model_info(name, folder)
 

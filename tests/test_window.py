@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream_derain.models import default_offsets
+from stream_derain.catalog import default_offsets
 from stream_derain.window import (
     SCENE_CUT_MAD,
     FrameWindow,

@@ -18,9 +18,9 @@ import importlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 
+from ..catalog import ModelInfo
 from ..devices import cpu_info, has_module, nvidia_driver_present, torch_cuda
 from ..errors import BackendError
-from ..models import ModelInfo
 from .base import Backend
 from .options import ORT, OV, TRT, BackendOptions, Torch, options_for
 

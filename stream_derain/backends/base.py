@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..catalog import ModelInfo
 from ..errors import BackendError, InputError
-from ..models import ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 ``stream-derain quantize``: ONNX Runtime fuses its QDQ pairs into 8-bit convolutions on
 the CPU) or ``auto``: int8 on the CPU where it has 8-bit dot products
 (:meth:`stream_derain.devices.CpuInfo.int8_units`) and the manifest says the INT8 file
-passed its quality gate on ONNX Runtime (:func:`stream_derain.models.int8_passed`),
+passed its quality gate on ONNX Runtime (:func:`stream_derain.catalog.int8_passed`),
 else fp32. int8 is checked against the FP32 file on a check frame at activation
 (:attr:`OnnxRuntimeBackend.precision_check`; a sanity floor: the quality gate is the manifest's).
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog import ModelInfo, int8_passed
 from ..devices import cpu_info
 from ..errors import BackendError, require
 from ..metrics import psnr
-from ..models import ModelInfo, int8_passed
 from .base import Backend, Capabilities
 
 log = logging.getLogger(__name__)

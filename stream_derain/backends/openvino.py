@@ -6,7 +6,7 @@ model's INT8 file made by ``stream-derain quantize``: its OpenVINO IR (``files.i
 (``<name>.int8.onnx``); the quantized convolutions run in INT8, the layers kept out of
 quantization in f32. ``auto`` takes int8 where the CPU has 8-bit dot products
 (:meth:`stream_derain.devices.CpuInfo.int8_units`) and the manifest says the INT8 file
-passed its quality gate on OpenVINO (:func:`stream_derain.models.int8_passed`), and
+passed its quality gate on OpenVINO (:func:`stream_derain.catalog.int8_passed`), and
 otherwise the fastest precision the CPU computes in hardware
 (:meth:`stream_derain.devices.CpuInfo.native_precisions`: bf16 with AMX or AVX-512 BF16,
 fp16 with AMX-FP16) whose output stays within :data:`MIN_PSNR_DB` of FP32 on a check
@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog import OPENVINO_INT8, ModelInfo, cache_dir, int8_passed
 from ..devices import cpu_info
 from ..errors import BackendError, require
 from ..metrics import psnr
-from ..models import OPENVINO_INT8, ModelInfo, cache_dir, int8_passed
 from .base import Backend, Capabilities
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog import ModelInfo
 from ..errors import BackendError, MissingExtraError, require
-from ..models import ModelInfo
 from ..trt import probe
 from ..trt.cache import EngineCache
 from ..trt.engine import DEFAULT_HEIGHT, DEFAULT_MAX_BATCH, DEFAULT_WIDTH, EngineRequest, get_engine

@@ -11,9 +11,9 @@ import logging
 
 import numpy as np
 
+from ..catalog import ModelInfo
 from ..devices import cuda_torch
 from ..errors import BackendError, ModelError, require
-from ..models import ModelInfo
 from .base import Backend, Capabilities
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..catalog import ModelInfo
 from ..errors import ModelError, require
-from ..models import ModelInfo
 from ..trt import probe
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..devices import cuda_torch
-from ..io.encode import preset_of
+from ..io.encode_options import preset_of
 from ..io.video import EncodeOptions, FrameItem, VideoReader, VideoWriter
 from ..smooth.core import DEFAULT_STRENGTH
 from ..stages import (

@@ -13,11 +13,11 @@ from typing import Any
 
 from ..backends import MODULES, PRECISIONS, installed
 from ..backends.base import Backend
+from ..catalog import ModelInfo, int8_record, resolve_model
 from ..devices import gpu_visible
 from ..engine_spec import BackendFactory, EngineSpec, open_engine
 from ..errors import InputError
 from ..io.video import EncodeOptions
-from ..models import ModelInfo, int8_record, resolve_model
 from ..stages import make_smoother
 from .config import BenchConfig, Variant
 from .e2e import run_e2e

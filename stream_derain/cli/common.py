@@ -107,7 +107,7 @@ def _version(value: bool) -> None:
 
         typer.echo(f"stream-derain {__version__}")
         try:
-            from ..models import load_model_info, models_dir
+            from ..catalog import load_model_info, models_dir
 
             folder = models_dir()
             info = load_model_info(folder=folder)

@@ -9,13 +9,13 @@ from typing import Optional
 
 import typer
 
-from ..batch import BatchResult, Job, JobResult, LocalRunner, plan_jobs, run_jobs
 from ..derain import DerainConfig
 from ..engine_spec import EngineSpec
 from ..errors import ConfigError, StreamDerainError
 from ..io import images
-from ..io.encode import check_options
+from ..io.encode_options import check_options
 from ..io.video import EncodeOptions
+from ..jobs import BatchResult, Job, JobResult, LocalRunner, plan_jobs, run_jobs
 from ..pipeline import RunControl
 from .common import (
     ENCODE_PANEL,

@@ -12,8 +12,8 @@ from typing import Optional
 
 import typer
 
+from ..catalog import ModelInfo
 from ..errors import BackendError
-from ..models import ModelInfo
 from .common import app, handle_errors
 
 log = logging.getLogger("stream_derain")
@@ -45,7 +45,7 @@ def build_engine_cmd(
 ) -> None:
     """Build a TensorRT engine (cached beside the models) and print where it is."""
     from ..backends.trt_check import check as run_check
-    from ..models import resolve_model
+    from ..catalog import resolve_model
     from ..trt import probe
     from ..trt.engine import build_engine
 

@@ -11,11 +11,11 @@ from typing import Optional
 import typer
 
 from ..backends import create_backend
+from ..catalog import resolve_model, still_model
 from ..devsets import dev_sets
 from ..errors import InputError
 from ..evaluate import PairSet, evaluate_set
 from ..flicker import evaluate_video
-from ..models import resolve_model, still_model
 from .common import app, handle_errors
 
 log = logging.getLogger("stream_derain")

@@ -13,7 +13,7 @@ from typing import Optional
 import typer
 
 from ..engine_spec import EngineSpec
-from ..io.encode import EncodeOptions
+from ..io.encode_options import EncodeOptions
 from ..live import LiveConfig, LiveStats, SourceConfig, run_live
 from .common import (
     ENCODE_PANEL,

@@ -102,8 +102,8 @@ def ship_cmd(
 ) -> None:
     """Ship an exported model: copy its files into engines/ and enter it in the manifest.
     Refuses to replace a shipped model without --replace, and says what it replaces."""
+    from ..catalog import models_dir
     from ..model.ship import ship
-    from ..models import models_dir
 
     done = ship(export_dir, to if to is not None else models_dir(), name, replace, default)
     typer.echo(done.describe())

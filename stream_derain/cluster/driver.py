@@ -180,7 +180,7 @@ def _output_folder(outcome: FileOutcome) -> bool:
 
 
 def job_paths(job: Any) -> tuple[Path, Path, str | None]:
-    """(input, output, skip reason) of a :class:`stream_derain.batch.Job` or an
+    """(input, output, skip reason) of a :class:`stream_derain.jobs.Job` or an
     ``(input, output)`` pair."""
     if hasattr(job, "input"):
         return Path(job.input), Path(job.output), getattr(job, "skip", None)
@@ -190,7 +190,7 @@ def job_paths(job: Any) -> tuple[Path, Path, str | None]:
 
 def run_cluster(jobs: Sequence[Any], cfg: DerainConfig, opts: ClusterOptions = ClusterOptions(),
                 progress: Callable[[ClusterProgress], None] | None = None) -> ClusterResult:
-    """Derain each job (a :class:`stream_derain.batch.Job` from ``plan_jobs``, or an
+    """Derain each job (a :class:`stream_derain.jobs.Job` from ``plan_jobs``, or an
     ``(input, output)`` pair) with the options of ``cfg`` (its ``input``/``output`` are
     ignored), one Ray task per file. Never raises for one bad file: each file's outcome
     is in the result, in the order of ``jobs``."""

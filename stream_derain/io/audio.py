@@ -10,14 +10,14 @@ from typing import Any
 
 import av
 
-from .encode import container_holds
+from .encode_options import container_holds
 
 log = logging.getLogger(__name__)
 
 
 def needs_transcode(container: Any, src: Any) -> bool:
     """Whether ``container`` (an output) cannot take ``src`` (an audio stream) as it is
-    (:func:`~.encode.container_holds`: MPEG-TS holds AAC, though it names only MP2)."""
+    (:func:`~.encode_options.container_holds`: MPEG-TS holds AAC, though it names only MP2)."""
     name = src.codec_context.name if src.codec_context is not None else None
     return bool(src.type == "audio" and name and not container_holds(container, name))
 

@@ -1,4 +1,4 @@
-"""The one video encoder core: a stream set up from :class:`~.encode.EncodeOptions`, RGB
+"""The one video encoder core: a stream set up from :class:`~.encode_options.EncodeOptions`, RGB
 frames converted and encoded, the encoder flushed. The file writer
 (:class:`~.video.VideoWriter`) and the live outputs (``live.outputs.LiveEncoder``:
 push and recorder) both encode through :class:`VideoEncoder`; they mux its packets
@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from ..errors import OutputError
-from .encode import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
+from .encode_options import EncodeOptions, check_options, choose_pix_fmt, codec_options, open_encoder
 
 __all__ = ["ColorInfo", "VideoEncoder"]
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ class ColorInfo:
 
 class VideoEncoder:
     """One video stream added to ``container`` and opened at once (an encoder that cannot
-    run here fails before any frame: :func:`~.encode.open_encoder`).
+    run here fails before any frame: :func:`~.encode_options.open_encoder`).
 
     ``width`` x ``height``: the frame size (``even=True`` rounds it down to even, cropping
     the frames, as 4:2:0 streaming needs); ``source_pix_fmt``: the pixel format to keep
-    when the encoder takes it (:func:`~.encode.choose_pix_fmt`); ``color``: colour tags
+    when the encoder takes it (:func:`~.encode_options.choose_pix_fmt`); ``color``: colour tags
     for the conversion and the stream (None: swscale's defaults, untagged);
     ``low_latency``: no B-frames, x264/x265 ``tune=zerolatency``; ``b_frames=False``: no
     B-frames (AVI and other containers without timestamps to reorder by); ``gop``: keyframe

@@ -32,7 +32,7 @@ import av
 
 from ..devices import nvidia_driver_present
 from ..errors import InputError
-from .encode import EncodeOptions
+from .encode_options import EncodeOptions
 from .encoder import ColorInfo
 from .frames import FrameItem, VideoInfo, to_rgb
 from .paths import av_name, has_stream_scheme

@@ -14,7 +14,7 @@ import av
 from ..errors import OutputError
 from .audio import AudioTranscoder, needs_transcode
 from .clock import OutputClock, counts_frames
-from .encode import EncodeOptions, encoder_for, unknown_extension
+from .encode_options import EncodeOptions, encoder_for, unknown_extension
 from .encoder import VideoEncoder
 from .frames import FrameItem, VideoInfo
 from .paths import av_name

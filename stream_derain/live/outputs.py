@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import OutputError
-from ..io.encode import EncodeOptions
+from ..io.encode_options import EncodeOptions
 from ..io.encoder import VideoEncoder
 from ..io.video import FrameItem
 

@@ -38,7 +38,7 @@ import numpy as np
 from ..backends.base import Backend, model_frames
 from ..engine_spec import EngineSpec, open_engine
 from ..errors import ConfigError, OutputError
-from ..io.encode import EncodeOptions, check_options
+from ..io.encode_options import EncodeOptions, check_options
 from ..io.video import FrameItem
 from ..pipeline import DropOldestQueue, Pipeline, RunControl, Stage
 from ..stages import DecodeStage, InferStage, frame_stages, uses_device_frames

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..catalog import MANIFEST, sha256
 from ..errors import ModelError
-from ..models import MANIFEST, sha256
 from .grown_teacher import Derainer, GrownTeacher, teacher_config_dict
 from .student import count_macs_per_pixel, count_parameters, student_config_dict
 from .temporal import OFFSETS, TemporalStudent, temporal_config_dict

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..catalog import MANIFEST, read_manifest, sha256
 from ..errors import ModelError
-from ..models import MANIFEST, read_manifest, sha256
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ Runtime, the exported reference) and through the INT8 file on each backend:
   0.1 dB rule would ask INT8 to be bit-exact).
 
 The manifest's record names the FP32 file's hash it was made from: a re-exported model
-(a new ``derain-student.onnx``) leaves a stale record that :func:`stream_derain.models.int8_record` ignores.
+(a new ``derain-student.onnx``) leaves a stale record that :func:`stream_derain.catalog.int8_record` ignores.
 """
 
 from ..calibration import (

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..calibration import Window, aligned, window_at
+from ..catalog import ModelInfo
 from ..devsets import DATA_ROOT
 from ..errors import ConfigError
-from ..models import ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..calibration import CALIBRATION_SOURCES, Window, calibration_windows
+from ..catalog import MANIFEST, OPENVINO_INT8, ModelInfo, int8_file_name, sha256
 from ..devices import has_module
 from ..devsets import DATA_ROOT
-from ..models import MANIFEST, OPENVINO_INT8, ModelInfo, int8_file_name, sha256
 from .gate import DEV_VIDEO_STEP, GATE, DevSet, check_int8, still_sets, video_sets
 from .nncf_run import QuantizeSettings, nncf_version, quantize_onnx, quantize_openvino
 
@@ -37,7 +37,7 @@ def write_entry(folder: Path, name: str, entry: dict[str, Any], default: bool = 
 
 def _source_entry(model: ModelInfo) -> dict[str, Any]:
     """The model's manifest entry (a user's file without one: the least a manifest needs)."""
-    from ..models import _exported_entry
+    from ..catalog import _exported_entry
 
     fp32 = model.path("fp32")
     meta = model.meta or _exported_entry(fp32)  # a user's file: the export's entry beside it
@@ -99,7 +99,7 @@ def quantize_model(spec: str | Path | None = None, out: Path | None = None,
     (``auto`` then never chooses it). ``openvino_ir``: also write the OpenVINO IR
     (``<name>.int8.xml``/``.bin``, ``files.int8_openvino``) that OpenVINO runs instead of
     the ONNX file, where openvino is installed."""
-    from ..models import resolve_model
+    from ..catalog import resolve_model
 
     model = resolve_model(spec)
     out = Path(out) if out is not None else model.path("fp32").parent

@@ -31,11 +31,11 @@ import cv2
 import numpy as np
 
 from ..backends import create_backend
+from ..catalog import model_from_path
 from ..evaluate import PairSet, evaluate_set
 from ..io import images
 from ..model.export import check_against_torch, export_onnx
 from ..model.student import count_macs_per_pixel, count_parameters
-from ..models import model_from_path
 from .checkpoint import read_checkpoint
 from .config import DATA_ROOT
 from .lineage import parent_paths

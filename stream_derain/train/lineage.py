@@ -36,8 +36,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..catalog import MANIFEST, read_manifest, sha256
 from ..devsets import DATA_ROOT
-from ..models import MANIFEST, read_manifest, sha256
 from .config import config_chain
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..catalog import models_dir
 from ..errors import ConfigError, ModelError
-from ..models import models_dir
 from .lineage import build_lineage
 
 log = logging.getLogger(__name__)

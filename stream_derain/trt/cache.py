@@ -71,14 +71,14 @@ class CachedEngine(Generic[T]):
 
 @dataclass
 class EngineCache:
-    """Plans in ``folder`` (default: :func:`stream_derain.models.cache_dir`)."""
+    """Plans in ``folder`` (default: :func:`stream_derain.catalog.cache_dir`)."""
 
     folder: Path | None = None
     builds: int = field(default=0, init=False)  # plans built through this object
 
     def __post_init__(self) -> None:
         if self.folder is None:
-            from ..models import cache_dir
+            from ..catalog import cache_dir
 
             self.folder = cache_dir()
         self.folder = Path(self.folder)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ..catalog import ModelInfo, resolve_model, sha256
 from ..errors import BackendError
-from ..models import ModelInfo, resolve_model, sha256
 from . import probe
 from .builder import BuildOptions, Profile, build_plan
 from .cache import CachedEngine, EngineCache, EngineKey

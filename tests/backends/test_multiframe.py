@@ -11,8 +11,8 @@ import pytest
 
 from stream_derain.backends import create_backend
 from stream_derain.backends.base import check_batch, model_frames, to_nchw, to_nhwc_uint8
+from stream_derain.catalog import load_model_info
 from stream_derain.errors import InputError
-from stream_derain.models import load_model_info
 from stream_derain.trt.builder import Profile
 
 

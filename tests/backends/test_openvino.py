@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from stream_derain.backends import create_backend
+from stream_derain.catalog import resolve_model, still_model
 from stream_derain.errors import BackendError, MissingExtraError
 from stream_derain.metrics import psnr
-from stream_derain.models import resolve_model, still_model
 
 MIN_DB = 50.0
 

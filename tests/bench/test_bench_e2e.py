@@ -138,8 +138,8 @@ def test_a_multi_frame_model_runs_through_both_modes(make_clip, tmp_path) -> Non
     from stream_derain.bench.e2e import infer_only
     from stream_derain.bench.engine import engine_case
     from stream_derain.bench.timing import LoopPlan
+    from stream_derain.catalog import load_model_info
     from stream_derain.io.video import FrameItem, VideoReader
-    from stream_derain.models import load_model_info
 
     clip = make_clip("multi.mp4", frames=7, size=(64, 48), audio=False)
     model = load_model_info("slot2-k5", write_models(tmp_path, (5,)))
@@ -166,8 +166,8 @@ def test_the_isolated_infer_timing_includes_alignment(make_clip, tmp_path,
     import stream_derain.window as window
     from stream_derain.backends import create_backend
     from stream_derain.bench.e2e import infer_only
+    from stream_derain.catalog import load_model_info
     from stream_derain.io.video import FrameItem, VideoReader
-    from stream_derain.models import load_model_info
 
     real, calls = window.align_window, []
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from test_derain_cli import cli
 
-from stream_derain import __version__, models
+from stream_derain import __version__
+from stream_derain import catalog as models
 from stream_derain.errors import ModelError
 
 

@@ -10,7 +10,7 @@ import av
 import numpy as np
 
 from stream_derain.derain import DerainConfig
-from stream_derain.io.encode import EncodeOptions, codec_options
+from stream_derain.io.encode_options import EncodeOptions, codec_options
 from stream_derain.io.encoder import ColorInfo, VideoEncoder
 from stream_derain.io.video import FrameItem, VideoInfo, VideoWriter
 from stream_derain.live.outputs import SegmentRecorder

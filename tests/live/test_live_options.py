@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from stream_derain.cli import app
 from stream_derain.engine_spec import EngineSpec
 from stream_derain.errors import ConfigError
-from stream_derain.io.encode import EncodeOptions
+from stream_derain.io.encode_options import EncodeOptions
 from stream_derain.io.video import FrameItem
 from stream_derain.live import LiveConfig, SegmentRecorder, SourceConfig
 

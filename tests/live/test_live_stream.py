@@ -21,6 +21,7 @@ from streams import RtspServer, free_port
 
 from stream_derain import stages
 from stream_derain.backends import create_backend
+from stream_derain.catalog import resolve_model
 from stream_derain.engine_spec import EngineSpec
 from stream_derain.io.video import FrameItem
 from stream_derain.live import (
@@ -31,7 +32,6 @@ from stream_derain.live import (
     SourceConfig,
     run_live,
 )
-from stream_derain.models import resolve_model
 from stream_derain.stages import make_smoother
 
 BACKEND = "onnxruntime"

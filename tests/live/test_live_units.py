@@ -274,8 +274,8 @@ def test_live_runs_a_multi_frame_model_with_the_window_it_chose(tmp_path: Path) 
     from multiframe_models import write_models
 
     from stream_derain.backends import create_backend
+    from stream_derain.catalog import load_model_info
     from stream_derain.live import run as live_run
-    from stream_derain.models import load_model_info
     from stream_derain.pipeline import Pipeline
 
     source = type("Source", (), {"frames": lambda self: iter(()), "close": lambda self: None,

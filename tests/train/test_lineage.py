@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
+from stream_derain.catalog import models_dir  # noqa: E402
 from stream_derain.cli import app  # noqa: E402
 from stream_derain.errors import ModelError  # noqa: E402
 from stream_derain.model.ship import ship  # noqa: E402
-from stream_derain.models import models_dir  # noqa: E402
 from stream_derain.train.config import load_config  # noqa: E402
 from stream_derain.train.lineage import build_lineage, lineage_hash  # noqa: E402
 from stream_derain.train.supervised import train_supervised  # noqa: E402

@@ -133,8 +133,8 @@ def test_checkpoint_of_another_architecture(tmp_path, image_dir):
 def test_export_command_writes_checked_models_and_dev_scores(tmp_path, image_dir):
     from typer.testing import CliRunner
 
+    from stream_derain.catalog import load_model_info
     from stream_derain.cli import app
-    from stream_derain.models import load_model_info
 
     ckpt = train_supervised(config(tmp_path, image_dir, steps=5))
     scores = tmp_path / "eval.json"

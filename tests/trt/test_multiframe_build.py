@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream_derain.models import load_model_info
+from stream_derain.catalog import load_model_info
 from stream_derain.trt.cache import EngineCache
 from stream_derain.trt.engine import EngineRequest, get_engine
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from stream_derain.catalog import resolve_model
 from stream_derain.errors import ModelError
-from stream_derain.models import resolve_model
 
 
 def test_resolve_model_by_name_and_default(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +50,7 @@ def test_an_exported_onnx_file_takes_its_multiple_from_the_manifest_beside_it(tm
 
 
 def test_a_multi_frame_model_reads_its_window_from_the_manifest(tmp_path: Path) -> None:
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     entry = {"version": "4", "multiple": 4, "files": {"fp32": {"file": "m.onnx"}}}
     offsets = {"centred": [0, -1, 1, -2, 2], "causal": [0, -1, -2, -3, -4]}
@@ -94,7 +94,7 @@ def test_a_user_onnx_file_gets_its_window_from_the_input_channels(tmp_path: Path
 def test_the_manifest_says_whether_a_model_aligns_its_window(tmp_path: Path) -> None:
     """``"align"``: "flow" or "none"; absent: "none"; anything else: a ModelError. A user's
     file takes it from the manifest beside it; a bare file has none."""
-    from stream_derain.models import load_model_info
+    from stream_derain.catalog import load_model_info
 
     entry = {"version": "4", "multiple": 4, "frames": 5, "files": {"fp32": {"file": "m.onnx"}}}
     models = {"flow": {**entry, "align": "flow"}, "none": {**entry, "align": "none"}, "absent": entry,

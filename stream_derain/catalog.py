@@ -1,4 +1,4 @@
-"""Shipped models: where they live and what the manifest says about them.
+"""The model catalog: the shipped models, where they live and what the manifest says about them.
 
 ONNX models and ``manifest.json`` live in the project's top-level ``engines/``
 folder. A wheel carries the same files as package data (``stream_derain/engines``),

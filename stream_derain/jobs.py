@@ -1,4 +1,5 @@
-"""Batches of files: several inputs (videos, images, folders of them) in one call.
+"""Jobs: several inputs (videos, images, folders of them) in one call, each a job; a
+single file is a batch of one job. ("batch" elsewhere means frames per inference call.)
 
 Planning and running are apart, so that another executor (a Ray cluster) can run the
 same plan::

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from test_derain_cli import cli, frames_in, one_line_error, partials
 
-from stream_derain.batch import Job, JobResult, plan_jobs, run_jobs
 from stream_derain.derain import DerainConfig
 from stream_derain.engine_spec import EngineSpec
+from stream_derain.jobs import Job, JobResult, plan_jobs, run_jobs
 
 
 def write_png(path: Path, seed: int = 0, shape=(40, 56, 3)) -> Path:
@@ -149,14 +149,14 @@ def test_output_with_a_trailing_slash_is_a_folder(make_clip, use_tiny_model, tmp
 def test_unreadable_file_is_skipped_with_a_count(use_tiny_model, tmp_path, monkeypatch):
     """Point 8 (run as root, permissions cannot make a file unreadable: os.access is
     patched for one file)."""
-    import stream_derain.batch as batch
+    import stream_derain.jobs as jobs
 
     folder = tmp_path / "imgs"
     folder.mkdir()
     write_png(folder / "a.png")
     locked = write_png(folder / "b.png", seed=1)
     real = os.access
-    monkeypatch.setattr(batch.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
+    monkeypatch.setattr(jobs.os, "access", lambda p, mode: False if Path(p) == locked else real(p, mode))
     result = cli("derain", folder, "-o", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "1 done, 1 skipped" in result.output and "not readable" in result.output
