@@ -239,6 +239,7 @@ def _derain_opened(cfg: DerainConfig, out: Path, backend: Backend | None, progre
     if backend is not None:
         return _derain_with(cfg, cfg.input, out, backend, progress, control)
     with open_engine(cfg.engine) as be:
+        log.info("%s", be.summary())  # once per backend: a caller that passes one has said it
         return _derain_with(cfg, cfg.input, out, be, progress, control)
 
 
@@ -253,7 +254,6 @@ def _derain_with(cfg: DerainConfig, inp: Path, out: Path, backend: Backend, prog
         n = (derain_folder(inp, out, backend, cfg.engine.batch, progress) if inp.is_dir()
              else derain_image_files([(inp, out)], backend, 1, progress))
         return DerainResult(n, time.perf_counter() - t0, False, [], kind="images")
-    log.info("%s", backend.summary())
     r = derain_video(replace(cfg, output=out), backend, progress, control)
     return DerainResult(r.frames, r.seconds, r.interrupted, r.stages, kind="video")
 

@@ -56,3 +56,12 @@ def test_several_files_and_a_folder_follow_the_same_rule(make_clip, use_tiny_mod
     result = cli("derain", folder, "--skip-existing", "--no-smooth")
     assert result.exit_code == 0, result.output
     assert stamp(done / "c.mp4") == before and frames_in(done / "d.mp4") == 12
+
+
+def test_one_file_says_its_backend_once(make_clip, use_tiny_model, tmp_path):
+    """A single file is a batch of one: the batch opens the backend and names it; derain,
+    handed that backend, does not name it again."""
+    src = make_clip("a.mp4", frames=6)
+    result = cli("derain", src, "--backend", "onnxruntime")
+    assert result.exit_code == 0, result.output
+    assert result.output.count(" on onnxruntime (") == 1, result.output
