@@ -193,6 +193,26 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
         raise ModelError(f"cannot read {folder / MANIFEST}: {exc}") from None
 
 
+def write_entry(folder: Path, name: str, entry: dict[str, Any], *, merge: bool = False,
+                default: str = "if-none") -> None:
+    """Write model ``name``'s entry into ``folder``'s manifest (created if missing),
+    atomically. ``merge``: update the old entry's keys (an export keeps keys it does not
+    write, e.g. ``stills``) instead of replacing the entry. ``default``: ``"make"`` makes
+    ``name`` the default model, ``"if-none"`` only when the manifest names none,
+    ``"never"`` leaves it."""
+    if default not in ("make", "if-none", "never"):
+        raise ValueError(f"default {default!r}: make, if-none or never")
+    path = folder / MANIFEST
+    manifest = read_manifest(folder) if path.is_file() else {"models": {}}
+    models = manifest.setdefault("models", {})
+    models[name] = {**models.get(name, {}), **entry} if merge else entry
+    if default == "make" or (default == "if-none" and "default" not in manifest):
+        manifest["default"] = name
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
 def load_model_info(name: str | None = None, folder: Path | None = None) -> ModelInfo:
     """The manifest entry ``name`` (default: the manifest's default model)."""
     folder = folder or models_dir()

@@ -113,3 +113,24 @@ def test_the_manifest_says_whether_a_model_aligns_its_window(tmp_path: Path) -> 
     bare.mkdir()
     (bare / "m.onnx").write_bytes(b"")
     assert resolve_model(bare / "m.onnx").align == "none"
+
+
+def test_write_entry_merges_or_replaces_and_sets_the_default_as_asked(tmp_path) -> None:
+    """The one manifest writer (export merges, ship and quantize replace)."""
+    from stream_derain.catalog import read_manifest, write_entry
+
+    write_entry(tmp_path, "a", {"version": "1", "stills": "s"}, default="never")
+    assert "default" not in read_manifest(tmp_path)
+    write_entry(tmp_path, "a", {"version": "2"}, merge=True)  # if-none: a becomes the default
+    m = read_manifest(tmp_path)
+    assert m["models"]["a"] == {"version": "2", "stills": "s"} and m["default"] == "a"
+    write_entry(tmp_path, "b", {"version": "1"})  # a default exists: kept
+    assert read_manifest(tmp_path)["default"] == "a"
+    write_entry(tmp_path, "a", {"version": "3"}, default="make")  # replaced, not merged
+    m = read_manifest(tmp_path)
+    assert m["models"]["a"] == {"version": "3"} and m["default"] == "a"
+    write_entry(tmp_path, "b", {"version": "2"}, default="make")
+    assert read_manifest(tmp_path)["default"] == "b"
+    assert not list(tmp_path.glob("*.tmp"))
+    with pytest.raises(ValueError):
+        write_entry(tmp_path, "b", {}, default="sometimes")

@@ -11,7 +11,6 @@ the checkpoint's steps, wall time and full training config).
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..catalog import MANIFEST, sha256
+from ..catalog import sha256, write_entry
 from ..errors import ModelError
 from .grown_teacher import Derainer, GrownTeacher, teacher_config_dict
 from .student import count_macs_per_pixel, count_parameters, student_config_dict
@@ -110,17 +109,5 @@ def export_model(model: Derainer, out_dir: Path, name: str, version: str,
         "export_check_psnr_db": {"fp32": round(psnr32, 1), "fp16": round(psnr16, 1)},
         **(extra or {}),
     }
-    update_manifest(out_dir, name, entry)
+    write_entry(out_dir, name, entry, merge=True, default="make")
     return entry
-
-
-def update_manifest(folder: Path, name: str, entry: dict[str, Any], default: bool = True) -> None:
-    path = folder / MANIFEST
-    manifest = json.loads(path.read_text()) if path.is_file() else {"models": {}}
-    old = manifest["models"].get(name, {})
-    manifest["models"][name] = {**old, **entry}
-    if default or "default" not in manifest:
-        manifest["default"] = name
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)

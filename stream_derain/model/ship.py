@@ -9,7 +9,6 @@ would replace: name, version and lineage hash of the old and the new.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..catalog import MANIFEST, read_manifest, sha256
+from ..catalog import MANIFEST, read_manifest, sha256, write_entry
 from ..errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -104,12 +103,7 @@ def ship(src: Path, dest: Path, name: str | None = None, replace: bool = False,
     stale = {r["file"] for r in old.get("files", {}).values()} - {r["file"] for r in entry["files"].values()}
     if stale:
         log.warning("files of the replaced %s left in %s: %s", name, dest, ", ".join(sorted(stale)))
-    manifest.setdefault("models", {})[name] = entry
-    if make_default or "default" not in manifest:
-        manifest["default"] = name
-    tmp = dest / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, dest / MANIFEST)
+    write_entry(dest, name, entry, default="make" if make_default else "if-none")
     done = Shipped(name, str(entry.get("version")), str(_lineage_of(entry)), dest,
                    str(old["version"]) if old else None, _lineage_of(old) if old else None)
     log.info("%s", done.describe())

@@ -51,7 +51,7 @@ from ..calibration import (
 )
 from .gate import DEV_VIDEO_ROOT, DEV_VIDEO_STEP, GATE, DevSet, check_int8, still_sets, verdict, video_sets
 from .nncf_run import QuantizeSettings, nncf_version, output_tail, quantize_onnx, quantize_openvino
-from .run import QuantizeResult, quantize_model, write_entry
+from .run import QuantizeResult, quantize_model
 
 __all__ = [
     "CALIBRATION_SOURCES",
@@ -80,5 +80,4 @@ __all__ = [
     "verdict",
     "video_sets",
     "window_at",
-    "write_entry",
 ]

@@ -12,27 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from ..calibration import CALIBRATION_SOURCES, Window, calibration_windows
-from ..catalog import MANIFEST, OPENVINO_INT8, ModelInfo, int8_file_name, sha256
+from ..catalog import MANIFEST, OPENVINO_INT8, ModelInfo, int8_file_name, sha256, write_entry
 from ..devices import has_module
 from ..devsets import DATA_ROOT
 from .gate import DEV_VIDEO_STEP, GATE, DevSet, check_int8, still_sets, video_sets
 from .nncf_run import QuantizeSettings, nncf_version, quantize_onnx, quantize_openvino
 
 log = logging.getLogger(__name__)
-
-
-def write_entry(folder: Path, name: str, entry: dict[str, Any], default: bool = True) -> None:
-    """Replace model ``name``'s entry in ``folder``'s manifest (created if missing; the
-    default model is kept, or made ``name`` when there is none and ``default``), written
-    atomically."""
-    path = folder / MANIFEST
-    manifest = json.loads(path.read_text()) if path.is_file() else {"models": {}}
-    manifest.setdefault("models", {})[name] = entry
-    if default:
-        manifest.setdefault("default", name)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
 
 
 def _source_entry(model: ModelInfo) -> dict[str, Any]:
@@ -65,7 +51,7 @@ def _copy_stills(entry: dict[str, Any], src: Path, out: Path) -> None:
         for key in ("file", "weights"):
             if f.get(key) and (src / f[key]).is_file():
                 shutil.copy2(src / f[key], out / f[key])
-    write_entry(out, name, stills, default=False)
+    write_entry(out, name, stills, default="never")
 
 
 @dataclass
