@@ -94,9 +94,9 @@ def export_cmd(
 @handle_errors
 def ship_cmd(
     export_dir: Path = typer.Argument(..., help="A folder `stream-derain export` wrote (runs/export/NAME)."),
-    name: Optional[str] = typer.Option(None, help="Model to ship [default: the export's default]."),
-    to: Optional[Path] = typer.Option(None, help="Shipped models folder [default: the one the package "
-                                      "reads, engines/ in a checkout]."),
+    name: Optional[str] = typer.Option(None, help="Model to ship (default: the export's default)."),
+    to: Optional[Path] = typer.Option(None, help="Shipped models folder (default: the one the package "
+                                      "reads, engines/ in a checkout)."),
     replace: bool = typer.Option(False, "--replace", help="Replace a model of the same name there."),
     default: bool = typer.Option(False, "--default", help="Make it the default model."),
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -66,3 +67,21 @@ def test_encoder_logging_is_silent_without_verbose(make_clip, use_tiny_model, tm
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "x265 [info]" not in run.stderr and "[info]" not in run.stderr
+
+
+def test_no_help_text_loses_a_bracket_to_rich_markup():
+    """rich reads ``[words]`` in a help text as markup and drops it ("Model to ship ." was
+    "Model to ship [default: ...]."); a literal bracket is written ``\\[``."""
+    import click
+    import typer.main
+
+    from stream_derain.cli import app
+
+    def walk(cmd: click.Command):  # noqa: ANN202
+        yield cmd
+        for sub in getattr(cmd, "commands", {}).values():
+            yield from walk(sub)
+
+    bad = [(cmd.name, p.name, p.help) for cmd in walk(typer.main.get_command(app))
+           for p in cmd.params if re.search(r"(?<!\\)\[[a-z]", getattr(p, "help", None) or "")]
+    assert not bad, bad
