@@ -65,7 +65,7 @@ def temporal_cmd(
 def export_cmd(
     checkpoint: Path = typer.Argument(..., help="A training checkpoint (last.pt)."),
     out: Optional[Path] = typer.Option(None, help="Folder for the ONNX files and manifest.json "
-                                       "[default: runs/export/NAME]; `stream-derain ship` ships it."),
+                                       "(default: runs/export/NAME); `stream-derain ship` ships it."),
     name: str = typer.Option("derain-student", help="Model name in the manifest."),
     version: str = typer.Option("1", help="Model version string."),
     scores: Optional[Path] = typer.Option(None, help="`stream-derain eval --json` output of this model: "
