@@ -108,15 +108,20 @@ class ReplaceHead(nn.Module):
     """Bx13xHxW temporal picture -> Bx1xHxW gate logits, at half resolution inside
     (streaks are thin): a 6x6 convolution at stride 2 (the same as a 3x3 one over the
     picture pixel-unshuffled by 2, without the unshuffle's transpose, which cost ONNX
-    Runtime 10 ms a 640x360 frame), a 3x3 one dilated 2, a 3x3 one to four logits per
-    half-resolution pixel, pixel-shuffled back (receptive field 18 px)."""
+    Runtime 10 ms a 640x360 frame), a 3x3 one dilated 2, ``context`` more 3x3 ones dilated
+    4, 8, ... (a streak's shape over tens of pixels), a 3x3 one to four logits per
+    half-resolution pixel, pixel-shuffled back (receptive field 18 px; 66 px with
+    ``context`` 2)."""
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, hidden: int, context: int = 0) -> None:
         super().__init__()
         self.shuffle = nn.PixelShuffle(2)
+        wider = [m for i in range(context) for m in (
+            nn.Conv2d(hidden, hidden, 3, padding=4 << i, dilation=4 << i), nn.ReLU())]
         self.body = nn.Sequential(
             nn.Conv2d(HEAD_INPUTS, hidden, 6, stride=2, padding=2), nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2), nn.ReLU(),
+            *wider,
             nn.Conv2d(hidden, 4, 3, padding=1))
         last = self.body[-1]
         nn.init.zeros_(last.weight)  # closed at step 0: v3 within a grey level
@@ -151,6 +156,7 @@ class TemporalConfig:
     head: int = 0  # hidden channels of the replacement head (0: none; not with ``gate``)
     floor: float = 0.0  # grey levels: the head's replacement ignores smaller differences (noise)
     every: bool = False  # the head replaces only where every neighbour is darker by more than ``floor``
+    context: int = 0  # more dilated layers in the replacement head (ReplaceHead)
 
 
 class TemporalStudent(DerainStudent):
@@ -168,7 +174,7 @@ class TemporalStudent(DerainStudent):
             raise ValueError("a temporal student has the gate or the replacement head, not both")
         if cfg.head and s % 2:
             raise ValueError(f"the replacement head needs an even scale, got {s}")
-        self.head = ReplaceHead(cfg.head) if cfg.head else None
+        self.head = ReplaceHead(cfg.head, cfg.context) if cfg.head else None
         self.gate: nn.Conv2d | None = None
         if cfg.gate:  # rain features -> s*s gate logits per packed pixel -> HxW
             self.gate = nn.Conv2d(c, s * s, 3, padding=1)
@@ -221,9 +227,10 @@ class TemporalStudent(DerainStudent):
 
 def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kernel: int = 1,
                    gate: bool = False, head: int = 0, floor: float = 0.0,
-                   every: bool = False) -> TemporalStudent:
+                   every: bool = False, context: int = 0) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
-    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor, every))
+    return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor, every,
+                                          context))
 
 
 def temporal_config_dict(model: TemporalStudent) -> dict:

@@ -61,6 +61,7 @@ class TemporalTrainConfig(StageConfig):
     head: int = 0  # hidden channels of the replacement head (model.temporal; v3 frozen)
     floor: float = 0.0  # grey levels the head's replacement ignores (model.temporal)
     every: bool = False  # the head replaces only light every neighbour lacks (model.temporal)
+    context: int = 0  # more dilated layers in the head (model.temporal.ReplaceHead)
     gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
@@ -176,7 +177,8 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
-    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every)
+    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every,
+                           cfg.context)
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
     if model.head is not None:  # v3 frozen: only the head learns

@@ -109,6 +109,7 @@ def test_the_replacement_head_starts_closed_and_removes_only_what_the_neighbours
 def test_replacement_head_budget_and_export(tmp_path):
     for k in OFFSETS:
         assert count_macs_per_pixel(build_temporal(frames=k, head=24)) <= 25_000
+        assert count_macs_per_pixel(build_temporal(frames=k, head=24, context=2)) <= 25_000
     model = _randomised(build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8))
     torch.nn.init.normal_(model.head.body[-1].weight, std=0.5)
     entry = export_model(model, tmp_path, "tiny-head", "5")
@@ -183,3 +184,18 @@ def test_every_keeps_light_that_one_neighbour_also_has():
         out = model(window)
     assert float(out[0, :, 10, 7].max()) <= 0.4 + 1e-6
     assert torch.allclose(out[0, :, 20, 30], torch.tensor(0.8))
+
+
+def test_context_layers_widen_what_the_head_sees():
+    """``context``: dilated layers (4, 8) widen the head's receptive field from 18 px to
+    66 px; a change 30 px from a pixel reaches its logit only with them."""
+    for context, reaches in ((0, False), (2, True)):
+        model = _randomised(build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8,
+                                           context=context))
+        torch.nn.init.normal_(model.head.body[-1].weight, std=0.5)
+        picture = torch.rand(1, 13, 96, 96)
+        moved = picture.clone()
+        moved[..., 48, 78] += 1.0  # 30 px to the right of (48, 48)
+        with torch.no_grad():
+            a, b = model.head(picture)[0, 0, 48, 48], model.head(moved)[0, 0, 48, 48]
+        assert bool(a != b) == reaches, (context, float(a), float(b))
