@@ -134,3 +134,11 @@ def test_write_entry_merges_or_replaces_and_sets_the_default_as_asked(tmp_path) 
     assert not list(tmp_path.glob("*.tmp"))
     with pytest.raises(ValueError):
         write_entry(tmp_path, "b", {}, default="sometimes")
+
+
+def test_the_align_modes_are_none_and_the_flows():
+    """catalog sits below align (no OpenCV there), so it lists the modes itself: the same."""
+    from stream_derain.align import FLOWS
+    from stream_derain.catalog import ALIGN_MODES
+
+    assert ALIGN_MODES == ("none", *FLOWS)
