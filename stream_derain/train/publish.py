@@ -93,8 +93,8 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
         **({"align": train_cfg.get("align", "none")} if ckpt["arch"] == TEMPORAL else {}),
-        "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds"),
-                     "config": train_cfg},
+        # the training config itself is the lineage's train_cfg (written once, under its hash)
+        "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds")},
         "lineage": build_lineage(cfg.checkpoint, recipe=cfg.recipe, aliases=cfg.aliases,
                                  dev_scores={"dev_scores": dict(cfg.dev_scores)} if cfg.dev_scores else {}),
     }

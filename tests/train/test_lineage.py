@@ -107,6 +107,7 @@ def test_export_goes_under_runs_and_leaves_engines_byte_identical(runs, tmp_path
     out = work / "runs" / "export" / "exp"
     entry = json.loads((out / "manifest.json").read_text())["models"]["exp"]
     assert entry["lineage"]["lineage_hash"] in result.output and (out / "exp.onnx").is_file()
+    assert entry["lineage"]["train_cfg"] and "config" not in entry["training"]  # the config once
     assert folder_hash(work / "engines") == local and folder_hash(shipped) == before
 
 
