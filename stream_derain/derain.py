@@ -218,10 +218,17 @@ def derain(cfg: DerainConfig, progress: Progress | None = None, backend: Backend
     runs in the main thread (the previous SIGINT handler is put back after), so a
     library call stops as the command line does."""
     out = check_job(cfg)
+    return out, derain_checked(cfg, out, progress, backend, control)
+
+
+def derain_checked(cfg: DerainConfig, out: Path, progress: Progress | None = None,
+                   backend: Backend | None = None, control: RunControl | None = None) -> DerainResult:
+    """:func:`derain` after its checks (:func:`check_job`, which returned ``out``): for a
+    caller that ran them already, before loading a model (the batch's runner)."""
     if control is not None:
-        return out, _derain_opened(cfg, out, backend, progress, control)
+        return _derain_opened(cfg, out, backend, progress, control)
     with sigint_sets(RunControl()) as own:
-        return out, _derain_opened(cfg, out, backend, progress, own)
+        return _derain_opened(cfg, out, backend, progress, own)
 
 
 def check_job(cfg: DerainConfig) -> Path:

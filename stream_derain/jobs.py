@@ -39,7 +39,7 @@ from .derain import (
     check_input,
     check_job,
     default_output,
-    derain,
+    derain_checked,
 )
 from .engine_spec import open_engine
 from .errors import InputError, OutputError, StreamDerainError
@@ -260,9 +260,9 @@ class LocalRunner:
     def __call__(self, job: Job, cfg: DerainConfig) -> JobResult:
         t0 = time.perf_counter()
         try:
-            check_job(cfg)  # before the first job's model loads
+            out = check_job(cfg)  # before the first job's model loads; run once per job
             with (self.progress(job) if self.progress else nullcontext()) as callback:
-                _, result = derain(cfg, callback, backend=self.backend(), control=self.control)
+                result = derain_checked(cfg, out, callback, self.backend(), self.control)
         except StreamDerainError as exc:
             return JobResult(job, "failed", seconds=time.perf_counter() - t0, message=str(exc))
         return finished(job, result, time.perf_counter() - t0)

@@ -65,3 +65,17 @@ def test_one_file_says_its_backend_once(make_clip, use_tiny_model, tmp_path):
     result = cli("derain", src, "--backend", "onnxruntime")
     assert result.exit_code == 0, result.output
     assert result.output.count(" on onnxruntime (") == 1, result.output
+
+
+def test_a_job_is_checked_once(make_clip, use_tiny_model, tmp_path, monkeypatch):
+    """The batch's runner checks a job before the model loads and derains it without
+    checking (probing the input) again."""
+    import stream_derain.derain as derain_module
+
+    probes = []
+    real = derain_module.probe_video
+    monkeypatch.setattr(derain_module, "probe_video", lambda p: probes.append(p) or real(p))
+    src = make_clip("a.mp4", frames=6)
+    result = cli("derain", src, "--backend", "onnxruntime")
+    assert result.exit_code == 0, result.output
+    assert probes == [src]
