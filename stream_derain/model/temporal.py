@@ -74,6 +74,26 @@ HEAD_INPUTS = 13  # least and median brightening (3 + 3), spread (1), target (3)
 HEAD_GAIN = 8.0  # frame differences are small; scaled before the head's first convolution
 
 
+def neighbour_extremes(x: torch.Tensor, frames: int) -> tuple[torch.Tensor, ...]:
+    """Bx(3K)xHxW -> (target, brightest, darkest, sum) over the neighbours (slots 1..K-1),
+    each Bx3xHxW: the three reductions that the evidence and the spread share."""
+    b, _, h, w = x.shape
+    # the window as B x K x 3 x H x W and reductions over K: a graph without per-frame
+    # channel slices (OpenVINO's bf16 path ran sliced 3-channel pieces 2.7x slower)
+    nb = x.reshape(b, frames, 3, h, w)[:, 1:]
+    return x[:, :3], nb.amax(dim=1), nb.amin(dim=1), nb.sum(dim=1)
+
+
+def evidence_from(target: torch.Tensor, brightest: torch.Tensor, darkest: torch.Tensor,
+                  total: torch.Tensor, frames: int) -> torch.Tensor:
+    """-> Bx6xHxW: per colour the least brightening min_j (I_0 - I_j) = I_0 - max_j I_j and
+    the trimmed mean of I_0 - I_j (the extremes dropped when K-1 > 2), I_0 minus the
+    trimmed mean of the neighbours: no K-1 differences are formed."""
+    n = frames - 1
+    middle = (total - brightest - darkest) / (n - 2) if n > 2 else total / n
+    return torch.cat([target - brightest, target - middle], dim=1)
+
+
 class TemporalEvidence(nn.Module):
     """Bx(3K)xHxW -> Bx6xHxW: per colour, min_j (I_0 - I_j) and the trimmed mean of
     (I_0 - I_j) over the K-1 neighbours (the extremes dropped when K-1 > 2)."""
@@ -85,23 +105,13 @@ class TemporalEvidence(nn.Module):
         self.frames = frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the window as Bx K x 3 x H x W and reductions over K: a graph without per-frame
-        # channel slices (OpenVINO's bf16 path ran sliced 3-channel pieces 2.7x slower)
-        b, _, h, w = x.shape
-        frames = x.reshape(b, self.frames, 3, h, w)
-        diffs = frames[:, :1] - frames[:, 1:]  # B x (K-1) x 3 x H x W
-        lo, hi, total = diffs.amin(dim=1), diffs.amax(dim=1), diffs.sum(dim=1)
-        n = self.frames - 1
-        middle = (total - lo - hi) / (n - 2) if n > 2 else total / n
-        return torch.cat([lo, middle], dim=1)
+        return evidence_from(*neighbour_extremes(x, self.frames), self.frames)
 
 
-def neighbour_spread(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """Bx(3K)xHxW -> Bx1xHxW: the range of the neighbours' values (slots 1..K-1), the
-    largest over the colours. Small where the aligned neighbours agree."""
-    b, _, h, w = x.shape
-    nb = x.reshape(b, frames, 3, h, w)[:, 1:]
-    return (nb.amax(dim=1) - nb.amin(dim=1)).amax(dim=1, keepdim=True)
+def spread_from(brightest: torch.Tensor, darkest: torch.Tensor) -> torch.Tensor:
+    """-> Bx1xHxW: the range of the neighbours' values, the largest over the colours.
+    Small where the aligned neighbours agree."""
+    return (brightest - darkest).amax(dim=1, keepdim=True)
 
 
 class ReplaceHead(nn.Module):
@@ -116,6 +126,11 @@ class ReplaceHead(nn.Module):
     def __init__(self, hidden: int, context: int = 0) -> None:
         super().__init__()
         self.shuffle = nn.PixelShuffle(2)
+        # the difference maps (all but the target, channels 7-9) times HEAD_GAIN, as one
+        # per-channel scale that runtimes fold into the first convolution's weights
+        gain = torch.full((1, HEAD_INPUTS, 1, 1), HEAD_GAIN)
+        gain[:, 7:10] = 1.0
+        self.register_buffer("gain", gain, persistent=False)
         wider = [m for i in range(context) for m in (
             nn.Conv2d(hidden, hidden, 3, padding=4 << i, dilation=4 << i), nn.ReLU())]
         self.body = nn.Sequential(
@@ -129,7 +144,7 @@ class ReplaceHead(nn.Module):
         self._register_load_state_dict_pre_hook(_strided_first_conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shuffle(self.body(x))
+        return self.shuffle(self.body(x * self.gain))
 
 
 def _strided_first_conv(state: dict, prefix: str, *args: object) -> None:
@@ -194,18 +209,21 @@ class TemporalStudent(DerainStudent):
     def replace_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """With the replacement head: (O_1, removal relu(O_1 - T), gate logits, detail D);
         the output is O_1 - sigmoid(logits) * removal."""
-        target = x[:, :3]
-        evidence = self.evidence(x)
+        target, brightest, darkest, total = neighbour_extremes(x, self.tcfg.frames)
+        evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
         # v3's network on the target alone: with the head, the evidence convolution stays
         # at zero (frozen), so it is left out of the graph
         out, _, detail = self.decode(target, self.rain_features(target))
         removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
-        if self.tcfg.floor > 0:  # a dead zone: noise-sized differences are never replaced
-            removal = removal * (removal > self.tcfg.floor / 255.0).to(removal.dtype)
-        if self.tcfg.every:  # light that one aligned neighbour also has is not transient
-            removal = removal * (evidence[:, :3] > self.tcfg.floor / 255.0).to(removal.dtype)
-        picture = torch.cat([evidence * HEAD_GAIN, neighbour_spread(x, self.tcfg.frames) * HEAD_GAIN,
-                             target, removal * HEAD_GAIN], dim=1)
+        floor = self.tcfg.floor / 255.0
+        if self.tcfg.floor > 0 or self.tcfg.every:
+            # a dead zone: noise-sized differences are never replaced; with ``every``,
+            # light that one aligned neighbour also has is not transient
+            keep = removal > floor
+            if self.tcfg.every:
+                keep = keep & (evidence[:, :3] > floor)
+            removal = removal * keep.to(removal.dtype)
+        picture = torch.cat([evidence, spread_from(brightest, darkest), target, removal], dim=1)
         return out, removal, self.head(picture), detail
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -49,7 +49,7 @@ def test_evidence_sees_light_that_only_the_target_has():
     assert torch.allclose(least[:, 2, 3], half) and torch.allclose(middle[:, 2, 3], half)
     assert torch.allclose(least[:, 5, 5], torch.tensor(0.0))  # one neighbour shares it: not all-new light
     assert torch.allclose(middle[:, 5, 5], torch.tensor(0.5))  # the trimmed mean drops that neighbour
-    assert float(ev[:, 0, 0].abs().max()) == 0.0  # a static scene gives no evidence
+    assert float(ev[:, 0, 0].abs().max()) < 1e-6  # a static scene gives no evidence (float rounding)
 
 
 def test_within_the_issue_budget():
