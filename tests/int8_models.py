@@ -15,7 +15,7 @@ import numpy as np
 from stream_derain.catalog import default_offsets, sha256
 
 
-def _model(frames: int, width: int = 8, seed: int = 0):  # noqa: ANN202 - onnx.ModelProto
+def _model(frames: int, width: int = 8, seed: int = 0, head: float = 0.02):  # noqa: ANN202 - onnx.ModelProto
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)
@@ -23,7 +23,7 @@ def _model(frames: int, width: int = 8, seed: int = 0):  # noqa: ANN202 - onnx.M
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", c, "h", "w"])
     y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 3, "h", "w"])
     shapes = {"w1": (width, c, 3, 3), "w2": (width, width, 3, 3), "w3": (3, width, 3, 3)}
-    scale = {"w1": 0.25, "w2": 0.15, "w3": 0.02}
+    scale = {"w1": 0.25, "w2": 0.15, "w3": head}  # head: the rain layer's strength
     weights = {k: rng.standard_normal(s) * scale[k] for k, s in shapes.items()}
     weights["w3"] -= weights["w3"].mean(axis=(1, 2, 3), keepdims=True)  # no rain on flat, rain-free input
     inits = [numpy_helper.from_array(w.astype(np.float32), k) for k, w in weights.items()]
@@ -50,13 +50,13 @@ def _model(frames: int, width: int = 8, seed: int = 0):  # noqa: ANN202 - onnx.M
     return model
 
 
-def write_model(folder: Path, name: str = "qtiny", frames: int = 3) -> Path:
+def write_model(folder: Path, name: str = "qtiny", frames: int = 3, head: float = 0.02) -> Path:
     """``name.onnx`` (a ``frames``-frame model) and a manifest naming it the default; returns ``folder``."""
     import onnx
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.onnx"
-    onnx.save(_model(frames), str(path))
+    onnx.save(_model(frames, head=head), str(path))
     entry = {"version": "test", "multiple": 4, "frames": frames,
              "offsets": {m: list(o) for m, o in default_offsets(frames).items()},
              "files": {"fp32": {"file": path.name, "sha256": sha256(path)}}}

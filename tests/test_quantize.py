@@ -204,6 +204,35 @@ def test_another_folder_gets_the_stills_model_too(tmp_path: Path, monkeypatch: p
     assert models.OPENVINO_INT8 not in written["models"]["qtiny"]["files"]
 
 
+def test_accuracy_control_keeps_more_layers_in_floating_point(tmp_path: Path) -> None:
+    """Asked for agreement with FP32 that plain quantization does not reach, NNCF's accuracy
+    control keeps convolutions in floating point; they are recorded by their ONNX names,
+    and both files (ONNX and OpenVINO) are made with them kept."""
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    import onnx
+
+    from stream_derain.quantize import QuantizeSettings, quantize_model
+
+    src = write_model(tmp_path / "src", head=0.1)  # a stronger rain layer: plain INT8 at ~50 dB from FP32
+    plain = quantize_model(str(src / "qtiny.onnx"), tmp_path / "plain", windows=windows(3), sets=dev_sets(3),
+                           backends=("openvino",)).record
+    rec = quantize_model(str(src / "qtiny.onnx"), tmp_path / "ac", QuantizeSettings(accuracy_db=56.0),
+                         windows=windows(3), sets=dev_sets(3), backends=("openvino",)).record
+    tail = ["/head/Conv", "/rain", "/target", "/Sub", "/Clip"]
+    kept = rec["settings"]["ignored"]
+    assert kept[:5] == tail and {"/conv1/Conv", "/conv2/Conv"} & set(kept[5:])
+    assert set(kept) <= {n.name for n in onnx.load(str(src / "qtiny.onnx")).graph.node}
+    assert rec["settings"]["accuracy_db"] == 56.0 and plain["settings"]["accuracy_db"] is None
+    worst = {r["checks"]["openvino"]["min_agreement_db"] for r in (plain, rec)}
+    assert rec["checks"]["openvino"]["min_agreement_db"] == max(worst)
+    qdq = onnx.load(str(tmp_path / "ac" / "qtiny.int8.onnx"))
+    quantized_inputs = {n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"}
+    for node in qdq.graph.node:
+        if node.name in kept and node.op_type == "Conv":  # no 8-bit input reaches a kept convolution
+            assert not set(node.input) & quantized_inputs, node.name
+
+
 def test_cli_refuses_a_backend_without_int8() -> None:
     from typer.testing import CliRunner
 
@@ -212,6 +241,7 @@ def test_cli_refuses_a_backend_without_int8() -> None:
     result = CliRunner().invoke(app, ["quantize", "--backend", "torch"])
     assert result.exit_code == 1 and "int8 runs on openvino or onnxruntime, not torch" in result.output
     assert "--bias-correction" in CliRunner().invoke(app, ["quantize", "-h"]).output
+    assert "--accuracy-db" in CliRunner().invoke(app, ["quantize", "-h"]).output
 
 
 @pytest.mark.data

@@ -37,6 +37,10 @@ def quantize_cmd(
         "convolutions and the nodes after them)."),
     preset: str = typer.Option("mixed", help="NNCF preset: mixed or performance."),
     bias_correction: str = typer.Option("fast", help="NNCF bias correction: fast, full or none."),
+    accuracy_db: Optional[float] = typer.Option(
+        None, "--accuracy-db", min=20.0, max=60.0, help="Accuracy control: keep more layers in floating "
+        "point until the worst quarter of held-out calibration windows agrees with FP32 at this PSNR-Y "
+        "(e.g. 48)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Check against FP32 on the dev frames "
                                "(without: recorded unchecked, and auto never chooses it)."),
     video_step: int = typer.Option(2, min=1, help="Every N-th dev video frame is checked."),
@@ -54,7 +58,7 @@ def quantize_cmd(
         raise ConfigError(f"int8 runs on openvino or onnxruntime, not {unknown[0]}")
     settings = QuantizeSettings(windows=windows, size=parse_size(size), seed=seed,
                                 ignored=tuple(ignore) if ignore else None, preset=preset,
-                                bias_correction=bias_correction)
+                                bias_correction=bias_correction, accuracy_db=accuracy_db)
     result = quantize_model(model, out, settings, data or DATA_ROOT,
                             tuple(backend) if backend else ("openvino", "onnxruntime"), check=check,
                             dev_video_step=video_step)

@@ -59,10 +59,14 @@ class QuantizeSettings:
     # fast (NNCF's default): without it INT8 shifts the mean brightness of rain-free frames (a
     # do-no-harm figure); none gave v3 about 1 dB more agreement on light rain, not on heavy
     bias_correction: str = "fast"
+    # accuracy control (:mod:`.accuracy`): more layers kept in floating point until the worst
+    # quarter of held-out calibration windows agrees with FP32 at this PSNR-Y; None: off
+    accuracy_db: float | None = None
 
     def as_dict(self, ignored: Sequence[str]) -> dict[str, Any]:
         return {"windows": self.windows, "size": f"{self.size[1]}x{self.size[0]}", "seed": self.seed,
-                "ignored": list(ignored), "preset": self.preset, "bias_correction": self.bias_correction}
+                "ignored": list(ignored), "preset": self.preset, "bias_correction": self.bias_correction,
+                "accuracy_db": self.accuracy_db}
 
 
 def nncf_version() -> str | None:
@@ -74,7 +78,10 @@ def nncf_version() -> str | None:
         return None
 
 
-def _nncf_kwargs(nncf: Any, settings: QuantizeSettings, windows: int) -> dict[str, Any]:
+def nncf_kwargs(nncf: Any, settings: QuantizeSettings, windows: int,
+                controlled: bool = False) -> dict[str, Any]:
+    """The keyword arguments of ``nncf.quantize`` for ``settings`` (``controlled``: of
+    ``nncf.quantize_with_accuracy_control``, which names the advanced parameters apart)."""
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
     presets = {"mixed": nncf.QuantizationPreset.MIXED, "performance": nncf.QuantizationPreset.PERFORMANCE}
@@ -82,10 +89,18 @@ def _nncf_kwargs(nncf: Any, settings: QuantizeSettings, windows: int) -> dict[st
         raise ConfigError(f"unknown preset {settings.preset!r}; choose from {', '.join(presets)}")
     if settings.bias_correction not in ("none", "fast", "full"):
         raise ConfigError(f"bias correction {settings.bias_correction!r}: choose none, fast or full")
+    advanced = "advanced_quantization_parameters" if controlled else "advanced_parameters"
     return {"preset": presets[settings.preset], "subset_size": windows,
             "fast_bias_correction": settings.bias_correction != "full",
-            "advanced_parameters": AdvancedQuantizationParameters(
+            advanced: AdvancedQuantizationParameters(
                 disable_bias_correction=settings.bias_correction == "none")}
+
+
+def openvino_names(model: Any, onnx_names: Sequence[str]) -> list[str]:
+    """The OpenVINO operations made from the ONNX nodes ``onnx_names``: OpenVINO names a
+    convolution with a bias "<onnx name>/WithoutBiases" and its bias "<onnx name>"."""
+    names = {op.get_friendly_name() for op in model.get_ops()}
+    return sorted(op for op in names if any(op == n or op.startswith(n + "/") for n in onnx_names))
 
 
 def quantize_onnx(fp32_path: Path, windows: Sequence[Window], out_path: Path,
@@ -104,7 +119,7 @@ def quantize_onnx(fp32_path: Path, windows: Sequence[Window], out_path: Path,
     missing = [n for n in ignored if n not in known]
     if missing:
         raise ConfigError(f"no node named {missing[0]!r} in {fp32_path.name} (--ignore)")
-    kwargs = _nncf_kwargs(nncf, settings, len(windows))
+    kwargs = nncf_kwargs(nncf, settings, len(windows))
     if ignored:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=ignored)
     log.info("quantizing %s to ONNX with NNCF %s on %d windows (kept in floating point: %s)", fp32_path.name,
@@ -130,10 +145,8 @@ def quantize_openvino(fp32_path: Path, windows: Sequence[Window], out_xml: Path,
     nncf = require("nncf", "openvino")
     ov = require("openvino", "openvino")
     model = ov.Core().read_model(str(fp32_path))
-    names = {op.get_friendly_name() for op in model.get_ops()}
-    kwargs = _nncf_kwargs(nncf, settings, len(windows))
-    # OpenVINO names a convolution with a bias "<onnx name>/WithoutBiases" and its bias "<onnx name>"
-    kept = sorted(op for op in names if any(op == n or op.startswith(n + "/") for n in ignored))
+    kwargs = nncf_kwargs(nncf, settings, len(windows))
+    kept = openvino_names(model, ignored)
     if kept:
         kwargs["ignored_scope"] = nncf.IgnoredScope(names=kept, validate=False)
     log.info("quantizing %s to OpenVINO IR with NNCF %s", fp32_path.name, nncf_version())

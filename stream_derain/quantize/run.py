@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from ..catalog import MANIFEST, OPENVINO_INT8, ModelInfo, int8_file_name, sha256
 from ..devices import has_module
 from ..devsets import DATA_ROOT
 from .gate import DEV_VIDEO_STEP, GATE, DevSet, check_int8, still_sets, video_sets
-from .nncf_run import QuantizeSettings, nncf_version, quantize_onnx, quantize_openvino
+from .nncf_run import QuantizeSettings, nncf_version, output_tail, quantize_onnx, quantize_openvino
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,14 @@ def _write_int8(model: ModelInfo, entry: dict[str, Any], out: Path, windows: Seq
     ``entry["files"]``; returns the ONNX file and the nodes kept in floating point."""
     fp32 = model.path("fp32")
     int8_path = out / int8_file_name(fp32.name)
+    if settings.accuracy_db is not None:  # more layers in floating point, found on held-out windows
+        import onnx
+
+        from .accuracy import accuracy_kept, split_windows
+
+        base = list(settings.ignored) if settings.ignored is not None else output_tail(onnx.load(str(fp32)))
+        settings = replace(settings, ignored=tuple(base + accuracy_kept(fp32, windows, base, settings)))
+        windows = split_windows(windows)[0]
     ignored = quantize_onnx(fp32, windows, int8_path, settings, model.input_name)
     files = entry.setdefault("files", {})
     files["int8"] = {"file": int8_path.name, "sha256": sha256(int8_path)}

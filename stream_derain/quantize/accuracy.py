@@ -1,0 +1,100 @@
+"""Accuracy control: which layers must stay in floating point for INT8 to agree with FP32.
+
+Post-training quantization of the whole network (the output tail aside) leaves v3 at
+35-38 dB from FP32 on heavy rain, and no single layer is to blame (docs/int8.md). NNCF's
+``quantize_with_accuracy_control`` quantizes the OpenVINO model, ranks the quantized
+layers by what reverting each one to floating point gains on a validation set, and
+reverts them one group at a time until the metric is within ``max_drop`` of FP32's.
+
+Here the validation set is the last quarter of the calibration windows (held out from
+calibration; never dev frames) and the metric is the INT8 output's PSNR-Y against the
+FP32 output over the *worst quarter* of those windows (each capped at :data:`CAP`, what
+FP32 scores against itself): the gate asks 45 dB of every dev set, heavy rain included,
+so an average over mostly light windows would stop too early. The layers it reverts are
+returned as ONNX node names and join the ``ignored`` list of both quantizations (ONNX
+and OpenVINO), so the record's settings reproduce the model without running it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..calibration import Window
+from .nncf_run import QuantizeSettings, nncf_kwargs, openvino_names
+
+log = logging.getLogger(__name__)
+
+CAP = 60.0  # dB: an output within a quarter of a grey level RMS of FP32's counts as equal
+VALIDATION_SHARE = 4  # one window in four validates, the rest calibrate
+
+
+def split_windows(windows: Sequence[Window]) -> tuple[list[Window], list[Window]]:
+    """(calibration, validation): the last quarter of ``windows`` validates."""
+    n = max(1, len(windows) // VALIDATION_SHARE)
+    return list(windows[:-n]), list(windows[-n:])
+
+
+def _uint8(y: np.ndarray) -> np.ndarray:
+    return (np.clip(y[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def worst_quarter_metric(references: Sequence[np.ndarray]) -> Any:
+    """A validation function for NNCF: a compiled model and the validation windows ->
+    (mean PSNR-Y against ``references`` over the worst quarter, every window's score)."""
+    from ..metrics import psnr, rgb_to_y
+
+    def validate(compiled: Any, windows: Sequence[Window]) -> tuple[float, list[float]]:
+        scores = [min(CAP, psnr(rgb_to_y(_uint8(compiled(w.nchw())[0])), ref))
+                  for w, ref in zip(windows, references)]
+        worst = sorted(scores)[: max(1, len(scores) // 4)]
+        return float(np.mean(worst)), scores
+
+    return validate
+
+
+def _quantized_ops(model: Any) -> set[str]:
+    """Friendly names of the operations that read a FakeQuantize (NNCF quantized them)."""
+    return {op.get_friendly_name() for op in model.get_ops()
+            if any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())}
+
+
+def onnx_name(ov_name: str) -> str:
+    """OpenVINO names a convolution with a bias ``<onnx name>/WithoutBiases``."""
+    return ov_name.removesuffix("/WithoutBiases")
+
+
+def accuracy_kept(fp32_path: Path, windows: Sequence[Window], ignored: Sequence[str],
+                  settings: QuantizeSettings) -> list[str]:
+    """ONNX node names that NNCF's accuracy control keeps in floating point, beyond
+    ``ignored``, for the worst quarter of the validation windows to agree with FP32 at
+    ``settings.accuracy_db`` (PSNR-Y)."""
+    from ..errors import require
+
+    nncf = require("nncf", "openvino")
+    ov = require("openvino", "openvino")
+    calib, val = split_windows(windows)
+    core = ov.Core()
+    model = core.read_model(str(fp32_path))
+    reference = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    from ..metrics import rgb_to_y
+
+    refs = [rgb_to_y(_uint8(reference(w.nchw())[0])) for w in val]
+    scope = nncf.IgnoredScope(names=openvino_names(model, ignored), validate=False)
+    log.info("accuracy control: %d calibration and %d validation windows, worst quarter >= %.1f dB vs fp32",
+             len(calib), len(val), settings.accuracy_db)
+    plain = nncf.quantize(model, nncf.Dataset(calib, lambda w: w.nchw()), ignored_scope=scope,
+                          **nncf_kwargs(nncf, settings, len(calib)))
+    controlled = nncf.quantize_with_accuracy_control(
+        model, nncf.Dataset(calib, lambda w: w.nchw()), nncf.Dataset(val, lambda w: w.nchw()),
+        validation_fn=worst_quarter_metric(refs), max_drop=CAP - settings.accuracy_db,
+        drop_type=nncf.DropType.ABSOLUTE, ignored_scope=scope,
+        **nncf_kwargs(nncf, settings, len(calib), controlled=True))
+    reverted = sorted({onnx_name(n) for n in _quantized_ops(plain) - _quantized_ops(controlled)})
+    log.info("accuracy control kept %d more node(s) in floating point: %s", len(reverted),
+             ", ".join(reverted) or "none")
+    return reverted
