@@ -102,7 +102,7 @@ def main() -> None:
         share_out = np.mean([s["rain_share_output"] for s in scores])
         detail = np.mean([s["background_detail"] for s in scores])
         print(f"offset {offset:+.1f}: rain-free {psnr:.2f} dB, bias {bias:+.2f}, detail {kept:.3f} | "
-              f"real removed {1 - share_out / share_in:.0%}, background detail {detail:.3f}", flush=True)
+              f"real removed {1 - share_out / share_in:.1%}, background detail {detail:.3f}", flush=True)
 
 
 if __name__ == "__main__":

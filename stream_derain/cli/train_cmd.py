@@ -75,6 +75,8 @@ def export_cmd(
     parent_at: list[str] = typer.Option([], "--parent-at", metavar="RECORDED=NOW",
                                         help="A parent the checkpoint names by a path whose file has "
                                              "moved: where it is now (repeatable)."),
+    gate_offset: float = typer.Option(0.0, help="Added to a replacement head's gate logits (> 0 opens it "
+                                      "more); chosen with scripts/gate_offset.py, recorded in the lineage."),
 ) -> None:
     """Export a student (or grown teacher) checkpoint to ONNX (FP32 + FP16), check both against
     torch, and write its manifest entry with the model's lineage (never into engines/ unless
@@ -83,7 +85,7 @@ def export_cmd(
     from ..train.publish import ExportConfig, export_checkpoint, parse_aliases, read_dev_scores
 
     cfg = ExportConfig(checkpoint, out, name, version, read_dev_scores(scores) if scores else {},
-                       recipe, parse_aliases(parent_at))
+                       recipe, parse_aliases(parent_at), gate_offset)
     entry = export_checkpoint(cfg)
     lineage = entry["lineage"]["lineage_hash"]
     typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "

@@ -183,11 +183,14 @@ def recipe_configs(recipe: Path | None) -> list[dict[str, Any]]:
 def build_lineage(checkpoint: Path | None = None, *, recipe: Path | None = None,
                   train_cfg: Mapping[str, Any] | None = None, dev_scores: Mapping[str, Any] | None = None,
                   aliases: Mapping[str, str] | None = None,
-                  stage_cfgs: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                  stage_cfgs: Sequence[Mapping[str, Any]] = (),
+                  adjustments: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``lineage`` record (module docstring) of a checkpoint, or of weights whose
     checkpoint is gone (``checkpoint`` None: ``train_cfg`` and ``recipe`` say how they
     were trained, the recipe's ``init`` is their parent). ``stage_cfgs``: the full
-    configs of earlier stages known only by their recipe (their data counts too)."""
+    configs of earlier stages known only by their recipe (their data counts too).
+    ``adjustments``: what export changed in the trained weights (e.g. ``gate_offset``);
+    part of the hash, as the model differs from the checkpoint's."""
     aliases = dict(aliases or {})
     if checkpoint is not None:
         top = {"path": str(checkpoint), "sha256": short_hash(checkpoint)}
@@ -200,6 +203,8 @@ def build_lineage(checkpoint: Path | None = None, *, recipe: Path | None = None,
     lineage: dict[str, Any] = {"checkpoint": head, "train_cfg": dict(train_cfg),
                                "configs": recipe_configs(recipe), "parents": parents}
     lineage["data"] = data_seen([*stage_cfgs, *_configs_of({"train_cfg": train_cfg, "parents": parents})])
+    if adjustments:
+        lineage["adjustments"] = dict(adjustments)
     lineage["dev_scores"] = dict(dev_scores or {})
     lineage["lineage_hash"] = lineage_hash(lineage)
     log.info("lineage %s: %d parent(s), %d recipe file(s)", lineage["lineage_hash"], len(parents),

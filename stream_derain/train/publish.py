@@ -38,6 +38,9 @@ class ExportConfig:
     dev_scores: Mapping[str, Any] = field(default_factory=dict)  # read_dev_scores of an eval report
     recipe: Path | None = None  # the config file it was trained with (its base chain joins the lineage)
     aliases: Mapping[str, str] = field(default_factory=dict)  # parent path as recorded -> where it is now
+    # added to the replacement head's logits (its operating point: the gate opens more for > 0);
+    # chosen on training clips (scripts/gate_offset.py), recorded in the manifest and lineage
+    gate_offset: float = 0.0
 
     @property
     def folder(self) -> Path:
@@ -89,6 +92,13 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
 
     load = load_temporal if read_checkpoint(cfg.checkpoint).get("arch") == TEMPORAL else load_derainer
     model, ckpt = load(cfg.checkpoint)
+    adjustments = {"gate_offset": cfg.gate_offset} if cfg.gate_offset else {}
+    if cfg.gate_offset:
+        from ..model.temporal import shift_gate
+
+        if getattr(model, "head", None) is None:
+            raise ConfigError(f"{cfg.checkpoint} has no replacement head: --gate-offset does not apply")
+        shift_gate(model, cfg.gate_offset)
     train_cfg = ckpt.get("train_cfg", {})
     extra: dict[str, Any] = {
         "trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
@@ -96,7 +106,9 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
         # the training config itself is the lineage's train_cfg (written once, under its hash)
         "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds")},
         "lineage": build_lineage(cfg.checkpoint, recipe=cfg.recipe, aliases=cfg.aliases,
-                                 dev_scores={"dev_scores": dict(cfg.dev_scores)} if cfg.dev_scores else {}),
+                                 dev_scores={"dev_scores": dict(cfg.dev_scores)} if cfg.dev_scores else {},
+                                 adjustments=adjustments),
+        **adjustments,
     }
     if cfg.dev_scores:
         extra["dev_scores"] = dict(cfg.dev_scores)

@@ -199,3 +199,19 @@ def test_context_layers_widen_what_the_head_sees():
         with torch.no_grad():
             a, b = model.head(picture)[0, 0, 48, 48], model.head(moved)[0, 0, 48, 48]
         assert bool(a != b) == reaches, (context, float(a), float(b))
+
+
+def test_a_gate_offset_shifts_the_head_logits_and_only_a_head_has_one():
+    from stream_derain.model.temporal import shift_gate
+
+    torch.manual_seed(0)
+    model = build_temporal(frames=3, head=8, floor=3.0, every=True).eval()
+    torch.nn.init.normal_(model.head.body[-1].weight, std=0.1)
+    window = torch.rand(1, 9, 32, 32)
+    with torch.no_grad():
+        before = model.replace_terms(window)[2]
+        shift_gate(model, 0.5)
+        after = model.replace_terms(window)[2]
+    assert torch.allclose(after - before, torch.full_like(before, 0.5), atol=1e-5)
+    with pytest.raises(ValueError, match="replacement head"):
+        shift_gate(build_temporal(frames=3), 0.5)
