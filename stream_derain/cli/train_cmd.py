@@ -77,6 +77,8 @@ def export_cmd(
                                              "moved: where it is now (repeatable)."),
     gate_offset: float = typer.Option(0.0, help="Added to a replacement head's gate logits (> 0 opens it "
                                       "more); chosen with scripts/gate_offset.py, recorded in the lineage."),
+    stills: Optional[str] = typer.Option(None, help="A multi-frame model's stand-in for still images: a "
+                                         "single-frame model shipped beside it (e.g. derain-student-v3)."),
 ) -> None:
     """Export a student (or grown teacher) checkpoint to ONNX (FP32 + FP16), check both against
     torch, and write its manifest entry with the model's lineage (never into engines/ unless
@@ -85,7 +87,7 @@ def export_cmd(
     from ..train.publish import ExportConfig, export_checkpoint, parse_aliases, read_dev_scores
 
     cfg = ExportConfig(checkpoint, out, name, version, read_dev_scores(scores) if scores else {},
-                       recipe, parse_aliases(parent_at), gate_offset)
+                       recipe, parse_aliases(parent_at), gate_offset, stills)
     entry = export_checkpoint(cfg)
     lineage = entry["lineage"]["lineage_hash"]
     typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "

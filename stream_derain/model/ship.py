@@ -93,6 +93,9 @@ def ship(src: Path, dest: Path, name: str | None = None, replace: bool = False,
         raise ModelError(f"{src} is already the shipped models folder")
     name, entry = _checked_entry(src, name)
     manifest = read_manifest(dest) if (dest / MANIFEST).is_file() else {"models": {}}
+    stills = entry.get("stills")
+    if stills and stills not in manifest.get("models", {}):
+        raise ModelError(f"{name} runs still images on {stills}, which {dest} does not ship; ship it first")
     clash = _clashes(dest, name, entry, manifest)
     if clash and not replace:
         raise ModelError(f"{clash}; pass --replace to replace it")

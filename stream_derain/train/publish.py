@@ -41,6 +41,7 @@ class ExportConfig:
     # added to the replacement head's logits (its operating point: the gate opens more for > 0);
     # chosen on training clips (scripts/gate_offset.py), recorded in the manifest and lineage
     gate_offset: float = 0.0
+    stills: str | None = None  # the single-frame model still images run instead (shipped beside it)
 
     @property
     def folder(self) -> Path:
@@ -112,6 +113,8 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
     }
     if cfg.dev_scores:
         extra["dev_scores"] = dict(cfg.dev_scores)
+    if cfg.stills:
+        extra["stills"] = cfg.stills
     entry = export_model(model, cfg.folder, cfg.name, cfg.version, extra)
     log.info("exported %s v%s (lineage %s) to %s", cfg.name, cfg.version,
              entry["lineage"]["lineage_hash"], cfg.folder)

@@ -164,3 +164,17 @@ def test_ship_refuses_a_model_without_lineage(tiny_model_dir, tmp_path):
     with pytest.raises(ModelError, match="no lineage"):
         ship(tiny_model_dir, tmp_path / "engines")
     assert not (tmp_path / "engines").exists()
+
+
+def test_a_model_naming_a_stills_model_ships_only_beside_it(runs, tmp_path):
+    single = export_to(runs["parent"], tmp_path / "single", "1")
+    result = CliRunner().invoke(app, ["export", str(runs["child"]), "--out", str(tmp_path / "multi"),
+                                      "--name", "video", "--stills", "m"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "multi" / "manifest.json").read_text())["models"]["video"]["stills"] == "m"
+    engines = tmp_path / "engines"
+    with pytest.raises(ModelError, match="runs still images on m"):
+        ship(tmp_path / "multi", engines)
+    assert not (engines / "video.onnx").exists()
+    ship(single, engines)
+    assert ship(tmp_path / "multi", engines).name == "video"
