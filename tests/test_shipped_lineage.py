@@ -37,3 +37,17 @@ def test_v4_names_its_checkpoint_and_grew_from_v3_by_hash():
     beside = json.loads((kept.parent / MANIFEST).read_text())["models"]["derain-student-v3"]
     assert beside["lineage"]["lineage_hash"] == v3["lineage_hash"]
 
+
+
+def test_v41_names_its_checkpoints_back_to_v3_by_hash_and_its_operating_point():
+    v41, v3 = ENTRIES["derain-student-v41"], ENTRIES["derain-student-v3"]["lineage"]
+    lineage = v41["lineage"]
+    ckpt = REPO / lineage["checkpoint"]["path"]
+    assert ckpt == REPO / "checkpoints" / "v4" / "replace_k5_ctx2_8k.pt"
+    assert sha256(ckpt).startswith(lineage["checkpoint"]["sha256"])
+    (first,) = lineage["parents"]  # the 4,000-step run it continued
+    assert first["verified"] and sha256(REPO / first["path"]).startswith(first["sha256"])
+    (grown_from,) = first["parents"]
+    assert grown_from["lineage_hash"] == v3["lineage_hash"] and grown_from["verified"]
+    assert v41["stills"] == "derain-student-v3" and v41["temporal"]["head"] and v41["align"] == "flow"
+    assert lineage.get("adjustments", {}).get("gate_offset", 0.0) == v41.get("gate_offset", 0.0)
