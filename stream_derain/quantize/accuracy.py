@@ -57,10 +57,35 @@ def worst_quarter_metric(references: Sequence[np.ndarray]) -> Any:
     return validate
 
 
+LAYOUT_OPS = {"Reshape", "Unsqueeze", "Squeeze", "Transpose", "DepthToSpace", "SpaceToDepth", "Concat",
+              "Split", "VariadicSplit", "Slice", "StridedSlice"}
+WEIGHT_PATH = {"Convert", "Subtract", "Multiply", "Reshape"}  # int8 weights -> float, as NNCF stores them
+
+
+def _eight_bit_source(node: Any) -> bool:
+    """``node`` is an 8-bit constant, or turns one to float (how NNCF stores quantized weights)."""
+    while node.get_type_name() in WEIGHT_PATH and node.inputs():
+        node = node.input(0).get_source_output().get_node()
+    return (node.get_type_name() == "Constant"
+            and node.get_output_element_type(0).get_type_name() in ("i8", "u8"))
+
+
 def _quantized_ops(model: Any) -> set[str]:
-    """Friendly names of the operations that read a FakeQuantize (NNCF quantized them)."""
-    return {op.get_friendly_name() for op in model.get_ops()
-            if any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs())}
+    """Friendly names of the operations NNCF quantized: those with 8-bit weights and those
+    that read a FakeQuantize (an activation quantizer). Not the weights' own dequantization
+    steps, nor layout-only operations (a quantizer moved up through a reshape belongs to
+    the convolution after it)."""
+    names = set()
+    for op in model.get_ops():
+        kind = op.get_type_name()
+        if kind in LAYOUT_OPS or kind in ("Constant", "Convert"):
+            continue
+        if kind in WEIGHT_PATH and _eight_bit_source(op):  # a weight's own dequantization
+            continue
+        sources = [i.get_source_output().get_node() for i in op.inputs()]
+        if any(n.get_type_name() == "FakeQuantize" or _eight_bit_source(n) for n in sources):
+            names.add(op.get_friendly_name())
+    return names
 
 
 def onnx_name(ov_name: str) -> str:
