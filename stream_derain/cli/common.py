@@ -36,6 +36,7 @@ import functools  # noqa: E402 - after the startup handler
 import logging  # noqa: E402
 import re  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
 import typer  # noqa: E402
@@ -98,6 +99,17 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
     av.logging.set_level(av.logging.VERBOSE if verbose else None)
 
 
+def _other_models(folder: Path, default: Any) -> str:
+    """The shipped models beside the default, each with its version and the default's
+    ``stills`` marked (``--version``'s third line; empty when there are none)."""
+    from ..catalog import read_manifest
+
+    stills = default.meta.get("stills") if default.meta else None
+    entries = read_manifest(folder).get("models", {})
+    return ", ".join(f"{name} v{entry.get('version')}" + (" (still images)" if name == stills else "")
+                     for name, entry in entries.items() if name != default.name)
+
+
 def _version(value: bool) -> None:
     """``--version``: the package's version, then the default model's name, version and
     lineage hash (how it was made, docs/models.md) from the manifest (``model: unavailable
@@ -116,6 +128,9 @@ def _version(value: bool) -> None:
             made = lineage.get("lineage_hash") if isinstance(lineage, dict) else None
             typer.echo(f"model: {info.name}, version {info.version} ({window}), "
                        f"lineage {made or 'unrecorded'}, from {folder}")
+            others = _other_models(folder, info)
+            if others:
+                typer.echo(f"also shipped (--model NAME): {others}")
         except StreamDerainError as exc:
             typer.echo(f"model: unavailable ({exc})")
         except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:  # a malformed entry
