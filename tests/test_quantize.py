@@ -226,6 +226,10 @@ def test_accuracy_control_keeps_more_layers_in_floating_point(tmp_path: Path) ->
     assert rec["settings"]["accuracy_db"] == 56.0 and plain["settings"]["accuracy_db"] is None
     worst = {r["checks"]["openvino"]["min_agreement_db"] for r in (plain, rec)}
     assert rec["checks"]["openvino"]["min_agreement_db"] == max(worst)
+    def quantizers(folder: str) -> int:  # activation and weight quantizers left in the OpenVINO IR
+        return (tmp_path / folder / "qtiny.int8.xml").read_text().count('type="FakeQuantize"')
+
+    assert quantizers("ac") < quantizers("plain")  # the IR is NNCF's controlled model
     qdq = onnx.load(str(tmp_path / "ac" / "qtiny.int8.onnx"))
     quantized_inputs = {n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"}
     for node in qdq.graph.node:
@@ -242,6 +246,8 @@ def test_cli_refuses_a_backend_without_int8() -> None:
     assert result.exit_code == 1 and "int8 runs on openvino or onnxruntime, not torch" in result.output
     assert "--bias-correction" in CliRunner().invoke(app, ["quantize", "-h"]).output
     assert "--accuracy-db" in CliRunner().invoke(app, ["quantize", "-h"]).output
+    refused = CliRunner().invoke(app, ["quantize", "--accuracy-db", "70"])
+    assert refused.exit_code == 1 and "--accuracy-db must be within 20-60 dB" in refused.output
 
 
 @pytest.mark.data

@@ -38,7 +38,7 @@ def quantize_cmd(
     preset: str = typer.Option("mixed", help="NNCF preset: mixed or performance."),
     bias_correction: str = typer.Option("fast", help="NNCF bias correction: fast, full or none."),
     accuracy_db: Optional[float] = typer.Option(
-        None, "--accuracy-db", min=20.0, max=60.0, help="Accuracy control: keep more layers in floating "
+        None, "--accuracy-db", metavar="DB", help="Accuracy control: keep more layers in floating "
         "point until the worst quarter of held-out calibration windows agrees with FP32 at this PSNR-Y "
         "(e.g. 48)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Check against FP32 on the dev frames "

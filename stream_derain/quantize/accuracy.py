@@ -12,7 +12,8 @@ FP32 output over the *worst quarter* of those windows (each capped at :data:`CAP
 FP32 scores against itself): the gate asks 45 dB of every dev set, heavy rain included,
 so an average over mostly light windows would stop too early. The layers it reverts are
 returned as ONNX node names and join the ``ignored`` list of both quantizations (ONNX
-and OpenVINO), so the record's settings reproduce the model without running it again.
+and OpenVINO), so the record's settings say what is kept; the OpenVINO IR is NNCF's controlled model
+itself (what was validated), the ONNX file a quantization with that list.
 """
 
 from __future__ import annotations
@@ -94,10 +95,12 @@ def onnx_name(ov_name: str) -> str:
 
 
 def accuracy_kept(fp32_path: Path, windows: Sequence[Window], ignored: Sequence[str],
-                  settings: QuantizeSettings) -> list[str]:
-    """ONNX node names that NNCF's accuracy control keeps in floating point, beyond
-    ``ignored``, for the worst quarter of the validation windows to agree with FP32 at
-    ``settings.accuracy_db`` (PSNR-Y)."""
+                  settings: QuantizeSettings) -> tuple[list[str], Any]:
+    """(ONNX node names that NNCF's accuracy control keeps in floating point beyond
+    ``ignored``, NNCF's controlled OpenVINO model): the worst quarter of the validation
+    windows agrees with FP32 at ``settings.accuracy_db`` (PSNR-Y). The model is the one
+    validated; quantizing again with the names kept gives another (ranges and bias
+    correction computed without the reverted quantizers upstream)."""
     from ..errors import require
 
     nncf = require("nncf", "openvino")
@@ -122,4 +125,4 @@ def accuracy_kept(fp32_path: Path, windows: Sequence[Window], ignored: Sequence[
     reverted = sorted({onnx_name(n) for n in _quantized_ops(plain) - _quantized_ops(controlled)})
     log.info("accuracy control kept %d more node(s) in floating point: %s", len(reverted),
              ", ".join(reverted) or "none")
-    return reverted
+    return reverted, controlled

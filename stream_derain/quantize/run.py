@@ -130,13 +130,15 @@ def _write_int8(model: ModelInfo, entry: dict[str, Any], out: Path, windows: Seq
     ``entry["files"]``; returns the ONNX file and the nodes kept in floating point."""
     fp32 = model.path("fp32")
     int8_path = out / int8_file_name(fp32.name)
+    controlled = None  # NNCF's accuracy-controlled OpenVINO model, written as the IR
     if settings.accuracy_db is not None:  # more layers in floating point, found on held-out windows
         import onnx
 
         from .accuracy import accuracy_kept, split_windows
 
         base = list(settings.ignored) if settings.ignored is not None else output_tail(onnx.load(str(fp32)))
-        settings = replace(settings, ignored=tuple(base + accuracy_kept(fp32, windows, base, settings)))
+        kept, controlled = accuracy_kept(fp32, windows, base, settings)
+        settings = replace(settings, ignored=tuple(base + kept))
         windows = split_windows(windows)[0]
     ignored = quantize_onnx(fp32, windows, int8_path, settings, model.input_name)
     files = entry.setdefault("files", {})
@@ -144,7 +146,7 @@ def _write_int8(model: ModelInfo, entry: dict[str, Any], out: Path, windows: Seq
     files.pop(OPENVINO_INT8, None)
     if openvino_ir and has_module("openvino"):
         xml = int8_path.with_suffix(".xml")
-        weights = quantize_openvino(fp32, windows, xml, ignored, settings)
+        weights = quantize_openvino(fp32, windows, xml, ignored, settings, controlled)
         files[OPENVINO_INT8] = {"file": xml.name, "sha256": sha256(xml), "weights": weights.name,
                                 "weights_sha256": sha256(weights)}
     return int8_path, ignored
