@@ -10,10 +10,10 @@ Here the validation set is the last quarter of the calibration windows (held out
 calibration; never dev frames) and the metric is the INT8 output's PSNR-Y against the
 FP32 output over the *worst quarter* of those windows (each capped at :data:`CAP`, what
 FP32 scores against itself): the gate asks 45 dB of every dev set, heavy rain included,
-so an average over mostly light windows would stop too early. The layers it reverts are
-returned as ONNX node names and join the ``ignored`` list of both quantizations (ONNX
-and OpenVINO), so the record's settings say what is kept; the OpenVINO IR is NNCF's controlled model
-itself (what was validated), the ONNX file a quantization with that list.
+so an average over mostly light windows would stop too early. The OpenVINO IR written
+is NNCF's controlled model itself (the one validated). The layers it reverted are found
+by comparing it with plain quantization (:func:`_quantized_ops`) and returned as ONNX
+node names: they join the record's ``ignored`` list and the ONNX file's quantization.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def accuracy_kept(fp32_path: Path, windows: Sequence[Window], ignored: Sequence[
     validated; quantizing again with the names kept gives another (ranges and bias
     correction computed without the reverted quantizers upstream)."""
     from ..errors import require
+    from ..metrics import rgb_to_y
 
     nncf = require("nncf", "openvino")
     ov = require("openvino", "openvino")
@@ -109,8 +110,6 @@ def accuracy_kept(fp32_path: Path, windows: Sequence[Window], ignored: Sequence[
     core = ov.Core()
     model = core.read_model(str(fp32_path))
     reference = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    from ..metrics import rgb_to_y
-
     refs = [rgb_to_y(_uint8(reference(w.nchw())[0])) for w in val]
     scope = nncf.IgnoredScope(names=openvino_names(model, ignored), validate=False)
     log.info("accuracy control: %d calibration and %d validation windows, worst quarter >= %.1f dB vs fp32",
