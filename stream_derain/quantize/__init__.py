@@ -32,6 +32,10 @@ Runtime, the exported reference) and through the INT8 file on each backend:
   change below a quarter of a grey level, where FP32 itself sits at 49-75 dB and a
   0.1 dB rule would ask INT8 to be bit-exact).
 
+With ``QuantizeSettings(accuracy_db=...)`` (``--accuracy-db``), NNCF's accuracy control
+first finds the layers that must stay in floating point for the worst quarter of
+held-out calibration windows to agree with FP32 at that PSNR-Y (:mod:`.accuracy`).
+
 The manifest's record names the FP32 file's hash it was made from: a re-exported model
 (a new ``derain-student.onnx``) leaves a stale record that :func:`stream_derain.catalog.int8_record` ignores.
 """
