@@ -122,6 +122,9 @@ def check_media(inp: Path, out: Path, encode: EncodeOptions) -> None:
                               f"{out.name}")
         return
     if images.is_image(inp):
+        if out.suffix.lower() not in images.SUFFIXES:
+            raise OutputError(f"{inp.name} is an image: -o names an image file (e.g. "
+                              f"{out.with_suffix(inp.suffix).name}), not {out.name}")
         return
     check_options(encode)
     check_container(out, encode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -47,6 +48,15 @@ def test_image_output_for_a_video(make_clip, tmp_path: Path, backends: list[str]
     line = error_line("derain", make_clip(), "-o", tmp_path / "out.png")
     assert "must be a video file" in line
     assert not backends and not (tmp_path / "out.png").exists()
+
+
+def test_video_output_for_an_image(tmp_path: Path, backends: list[str]) -> None:
+    image = tmp_path / "still.png"
+    cv2.imwrite(str(image), np.full((32, 48, 3), 128, np.uint8))
+    for name in ("out", "out.mp4"):
+        line = error_line("derain", image, "-o", tmp_path / name)
+        assert "still.png is an image: -o names an image file (e.g. out.png)" in line, line
+        assert not backends and not (tmp_path / name).exists()
 
 
 def test_container_that_cannot_hold_the_codec(make_clip, tmp_path: Path, backends: list[str]) -> None:
