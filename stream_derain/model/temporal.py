@@ -251,11 +251,12 @@ def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kerne
                                           context))
 
 
-def shift_gate(model: TemporalStudent, offset: float) -> None:
+def shift_gate(model: nn.Module, offset: float) -> None:
     """Add ``offset`` to the replacement head's logits (its last convolution's bias): the
-    operating point between rain removed and harm on rain-free video, chosen after training."""
-    if model.head is None:
-        raise ValueError("only a student with a replacement head (head > 0) has a gate offset")
+    operating point between rain removed and harm on rain-free video, chosen after training.
+    ValueError for a model without a replacement head."""
+    if not isinstance(model, TemporalStudent) or model.head is None:
+        raise ValueError("no replacement head (a temporal student with head > 0) to offset")
     with torch.no_grad():
         model.head.body[-1].bias += offset
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.base import to_nhwc_uint8
 from ..calibration import Window
 from .nncf_run import QuantizeSettings, nncf_kwargs, openvino_names
 
@@ -41,7 +42,8 @@ def split_windows(windows: Sequence[Window]) -> tuple[list[Window], list[Window]
 
 
 def _uint8(y: np.ndarray) -> np.ndarray:
-    return (np.clip(y[0].transpose(1, 2, 0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """1x3xHxW model output -> HxWx3 uint8, rounded as the backends round it."""
+    return to_nhwc_uint8(y, *y.shape[2:])[0]
 
 
 def worst_quarter_metric(references: Sequence[np.ndarray]) -> Any:

@@ -93,13 +93,15 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
 
     load = load_temporal if read_checkpoint(cfg.checkpoint).get("arch") == TEMPORAL else load_derainer
     model, ckpt = load(cfg.checkpoint)
-    adjustments = {"gate_offset": cfg.gate_offset} if cfg.gate_offset else {}
+    adjustments: dict[str, Any] = {}
     if cfg.gate_offset:
         from ..model.temporal import shift_gate
 
-        if getattr(model, "head", None) is None:
-            raise ConfigError(f"{cfg.checkpoint} has no replacement head: --gate-offset does not apply")
-        shift_gate(model, cfg.gate_offset)
+        try:
+            shift_gate(model, cfg.gate_offset)
+        except ValueError as exc:
+            raise ConfigError(f"{cfg.checkpoint} has {exc}: --gate-offset does not apply") from None
+        adjustments["gate_offset"] = cfg.gate_offset
     train_cfg = ckpt.get("train_cfg", {})
     extra: dict[str, Any] = {
         "trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
