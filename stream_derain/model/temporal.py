@@ -49,7 +49,10 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   differences under that many grey levels are never replaced (sensor noise and
   compression make a clean frame differ from its neighbours' median by a few levels
   everywhere; a partly open gate would darken it); ``every``: only light that every
-  aligned neighbour lacks (a highlight one neighbour shares is not transient).
+  aligned neighbour lacks (a highlight one neighbour shares is not transient);
+  ``rain_input``: the head also reads v3's rain layer R, what one frame's view of the
+  streak's shape says (grown from a head without it: the new input's weights start at
+  zero).
 
 Input Bx(3K)xHxW in [0, 1]; output Bx3xHxW. H, W multiples of ``scale``.
 """
@@ -71,6 +74,7 @@ OFFSETS: dict[int, dict[str, tuple[int, ...]]] = {
 EVIDENCE_CHANNELS = 6
 GATE_BIAS = -6.0  # the gate's initial logit: sigmoid(-6) = 0.0025
 HEAD_INPUTS = 13  # least and median brightening (3 + 3), spread (1), target (3), removal (3)
+RAIN_INPUTS = 3  # with ``rain_input``: v3's rain layer R, where one frame's view sees streaks
 HEAD_GAIN = 8.0  # frame differences are small; scaled before the head's first convolution
 
 
@@ -123,18 +127,18 @@ class ReplaceHead(nn.Module):
     half-resolution pixel, pixel-shuffled back (receptive field 18 px; 66 px with
     ``context`` 2)."""
 
-    def __init__(self, hidden: int, context: int = 0) -> None:
+    def __init__(self, hidden: int, context: int = 0, inputs: int = HEAD_INPUTS) -> None:
         super().__init__()
         self.shuffle = nn.PixelShuffle(2)
         # the difference maps (all but the target, channels 7-9) times HEAD_GAIN, as one
         # per-channel scale that runtimes fold into the first convolution's weights
-        gain = torch.full((1, HEAD_INPUTS, 1, 1), HEAD_GAIN)
+        gain = torch.full((1, inputs, 1, 1), HEAD_GAIN)
         gain[:, 7:10] = 1.0
         self.register_buffer("gain", gain, persistent=False)
         wider = [m for i in range(context) for m in (
             nn.Conv2d(hidden, hidden, 3, padding=4 << i, dilation=4 << i), nn.ReLU())]
         self.body = nn.Sequential(
-            nn.Conv2d(HEAD_INPUTS, hidden, 6, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(inputs, hidden, 6, stride=2, padding=2), nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2), nn.ReLU(),
             *wider,
             nn.Conv2d(hidden, 4, 3, padding=1))
@@ -172,6 +176,7 @@ class TemporalConfig:
     floor: float = 0.0  # grey levels: the head's replacement ignores smaller differences (noise)
     every: bool = False  # the head replaces only where every neighbour is darker by more than ``floor``
     context: int = 0  # more dilated layers in the replacement head (ReplaceHead)
+    rain_input: bool = False  # the head also reads v3's rain layer R (the streak's shape in one frame)
 
 
 class TemporalStudent(DerainStudent):
@@ -189,7 +194,8 @@ class TemporalStudent(DerainStudent):
             raise ValueError("a temporal student has the gate or the replacement head, not both")
         if cfg.head and s % 2:
             raise ValueError(f"the replacement head needs an even scale, got {s}")
-        self.head = ReplaceHead(cfg.head, cfg.context) if cfg.head else None
+        inputs = HEAD_INPUTS + (RAIN_INPUTS if cfg.rain_input else 0)
+        self.head = ReplaceHead(cfg.head, cfg.context, inputs) if cfg.head else None
         self.gate: nn.Conv2d | None = None
         if cfg.gate:  # rain features -> s*s gate logits per packed pixel -> HxW
             self.gate = nn.Conv2d(c, s * s, 3, padding=1)
@@ -213,7 +219,7 @@ class TemporalStudent(DerainStudent):
         evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
         # v3's network on the target alone: with the head, the evidence convolution stays
         # at zero (frozen), so it is left out of the graph
-        out, _, detail = self.decode(target, self.rain_features(target))
+        out, rain, detail = self.decode(target, self.rain_features(target))
         removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
         floor = self.tcfg.floor / 255.0
         if self.tcfg.floor > 0 or self.tcfg.every:
@@ -223,7 +229,8 @@ class TemporalStudent(DerainStudent):
             if self.tcfg.every:
                 keep = keep & (evidence[:, :3] > floor)
             removal = removal * keep.to(removal.dtype)
-        picture = torch.cat([evidence, spread_from(brightest, darkest), target, removal], dim=1)
+        parts = [evidence, spread_from(brightest, darkest), target, removal]
+        picture = torch.cat(parts + [rain] if self.tcfg.rain_input else parts, dim=1)
         return out, removal, self.head(picture), detail
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -245,10 +252,10 @@ class TemporalStudent(DerainStudent):
 
 def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kernel: int = 1,
                    gate: bool = False, head: int = 0, floor: float = 0.0,
-                   every: bool = False, context: int = 0) -> TemporalStudent:
+                   every: bool = False, context: int = 0, rain_input: bool = False) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
     return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor, every,
-                                          context))
+                                          context, rain_input))
 
 
 def shift_gate(model: nn.Module, offset: float) -> None:

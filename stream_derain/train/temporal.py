@@ -62,6 +62,7 @@ class TemporalTrainConfig(StageConfig):
     floor: float = 0.0  # grey levels the head's replacement ignores (model.temporal)
     every: bool = False  # the head replaces only light every neighbour lacks (model.temporal)
     context: int = 0  # more dilated layers in the head (model.temporal.ReplaceHead)
+    rain_input: bool = False  # the head also reads v3's rain layer (model.temporal)
     gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
@@ -123,11 +124,24 @@ def init_temporal(model: TemporalStudent, path: Path) -> None:
     if path.suffix == ".onnx" or read_checkpoint(path).get("arch") != ARCH:
         init_from(model, path)
         return
-    state = weights_to_use(read_checkpoint(path))["model"]
+    state = _grown_inputs(weights_to_use(read_checkpoint(path))["model"], model.state_dict())
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ConfigError(f"{path} does not fit this temporal student: {', '.join(unexpected)}")
     log.info("temporal student initialised from %s (kept fresh: %s)", path, ", ".join(missing) or "none")
+
+
+def _grown_inputs(state: dict, own: dict) -> dict:
+    """A convolution that now reads more input channels (a head given more inputs) keeps
+    its trained weights for the old ones and zeros for the new: step 0 is the old model."""
+    grown = dict(state)
+    for key, w in state.items():
+        mine = own.get(key)
+        if (mine is not None and w.dim() == 4 and w.shape[1] < mine.shape[1]
+                and w.shape[0] == mine.shape[0] and w.shape[2:] == mine.shape[2:]):
+            grown[key] = torch.cat([w, w.new_zeros(w.shape[0], mine.shape[1] - w.shape[1], *w.shape[2:])], 1)
+            log.info("%s: %d new input channel(s) at zero", key, mine.shape[1] - w.shape[1])
+    return grown
 
 
 def temporal_loss(model: TemporalStudent, x: torch.Tensor, clean: torch.Tensor, rain_weight: float,
@@ -178,7 +192,7 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
     model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every,
-                           cfg.context)
+                           cfg.context, cfg.rain_input)
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
     if model.head is not None:  # v3 frozen: only the head learns

@@ -215,3 +215,28 @@ def test_a_gate_offset_shifts_the_head_logits_and_only_a_head_has_one():
     assert torch.allclose(after - before, torch.full_like(before, 0.5), atol=1e-5)
     with pytest.raises(ValueError, match="replacement head"):
         shift_gate(build_temporal(frames=3), 0.5)
+
+
+def test_a_head_grown_to_read_the_rain_layer_starts_as_its_parent(tmp_path):
+    """``rain_input``: a head given v3's rain layer as three more inputs, initialised from
+    a checkpoint without them (their weights at zero), gives its parent's output; once
+    those weights move, the rain layer reaches the gate."""
+    pytest.importorskip("cv2")
+    from stream_derain.model.temporal import temporal_config_dict
+    from stream_derain.train.checkpoint import save_checkpoint
+    from stream_derain.train.temporal import ARCH, init_temporal
+
+    tiny = {"channels": 12, "se_blocks": 1, "ca_blocks": 1}
+    parent = _randomised(build_temporal(tiny, 3, head=8, floor=3.0, every=True))
+    torch.nn.init.normal_(parent.head.body[-1].weight, std=0.5)
+    path = tmp_path / "parent.pt"
+    save_checkpoint(path, arch=ARCH, model_cfg=temporal_config_dict(parent), model=parent, optimizer=None,
+                    step=1, train_cfg={}, data_rng=np.random.default_rng(0))
+    grown = build_temporal(tiny, 3, head=8, floor=3.0, every=True, rain_input=True).eval()
+    init_temporal(grown, path)
+    assert grown.head.body[0].weight.shape[1] == parent.head.body[0].weight.shape[1] + 3
+    window = torch.rand(1, 9, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(grown(window), parent(window))
+        torch.nn.init.normal_(grown.head.body[0].weight[:, -3:], std=0.5)
+        assert not torch.equal(grown.replace_terms(window)[2], parent.replace_terms(window)[2])
