@@ -39,16 +39,19 @@ def test_v4_names_its_checkpoint_and_grew_from_v3_by_hash():
 
 
 
-def test_v41_names_its_checkpoints_back_to_v3_by_hash_and_its_operating_point():
-    v41, v3 = ENTRIES["derain-student-v41"], ENTRIES["derain-student-v3"]["lineage"]
-    lineage = v41["lineage"]
+def test_v42_names_its_checkpoints_back_to_v3_by_hash_and_its_operating_point():
+    v42, v3 = ENTRIES["derain-student-v42"], ENTRIES["derain-student-v3"]["lineage"]
+    lineage = v42["lineage"]
     ckpt = REPO / lineage["checkpoint"]["path"]
     assert ckpt.parent == REPO / "checkpoints" / "v4" and ckpt.name.startswith("replace_k5_ctx")
     assert sha256(ckpt).startswith(lineage["checkpoint"]["sha256"])
-    (first,) = lineage["parents"]  # the 4,000-step run it continued, kept under checkpoints/
-    kept = REPO / first.get("found_at", first["path"])
-    assert first["verified"] and kept.parent == ckpt.parent and sha256(kept).startswith(first["sha256"])
-    (grown_from,) = first["parents"]
-    assert grown_from["lineage_hash"] == v3["lineage_hash"] and grown_from["verified"]
-    assert v41["stills"] == "derain-student-v3" and v41["temporal"]["head"] and v41["align"] == "flow"
-    assert lineage.get("adjustments", {}).get("gate_offset", 0.0) == v41.get("gate_offset", 0.0)
+    # the runs it continued (11k, 8k and 4k steps), each kept under checkpoints/, down to v3
+    (parent,), chain = lineage["parents"], 0
+    while parent.get("kind") == "checkpoint":
+        kept = REPO / parent.get("found_at", parent["path"])
+        assert parent["verified"] and kept.parent == ckpt.parent and sha256(kept).startswith(parent["sha256"])
+        (parent,), chain = parent["parents"], chain + 1
+    assert chain == 3 and parent["lineage_hash"] == v3["lineage_hash"] and parent["verified"]
+    assert v42["stills"] == "derain-student-v3" and v42["temporal"]["head"] and v42["align"] == "flow"
+    assert v42["temporal"]["rain_input"] and v42["dev_video"]["centred"]["real"]["rain_removed"] > 0.1
+    assert lineage.get("adjustments", {}).get("gate_offset", 0.0) == v42.get("gate_offset", 0.0)

@@ -36,7 +36,7 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   scalar grows, and the scalar alone only sees a uniform gate, which costs more on
   rain-free windows than it gains on rainy ones: it stayed at 0.001 for 500 steps.)
   Trained through the output alone it never opened (issue 26, stop 25).
-- **replacement head** (``head`` > 0 hidden channels; v4.1's design, an alternative to
+- **replacement head** (``head`` > 0 hidden channels; v4.1's and v4.2's design, an alternative to
   ``gate``; docs/derainer_v4_video.md): the same replacement, output = O_1 - g
   relu(O_1 - T), but the gate comes from a head of its own (:class:`ReplaceHead`) that
   reads the *temporal* picture, the flow-aligned neighbours' verdict rather than v3's
@@ -49,7 +49,9 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   differences under that many grey levels are never replaced (sensor noise and
   compression make a clean frame differ from its neighbours' median by a few levels
   everywhere; a partly open gate would darken it); ``every``: only light that every
-  aligned neighbour lacks (a highlight one neighbour shares is not transient);
+  aligned neighbour lacks (a highlight one neighbour shares is not transient), or with
+  ``shared`` n all but n of them (in real rain another streak often crosses the same
+  pixel in one neighbour);
   ``rain_input``: the head also reads v3's rain layer R, what one frame's view of the
   streak's shape says (grown from a head without it: the new input's weights start at
   zero).
@@ -177,6 +179,7 @@ class TemporalConfig:
     every: bool = False  # the head replaces only where every neighbour is darker by more than ``floor``
     context: int = 0  # more dilated layers in the replacement head (ReplaceHead)
     rain_input: bool = False  # the head also reads v3's rain layer R (the streak's shape in one frame)
+    shared: int = 0  # with ``every``: how many neighbours may share the light (another streak there)
 
 
 class TemporalStudent(DerainStudent):
@@ -194,6 +197,8 @@ class TemporalStudent(DerainStudent):
             raise ValueError("a temporal student has the gate or the replacement head, not both")
         if cfg.head and s % 2:
             raise ValueError(f"the replacement head needs an even scale, got {s}")
+        if not 0 <= cfg.shared <= cfg.frames - 2:
+            raise ValueError(f"shared must be in [0, {cfg.frames - 2}] for {cfg.frames} frames, got {cfg.shared}")
         inputs = HEAD_INPUTS + (RAIN_INPUTS if cfg.rain_input else 0)
         self.head = ReplaceHead(cfg.head, cfg.context, inputs) if cfg.head else None
         self.gate: nn.Conv2d | None = None
@@ -227,11 +232,20 @@ class TemporalStudent(DerainStudent):
             # light that one aligned neighbour also has is not transient
             keep = removal > floor
             if self.tcfg.every:
-                keep = keep & (evidence[:, :3] > floor)
+                keep = keep & (self._least_lack(x, target, evidence) > floor)
             removal = removal * keep.to(removal.dtype)
         parts = [evidence, spread_from(brightest, darkest), target, removal]
         picture = torch.cat(parts + [rain] if self.tcfg.rain_input else parts, dim=1)
         return out, removal, self.head(picture), detail
+
+    def _least_lack(self, x: torch.Tensor, target: torch.Tensor, evidence: torch.Tensor) -> torch.Tensor:
+        """Bx3xHxW: how much brighter the target is than its (``shared`` + 1)-th brightest
+        neighbour; with ``shared`` 0 the least brightening (evidence channels 0-2)."""
+        if not self.tcfg.shared:
+            return evidence[:, :3]
+        b, _, h, w = x.shape
+        nb = x.reshape(b, self.tcfg.frames, 3, h, w)[:, 1:]
+        return target - torch.topk(nb, self.tcfg.shared + 1, dim=1).values[:, self.tcfg.shared]
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         target = x[:, :3]
@@ -252,10 +266,11 @@ class TemporalStudent(DerainStudent):
 
 def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kernel: int = 1,
                    gate: bool = False, head: int = 0, floor: float = 0.0,
-                   every: bool = False, context: int = 0, rain_input: bool = False) -> TemporalStudent:
+                   every: bool = False, context: int = 0, rain_input: bool = False,
+                   shared: int = 0) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
     return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor, every,
-                                          context, rain_input))
+                                          context, rain_input, shared))
 
 
 def shift_gate(model: nn.Module, offset: float) -> None:

@@ -63,6 +63,7 @@ class TemporalTrainConfig(StageConfig):
     every: bool = False  # the head replaces only light every neighbour lacks (model.temporal)
     context: int = 0  # more dilated layers in the head (model.temporal.ReplaceHead)
     rain_input: bool = False  # the head also reads v3's rain layer (model.temporal)
+    shared: int = 0  # with ``every``: neighbours that may share the light (model.temporal)
     gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
@@ -192,7 +193,7 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
     model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every,
-                           cfg.context, cfg.rain_input)
+                           cfg.context, cfg.rain_input, cfg.shared)
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
     if model.head is not None:  # v3 frozen: only the head learns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -184,6 +185,29 @@ def test_every_keeps_light_that_one_neighbour_also_has():
         out = model(window)
     assert float(out[0, :, 10, 7].max()) <= 0.4 + 1e-6
     assert torch.allclose(out[0, :, 20, 30], torch.tensor(0.8))
+
+
+def test_shared_lets_one_neighbour_hold_the_light_but_not_two():
+    """``shared`` 1 (with ``every``): light one neighbour also has (another streak there)
+    is still replaced; light two neighbours have is kept. K = 5; the gate wide open."""
+    model = build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 5, head=8, floor=3.0,
+                           every=True, shared=1).eval()
+    for name, p in model.named_parameters():  # a single-frame part that returns its input
+        if not name.startswith("head."):
+            torch.nn.init.zeros_(p)
+    torch.nn.init.constant_(model.head.body[-1].bias, 30.0)
+    window = torch.full((1, 15, 32, 48), 0.4)
+    window[0, 0:3, 10, 7] = window[0, 3:6, 10, 7] = 0.8  # the target and one neighbour
+    window[0, 0:3, 20, 30] = window[0, 3:6, 20, 30] = window[0, 9:12, 20, 30] = 0.8  # and two
+    with torch.no_grad():
+        out = model(window)
+    assert float(out[0, :, 10, 7].max()) <= 0.4 + 1e-6
+    assert torch.allclose(out[0, :, 20, 30], torch.tensor(0.8))
+    model.tcfg = replace(model.tcfg, shared=0)  # every neighbour must lack it: both kept
+    with torch.no_grad():
+        assert torch.allclose(model(window)[0, :, 10, 7], torch.tensor(0.8))
+    with pytest.raises(ValueError, match="shared"):
+        build_temporal(frames=3, head=8, every=True, shared=2)
 
 
 def test_context_layers_widen_what_the_head_sees():
