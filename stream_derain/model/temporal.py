@@ -198,7 +198,8 @@ class TemporalStudent(DerainStudent):
         if cfg.head and s % 2:
             raise ValueError(f"the replacement head needs an even scale, got {s}")
         if not 0 <= cfg.shared <= cfg.frames - 2:
-            raise ValueError(f"shared must be in [0, {cfg.frames - 2}] for {cfg.frames} frames, got {cfg.shared}")
+            raise ValueError(f"shared must be in [0, {cfg.frames - 2}] for {cfg.frames} frames, "
+                             f"got {cfg.shared}")
         inputs = HEAD_INPUTS + (RAIN_INPUTS if cfg.rain_input else 0)
         self.head = ReplaceHead(cfg.head, cfg.context, inputs) if cfg.head else None
         self.gate: nn.Conv2d | None = None
@@ -229,7 +230,7 @@ class TemporalStudent(DerainStudent):
         floor = self.tcfg.floor / 255.0
         if self.tcfg.floor > 0 or self.tcfg.every:
             # a dead zone: noise-sized differences are never replaced; with ``every``,
-            # light that one aligned neighbour also has is not transient
+            # light that more than ``shared`` aligned neighbours also have is not transient
             keep = removal > floor
             if self.tcfg.every:
                 keep = keep & (self._least_lack(x, target, evidence) > floor)
