@@ -80,13 +80,18 @@ RAIN_INPUTS = 3  # with ``rain_input``: v3's rain layer R, where one frame's vie
 HEAD_GAIN = 8.0  # frame differences are small; scaled before the head's first convolution
 
 
+def neighbour_slots(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """Bx(3K)xHxW -> Bx(K-1)x3xHxW, the neighbours (slots 1..K-1) on their own axis: for
+    reductions over K, a graph without per-frame channel slices (OpenVINO's bf16 path ran
+    sliced 3-channel pieces 2.7x slower)."""
+    b, _, h, w = x.shape
+    return x.reshape(b, frames, 3, h, w)[:, 1:]
+
+
 def neighbour_extremes(x: torch.Tensor, frames: int) -> tuple[torch.Tensor, ...]:
     """Bx(3K)xHxW -> (target, brightest, darkest, sum) over the neighbours (slots 1..K-1),
     each Bx3xHxW: the three reductions that the evidence and the spread share."""
-    b, _, h, w = x.shape
-    # the window as B x K x 3 x H x W and reductions over K: a graph without per-frame
-    # channel slices (OpenVINO's bf16 path ran sliced 3-channel pieces 2.7x slower)
-    nb = x.reshape(b, frames, 3, h, w)[:, 1:]
+    nb = neighbour_slots(x, frames)
     return x[:, :3], nb.amax(dim=1), nb.amin(dim=1), nb.sum(dim=1)
 
 
@@ -244,8 +249,7 @@ class TemporalStudent(DerainStudent):
         neighbour; with ``shared`` 0 the least brightening (evidence channels 0-2)."""
         if not self.tcfg.shared:
             return evidence[:, :3]
-        b, _, h, w = x.shape
-        nb = x.reshape(b, self.tcfg.frames, 3, h, w)[:, 1:]
+        nb = neighbour_slots(x, self.tcfg.frames)
         return target - torch.topk(nb, self.tcfg.shared + 1, dim=1).values[:, self.tcfg.shared]
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
