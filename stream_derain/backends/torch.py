@@ -50,10 +50,12 @@ def load_student_from_onnx(model: ModelInfo, precision: str = "fp32"):  # noqa: 
     graph = onnx.load(str(model.path("fp32"))).graph
     weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
     state = {k: torch.from_numpy(weights[k].copy()) for k in net.state_dict() if k in weights}
-    missing = sorted(set(net.state_dict()) - set(state))
+    # what the graph leaves out keeps its initialisation (the frozen zeros it was trained with)
+    missing = sorted(k for k in set(net.state_dict()) - set(state)
+                     if not k.startswith(getattr(net, "outside_graph", ())))
     if missing:
         raise ModelError(f"{model.path('fp32')} does not hold the student's weights (missing {missing[0]})")
-    net.load_state_dict(state)
+    net.load_state_dict(state, strict=False)
     return net.eval()
 
 

@@ -72,6 +72,7 @@ from .student import DerainStudent, StudentConfig
 OFFSETS: dict[int, dict[str, tuple[int, ...]]] = {
     3: {"centred": (0, -1, 1), "causal": (0, -1, -2)},
     5: {"centred": (0, -1, 1, -2, 2), "causal": (0, -1, -2, -3, -4)},
+    7: {"centred": (0, -1, 1, -2, 2, -3, 3), "causal": (0, -1, -2, -3, -4, -5, -6)},
 }
 EVIDENCE_CHANNELS = 6
 GATE_BIAS = -6.0  # the gate's initial logit: sigmoid(-6) = 0.0025
@@ -217,6 +218,12 @@ class TemporalStudent(DerainStudent):
     def in_channels(self) -> int:
         return 3 * self.tcfg.frames
 
+    @property
+    def outside_graph(self) -> tuple[str, ...]:
+        """State-dict prefixes that the exported graph leaves out: with the replacement
+        head, the evidence convolution (frozen at its zero initialisation)."""
+        return ("temporal.",) if self.head is not None else ()
+
     def grown_parameters(self) -> list[nn.Parameter]:
         """What v4 adds to the single-frame student (trained at a larger learning rate)."""
         extra = [m for m in (self.gate, self.head) if m is not None]
@@ -226,11 +233,19 @@ class TemporalStudent(DerainStudent):
     def replace_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """With the replacement head: (O_1, removal relu(O_1 - T), gate logits, detail D);
         the output is O_1 - sigmoid(logits) * removal."""
-        target, brightest, darkest, total = neighbour_extremes(x, self.tcfg.frames)
-        evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
         # v3's network on the target alone: with the head, the evidence convolution stays
         # at zero (frozen), so it is left out of the graph
+        target = x[:, :3]
         out, rain, detail = self.decode(target, self.rain_features(target))
+        return (out, *self.replacement(x, out, rain), detail)
+
+    def replacement(self, x: torch.Tensor, out: torch.Tensor, rain: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The window and v3's output O_1 and rain layer R on its target (R only read with
+        ``rain_input``) -> (removal relu(O_1 - T), the head's gate logits), Bx3xHxW and
+        Bx1xHxW."""
+        target, brightest, darkest, total = neighbour_extremes(x, self.tcfg.frames)
+        evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
         removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
         floor = self.tcfg.floor / 255.0
         if self.tcfg.floor > 0 or self.tcfg.every:
@@ -242,7 +257,7 @@ class TemporalStudent(DerainStudent):
             removal = removal * keep.to(removal.dtype)
         parts = [evidence, spread_from(brightest, darkest), target, removal]
         picture = torch.cat(parts + [rain] if self.tcfg.rain_input else parts, dim=1)
-        return out, removal, self.head(picture), detail
+        return removal, self.head(picture)
 
     def _least_lack(self, x: torch.Tensor, target: torch.Tensor, evidence: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW: how much brighter the target is than its (``shared`` + 1)-th brightest
@@ -251,6 +266,23 @@ class TemporalStudent(DerainStudent):
             return evidence[:, :3]
         nb = neighbour_slots(x, self.tcfg.frames)
         return target - torch.topk(nb, self.tcfg.shared + 1, dim=1).values[:, self.tcfg.shared]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Bx(3K)xHxW -> Bx3xHxW, the exported graph: :meth:`forward_all`'s output with v3's
+        network run packed (:meth:`~.student.DerainStudent.decode_packed`: the target
+        unshuffled once, one shuffle out; the same arithmetic). The evidence stays at full
+        resolution: unshuffling the whole window costs a CPU runtime more than the
+        reductions it would move (OpenVINO, 640x360: 5 ms for 15 channels)."""
+        if self.gate is not None or not self.packs:
+            return self.forward_all(x)[0]
+        packed = self.unshuffle(x[:, :3])
+        extra = None if self.head is not None else self.temporal(self.unshuffle(self.evidence(x)))
+        out, rain = self.decode_packed(packed, self.rain_features_packed(packed, extra))
+        out = self.shuffle(out)
+        if self.head is None:
+            return out
+        removal, logits = self.replacement(x, out, self.shuffle(rain) if self.tcfg.rain_input else None)
+        return out - torch.sigmoid(logits) * removal
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         target = x[:, :3]

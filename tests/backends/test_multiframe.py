@@ -77,18 +77,24 @@ def test_tensorrt_engine_request_uses_the_model_channels(multi_dir) -> None:
 
 
 @pytest.mark.torch
-def test_torch_backend_runs_a_temporal_student_from_its_onnx(tmp_path) -> None:
+@pytest.mark.parametrize("head", [0, 8], ids=["implicit", "head"])
+def test_torch_backend_runs_a_temporal_student_from_its_onnx(tmp_path, head) -> None:
     """The manifest's ``temporal`` entry (``TemporalConfig`` as a dict) rebuilds the
-    multi-frame student; torch and ONNX Runtime then agree on 5-frame windows."""
+    multi-frame student; torch and ONNX Runtime then agree on 5-frame windows. A student
+    with a replacement head (v4.2) exports no evidence convolution (frozen at zero):
+    the torch backend keeps it at zero rather than refusing the file."""
     import json
     import warnings
 
     torch = pytest.importorskip("torch")
     temporal = pytest.importorskip("stream_derain.model.temporal")
     torch.manual_seed(0)
-    net = temporal.build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, frames=5).eval()
-    for p in net.parameters():  # random weights everywhere (the evidence conv starts at zero)
-        torch.nn.init.normal_(p, std=0.02)
+    options = {"head": head, "every": True, "floor": 3.0, "shared": 1, "rain_input": True} if head else {}
+    tiny = {"channels": 12, "se_blocks": 1, "ca_blocks": 1}
+    net = temporal.build_temporal(tiny, frames=5, **options).eval()
+    for name, p in net.named_parameters():  # random weights (a head model's evidence conv stays at zero)
+        if not name.startswith(net.outside_graph or "-"):
+            torch.nn.init.normal_(p, std=0.02)
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

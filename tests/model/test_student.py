@@ -125,3 +125,19 @@ def test_coarse_context_starts_as_its_former_self_widens_the_view_and_exports(tm
     with torch.no_grad():
         expected = grown(odd).numpy()
     assert np.abs(session.run(None, {"input": odd.numpy()})[0] - expected).max() < 1e-5
+
+
+@pytest.mark.parametrize("overrides", [{}, {"refine": 4}, {"veil": 4}, {"context": 4}])
+def test_the_exported_forward_is_forward_alls_output(overrides):
+    """forward runs v3's network on packed pixels (one unshuffle in, one shuffle out) where
+    nothing works at full resolution, and forward_all's graph otherwise: the same output."""
+    g = torch.Generator().manual_seed(2)
+    model = build_student(channels=12, se_blocks=1, ca_blocks=1, **overrides).eval()
+    for p in model.parameters():
+        p.data = torch.randn(p.shape, generator=g) * 0.1
+    x = torch.rand(2, 3, 24, 40, generator=g)
+    with torch.no_grad():
+        out, full = model(x), model.forward_all(x)[0]
+    assert model.packs == (not overrides.get("refine") and not overrides.get("veil"))
+    assert out.std() > 0.05
+    torch.testing.assert_close(out, full, rtol=0, atol=1e-6)

@@ -264,3 +264,31 @@ def test_a_head_grown_to_read_the_rain_layer_starts_as_its_parent(tmp_path):
         assert torch.equal(grown(window), parent(window))
         torch.nn.init.normal_(grown.head.body[0].weight[:, -3:], std=0.5)
         assert not torch.equal(grown.replace_terms(window)[2], parent.replace_terms(window)[2])
+
+
+TINY = {"channels": 12, "se_blocks": 1, "ca_blocks": 1}
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"kernel": 3}, {"gate": True},
+    {"head": 8, "floor": 3.0, "every": True, "shared": 1, "context": 1, "rain_input": True},
+    {"head": 8, "student": {**TINY, "refine": 4}},  # a full-resolution part: forward_all's graph
+], ids=["implicit", "kernel3", "gate", "head", "refine"])
+def test_the_exported_forward_is_forward_alls_output(options):
+    """forward (the exported graph: v3's network on the packed target, the evidence
+    unshuffled) computes what training's forward_all does, with every weight random."""
+    options = {"student": TINY, **options}
+    g = torch.Generator().manual_seed(3)
+    model = build_temporal(frames=5, **options).eval()
+    for p in model.parameters():
+        p.data = torch.randn(p.shape, generator=g) * 0.1
+    x = torch.rand(2, 15, 24, 40, generator=g)
+    with torch.no_grad():
+        out, full = model(x), model.forward_all(x)[0]
+    assert out.std() > 0.05
+    torch.testing.assert_close(out, full, rtol=0, atol=1e-6)
+
+
+def test_a_head_model_leaves_the_frozen_evidence_convolution_out_of_its_graph():
+    assert build_temporal(head=8).outside_graph == ("temporal.",)
+    assert build_temporal().outside_graph == ()
