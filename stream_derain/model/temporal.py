@@ -16,9 +16,10 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   flow; the network learns from the target's own content where motion, not rain,
   made a pixel brighter. (``align = "flow"`` in training warps neighbours by DIS flow
   first: the explicit-alignment ablation; docs/derainer_v4.md.)
-- the evidence (6 channels) is pixel-unshuffled like the frame and a convolution
-  (``kernel`` 1 or 3) adds it to v3's rain stem before its ReLU. That convolution is
-  zero-initialised, so a student grown from v3 reproduces v3 exactly at step 0.
+- a convolution (``kernel`` 1 or 3 over the evidence pixel-unshuffled like the frame,
+  computed as the equivalent stride-s one over the 6 evidence channels) adds it to v3's
+  rain stem before its ReLU. That convolution is zero-initialised, so a student grown
+  from v3 reproduces v3 exactly at step 0.
 - everything else is v3's :class:`~.student.DerainStudent` on the target frame:
   O_1 = clamp(I_0 - R + D, 0, 1).
 - optional **temporal gate** (``gate``, v4's design): the crude training-free filter
@@ -159,16 +160,32 @@ class ReplaceHead(nn.Module):
         return self.shuffle(self.body(x * self.gain))
 
 
+def strided_weights(w: torch.Tensor, s: int) -> torch.Tensor:
+    """The O x (C s²) x k x k weights of a convolution over a picture pixel-unshuffled by
+    ``s`` (padding k // 2) -> the O x C x ks x ks weights of the stride-``s`` convolution
+    over the picture itself (padding s (k // 2)) that computes the same, without the
+    unshuffle's transpose: w'[o, c, s ky + dy, s kx + dx] = w[o, c s² + s dy + dx, ky, kx]."""
+    o, packed, k = w.shape[0], w.shape[1], w.shape[-1]
+    w = w.reshape(o, packed // (s * s), s, s, k, k)  # o, c, dy, dx, ky, kx
+    return w.permute(0, 1, 4, 2, 5, 3).reshape(o, packed // (s * s), k * s, k * s)
+
+
 def _strided_first_conv(state: dict, prefix: str, *args: object) -> None:
     """Weights saved with the first convolution over the unshuffled picture (O x 4C x 3
-    x 3) become the equivalent stride-2 6x6 convolution's (O x C x 6 x 6):
-    w6[o, c, 2 ky + dy, 2 kx + dx] = w3[o, 4 c + 2 dy + dx, ky, kx]."""
+    x 3) become the equivalent stride-2 6x6 convolution's (O x C x 6 x 6)."""
     key = prefix + "body.0.weight"
     w = state.get(key)
     if w is not None and w.shape[-1] == 3:
-        o, c4 = w.shape[:2]
-        w = w.reshape(o, c4 // 4, 2, 2, 3, 3)  # o, c, dy, dx, ky, kx
-        state[key] = w.permute(0, 1, 4, 2, 5, 3).reshape(o, c4 // 4, 6, 6)
+        state[key] = strided_weights(w, 2)
+
+
+def _strided_evidence_conv(module: TemporalStudent, state: dict, prefix: str, *args: object) -> None:
+    """Weights saved with the evidence convolution over the unshuffled evidence (before
+    stop 36: O x 6s² x k x k) become the equivalent stride-s convolution's."""
+    key = prefix + "temporal.weight"
+    w = state.get(key)
+    if w is not None and w.shape[1] == EVIDENCE_CHANNELS * module.cfg.scale ** 2:
+        state[key] = strided_weights(w, module.cfg.scale)
 
 
 @dataclass(frozen=True)
@@ -196,9 +213,14 @@ class TemporalStudent(DerainStudent):
         self.tcfg = cfg
         s, c = self.cfg.scale, self.cfg.channels
         self.evidence = TemporalEvidence(cfg.frames)
-        self.temporal = nn.Conv2d(EVIDENCE_CHANNELS * s * s, c, cfg.kernel, padding=cfg.kernel // 2)
+        # the evidence convolution: a kernel-k convolution over the evidence unshuffled by
+        # s, written as the stride-s one over the evidence itself (strided_weights; the
+        # unshuffle's transpose cost OpenVINO 2 ms a 640x360 frame)
+        self.temporal = nn.Conv2d(EVIDENCE_CHANNELS, c, cfg.kernel * s, stride=s,
+                                  padding=s * (cfg.kernel // 2))
         nn.init.zeros_(self.temporal.weight)  # step 0 reproduces the single-frame student
         nn.init.zeros_(self.temporal.bias)
+        self._register_load_state_dict_pre_hook(_strided_evidence_conv, with_module=True)
         if cfg.gate and cfg.head:
             raise ValueError("a temporal student has the gate or the replacement head, not both")
         if cfg.head and s % 2:
@@ -276,7 +298,7 @@ class TemporalStudent(DerainStudent):
         if self.gate is not None or not self.packs:
             return self.forward_all(x)[0]
         packed = self.unshuffle(x[:, :3])
-        extra = None if self.head is not None else self.temporal(self.unshuffle(self.evidence(x)))
+        extra = None if self.head is not None else self.temporal(self.evidence(x))
         out, rain = self.decode_packed(packed, self.rain_features_packed(packed, extra))
         out = self.shuffle(out)
         if self.head is None:
@@ -291,7 +313,7 @@ class TemporalStudent(DerainStudent):
             out = single - torch.sigmoid(logits) * removal
             return out, target + detail - out, detail
         evidence = self.evidence(x)
-        feats = self.rain_features(target, self.temporal(self.unshuffle(evidence)))
+        feats = self.rain_features(target, self.temporal(evidence))
         out, rain, detail = self.decode(target, feats)
         if self.gate is None:
             return out, rain, detail

@@ -292,3 +292,23 @@ def test_the_exported_forward_is_forward_alls_output(options):
 def test_a_head_model_leaves_the_frozen_evidence_convolution_out_of_its_graph():
     assert build_temporal(head=8).outside_graph == ("temporal.",)
     assert build_temporal().outside_graph == ()
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_evidence_weights_saved_over_the_unshuffled_evidence_load_as_the_strided_convolution(kernel):
+    """Checkpoints before stop 36 hold the evidence convolution over the evidence
+    pixel-unshuffled by 4; the stride-4 convolution that replaced it computes the same."""
+    from stream_derain.model.temporal import EVIDENCE_CHANNELS
+
+    g = torch.Generator().manual_seed(4)
+    model = build_temporal(TINY, 5, kernel=kernel).eval()
+    w = torch.randn(12, EVIDENCE_CHANNELS * 16, kernel, kernel, generator=g)
+    b = torch.randn(12, generator=g)
+    evidence = torch.rand(1, EVIDENCE_CHANNELS, 24, 32, generator=g)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.pixel_unshuffle(evidence, 4), w, b,
+                                          padding=kernel // 2)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["temporal.weight"], state["temporal.bias"] = w, b
+    model.load_state_dict(state)
+    assert model.temporal.weight.shape == (12, EVIDENCE_CHANNELS, 4 * kernel, 4 * kernel)
+    torch.testing.assert_close(model.temporal(evidence), expected, rtol=1e-5, atol=1e-4)
