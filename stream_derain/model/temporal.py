@@ -55,7 +55,8 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   pixel in one neighbour);
   ``rain_input``: the head also reads v3's rain layer R, what one frame's view of the
   streak's shape says (grown from a head without it: the new input's weights start at
-  zero).
+  zero); ``base_evidence``: the head sits on v4's network (the evidence convolution in
+  the rain stem, trained on unaligned windows) instead of v3's alone.
 
 Input Bx(3K)xHxW in [0, 1]; output Bx3xHxW. H, W multiples of ``scale``.
 """
@@ -203,6 +204,7 @@ class TemporalConfig:
     context: int = 0  # more dilated layers in the replacement head (ReplaceHead)
     rain_input: bool = False  # the head also reads v3's rain layer R (the streak's shape in one frame)
     shared: int = 0  # with ``every``: how many neighbours may share the light (another streak there)
+    base_evidence: bool = False  # with a head: the network under it keeps its evidence convolution (v4's)
 
 
 class TemporalStudent(DerainStudent):
@@ -228,6 +230,8 @@ class TemporalStudent(DerainStudent):
         if not 0 <= cfg.shared <= cfg.frames - 2:
             raise ValueError(f"shared must be in [0, {cfg.frames - 2}] for {cfg.frames} frames, "
                              f"got {cfg.shared}")
+        if cfg.base_evidence and not cfg.head:
+            raise ValueError("base_evidence places a replacement head over v4's network: it needs head > 0")
         inputs = HEAD_INPUTS + (RAIN_INPUTS if cfg.rain_input else 0)
         self.head = ReplaceHead(cfg.head, cfg.context, inputs) if cfg.head else None
         self.gate: nn.Conv2d | None = None
@@ -244,7 +248,7 @@ class TemporalStudent(DerainStudent):
     def outside_graph(self) -> tuple[str, ...]:
         """State-dict prefixes that the exported graph leaves out: with the replacement
         head, the evidence convolution (frozen at its zero initialisation)."""
-        return ("temporal.",) if self.head is not None else ()
+        return ("temporal.",) if self.head is not None and not self.tcfg.base_evidence else ()
 
     def grown_parameters(self) -> list[nn.Parameter]:
         """What v4 adds to the single-frame student (trained at a larger learning rate)."""
@@ -256,9 +260,9 @@ class TemporalStudent(DerainStudent):
         """With the replacement head: (O_1, removal relu(O_1 - T), gate logits, detail D);
         the output is O_1 - sigmoid(logits) * removal."""
         # v3's network on the target alone: with the head, the evidence convolution stays
-        # at zero (frozen), so it is left out of the graph
+        # at zero (frozen), so it is left out of the graph, unless ``base_evidence``
         target = x[:, :3]
-        out, rain, detail = self.decode(target, self.rain_features(target))
+        out, rain, detail = self.decode(target, self.rain_features(target, self._stem_extra(x)))
         return (out, *self.replacement(x, out, rain), detail)
 
     def replacement(self, x: torch.Tensor, out: torch.Tensor, rain: torch.Tensor | None
@@ -298,13 +302,19 @@ class TemporalStudent(DerainStudent):
         if self.gate is not None or not self.packs:
             return self.forward_all(x)[0]
         packed = self.unshuffle(x[:, :3])
-        extra = None if self.head is not None else self.temporal(self.evidence(x))
-        out, rain = self.decode_packed(packed, self.rain_features_packed(packed, extra))
+        out, rain = self.decode_packed(packed, self.rain_features_packed(packed, self._stem_extra(x)))
         out = self.shuffle(out)
         if self.head is None:
             return out
         removal, logits = self.replacement(x, out, self.shuffle(rain) if self.tcfg.rain_input else None)
         return out - torch.sigmoid(logits) * removal
+
+    def _stem_extra(self, x: torch.Tensor) -> torch.Tensor | None:
+        """What the evidence adds to the rain stem (BxCx(H/s)x(W/s)); None under a head
+        over v3 alone."""
+        if self.head is not None and not self.tcfg.base_evidence:
+            return None
+        return self.temporal(self.evidence(x))
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         target = x[:, :3]
@@ -326,10 +336,10 @@ class TemporalStudent(DerainStudent):
 def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kernel: int = 1,
                    gate: bool = False, head: int = 0, floor: float = 0.0,
                    every: bool = False, context: int = 0, rain_input: bool = False,
-                   shared: int = 0) -> TemporalStudent:
+                   shared: int = 0, base_evidence: bool = False) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
     return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor, every,
-                                          context, rain_input, shared))
+                                          context, rain_input, shared, base_evidence))
 
 
 def shift_gate(model: nn.Module, offset: float) -> None:

@@ -64,6 +64,8 @@ class TemporalTrainConfig(StageConfig):
     context: int = 0  # more dilated layers in the head (model.temporal.ReplaceHead)
     rain_input: bool = False  # the head also reads v3's rain layer (model.temporal)
     shared: int = 0  # with ``every``: neighbours that may share the light (model.temporal)
+    base_evidence: bool = False  # the head over v4's network, evidence convolution kept (model.temporal)
+    base_init: str = ""  # a temporal checkpoint whose weights outside the head replace init's (v4's)
     gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
@@ -132,6 +134,20 @@ def init_temporal(model: TemporalStudent, path: Path) -> None:
     log.info("temporal student initialised from %s (kept fresh: %s)", path, ", ".join(missing) or "none")
 
 
+def init_base(model: TemporalStudent, path: Path) -> None:
+    """The network under the head from another temporal checkpoint (``base_init``): every
+    weight outside ``head.`` (v4's, for a head over v4), the head kept as ``init`` left it."""
+    ckpt = read_checkpoint(path)
+    if ckpt.get("arch") != ARCH:
+        raise ConfigError(f"base_init {path} is not a temporal student's checkpoint")
+    base = {k: v for k, v in weights_to_use(ckpt)["model"].items() if not k.startswith("head.")}
+    missing, unexpected = model.load_state_dict(base, strict=False)
+    if unexpected or any(not k.startswith("head.") for k in missing):
+        raise ConfigError(f"{path} does not fit the network under the head: "
+                          f"{', '.join(unexpected or [k for k in missing if not k.startswith('head.')])}")
+    log.info("the network under the head from %s", path)
+
+
 def _grown_inputs(state: dict, own: dict) -> dict:
     """A convolution that now reads more input channels (a head given more inputs) keeps
     its trained weights for the old ones and zeros for the new: step 0 is the old model."""
@@ -193,9 +209,11 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
     model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every,
-                           cfg.context, cfg.rain_input, cfg.shared)
+                           cfg.context, cfg.rain_input, cfg.shared, cfg.base_evidence)
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
+        if cfg.base_init:
+            init_base(model, Path(cfg.base_init))
     if model.head is not None:  # v3 frozen: only the head learns
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("head."))

@@ -312,3 +312,49 @@ def test_evidence_weights_saved_over_the_unshuffled_evidence_load_as_the_strided
     model.load_state_dict(state)
     assert model.temporal.weight.shape == (12, EVIDENCE_CHANNELS, 4 * kernel, 4 * kernel)
     torch.testing.assert_close(model.temporal(evidence), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_a_head_over_v4_starts_as_v4_and_keeps_its_evidence_convolution_in_the_graph():
+    """``base_evidence``: the network under the head is v4's (evidence convolution in the
+    rain stem); with the head closed the output is that network's."""
+    g = torch.Generator().manual_seed(5)
+    v4 = build_temporal(TINY, 5).eval()
+    for p in v4.parameters():
+        p.data = torch.randn(p.shape, generator=g) * 0.1
+    over = build_temporal(TINY, 5, head=8, every=True, floor=3.0, base_evidence=True).eval()
+    missing, unexpected = over.load_state_dict(v4.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("head.") for k in missing)
+    assert over.outside_graph == ()
+    x = torch.rand(1, 15, 24, 32, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(over(x), v4(x), rtol=0, atol=2.6e-3)  # head closed at bias -6: g = 0.0025
+        over.head.body[-1].bias.fill_(-30.0)
+        torch.testing.assert_close(over(x), v4(x), rtol=0, atol=1e-6)
+        torch.testing.assert_close(over(x), over.forward_all(x)[0], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="head"):
+        build_temporal(TINY, 5, base_evidence=True)
+
+
+def test_base_init_puts_v4s_network_under_the_head_that_init_gave(tmp_path):
+    pytest.importorskip("cv2")
+    from stream_derain.model.temporal import temporal_config_dict
+    from stream_derain.train.checkpoint import save_checkpoint
+    from stream_derain.train.lineage import parent_paths
+    from stream_derain.train.temporal import ARCH, init_base, init_temporal
+
+    def saved(model, name):
+        save_checkpoint(tmp_path / name, arch=ARCH, model_cfg=temporal_config_dict(model), model=model,
+                        optimizer=None, step=1, train_cfg={}, data_rng=np.random.default_rng(0))
+        return tmp_path / name
+
+    v4 = _randomised(build_temporal(TINY, 5), seed=1)
+    torch.nn.init.normal_(v4.temporal.weight, std=0.1)
+    head = _randomised(build_temporal(TINY, 5, head=8, every=True), seed=2)
+    over = build_temporal(TINY, 5, head=8, every=True, base_evidence=True)
+    init_temporal(over, saved(head, "head.pt"))
+    init_base(over, saved(v4, "v4.pt"))
+    for key, value in over.state_dict().items():
+        source = head if key.startswith("head.") else v4
+        assert torch.equal(value, source.state_dict()[key]), key
+    roles = parent_paths(ARCH, {"init": "head.pt", "base_init": "v4.pt"})
+    assert roles == [("init", "head.pt"), ("base_init", "v4.pt")]
