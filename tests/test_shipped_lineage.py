@@ -51,19 +51,27 @@ def test_v4_names_its_checkpoint_and_grew_from_v3_by_hash():
 
 
 
-def test_v42_names_its_checkpoints_back_to_v3_by_hash_and_its_operating_point():
-    v42, v3 = ENTRIES["derain-student-v42"], ENTRIES["derain-student-v3"]["lineage"]
-    lineage = v42["lineage"]
+def test_v43_names_its_head_back_to_v3_and_its_base_v4_by_hash_and_its_operating_point():
+    """v4.3 is v4.2's head over v4's network: a run of no steps from two parents, the head
+    (``init``: the 13k checkpoint, then the 11k, 8k and 4k ones, then v3) and the network
+    under it (``base_init``: v4's checkpoint, then v3)."""
+    v43, v3 = ENTRIES["derain-student-v43"], ENTRIES["derain-student-v3"]["lineage"]
+    v4 = ENTRIES["derain-student"]["lineage"]
+    lineage = v43["lineage"]
     ckpt = REPO / lineage["checkpoint"]["path"]
-    assert ckpt.parent == REPO / "checkpoints" / "v4" and ckpt.name.startswith("replace_k5_ctx")
+    assert ckpt.parent == REPO / "checkpoints" / "v4"
     assert sha256(ckpt).startswith(lineage["checkpoint"]["sha256"])
-    # the runs it continued (11k, 8k and 4k steps), each kept under checkpoints/, down to v3
-    (parent,), chain = lineage["parents"], 0
+    head, base = lineage["parents"]
+    assert head["role"] == "init" and base["role"] == "base_init"
+    assert base["verified"] and REPO / base["path"] == REPO / v4["checkpoint"]["path"]
+    assert sha256(REPO / base["path"]).startswith(v4["checkpoint"]["sha256"])
+    parent, chain = head, 0
     while parent.get("kind") == "checkpoint":
         kept = REPO / parent.get("found_at", parent["path"])
         assert parent["verified"] and kept.parent == ckpt.parent and sha256(kept).startswith(parent["sha256"])
         (parent,), chain = parent["parents"], chain + 1
-    assert chain == 3 and parent["lineage_hash"] == v3["lineage_hash"] and parent["verified"]
-    assert v42["stills"] == "derain-student-v3" and v42["temporal"]["head"] and v42["align"] == "flow"
-    assert v42["temporal"]["rain_input"] and v42["dev_video"]["centred"]["real"]["rain_removed"] > 0.1
-    assert lineage.get("adjustments", {}).get("gate_offset", 0.0) == v42.get("gate_offset", 0.0)
+    assert chain == 4 and parent["lineage_hash"] == v3["lineage_hash"] and parent["verified"]
+    assert v43["stills"] == "derain-student-v3" and v43["temporal"]["head"] and v43["align"] == "flow"
+    assert v43["temporal"]["base_evidence"] and v43["temporal"]["rain_input"]
+    assert v43["dev_video"]["centred"]["real"]["rain_removed"] > 0.1
+    assert lineage.get("adjustments", {}).get("gate_offset", 0.0) == v43.get("gate_offset", 0.0)

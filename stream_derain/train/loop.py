@@ -173,7 +173,8 @@ def run_loop(run: Run, batch: Callable[[], B],
 
     Each step: set the LR, draw ``batch()``, ``loss, parts = loss_fn(batch)``, step the
     optimiser. ``loss`` and ``parts`` (floats or 0-d tensors) are logged as running
-    means every ``log_every`` steps and at the end."""
+    means every ``log_every`` steps and at the end. A run of 0 steps saves its model as
+    initialised (a composition of its parents, with their lineage)."""
     cfg = run.cfg
     start, base = time.time(), run.seconds
     t0, running = start, []
@@ -196,4 +197,6 @@ def run_loop(run: Run, batch: Callable[[], B],
         if run.step % cfg.ckpt_every == 0 or run.step == run.end:
             run.seconds = base + time.time() - start
             run.save()
+    if run.end == 0 and not run.last.is_file():  # no steps: the model its parents compose
+        run.save()
     return run.last

@@ -249,3 +249,13 @@ def test_supervised_command_takes_stop_at_like_the_transfer_commands(monkeypatch
                                       "--stop-at", "3"])
     assert result.exit_code == 0, result.output
     assert (seen[0].steps, seen[0].stop_at) == (8, 3)
+
+
+def test_a_run_of_no_steps_saves_its_model_as_initialised(tmp_path):
+    """steps = 0: a composition of its parents (``init`` and ``base_init``) still gets
+    its checkpoint, with the step and the config that made it."""
+    run = train(cfg(tmp_path, steps=0), trace := [])
+    ckpt = read_checkpoint(run.last)
+    assert trace == [] and ckpt["step"] == 0 and ckpt["train_cfg"]["steps"] == 0
+    for k, v in run.model.state_dict().items():
+        assert torch.equal(v, ckpt["model"][k]), k
