@@ -141,7 +141,8 @@ def test_gpu_subset_on_a_fake_data_root(tmp_path: Path) -> None:
 
 
 def test_the_gpu_replacement_head_config_fits_the_budget() -> None:
-    """configs/v4_video/gpu_replace.json: the v4.2 head for a lent GPU, within 25k MACs/px."""
+    """configs/v4_video/gpu_replace.json: the v4.3 design (a head over v4's network) for a
+    lent GPU, within 25k MACs/px; the network under the head comes from a committed file."""
     pytest.importorskip("torch")
     from stream_derain.model.student import count_macs_per_pixel
     from stream_derain.model.temporal import build_temporal
@@ -151,5 +152,6 @@ def test_the_gpu_replacement_head_config_fits_the_budget() -> None:
     cfg = load_config(REPO / "configs" / "v4_video" / "gpu_replace.json", cls=TemporalTrainConfig)
     assert cfg.head and cfg.align == "flow" and cfg.device == "cuda"
     model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every,
-                           cfg.context, cfg.rain_input)
+                           cfg.context, cfg.rain_input, cfg.shared, cfg.base_evidence)
     assert count_macs_per_pixel(model) <= 25_000
+    assert cfg.base_evidence and (REPO / cfg.base_init).is_file()
