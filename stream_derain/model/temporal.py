@@ -267,9 +267,9 @@ class TemporalStudent(DerainStudent):
 
     def replacement(self, x: torch.Tensor, out: torch.Tensor, rain: torch.Tensor | None
                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The window and v3's output O_1 and rain layer R on its target (R only read with
-        ``rain_input``) -> (removal relu(O_1 - T), the head's gate logits), Bx3xHxW and
-        Bx1xHxW."""
+        """The window, and the output O_1 and rain layer R of the network under the head on
+        its target (R only read with ``rain_input``) -> (removal relu(O_1 - T), the head's
+        gate logits), Bx3xHxW and Bx1xHxW."""
         target, brightest, darkest, total = neighbour_extremes(x, self.tcfg.frames)
         evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
         removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))

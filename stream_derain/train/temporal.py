@@ -141,10 +141,14 @@ def init_base(model: TemporalStudent, path: Path) -> None:
     if ckpt.get("arch") != ARCH:
         raise ConfigError(f"base_init {path} is not a temporal student's checkpoint")
     base = {k: v for k, v in weights_to_use(ckpt)["model"].items() if not k.startswith("head.")}
-    missing, unexpected = model.load_state_dict(base, strict=False)
-    if unexpected or any(not k.startswith("head.") for k in missing):
-        raise ConfigError(f"{path} does not fit the network under the head: "
-                          f"{', '.join(unexpected or [k for k in missing if not k.startswith('head.')])}")
+    try:
+        missing, unexpected = model.load_state_dict(base, strict=False)
+    except RuntimeError as exc:  # shapes that differ (another width, another K)
+        reason = str(exc).strip().splitlines()[-1].strip()
+        raise ConfigError(f"{path} does not fit the network under the head: {reason}") from None
+    stray = [*unexpected, *(k for k in missing if not k.startswith("head."))]
+    if stray:
+        raise ConfigError(f"{path} does not fit the network under the head: {', '.join(stray)}")
     log.info("the network under the head from %s", path)
 
 

@@ -358,3 +358,17 @@ def test_base_init_puts_v4s_network_under_the_head_that_init_gave(tmp_path):
         assert torch.equal(value, source.state_dict()[key]), key
     roles = parent_paths(ARCH, {"init": "head.pt", "base_init": "v4.pt"})
     assert roles == [("init", "head.pt"), ("base_init", "v4.pt")]
+
+
+def test_base_init_refuses_a_checkpoint_that_does_not_fit_under_the_head(tmp_path):
+    pytest.importorskip("cv2")
+    from stream_derain.errors import ConfigError
+    from stream_derain.model.temporal import temporal_config_dict
+    from stream_derain.train.checkpoint import save_checkpoint
+    from stream_derain.train.temporal import ARCH, init_base
+
+    other = build_temporal({"channels": 16, "se_blocks": 1, "ca_blocks": 1}, 5)  # another width
+    save_checkpoint(tmp_path / "wide.pt", arch=ARCH, model_cfg=temporal_config_dict(other), model=other,
+                    optimizer=None, step=1, train_cfg={}, data_rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="does not fit the network under the head"):
+        init_base(build_temporal(TINY, 5, head=8, base_evidence=True), tmp_path / "wide.pt")
