@@ -145,13 +145,12 @@ def test_the_gpu_replacement_head_config_fits_the_budget() -> None:
     lent GPU, within 25k MACs/px; the network under the head comes from a committed file."""
     pytest.importorskip("torch")
     from stream_derain.model.student import count_macs_per_pixel
-    from stream_derain.model.temporal import build_temporal
+    from stream_derain.model.temporal import TemporalStudent
     from stream_derain.train.config import load_config
     from stream_derain.train.temporal import TemporalTrainConfig
 
     cfg = load_config(REPO / "configs" / "v4_video" / "gpu_replace.json", cls=TemporalTrainConfig)
     assert cfg.head and cfg.align == "flow" and cfg.device == "cuda"
-    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every,
-                           cfg.context, cfg.rain_input, cfg.shared, cfg.base_evidence)
+    model = TemporalStudent(cfg.model_config())
     assert count_macs_per_pixel(model) <= 25_000
     assert cfg.base_evidence and (REPO / cfg.base_init).is_file()

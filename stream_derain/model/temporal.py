@@ -245,10 +245,16 @@ class TemporalStudent(DerainStudent):
         return 3 * self.tcfg.frames
 
     @property
+    def stem_reads_evidence(self) -> bool:
+        """Whether the evidence convolution feeds the rain stem: always but under a head
+        over v3 alone (there it stays at its zero initialisation, frozen)."""
+        return self.head is None or self.tcfg.base_evidence
+
+    @property
     def outside_graph(self) -> tuple[str, ...]:
-        """State-dict prefixes that the exported graph leaves out: with the replacement
-        head, the evidence convolution (frozen at its zero initialisation)."""
-        return ("temporal.",) if self.head is not None and not self.tcfg.base_evidence else ()
+        """State-dict prefixes that the exported graph leaves out: the evidence convolution
+        where the stem does not read it."""
+        return () if self.stem_reads_evidence else ("temporal.",)
 
     def grown_parameters(self) -> list[nn.Parameter]:
         """What v4 adds to the single-frame student (trained at a larger learning rate)."""
@@ -310,11 +316,9 @@ class TemporalStudent(DerainStudent):
         return out - torch.sigmoid(logits) * removal
 
     def _stem_extra(self, x: torch.Tensor) -> torch.Tensor | None:
-        """What the evidence adds to the rain stem (BxCx(H/s)x(W/s)); None under a head
-        over v3 alone."""
-        if self.head is not None and not self.tcfg.base_evidence:
-            return None
-        return self.temporal(self.evidence(x))
+        """What the evidence adds to the rain stem (BxCx(H/s)x(W/s)); None where the stem
+        does not read it."""
+        return self.temporal(self.evidence(x)) if self.stem_reads_evidence else None
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         target = x[:, :3]

@@ -108,6 +108,10 @@ class TemporalTrainConfig(StageConfig):
         """The window fields of this config (same names)."""
         return WindowRecipe(**{f.name: getattr(self, f.name) for f in fields(WindowRecipe)})
 
+    def model_config(self) -> TemporalConfig:
+        """The student's fields of this config (same names)."""
+        return TemporalConfig(**{f.name: getattr(self, f.name) for f in fields(TemporalConfig)})
+
 
 def load_temporal(path: Path) -> tuple[TemporalStudent, dict]:
     """The temporal student a checkpoint holds (averaged weights when it has them)."""
@@ -212,8 +216,7 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
     loop.seed(cfg)
     device = loop.pick_device(cfg.device)
     bf16 = use_bf16(cfg.bf16, device)
-    model = build_temporal(cfg.student, cfg.frames, cfg.kernel, cfg.gate, cfg.head, cfg.floor, cfg.every,
-                           cfg.context, cfg.rain_input, cfg.shared, cfg.base_evidence)
+    model = TemporalStudent(cfg.model_config())
     if cfg.init and not loop.resumes(cfg):
         init_temporal(model, Path(cfg.init))
         if cfg.base_init:
