@@ -84,18 +84,20 @@ HEAD_GAIN = 8.0  # frame differences are small; scaled before the head's first c
 
 
 def neighbour_slots(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """Bx(3K)xHxW -> Bx(K-1)x3xHxW, the neighbours (slots 1..K-1) on their own axis: for
+    """Bx(CK)xHxW -> Bx(K-1)xCxHxW, the neighbours (slots 1..K-1) on their own axis: for
     reductions over K, a graph without per-frame channel slices (OpenVINO's bf16 path ran
-    sliced 3-channel pieces 2.7x slower)."""
-    b, _, h, w = x.shape
-    return x.reshape(b, frames, 3, h, w)[:, 1:]
+    sliced 3-channel pieces 2.7x slower). C is 3, or 3s² for a window pixel-unshuffled by
+    s (each frame's channels stay together), where everything below works unchanged on
+    packed pixels."""
+    b, c, h, w = x.shape
+    return x[:, c // frames:].reshape(b, frames - 1, -1, h, w)
 
 
 def neighbour_extremes(x: torch.Tensor, frames: int) -> tuple[torch.Tensor, ...]:
-    """Bx(3K)xHxW -> (target, brightest, darkest, sum) over the neighbours (slots 1..K-1),
-    each Bx3xHxW: the three reductions that the evidence and the spread share."""
+    """Bx(CK)xHxW -> (target, brightest, darkest, sum) over the neighbours (slots 1..K-1),
+    each BxCxHxW: the three reductions that the evidence and the spread share."""
     nb = neighbour_slots(x, frames)
-    return x[:, :3], nb.amax(dim=1), nb.amin(dim=1), nb.sum(dim=1)
+    return x[:, :x.shape[1] // frames], nb.amax(dim=1), nb.amin(dim=1), nb.sum(dim=1)
 
 
 def evidence_from(target: torch.Tensor, brightest: torch.Tensor, darkest: torch.Tensor,
@@ -123,39 +125,50 @@ class TemporalEvidence(nn.Module):
 
 
 def spread_from(brightest: torch.Tensor, darkest: torch.Tensor) -> torch.Tensor:
-    """-> Bx1xHxW: the range of the neighbours' values, the largest over the colours.
-    Small where the aligned neighbours agree."""
-    return (brightest - darkest).amax(dim=1, keepdim=True)
+    """BxCxHxW (C = 3, or 3s² packed) -> Bx(C/3)xHxW: the range of the neighbours' values,
+    the largest over the colours. Small where the aligned neighbours agree."""
+    b, _, h, w = brightest.shape
+    return (brightest - darkest).reshape(b, 3, -1, h, w).amax(dim=1)
 
 
 class ReplaceHead(nn.Module):
-    """Bx13xHxW temporal picture -> Bx1xHxW gate logits, at half resolution inside
-    (streaks are thin): a 6x6 convolution at stride 2 (the same as a 3x3 one over the
-    picture pixel-unshuffled by 2, without the unshuffle's transpose, which cost ONNX
-    Runtime 10 ms a 640x360 frame), a 3x3 one dilated 2, ``context`` more 3x3 ones dilated
-    4, 8, ... (a streak's shape over tens of pixels), a 3x3 one to four logits per
-    half-resolution pixel, pixel-shuffled back (receptive field 18 px; 66 px with
-    ``context`` 2)."""
+    """Bx13xHxW temporal picture (Bx16xHxW with the rain layer) -> Bx1xHxW gate logits, at
+    1/``scale`` resolution inside (2: v4.1-v4.3's head; 4: the quarter-resolution head,
+    a quarter of the positions, v4.4's). First a 6x6 convolution at stride 2 for
+    ``scale`` 2 (the same as a 3x3 one over the picture pixel-unshuffled by 2, without the
+    unshuffle's transpose, which cost ONNX Runtime 10 ms a 640x360 frame); for ``scale``
+    4 a 4x4 one at stride 4, the same as a 1x1 one over the picture unshuffled by 4 (each
+    position its own 4x4 pixels).
+    Then a 3x3 one spaced 4 pixels, ``context`` more 3x3 ones spaced 8, 16, ... pixels (a
+    streak's shape over tens of pixels), and a 3x3 one to s² logits per position,
+    pixel-shuffled back (receptive field 18 px at ``scale`` 2, 66 px with ``context`` 2).
+    (Folding the picture's gain into the first convolution's weights saves OpenVINO
+    nothing measurable, and would rename the weights the torch backend loads by name.)"""
 
-    def __init__(self, hidden: int, context: int = 0, inputs: int = HEAD_INPUTS) -> None:
+    def __init__(self, hidden: int, context: int = 0, inputs: int = HEAD_INPUTS, scale: int = 2) -> None:
         super().__init__()
-        self.shuffle = nn.PixelShuffle(2)
+        if scale not in (2, 4):
+            raise ValueError(f"the replacement head works at scale 2 or 4, got {scale}")
+        self.scale = scale
+        self.shuffle = nn.PixelShuffle(scale)
         # the difference maps (all but the target, channels 7-9) times HEAD_GAIN, as one
         # per-channel scale that runtimes fold into the first convolution's weights
         gain = torch.full((1, inputs, 1, 1), HEAD_GAIN)
         gain[:, 7:10] = 1.0
         self.register_buffer("gain", gain, persistent=False)
-        wider = [m for i in range(context) for m in (
-            nn.Conv2d(hidden, hidden, 3, padding=4 << i, dilation=4 << i), nn.ReLU())]
-        self.body = nn.Sequential(
-            nn.Conv2d(inputs, hidden, 6, stride=2, padding=2), nn.ReLU(),
-            nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2), nn.ReLU(),
-            *wider,
-            nn.Conv2d(hidden, 4, 3, padding=1))
+        first = (nn.Conv2d(inputs, hidden, 6, stride=2, padding=2) if scale == 2
+                 else nn.Conv2d(inputs, hidden, scale, stride=scale))
+        spaced = [4 // scale, *((8 << i) // scale for i in range(context))]  # dilations
+        body: list[nn.Module] = [first, nn.ReLU()]
+        for d in spaced:
+            body += [nn.Conv2d(hidden, hidden, 3, padding=d, dilation=d), nn.ReLU()]
+        body.append(nn.Conv2d(hidden, scale * scale, 3, padding=1))
+        self.body = nn.Sequential(*body)
         last = self.body[-1]
         nn.init.zeros_(last.weight)  # closed at step 0: v3 within a grey level
         nn.init.constant_(last.bias, GATE_BIAS)
-        self._register_load_state_dict_pre_hook(_strided_first_conv)
+        if scale == 2:  # heads saved before stop 36 read the picture unshuffled
+            self._register_load_state_dict_pre_hook(_strided_first_conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shuffle(self.body(x * self.gain))
@@ -205,6 +218,7 @@ class TemporalConfig:
     rain_input: bool = False  # the head also reads v3's rain layer R (the streak's shape in one frame)
     shared: int = 0  # with ``every``: how many neighbours may share the light (another streak there)
     base_evidence: bool = False  # with a head: the network under it keeps its evidence convolution (v4's)
+    head_scale: int = 2  # the head's resolution inside: 1/2 (v4.1-v4.3) or 1/4 (the packed head)
 
 
 class TemporalStudent(DerainStudent):
@@ -225,15 +239,16 @@ class TemporalStudent(DerainStudent):
         self._register_load_state_dict_pre_hook(_strided_evidence_conv, with_module=True)
         if cfg.gate and cfg.head:
             raise ValueError("a temporal student has the gate or the replacement head, not both")
-        if cfg.head and s % 2:
-            raise ValueError(f"the replacement head needs an even scale, got {s}")
+        if cfg.head and s % cfg.head_scale:
+            raise ValueError(f"a head at 1/{cfg.head_scale} resolution needs the network's scale "
+                             f"to be a multiple of it, got {s}")
         if not 0 <= cfg.shared <= cfg.frames - 2:
             raise ValueError(f"shared must be in [0, {cfg.frames - 2}] for {cfg.frames} frames, "
                              f"got {cfg.shared}")
         if cfg.base_evidence and not cfg.head:
             raise ValueError("base_evidence places a replacement head over v4's network: it needs head > 0")
         inputs = HEAD_INPUTS + (RAIN_INPUTS if cfg.rain_input else 0)
-        self.head = ReplaceHead(cfg.head, cfg.context, inputs) if cfg.head else None
+        self.head = ReplaceHead(cfg.head, cfg.context, inputs, cfg.head_scale) if cfg.head else None
         self.gate: nn.Conv2d | None = None
         if cfg.gate:  # rain features -> s*s gate logits per packed pixel -> HxW
             self.gate = nn.Conv2d(c, s * s, 3, padding=1)
@@ -276,9 +291,19 @@ class TemporalStudent(DerainStudent):
         """The window, and the output O_1 and rain layer R of the network under the head on
         its target (R only read with ``rain_input``) -> (removal relu(O_1 - T), the head's
         gate logits), Bx3xHxW and Bx1xHxW."""
-        target, brightest, darkest, total = neighbour_extremes(x, self.tcfg.frames)
+        removal, picture = self.temporal_picture(x, out, rain if self.tcfg.rain_input else None)
+        return removal, self.head(picture)
+
+    def temporal_picture(self, x: torch.Tensor, out: torch.Tensor, rain: torch.Tensor | None,
+                         extremes: tuple[torch.Tensor, ...] | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`replacement` -> (removal, the head's input picture: Bx13xHxW, Bx16xHxW
+        with the rain layer; ``rain`` None leaves it out). ``extremes``: the window's
+        :func:`neighbour_extremes` where the caller has them."""
+        target, brightest, darkest, total = extremes or neighbour_extremes(x, self.tcfg.frames)
         evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
-        removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
+        colours = target.shape[1]  # 3, or 3s² on packed pixels
+        removal = torch.relu(out - (target - torch.relu(evidence[:, colours:])))
         floor = self.tcfg.floor / 255.0
         if self.tcfg.floor > 0 or self.tcfg.every:
             # a dead zone: noise-sized differences are never replaced; with ``every``,
@@ -288,14 +313,13 @@ class TemporalStudent(DerainStudent):
                 keep = keep & (self._least_lack(x, target, evidence) > floor)
             removal = removal * keep.to(removal.dtype)
         parts = [evidence, spread_from(brightest, darkest), target, removal]
-        picture = torch.cat(parts + [rain] if self.tcfg.rain_input else parts, dim=1)
-        return removal, self.head(picture)
+        return removal, torch.cat(parts if rain is None else parts + [rain], dim=1)
 
     def _least_lack(self, x: torch.Tensor, target: torch.Tensor, evidence: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW: how much brighter the target is than its (``shared`` + 1)-th brightest
         neighbour; with ``shared`` 0 the least brightening (evidence channels 0-2)."""
         if not self.tcfg.shared:
-            return evidence[:, :3]
+            return evidence[:, :target.shape[1]]
         nb = neighbour_slots(x, self.tcfg.frames)
         return target - torch.topk(nb, self.tcfg.shared + 1, dim=1).values[:, self.tcfg.shared]
 
@@ -307,13 +331,17 @@ class TemporalStudent(DerainStudent):
         reductions it would move (OpenVINO, 640x360: 5 ms for 15 channels)."""
         if self.gate is not None or not self.packs:
             return self.forward_all(x)[0]
+        extremes = neighbour_extremes(x, self.tcfg.frames)  # shared by the evidence and the head
+        extra = (self.temporal(evidence_from(*extremes, self.tcfg.frames))
+                 if self.stem_reads_evidence else None)
         packed = self.unshuffle(x[:, :3])
-        out, rain = self.decode_packed(packed, self.rain_features_packed(packed, self._stem_extra(x)))
+        out, rain = self.decode_packed(packed, self.rain_features_packed(packed, extra))
         out = self.shuffle(out)
         if self.head is None:
             return out
-        removal, logits = self.replacement(x, out, self.shuffle(rain) if self.tcfg.rain_input else None)
-        return out - torch.sigmoid(logits) * removal
+        removal, picture = self.temporal_picture(x, out, self.shuffle(rain) if self.tcfg.rain_input else None,
+                                                 extremes)
+        return out - torch.sigmoid(self.head(picture)) * removal
 
     def _stem_extra(self, x: torch.Tensor) -> torch.Tensor | None:
         """What the evidence adds to the rain stem (BxCx(H/s)x(W/s)); None where the stem
@@ -340,10 +368,10 @@ class TemporalStudent(DerainStudent):
 def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kernel: int = 1,
                    gate: bool = False, head: int = 0, floor: float = 0.0,
                    every: bool = False, context: int = 0, rain_input: bool = False,
-                   shared: int = 0, base_evidence: bool = False) -> TemporalStudent:
+                   shared: int = 0, base_evidence: bool = False, head_scale: int = 2) -> TemporalStudent:
     """A temporal student: v3's network (``student`` overrides StudentConfig) over K frames."""
     return TemporalStudent(TemporalConfig(dict(student or {}), frames, kernel, gate, head, floor, every,
-                                          context, rain_input, shared, base_evidence))
+                                          context, rain_input, shared, base_evidence, head_scale))
 
 
 def shift_gate(model: nn.Module, offset: float) -> None:

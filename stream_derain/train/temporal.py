@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .. import synth
 from ..align import FLOWS
@@ -66,6 +67,8 @@ class TemporalTrainConfig(StageConfig):
     shared: int = 0  # with ``every``: neighbours that may share the light (model.temporal)
     base_evidence: bool = False  # the head over v4's network, evidence convolution kept (model.temporal)
     base_init: str = ""  # a temporal checkpoint whose weights outside the head replace init's (v4's)
+    head_scale: int = 2  # the head's resolution inside: 1/2 or 1/4 (model.temporal.ReplaceHead)
+    head_teacher: str = ""  # a temporal checkpoint whose head this head learns (distil_loss)
     gate_loss_weight: float = 1.0  # of the head's direct supervision
     student: dict[str, int] = field(default_factory=dict)
     video_clips: tuple[str, ...] = TRAIN_CLIPS  # relative to the data root
@@ -199,6 +202,44 @@ def replace_loss(model: TemporalStudent, x: torch.Tensor, clean: torch.Tensor, d
     return loss + gate_weight * bce, {"l1": l1.detach(), "bce": bce.detach(), "open": opened}
 
 
+# the teacher's logits are learnt within this range: beyond it the gate is shut or open
+# for any operating point offset in use (sigmoid(-8 + 1) < 0.001)
+DISTIL_LOGIT = 8.0
+
+
+def distil_loss(model: TemporalStudent, teacher: nn.Module, x: torch.Tensor, clean: torch.Tensor
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The head learns another head's gate logits (``teacher``, over the same network and
+    temporal picture; ``head_teacher``): a smooth L1 between the logits, clamped to
+    +-DISTIL_LOGIT, where the replacement would remove anything (elsewhere the gate
+    changes nothing). Offsets shift both heads' logits alike, so the operating points
+    carry over. Reports the output's L1 against the clean frame."""
+    with torch.no_grad():
+        target = x[:, :3]
+        out, rain, _ = model.decode(target, model.rain_features(target, model._stem_extra(x)))
+        removal, picture = model.temporal_picture(x, out, rain if model.tcfg.rain_input else None)
+        wanted = teacher(picture).float().clamp(-DISTIL_LOGIT, DISTIL_LOGIT)
+        where = (removal.amax(dim=1, keepdim=True) > 0).float()
+    logits = model.head(picture).float()
+    err = F.smooth_l1_loss(logits, wanted, reduction="none")
+    loss = (err * where).sum() / where.sum().clamp(min=1.0)
+    with torch.no_grad():
+        l1 = F.l1_loss(out.float() - torch.sigmoid(logits) * removal.float(), clean.float())
+    return loss, {"l1": l1, "distil": loss.detach(), "open": (logits.detach() > 0).float().mean()}
+
+
+def teacher_head(cfg: TemporalTrainConfig, model: TemporalStudent) -> nn.Module:
+    """The head that ``head_teacher`` holds, frozen; ConfigError unless it reads the
+    picture this model builds."""
+    teacher, _ = load_temporal(Path(cfg.head_teacher))
+    picture = ("frames", "floor", "every", "shared", "rain_input", "base_evidence")
+    differ = [k for k in picture if getattr(teacher.tcfg, k) != getattr(model.tcfg, k)]
+    if teacher.head is None or differ:
+        raise ConfigError(f"head_teacher {cfg.head_teacher} has no head over this temporal picture"
+                          + (f" (differs in {', '.join(differ)})" if differ else ""))
+    return teacher.head.eval().requires_grad_(False)
+
+
 def _window_stream(cfg: TemporalTrainConfig, rng):
     clips = load_clips(cfg.video_clips, DATA_ROOT)
     stills = drop_overlaps(load_folders(cfg.clean_dirs, min_side=cfg.crop, exclude_names=cfg.exclude_names),
@@ -225,6 +266,7 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("head."))
     model = model.to(device).to(memory_format=torch.channels_last)
+    teacher = teacher_head(cfg, model).to(device) if cfg.head_teacher else None
     boosted = [] if model.head is not None else model.grown_parameters()
     run = loop.open_run(cfg, ARCH, model, temporal_config_dict(model), boosted=boosted,
                         boost=cfg.temporal_lr_mult)
@@ -236,6 +278,8 @@ def train_temporal(cfg: TemporalTrainConfig) -> Path:
 
     def loss_fn(b: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            if teacher is not None:
+                return distil_loss(model, teacher, b[0], b[1])
             if model.head is not None:
                 return replace_loss(model, b[0], b[1], cfg.detail_loss_weight, cfg.gate_loss_weight)
             return temporal_loss(model, b[0], b[1], cfg.rain_loss_weight, cfg.detail_loss_weight)

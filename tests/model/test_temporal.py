@@ -273,7 +273,9 @@ TINY = {"channels": 12, "se_blocks": 1, "ca_blocks": 1}
     {}, {"kernel": 3}, {"gate": True},
     {"head": 8, "floor": 3.0, "every": True, "shared": 1, "context": 1, "rain_input": True},
     {"head": 8, "student": {**TINY, "refine": 4}},  # a full-resolution part: forward_all's graph
-], ids=["implicit", "kernel3", "gate", "head", "refine"])
+    {"head": 8, "head_scale": 4, "floor": 3.0, "every": True, "shared": 1, "context": 2, "rain_input": True,
+     "base_evidence": True},
+], ids=["implicit", "kernel3", "gate", "head", "refine", "quarter-head"])
 def test_the_exported_forward_is_forward_alls_output(options):
     """forward (the exported graph: v3's network on the packed target, the evidence
     unshuffled) computes what training's forward_all does, with every weight random."""
@@ -372,3 +374,67 @@ def test_base_init_refuses_a_checkpoint_that_does_not_fit_under_the_head(tmp_pat
                     optimizer=None, step=1, train_cfg={}, data_rng=np.random.default_rng(0))
     with pytest.raises(ConfigError, match="does not fit the network under the head"):
         init_base(build_temporal(TINY, 5, head=8, base_evidence=True), tmp_path / "wide.pt")
+
+
+def test_a_quarter_resolution_head_starts_closed_is_cheaper_and_sees_each_pixel():
+    """head_scale 4: the head's first convolution is one 1x1 over packed pixels, the rest
+    at a quarter of the positions; it starts closed (the network under it unchanged) and
+    its logits are per pixel, not per 4x4 block."""
+    half = build_temporal(frames=5, head=24, context=2, rain_input=True, every=True, base_evidence=True)
+    quarter = build_temporal(frames=5, head=32, context=2, rain_input=True, every=True, base_evidence=True,
+                             head_scale=4)
+    base = count_macs_per_pixel(build_temporal(frames=5))
+    assert count_macs_per_pixel(quarter) - base < 0.6 * (count_macs_per_pixel(half) - base)
+    quarter = _randomised(quarter)
+    x = torch.rand(1, 15, 32, 48)
+    with torch.no_grad():
+        quarter.head.body[-1].weight.zero_()  # as built: closed
+        quarter.head.body[-1].bias.fill_(-6.0)
+        closed = quarter(x)
+        base = quarter.forward_all(x)[0]
+        quarter.head.body[-1].bias.fill_(-30.0)
+        torch.testing.assert_close(closed, quarter(x), rtol=0, atol=2.6e-3)
+        torch.nn.init.normal_(quarter.head.body[-1].weight, std=0.5)
+        logits = quarter.head(quarter.temporal_picture(x, base, quarter.forward_all(x)[1])[1])
+    block = logits[0, 0, :4, :4]
+    assert logits.shape[-2:] == x.shape[-2:] and float(block.std()) > 0.01
+    with pytest.raises(ValueError, match="scale 2 or 4"):
+        build_temporal({"scale": 8}, head=8, head_scale=8)
+    with pytest.raises(ValueError, match="multiple"):
+        build_temporal({"scale": 2}, head=8, head_scale=4)
+
+
+def test_a_head_learns_another_heads_logits_where_the_replacement_removes_anything(tmp_path):
+    """distil_loss: next to nothing for a head that computes its teacher's logits, far more
+    for one that does not, and only the head gets gradients; a teacher over another picture is
+    refused."""
+    pytest.importorskip("cv2")
+    from stream_derain.errors import ConfigError
+    from stream_derain.model.temporal import temporal_config_dict
+    from stream_derain.train.checkpoint import save_checkpoint
+    from stream_derain.train.temporal import ARCH, TemporalTrainConfig, distil_loss, teacher_head
+
+    options = {"frames": 5, "head": 8, "floor": 3.0, "every": True, "rain_input": True}
+    teacher = _randomised(build_temporal(TINY, **options), seed=4)
+    torch.nn.init.normal_(teacher.head.body[-1].weight, std=0.5)
+    save_checkpoint(tmp_path / "teacher.pt", arch=ARCH, model_cfg=temporal_config_dict(teacher),
+                    model=teacher, optimizer=None, step=1, train_cfg={}, data_rng=np.random.default_rng(0))
+    student = build_temporal(TINY, **options, head_scale=4)
+    student.load_state_dict({k: v for k, v in teacher.state_dict().items() if not k.startswith("head.")},
+                            strict=False)
+    for name, p in student.named_parameters():
+        p.requires_grad_(name.startswith("head."))
+    cfg = TemporalTrainConfig(head_teacher=str(tmp_path / "teacher.pt"), **options)
+    head = teacher_head(cfg, student)
+    window, clean = torch.rand(2, 15, 32, 32), torch.rand(2, 3, 32, 32)
+    window[:, :3, 8:12, 8:24] += 0.3  # light only the target has: something to remove
+    loss, parts = distil_loss(student, head, window, clean)
+    assert float(loss.detach()) > 0.1 and {"l1", "distil", "open"} <= set(parts)
+    loss.backward()
+    grads = {n for n, p in student.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert grads and all(n.startswith("head.") for n in grads)
+    # its own head: nothing left to learn but logits beyond the clamp (+-8) pulled to it
+    assert float(distil_loss(teacher, head, window, clean)[0].detach()) < 0.02 * float(loss.detach())
+    with pytest.raises(ConfigError, match="differs in shared"):
+        teacher_head(TemporalTrainConfig(head_teacher=cfg.head_teacher, **{**options, "shared": 1}),
+                     build_temporal(TINY, **options, shared=1))
