@@ -61,11 +61,11 @@ def short_hash(path: Path) -> str:
 
 def parent_paths(arch: str, train_cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(role, path) of the files a stage started from: ``init`` (and ``base_init``, the
-    network under a replacement head), a teacher whose outputs
-    it learnt (``teacher``), and a distilled student's two teachers (the distillation
-    stage is the one with a ``reconstruction`` key)."""
+    network under a replacement head), a teacher whose outputs it learnt (``teacher``),
+    a head whose logits a head learnt (``head_teacher``), and a distilled student's two
+    teachers (the distillation stage is the one with a ``reconstruction`` key)."""
     distilled = ["recognition", "reconstruction"] if "reconstruction" in train_cfg else []
-    roles = ["init", "base_init", "teacher", *distilled]
+    roles = ["init", "base_init", "teacher", "head_teacher", *distilled]
     return [(role, str(train_cfg[role])) for role in roles if train_cfg.get(role)]
 
 
