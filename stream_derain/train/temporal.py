@@ -33,7 +33,7 @@ from .checkpoint import load_weights, read_checkpoint, weights_to_use
 from .config import DATA_ROOT, StageConfig
 from .data import drop_overlaps, load_folders
 from .supervised import detail_loss, init_from, use_bf16
-from .video_data import WindowRecipe, batch_windows, load_clips, load_teacher_clips, windows
+from .video_data import WindowRecipe, batch_windows, load_clips, load_real_clips, load_teacher_clips, windows
 
 log = logging.getLogger(__name__)
 ARCH = "TemporalStudent"
@@ -90,7 +90,8 @@ class TemporalTrainConfig(StageConfig):
     dense_share: float = 0.3
     max_stride: int = 3
     align: str = "none"  # "none": implicit; "flow"/"flow-medium": neighbours warped by DIS flow
-    # real rain through the teacher (SPANet outputs cached by scripts/teacher_cache.py)
+    # real rain through the teacher (SPANet outputs cached by scripts/teacher_cache.py);
+    # with no cache ("") real windows come without targets: for head distillation only
     teacher_share: float = 0.0
     teacher_cache: str = "runs/teacher/spanet"
     teacher_sources: dict[str, str] = field(default_factory=lambda: dict(TEACHER_SOURCES))
@@ -104,6 +105,9 @@ class TemporalTrainConfig(StageConfig):
         super().__post_init__()
         if self.frames not in OFFSETS:
             raise ConfigError(f"frames must be one of {sorted(OFFSETS)}, got {self.frames}")
+        if self.teacher_share > 0 and not self.teacher_cache and not self.head_teacher:
+            raise ConfigError("real windows without a teacher cache have no target: only head "
+                              "distillation (head_teacher) trains on them")
         if self.align != "none" and self.align not in FLOWS:
             raise ConfigError(f"align must be 'none' or one of {', '.join(FLOWS)}, got {self.align!r}")
 
@@ -247,8 +251,11 @@ def _window_stream(cfg: TemporalTrainConfig, rng):
     bank = synth.StreakBank(DATA_ROOT / cfg.rain_layers) if cfg.rain_layers else None
     log.info("training on %d clips, %d stills, %d streak layers", len(clips), len(stills),
              len(bank) if bank else 0)
-    teacher = (load_teacher_clips(Path(cfg.teacher_cache), cfg.teacher_sources, DATA_ROOT, REAL_TRAIN_SHARE)
-               if cfg.teacher_share > 0 else [])
+    teacher = []
+    if cfg.teacher_share > 0:  # real windows: SPANet's outputs as targets, or none for head distillation
+        sources, share = cfg.teacher_sources, REAL_TRAIN_SHARE
+        teacher = (load_teacher_clips(Path(cfg.teacher_cache), sources, DATA_ROOT, share) if cfg.teacher_cache
+                   else load_real_clips(sources, DATA_ROOT, share))
     return windows(clips, stills, cfg.recipe(), bank, rng, teacher)
 
 

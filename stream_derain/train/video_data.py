@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import synth
 from ..align import align_window
-from ..devvideo import read_source
+from ..devvideo import fit, read_source
 from ..model.temporal import OFFSETS
 
 log = logging.getLogger(__name__)
@@ -225,6 +225,19 @@ def load_teacher_clips(cache: Path, sources: dict[str, str], data_root: Path,
         frames = [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames]
         clips.append(TeacherClip(frames, targets))
         log.info("teacher targets %s: %d of %d trainable frames", name, len(targets), limit)
+    return clips
+
+
+def load_real_clips(sources: dict[str, str], data_root: Path, train_share: float) -> list[TeacherClip]:
+    """Real clips without teacher outputs (the trainable part, at the dev video's size):
+    each frame is its own target, for a loss that never reads it (head distillation,
+    whose target is another head's logits on the same window)."""
+    clips = []
+    for name, rel in sources.items():
+        frames = read_source(data_root / rel)
+        frames = [fit(f) for f in frames[:int(len(frames) * train_share)]]
+        clips.append(TeacherClip(frames, dict(enumerate(frames))))
+        log.info("real windows %s: %d trainable frames", name, len(frames))
     return clips
 
 

@@ -52,3 +52,23 @@ def test_teacher_window_targets_the_teacher_and_stays_in_the_trainable_part():
     assert np.allclose(y, 200 / 255)
     index = [round(float(x[..., 3 * j:3 * j + 3].mean()) * 255 / 10) for j in range(5)]
     assert index == [4, 3, 5, 2, 5]  # slot +2 (frame 6) lies past the part: the last frame repeats
+
+
+def test_real_windows_without_teacher_outputs_only_serve_head_distillation(tmp_path):
+    """With no teacher cache, a real window's target is its own frame (load_real_clips):
+    only a head learning another head's logits may train on it."""
+    pytest.importorskip("torch")
+    from stream_derain.errors import ConfigError
+    from stream_derain.io.images import write_rgb
+    from stream_derain.train.temporal import TemporalTrainConfig
+    from stream_derain.train.video_data import load_real_clips
+
+    with pytest.raises(ConfigError, match="head distillation"):
+        TemporalTrainConfig(teacher_share=0.25, teacher_cache="", head=8)
+    TemporalTrainConfig(teacher_share=0.25, teacher_cache="", head=8, head_teacher="teacher.pt")
+    clip = tmp_path / "real" / "clip"
+    clip.mkdir(parents=True)
+    for i in range(10):
+        write_rgb(clip / f"{i:05d}.png", np.full((48, 64, 3), 10 * i, np.uint8))
+    (real,) = load_real_clips({"clip": "real/clip"}, tmp_path, 0.6)
+    assert len(real.frames) == 6 and all(real.targets[i] is real.frames[i] for i in range(6))
