@@ -56,7 +56,9 @@ student sees a window of K frames, stacked on the channel axis in *slot order*: 
   ``rain_input``: the head also reads v3's rain layer R, what one frame's view of the
   streak's shape says (grown from a head without it: the new input's weights start at
   zero); ``base_evidence``: the head sits on v4's network (the evidence convolution in
-  the rain stem, trained on unaligned windows) instead of v3's alone.
+  the rain stem, trained on unaligned windows) instead of v3's alone; ``head_scale`` 4:
+  the head works at a quarter of the positions (v4.4's, half the MACs of the half-
+  resolution head; trained to reproduce v4.3's head, ``head_teacher`` in training).
 
 Input Bx(3K)xHxW in [0, 1]; output Bx3xHxW. H, W multiples of ``scale``.
 """
