@@ -438,3 +438,20 @@ def test_a_head_learns_another_heads_logits_where_the_replacement_removes_anythi
     with pytest.raises(ConfigError, match="differs in shared"):
         teacher_head(TemporalTrainConfig(head_teacher=cfg.head_teacher, **{**options, "shared": 1}),
                      build_temporal(TINY, **options, shared=1))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_head_in_bf16_computes_what_it_does_in_fp32(scale):
+    """Training runs under bf16 autocast, the runtimes in fp32/bf16 of their own: the head
+    must compute the same logits either way (torch 2.13's CPU bf16 convolution with kernel
+    = stride = 4 got 16 input channels wrong by more than its output's range)."""
+    head = build_temporal(frames=5, head=32, context=2, rain_input=True, head_scale=scale).head
+    g = torch.Generator().manual_seed(5)
+    for p in head.parameters():
+        p.data = torch.randn(p.shape, generator=g) * 0.1
+    picture = torch.rand(2, 16, 64, 64, generator=g) * 2 - 1
+    with torch.no_grad():
+        full = head(picture)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = head(picture).float()
+    assert float((full - half).abs().max()) < 0.05 * float(full.abs().max())
