@@ -176,8 +176,10 @@ class ReplaceHead(nn.Module):
         x = x * self.gain
         if self.scale == 4 and torch.is_autocast_enabled("cpu"):
             # torch 2.13's CPU bf16 convolution with kernel = stride = 4 and no padding
-            # computes garbage for 16 or 24 input channels (errors larger than the output;
-            # test_the_head_in_bf16_computes_what_it_does_in_fp32): this one runs in fp32
+            # computes garbage for 16 or 24 input channels on an AMX Xeon (errors larger
+            # than the output; test_the_head_in_bf16_computes_what_it_does_in_fp32), as
+            # oneDNN's AMX brgemm convolution has for other strided shapes (pytorch#169688,
+            # oneDNN#5494): this one runs in fp32
             with torch.autocast("cpu", enabled=False):
                 return self.shuffle(self.body[1:](self.body[0](x.float())))
         return self.shuffle(self.body(x))
