@@ -86,20 +86,19 @@ HEAD_GAIN = 8.0  # frame differences are small; scaled before the head's first c
 
 
 def neighbour_slots(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """Bx(CK)xHxW -> Bx(K-1)xCxHxW, the neighbours (slots 1..K-1) on their own axis: for
+    """Bx(3K)xHxW -> Bx(K-1)x3xHxW, the neighbours (slots 1..K-1) on their own axis: for
     reductions over K, a graph without per-frame channel slices (OpenVINO's bf16 path ran
-    sliced 3-channel pieces 2.7x slower). C is 3, or 3s² for a window pixel-unshuffled by
-    s (each frame's channels stay together), where everything below works unchanged on
-    packed pixels."""
-    b, c, h, w = x.shape
-    return x[:, c // frames:].reshape(b, frames - 1, -1, h, w)
+    sliced 3-channel pieces 2.7x slower); one slice of channels 3.. rather than of the
+    5-D tensor (which OpenVINO ran in its reference kernel)."""
+    b, _, h, w = x.shape
+    return x[:, 3:].reshape(b, frames - 1, 3, h, w)
 
 
 def neighbour_extremes(x: torch.Tensor, frames: int) -> tuple[torch.Tensor, ...]:
-    """Bx(CK)xHxW -> (target, brightest, darkest, sum) over the neighbours (slots 1..K-1),
-    each BxCxHxW: the three reductions that the evidence and the spread share."""
+    """Bx(3K)xHxW -> (target, brightest, darkest, sum) over the neighbours (slots 1..K-1),
+    each Bx3xHxW: the three reductions that the evidence and the spread share."""
     nb = neighbour_slots(x, frames)
-    return x[:, :x.shape[1] // frames], nb.amax(dim=1), nb.amin(dim=1), nb.sum(dim=1)
+    return x[:, :3], nb.amax(dim=1), nb.amin(dim=1), nb.sum(dim=1)
 
 
 def evidence_from(target: torch.Tensor, brightest: torch.Tensor, darkest: torch.Tensor,
@@ -127,10 +126,9 @@ class TemporalEvidence(nn.Module):
 
 
 def spread_from(brightest: torch.Tensor, darkest: torch.Tensor) -> torch.Tensor:
-    """BxCxHxW (C = 3, or 3s² packed) -> Bx(C/3)xHxW: the range of the neighbours' values,
-    the largest over the colours. Small where the aligned neighbours agree."""
-    b, _, h, w = brightest.shape
-    return (brightest - darkest).reshape(b, 3, -1, h, w).amax(dim=1)
+    """-> Bx1xHxW: the range of the neighbours' values, the largest over the colours.
+    Small where the aligned neighbours agree."""
+    return (brightest - darkest).amax(dim=1, keepdim=True)
 
 
 class ReplaceHead(nn.Module):
@@ -229,7 +227,7 @@ class TemporalConfig:
     rain_input: bool = False  # the head also reads v3's rain layer R (the streak's shape in one frame)
     shared: int = 0  # with ``every``: how many neighbours may share the light (another streak there)
     base_evidence: bool = False  # with a head: the network under it keeps its evidence convolution (v4's)
-    head_scale: int = 2  # the head's resolution inside: 1/2 (v4.1-v4.3) or 1/4 (the packed head)
+    head_scale: int = 2  # the head's resolution inside: 1/2 (v4.1-v4.3) or 1/4 (v4.4)
 
 
 class TemporalStudent(DerainStudent):
@@ -313,8 +311,7 @@ class TemporalStudent(DerainStudent):
         :func:`neighbour_extremes` where the caller has them."""
         target, brightest, darkest, total = extremes or neighbour_extremes(x, self.tcfg.frames)
         evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
-        colours = target.shape[1]  # 3, or 3s² on packed pixels
-        removal = torch.relu(out - (target - torch.relu(evidence[:, colours:])))
+        removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
         floor = self.tcfg.floor / 255.0
         if self.tcfg.floor > 0 or self.tcfg.every:
             # a dead zone: noise-sized differences are never replaced; with ``every``,
@@ -330,7 +327,7 @@ class TemporalStudent(DerainStudent):
         """Bx3xHxW: how much brighter the target is than its (``shared`` + 1)-th brightest
         neighbour; with ``shared`` 0 the least brightening (evidence channels 0-2)."""
         if not self.tcfg.shared:
-            return evidence[:, :target.shape[1]]
+            return evidence[:, :3]
         nb = neighbour_slots(x, self.tcfg.frames)
         return target - torch.topk(nb, self.tcfg.shared + 1, dim=1).values[:, self.tcfg.shared]
 
