@@ -111,11 +111,13 @@ def test_replacement_head_budget_and_export(tmp_path):
     for k in OFFSETS:
         assert count_macs_per_pixel(build_temporal(frames=k, head=24)) <= 25_000
         assert count_macs_per_pixel(build_temporal(frames=k, head=24, context=2)) <= 25_000
-    model = _randomised(build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8))
-    torch.nn.init.normal_(model.head.body[-1].weight, std=0.5)
-    entry = export_model(model, tmp_path, "tiny-head", "5")
-    assert entry["temporal"]["head"] == 8
-    assert entry["export_check_psnr_db"]["fp32"] >= 60 and entry["export_check_psnr_db"]["fp16"] >= 40
+    for scale in (2, 4):
+        model = _randomised(build_temporal({"channels": 12, "se_blocks": 1, "ca_blocks": 1}, 3, head=8,
+                                           head_scale=scale))
+        torch.nn.init.normal_(model.head.body[-1].weight, std=0.5)
+        entry = export_model(model, tmp_path / str(scale), "tiny-head", "5")
+        assert entry["temporal"]["head"] == 8 and entry["temporal"]["head_scale"] == scale
+        assert entry["export_check_psnr_db"]["fp32"] >= 60 and entry["export_check_psnr_db"]["fp16"] >= 40
 
 
 def test_only_the_head_trains():
