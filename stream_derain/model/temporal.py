@@ -177,7 +177,7 @@ class ReplaceHead(nn.Module):
             # computes garbage for 16 or 24 input channels on an AMX Xeon (errors larger
             # than the output; test_the_head_in_bf16_computes_what_it_does_in_fp32), as
             # oneDNN's AMX brgemm convolution has for other strided shapes (pytorch#169688,
-            # oneDNN#5494): this one runs in fp32
+            # oneDNN#5494): the head runs in fp32
             with torch.autocast("cpu", enabled=False):
                 return self.shuffle(self.body[1:](self.body[0](x.float())))
         return self.shuffle(self.body(x))
@@ -289,27 +289,26 @@ class TemporalStudent(DerainStudent):
     def replace_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """With the replacement head: (O_1, removal relu(O_1 - T), gate logits, detail D);
         the output is O_1 - sigmoid(logits) * removal."""
-        # v3's network on the target alone: with the head, the evidence convolution stays
-        # at zero (frozen), so it is left out of the graph, unless ``base_evidence``
-        target = x[:, :3]
-        out, rain, detail = self.decode(target, self.rain_features(target, self._stem_extra(x)))
-        return (out, *self.replacement(x, out, rain), detail)
+        out, removal, picture, detail = self.head_input(x)
+        return out, removal, self.head(picture), detail
 
-    def replacement(self, x: torch.Tensor, out: torch.Tensor, rain: torch.Tensor | None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The window, and the output O_1 and rain layer R of the network under the head on
-        its target (R only read with ``rain_input``) -> (removal relu(O_1 - T), the head's
-        gate logits), Bx3xHxW and Bx1xHxW."""
-        removal, picture = self.temporal_picture(x, out, rain if self.tcfg.rain_input else None)
-        return removal, self.head(picture)
+    def head_input(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The window -> (O_1, removal, the head's picture, detail D): the network under
+        the head on the target (v3's alone, the evidence convolution frozen at zero and
+        left out of the graph, unless ``base_evidence``) and what the head reads, the
+        window's reductions computed once for both."""
+        extremes = neighbour_extremes(x, self.tcfg.frames)
+        target = x[:, :3]
+        out, rain, detail = self.decode(target, self.rain_features(target, self._stem_extra(x, extremes)))
+        return (out, *self.temporal_picture(x, out, rain, extremes), detail)
 
     def temporal_picture(self, x: torch.Tensor, out: torch.Tensor, rain: torch.Tensor | None,
-                         extremes: tuple[torch.Tensor, ...] | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """As :meth:`replacement` -> (removal, the head's input picture: Bx13xHxW, Bx16xHxW
-        with the rain layer; ``rain`` None leaves it out). ``extremes``: the window's
-        :func:`neighbour_extremes` where the caller has them."""
-        target, brightest, darkest, total = extremes or neighbour_extremes(x, self.tcfg.frames)
+                         extremes: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The window, its :func:`neighbour_extremes`, and the output O_1 and rain layer R
+        of the network under the head on its target (R only read with ``rain_input``) ->
+        (removal relu(O_1 - T), Bx3xHxW; the head's input picture, Bx13xHxW, Bx16xHxW with
+        R)."""
+        target, brightest, darkest, total = extremes
         evidence = evidence_from(target, brightest, darkest, total, self.tcfg.frames)
         removal = torch.relu(out - (target - torch.relu(evidence[:, 3:])))
         floor = self.tcfg.floor / 255.0
@@ -321,7 +320,7 @@ class TemporalStudent(DerainStudent):
                 keep = keep & (self._least_lack(x, target, evidence) > floor)
             removal = removal * keep.to(removal.dtype)
         parts = [evidence, spread_from(brightest, darkest), target, removal]
-        return removal, torch.cat(parts if rain is None else parts + [rain], dim=1)
+        return removal, torch.cat(parts + [rain] if self.tcfg.rain_input else parts, dim=1)
 
     def _least_lack(self, x: torch.Tensor, target: torch.Tensor, evidence: torch.Tensor) -> torch.Tensor:
         """Bx3xHxW: how much brighter the target is than its (``shared`` + 1)-th brightest
@@ -340,10 +339,9 @@ class TemporalStudent(DerainStudent):
         if self.gate is not None or not self.packs:
             return self.forward_all(x)[0]
         extremes = neighbour_extremes(x, self.tcfg.frames)  # shared by the evidence and the head
-        extra = (self.temporal(evidence_from(*extremes, self.tcfg.frames))
-                 if self.stem_reads_evidence else None)
         packed = self.unshuffle(x[:, :3])
-        out, rain = self.decode_packed(packed, self.rain_features_packed(packed, extra))
+        feats = self.rain_features_packed(packed, self._stem_extra(x, extremes))
+        out, rain = self.decode_packed(packed, feats)
         out = self.shuffle(out)
         if self.head is None:
             return out
@@ -351,10 +349,10 @@ class TemporalStudent(DerainStudent):
                                                  extremes)
         return out - torch.sigmoid(self.head(picture)) * removal
 
-    def _stem_extra(self, x: torch.Tensor) -> torch.Tensor | None:
-        """What the evidence adds to the rain stem (BxCx(H/s)x(W/s)); None where the stem
-        does not read it."""
-        return self.temporal(self.evidence(x)) if self.stem_reads_evidence else None
+    def _stem_extra(self, x: torch.Tensor, extremes: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+        """What the evidence (from the window's :func:`neighbour_extremes`) adds to the rain
+        stem (BxCx(H/s)x(W/s)); None where the stem does not read it."""
+        return self.temporal(evidence_from(*extremes, self.tcfg.frames)) if self.stem_reads_evidence else None
 
     def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         target = x[:, :3]

@@ -219,9 +219,7 @@ def distil_loss(model: TemporalStudent, teacher: nn.Module, x: torch.Tensor, cle
     changes nothing). Offsets shift both heads' logits alike, so the operating points
     carry over. Reports the output's L1 against the clean frame."""
     with torch.no_grad():
-        target = x[:, :3]
-        out, rain, _ = model.decode(target, model.rain_features(target, model._stem_extra(x)))
-        removal, picture = model.temporal_picture(x, out, rain if model.tcfg.rain_input else None)
+        out, removal, picture, _ = model.head_input(x)
         wanted = teacher(picture).float().clamp(-DISTIL_LOGIT, DISTIL_LOGIT)
         where = (removal.amax(dim=1, keepdim=True) > 0).float()
     logits = model.head(picture).float()
