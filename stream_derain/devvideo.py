@@ -1,12 +1,16 @@
 """Dev video (v4): clips held out from training, rendered with and without rain.
 
-Three kinds, under ``runs/devvideo`` (git-ignored: derived from the research data):
+Four kinds, under ``runs/devvideo`` (git-ignored: derived from the research data):
 
 - ``<clip>_rain``: the v2 synthesiser's temporally coherent rain
   (:func:`~.synth.rain_over_frames`, fixed seeds, photometric streaks, severity drawn
   in [0.05, 0.6]; faint and fine on half the clips) over a held-out clean clip, with
   the clean clip as ground truth;
 - ``<clip>_clean``: the same clip with no rain (do-no-harm: output = input);
+- ``<clip>_realrain``: *real* rain over the held-out clean clip, with the clean clip as
+  ground truth: the rain mined from the held-out part of a real rainy clip (ra1, rb2
+  or pexels 5; :mod:`~stream_derain.synth.mined`), each frame's own streaks over the
+  matching frame. Light rain that v3 leaves; pexels 5 is never mined for training;
 - real rainy clips without ground truth (:data:`REAL_CLIPS`): the last 40% of each
   clip's frames (the teacher cache and any training use the first 60%, see
   :data:`REAL_TRAIN_SHARE`).
@@ -52,15 +56,17 @@ class Clip:
     count: int = FRAMES
     step: int = 1
     faint: bool = False  # render it with faint, fine rain (synth.faint), as real video often has
+    real_rain: str = ""  # the real clip whose held-out part's mined rain goes over it (<name>_realrain)
 
 
+RA1, RB2, PEXELS5 = "real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/5.mp4"
 DEV_CLIPS = (
-    Clip("cityscapes4", "clean_video/cityscapes/seq0004"),
-    Clip("cityscapes5", "clean_video/cityscapes/seq0005", faint=True),
-    Clip("camvid16e5", "clean_video/camvid_0016E5", 20),
-    Clip("udacity", "clean_video/udacity/solidWhiteRight.mp4", 190, 24, faint=True),
-    Clip("davis_bmx", "clean_video/davis/bmx-trees", 10),
-    Clip("davis_dog", "clean_video/davis/dog", 10, faint=True),
+    Clip("cityscapes4", "clean_video/cityscapes/seq0004", real_rain=RA1),
+    Clip("cityscapes5", "clean_video/cityscapes/seq0005", faint=True, real_rain=RB2),
+    Clip("camvid16e5", "clean_video/camvid_0016E5", 20, real_rain=PEXELS5),
+    Clip("udacity", "clean_video/udacity/solidWhiteRight.mp4", 190, 24, faint=True, real_rain=RA1),
+    Clip("davis_bmx", "clean_video/davis/bmx-trees", 10, real_rain=RB2),
+    Clip("davis_dog", "clean_video/davis/dog", 10, faint=True, real_rain=PEXELS5),
 )
 REAL_CLIPS = ("real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/262.mp4",
               "real_video/realrain_pexels/42.mp4", "real_video/realrain_pexels/5.mp4")
@@ -124,6 +130,36 @@ def render(clip: Clip, out_root: Path, data_root: Path = DATA_ROOT) -> tuple[Pat
     log.info("rendered dev video %s (%d frames, %dx%d)", clip.name, len(clean), clean[0].shape[1],
              clean[0].shape[0])
     return rain_set, clean_set
+
+
+def render_real_rain(clip: Clip, out_root: Path, data_root: Path = DATA_ROOT) -> Path | None:
+    """Write ``<clip>_realrain/{rain,clean}``: the rain mined from the held-out part of
+    ``clip.real_rain`` (:func:`~stream_derain.synth.mined.mine_layers`), frame by frame
+    over the clean clip, cut to its size (as many frames as both have). None when the
+    clip names no real rain. Kept when present."""
+    from .synth.mined import composite, mine_layers
+
+    if not clip.real_rain:
+        return None
+    folder = out_root / f"{clip.name}_realrain"
+    if (folder / "clean").is_dir():
+        return folder
+    clean = clip_frames(clip, data_root)
+    layers = mine_layers(real_dev_frames(clip.real_rain, data_root))
+    h, w = clean[0].shape[:2]
+    lh, lw = layers[0].shape[:2]
+    if lh < h or lw < w:
+        f = max(h / lh, w / lw)
+        layers = [cv2.resize(la, (int(np.ceil(lw * f)), int(np.ceil(lh * f)))) for la in layers]
+    n = min(len(clean), len(layers))
+    rainy = composite([c.astype(np.float32) / 255.0 for c in clean[:n]], [la[:h, :w] for la in layers[:n]])
+    for sub in ("rain", "clean"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        images.write_rgb(folder / "rain" / f"{i:04d}.png", (rainy[i] * 255.0 + 0.5).astype(np.uint8))
+        images.write_rgb(folder / "clean" / f"{i:04d}.png", clean[i])
+    log.info("rendered dev video %s with real rain from %s (%d frames)", clip.name, clip.real_rain, n)
+    return folder
 
 
 def render_all(out_root: Path = Path("runs/devvideo"), data_root: Path = DATA_ROOT) -> list[Path]:

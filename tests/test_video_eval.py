@@ -38,3 +38,26 @@ def test_real_scores_credit_removal_and_detect_smearing():
 
     blurred = real_scores([cv2.GaussianBlur(f, (0, 0), 2.0) for f in dry], rainy)
     assert blurred["background_detail"] < 0.5
+
+
+def test_real_rain_dev_clips_carry_the_held_out_rain_of_a_real_clip(tmp_path):
+    """``<clip>_realrain``: the clean clip with the transient light of a real clip's held-out
+    part added; its clean frames are the clip's own."""
+    from stream_derain import devvideo
+    from stream_derain.io import images
+
+    data = tmp_path / "data"
+    for name, frames in (("real", _clip(20)), ("clean", _clip(12, rain=False))):
+        (data / name).mkdir(parents=True)
+        for i, f in enumerate(frames):
+            images.write_rgb(data / name / f"{i:05d}.png", f)
+    clip = devvideo.Clip("toy", "clean", count=12, real_rain="real")
+    folder = devvideo.render_real_rain(clip, tmp_path / "dev", data)
+    rainy = [images.read_rgb(p) for p in sorted((folder / "rain").iterdir())]
+    clean = [images.read_rgb(p) for p in sorted((folder / "clean").iterdir())]
+    assert len(rainy) == len(clean) == 8 - 4  # the last 40% of 20 frames, less two each side
+    assert all(np.array_equal(c, f) for c, f in zip(clean, _clip(12, rain=False)))
+    added = [r.astype(int) - c for r, c in zip(rainy, clean)]
+    assert all(a.min() >= 0 for a in added)  # rain only adds light
+    assert np.mean([(a.max(axis=2) > 50).mean() for a in added]) > 0.005  # the streaks came over
+    assert devvideo.render_real_rain(devvideo.Clip("dry", "clean"), tmp_path / "dev", data) is None

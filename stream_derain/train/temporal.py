@@ -33,7 +33,15 @@ from .checkpoint import load_weights, read_checkpoint, weights_to_use
 from .config import DATA_ROOT, StageConfig
 from .data import drop_overlaps, load_folders
 from .supervised import detail_loss, init_from, use_bf16
-from .video_data import WindowRecipe, batch_windows, load_clips, load_real_clips, load_teacher_clips, windows
+from .video_data import (
+    WindowRecipe,
+    batch_windows,
+    load_clips,
+    load_mined_rain,
+    load_real_clips,
+    load_teacher_clips,
+    windows,
+)
 
 log = logging.getLogger(__name__)
 ARCH = "TemporalStudent"
@@ -45,6 +53,8 @@ TRAIN_CLIPS = (
 TEACHER_SOURCES = {"ra1": "real_video/ra1", "rb2": "real_video/rb2",
                    "pexels-262": "real_video/realrain_pexels/262.mp4",
                    "pexels-367": "real_video/realrain_pexels/367.mp4"}
+MINED_SOURCES = ("real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/262.mp4",
+                 "real_video/realrain_pexels/367.mp4")
 STILLS = tuple(str(DATA_ROOT / "clean" / d) for d in ("kodak24", "mcmaster", "bsds500_test", "camvid"))
 
 
@@ -96,6 +106,10 @@ class TemporalTrainConfig(StageConfig):
     teacher_cache: str = "runs/teacher/spanet"
     teacher_sources: dict[str, str] = field(default_factory=lambda: dict(TEACHER_SOURCES))
     fall_speed: tuple[float, float] = (0.6, 1.6)
+    # rain mined from the trainable part of real clips (synth.mined) for this share of the
+    # rainy windows; the dev clips 42 and 5 are never mined (a check on unseen rain)
+    mined_share: float = 0.0
+    mined_sources: tuple[str, ...] = MINED_SOURCES
     rain_loss_weight: float = 0.5
     detail_loss_weight: float = 0.5
     bf16: bool = True
@@ -254,7 +268,8 @@ def _window_stream(cfg: TemporalTrainConfig, rng):
         sources, share = cfg.teacher_sources, REAL_TRAIN_SHARE
         teacher = (load_teacher_clips(Path(cfg.teacher_cache), sources, DATA_ROOT, share) if cfg.teacher_cache
                    else load_real_clips(sources, DATA_ROOT, share))
-    return windows(clips, stills, cfg.recipe(), bank, rng, teacher)
+    mined = load_mined_rain(cfg.mined_sources, DATA_ROOT, REAL_TRAIN_SHARE) if cfg.mined_share > 0 else []
+    return windows(clips, stills, cfg.recipe(), bank, rng, teacher, mined)
 
 
 def train_temporal(cfg: TemporalTrainConfig) -> Path:

@@ -16,7 +16,9 @@ and the clean target frame. Each is drawn as:
    the K frames at their times, scaled by a random fall speed (``fall_speed``): at a low
    frame rate a drop moves far between frames, at a high one it overlaps itself;
    the condition is drawn as for single frames (:func:`~stream_derain.synth.rain_pair`'s
-   recipe: heavy, faint and dense shares). A share of windows stays rain-free
+   recipe: heavy, faint and dense shares), or for a share of them (``mined_share``)
+   rain mined from real rainy clips (:mod:`~stream_derain.synth.mined`: each frame's own real
+   streaks, consecutive frames over the K slots). A share of windows stays rain-free
    (target = input: do no harm on real motion), and a share is JPEG-compressed after
    the rain (every frame and the target with one quality);
 5. with ``align = "flow"`` (explicit alignment) each neighbour is warped onto the
@@ -45,8 +47,10 @@ from .. import synth
 from ..align import align_window
 from ..devvideo import fit, read_source
 from ..model.temporal import OFFSETS
+from ..synth.mined import composite, mine_layers, mined_window
 
 log = logging.getLogger(__name__)
+MIN_LAYERS = 8  # a real clip must give more mined layers than any window spans
 Window = tuple[np.ndarray, np.ndarray]  # (HxWx3K float32 slots, HxWx3 float32 target)
 
 
@@ -64,6 +68,7 @@ class WindowRecipe:
     max_stride: int = 3
     align: str = "none"  # "none" (implicit) or a flow mode of align.FLOWS (explicit, DIS)
     teacher_share: float = 0.0  # windows of real rain with the teacher's output as target
+    mined_share: float = 0.0  # rainy windows whose rain is mined from real clips (synth.mined)
     # rain's fall per frame interval, in multiples of the renderer's base speed (0.8 of a
     # streak's length): at most ~1 the streak overlaps itself in the next frame; a camera
     # whose exposure is shorter than its frame interval never does (1.25-3.75)
@@ -157,7 +162,7 @@ def _rain(frames: list[np.ndarray], times: np.ndarray, recipe: WindowRecipe, ban
 
 def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: WindowRecipe,
             bank: synth.StreakBank | None, rng: np.random.Generator,
-            teacher: Sequence[TeacherClip] = ()) -> Iterator[Window]:
+            teacher: Sequence[TeacherClip] = (), mined: Sequence[list[np.ndarray]] = ()) -> Iterator[Window]:
     """Endless (slots HxWx3K, target HxWx3) float32 windows (see the module docstring)."""
     modes = OFFSETS[recipe.frames]
     while True:
@@ -177,8 +182,12 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
                                         recipe.max_stride, rng)
         rainy = clean
         if rng.uniform() >= recipe.rain_free_share:
-            times = np.asarray(offsets, np.float32) * stride * float(rng.uniform(*recipe.fall_speed))
-            rainy = _rain(clean, times, recipe, bank, rng)
+            if mined and rng.uniform() < recipe.mined_share:
+                layers = mined_window(mined[int(rng.integers(len(mined)))], offsets, recipe.crop, rng)
+                rainy = composite(clean, layers)
+            else:
+                times = np.asarray(offsets, np.float32) * stride * float(rng.uniform(*recipe.fall_speed))
+                rainy = _rain(clean, times, recipe, bank, rng)
         target = clean[0]
         if rng.uniform() < recipe.compress_share:
             q = int(rng.integers(35, 91))
@@ -238,6 +247,22 @@ def load_real_clips(sources: dict[str, str], data_root: Path, train_share: float
         frames = [fit(f) for f in frames[:int(len(frames) * train_share)]]
         clips.append(TeacherClip(frames, dict(enumerate(frames))))
         log.info("real windows %s: %d trainable frames", name, len(frames))
+    return clips
+
+
+def load_mined_rain(sources: Sequence[str], data_root: Path, train_share: float,
+                    max_side: int = 640) -> list[list[np.ndarray]]:
+    """The mined layers of each real clip's trainable part (frames box-resized as the
+    dev video is), one list per clip."""
+    clips = []
+    for rel in sources:
+        frames = read_source(data_root / rel)
+        frames = [fit(f, max_side) for f in frames[:int(len(frames) * train_share)]]
+        layers = mine_layers(frames)
+        if len(layers) > MIN_LAYERS:
+            clips.append(layers)
+            cover = np.mean([(la.max(axis=2) > 0).mean() for la in layers])
+            log.info("mined rain %s: %d layers, %.1f%% of the pixels", rel, len(layers), 100 * cover)
     return clips
 
 
