@@ -11,12 +11,13 @@ build clean frames for real rainy video, used the other way round: keep the rain
 above the median by more than :data:`MIN_LEVELS` grey levels, and drops pixels where
 the aligned neighbours disagree: the darkest three spread over more than
 :data:`MAX_SPREAD` levels (the flow failed there, or leaves flutter: what stands out
-is the scene's motion, not rain; one neighbour may carry rain of its own). The layers of consecutive
-frames go over the K frames of a clean window (:func:`mined_window`), so the rain
-keeps its own temporal behaviour (each frame's streaks where they were) while the
-scene is the clean clip's, with its ground truth. Training mines the trainable part
-of each real clip (:func:`~stream_derain.train.video_data.load_mined_rain`), the dev
-video the held-out part (:func:`~stream_derain.devvideo.render_real_rain`).
+is the scene's motion, not rain; one neighbour may carry rain of its own). The
+layers of consecutive frames go over the K frames of a clean window
+(:func:`mined_window`), so the rain keeps its own temporal behaviour (each frame's
+streaks where they were) while the scene is the clean clip's, with its ground truth.
+Training mines the trainable part of each real clip
+(:func:`~stream_derain.train.video_data.load_mined_rain`), the dev video the held-out
+part (:func:`~stream_derain.devvideo.render_real_rain`).
 """
 
 from __future__ import annotations

@@ -269,6 +269,8 @@ def _window_stream(cfg: TemporalTrainConfig, rng):
         teacher = (load_teacher_clips(Path(cfg.teacher_cache), sources, DATA_ROOT, share) if cfg.teacher_cache
                    else load_real_clips(sources, DATA_ROOT, share))
     mined = load_mined_rain(cfg.mined_sources, DATA_ROOT, REAL_TRAIN_SHARE) if cfg.mined_share > 0 else []
+    if cfg.mined_share > 0 and not mined:
+        raise ConfigError(f"mined_share {cfg.mined_share}: no rain mined from {', '.join(cfg.mined_sources)}")
     return windows(clips, stills, cfg.recipe(), bank, rng, teacher, mined)
 
 
