@@ -11,6 +11,7 @@ from stream_derain.train.video_data import (
     WindowRecipe,
     batch_windows,
     clip_window,
+    load_mined_rain,
     teacher_window,
     windows,
 )
@@ -72,3 +73,41 @@ def test_real_windows_without_teacher_outputs_only_serve_head_distillation(tmp_p
         write_rgb(clip / f"{i:05d}.png", np.full((48, 64, 3), 10 * i, np.uint8))
     (real,) = load_real_clips({"clip": "real/clip"}, tmp_path, 0.6)
     assert len(real.frames) == 6 and all(real.targets[i] is real.frames[i] for i in range(6))
+
+
+def _streak_clip(n: int, size: int = 96) -> list[np.ndarray]:
+    """A still textured scene with a dozen short bright streaks in new places every frame."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    noise = rng.random((size // 8, size // 8, 3), dtype=np.float32)
+    smooth = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    scene = (smooth * 150 + 40).astype(np.uint8)
+    frames = []
+    for _ in range(n):
+        f = scene.copy()
+        for _ in range(12):
+            y, x = int(rng.integers(8, size - 24)), int(rng.integers(8, size - 8))
+            f[y:y + 12, x:x + 2] = np.minimum(scene[y:y + 12, x:x + 2].astype(int) + 60, 255)
+        frames.append(f)
+    return frames
+
+
+def test_windows_with_mined_rain_add_the_real_layers_to_the_clean_frames(tmp_path):
+    frames = _streak_clip(13)
+    from stream_derain.io.images import write_rgb
+
+    clip = tmp_path / "real" / "clip"
+    clip.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        write_rgb(clip / f"{i:05d}.png", f)
+    mined = load_mined_rain(["real/clip"], tmp_path, 1.0)
+    assert len(mined) == 1 and len(mined[0]) == 9
+    stills = [np.random.default_rng(i).random((96, 96, 3), dtype=np.float32) * 0.5 for i in range(3)]
+    recipe = WindowRecipe(frames=5, crop=48, still_share=1.0, rain_free_share=0.0, compress_share=0.0,
+                          mined_share=1.0)
+    x, y = batch_windows(windows([], stills, recipe, None, np.random.default_rng(1), mined=mined), 8)
+    added = x[:, :3] - y
+    assert (added >= -1e-6).all() and (added.reshape(8, -1).max(axis=1) > 0.1).all()
+    # only streak light: a few percent of the pixels, never a veil
+    assert ((added.max(axis=1) > 0).mean(axis=(1, 2)) < 0.15).all()
