@@ -179,7 +179,7 @@ class ReplaceHead(nn.Module):
             # oneDNN's AMX brgemm convolution has for other strided shapes (pytorch#169688,
             # oneDNN#5494): the head runs in fp32
             with torch.autocast("cpu", enabled=False):
-                return self.shuffle(self.body[1:](self.body[0](x.float())))
+                return self.shuffle(self.body(x.float()))
         return self.shuffle(self.body(x))
 
 

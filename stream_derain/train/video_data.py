@@ -237,28 +237,30 @@ def load_teacher_clips(cache: Path, sources: dict[str, str], data_root: Path,
     return clips
 
 
+def trainable_frames(rel: str, data_root: Path, train_share: float) -> list[np.ndarray]:
+    """The first ``train_share`` of a real clip's frames (the rest is dev video), box-resized
+    as the dev video is (:func:`~stream_derain.devvideo.fit`)."""
+    frames = read_source(data_root / rel)
+    return [fit(f) for f in frames[:int(len(frames) * train_share)]]
+
+
 def load_real_clips(sources: dict[str, str], data_root: Path, train_share: float) -> list[TeacherClip]:
     """Real clips without teacher outputs (the trainable part, at the dev video's size):
     each frame is its own target, for a loss that never reads it (head distillation,
     whose target is another head's logits on the same window)."""
     clips = []
     for name, rel in sources.items():
-        frames = read_source(data_root / rel)
-        frames = [fit(f) for f in frames[:int(len(frames) * train_share)]]
+        frames = trainable_frames(rel, data_root, train_share)
         clips.append(TeacherClip(frames, dict(enumerate(frames))))
         log.info("real windows %s: %d trainable frames", name, len(frames))
     return clips
 
 
-def load_mined_rain(sources: Sequence[str], data_root: Path, train_share: float,
-                    max_side: int = 640) -> list[list[np.ndarray]]:
-    """The mined layers of each real clip's trainable part (frames box-resized as the
-    dev video is), one list per clip."""
+def load_mined_rain(sources: Sequence[str], data_root: Path, train_share: float) -> list[list[np.ndarray]]:
+    """The mined layers of each real clip's trainable part, one list per clip."""
     clips = []
     for rel in sources:
-        frames = read_source(data_root / rel)
-        frames = [fit(f, max_side) for f in frames[:int(len(frames) * train_share)]]
-        layers = mine_layers(frames)
+        layers = mine_layers(trainable_frames(rel, data_root, train_share))
         if len(layers) > MIN_LAYERS:
             clips.append(layers)
             cover = np.mean([(la.max(axis=2) > 0).mean() for la in layers])
