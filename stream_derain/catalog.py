@@ -22,7 +22,7 @@ MANIFEST = "manifest.json"
 DEFAULT_MODEL = "derain-student"
 WINDOW_MODES = ("centred", "causal")  # which neighbours a multi-frame model sees (see ModelInfo.offsets)
 # how a multi-frame model's neighbours are prepared (see ModelInfo.align; the flows: align.FLOWS)
-ALIGN_MODES = ("none", "flow", "flow-medium")
+ALIGN_MODES = ("none", "flow", "flow-medium", "flow-chain")
 
 
 def models_dir() -> Path:
@@ -194,12 +194,13 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
 
 
 def write_entry(folder: Path, name: str, entry: dict[str, Any], *, merge: bool = False,
-                default: str = "if-none") -> None:
+                default: str = "if-none", live_default: bool = False) -> None:
     """Write model ``name``'s entry into ``folder``'s manifest (created if missing),
     atomically. ``merge``: update the old entry's keys (an export keeps keys it does not
     write, e.g. ``stills``) instead of replacing the entry. ``default``: ``"make"`` makes
     ``name`` the default model, ``"if-none"`` only when the manifest names none,
-    ``"never"`` leaves it."""
+    ``"never"`` leaves it. ``live_default``: make ``name`` the model live streams run
+    when they name none (:func:`default_name`)."""
     if default not in ("make", "if-none", "never"):
         raise ValueError(f"default {default!r}: make, if-none or never")
     path = folder / MANIFEST
@@ -208,16 +209,32 @@ def write_entry(folder: Path, name: str, entry: dict[str, Any], *, merge: bool =
     models[name] = {**models.get(name, {}), **entry} if merge else entry
     if default == "make" or (default == "if-none" and "default" not in manifest):
         manifest["default"] = name
+    if live_default:
+        manifest["live_default"] = name
     tmp = path.with_name(MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
 
 
-def load_model_info(name: str | None = None, folder: Path | None = None) -> ModelInfo:
-    """The manifest entry ``name`` (default: the manifest's default model)."""
+USES = ("files", "live")  # what a run without a named model is for (default_name)
+
+
+def default_name(manifest: dict[str, Any], use: str = "files") -> str:
+    """The model a run uses when it names none: the manifest's ``default`` (files,
+    benchmarks, evaluation), or for ``use="live"`` its ``live_default`` where it names
+    one (a model that keeps up with a camera where the default may not)."""
+    if use not in USES:
+        raise ValueError(f"use {use!r}: choose {' or '.join(USES)}")
+    live = manifest.get("live_default") if use == "live" else None
+    return str(live or manifest.get("default", DEFAULT_MODEL))
+
+
+def load_model_info(name: str | None = None, folder: Path | None = None, use: str = "files") -> ModelInfo:
+    """The manifest entry ``name`` (default: the manifest's default model for ``use``,
+    :func:`default_name`)."""
     folder = folder or models_dir()
     manifest = read_manifest(folder)
-    name = name or manifest.get("default", DEFAULT_MODEL)
+    name = name or default_name(manifest, use)
     entry = manifest.get("models", {}).get(name)
     if entry is None:
         raise ModelError(f"unknown model {name!r}; shipped: {', '.join(manifest.get('models', {}))}")
@@ -304,15 +321,16 @@ def still_model(model: ModelInfo) -> ModelInfo:
 
 
 def resolve_model(spec: str | Path | None = None, onnx: Path | None = None,
-                  multiple: int | None = None) -> ModelInfo:
-    """The model to run: a shipped one by manifest name (the default model when ``spec``
-    and ``onnx`` are both None) or a user's ONNX file, given as ``onnx`` or as a ``spec``
-    that ends in ``.onnx`` or names an existing file. ``multiple``: H and W must be
-    multiples of this for a user's file (default: see :func:`model_from_path`)."""
+                  multiple: int | None = None, use: str = "files") -> ModelInfo:
+    """The model to run: a shipped one by manifest name (the default model for ``use``
+    when ``spec`` and ``onnx`` are both None: :func:`default_name`) or a user's ONNX
+    file, given as ``onnx`` or as a ``spec`` that ends in ``.onnx`` or names an existing
+    file. ``multiple``: H and W must be multiples of this for a user's file (default: see
+    :func:`model_from_path`)."""
     if spec and onnx:
         raise ModelError("give a model name or an ONNX path, not both")
     if onnx:
         return model_from_path(Path(onnx), multiple)
     if spec and (str(spec).endswith(".onnx") or Path(spec).is_file()):
         return model_from_path(Path(spec), multiple)
-    return load_model_info(str(spec) if spec else None)
+    return load_model_info(str(spec) if spec else None, use=use)

@@ -89,12 +89,18 @@ class EngineSpec:
         """The backend asked for (``auto`` before it is chosen)."""
         return self.backend if isinstance(self.backend, str) else self.backend.name
 
+    def resolve(self, use: str = "files") -> ModelInfo:
+        """The spec's model: the one it names, else the default model for ``use``
+        (``files`` or ``live``: :func:`~.catalog.default_name`)."""
+        return resolve_model(self.model, use=use)
+
     def create(self, model: ModelInfo | None = None, factory: BackendFactory | None = None) -> Backend:
         """The backend this spec asks for, not yet activated (:func:`open_engine`
-        activates it). ``model`` replaces the spec's (a stills model, a bench variant's);
-        ``factory`` replaces :func:`~.backends.create_backend` (tests, benchmarks)."""
+        activates it). ``model`` replaces the spec's (a stills model, a bench variant's,
+        live's default); ``factory`` replaces :func:`~.backends.create_backend` (tests,
+        benchmarks)."""
         make = factory or create_backend
-        return make(self.backend, model if model is not None else resolve_model(self.model), self.precision,
+        return make(self.backend, model if model is not None else self.resolve(), self.precision,
                     self.threads, self.backend_options)
 
 

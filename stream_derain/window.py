@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -82,6 +82,7 @@ class WindowFrame:
     position: int
     cache: Any = None
     grey: Any = None
+    flows: dict[int, np.ndarray] = field(default_factory=dict)  # by the other frame's position
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,20 @@ def align_slots(slots: Sequence[WindowFrame], mode: str = "flow") -> list[np.nda
     for f in unique:
         if f.grey is None:
             f.grey = grey(f.image, scale)
-    aligned = align_window([f.image for f in unique], mode, greys=[f.grey for f in unique])
+    spec = FLOWS[mode]
+    dis = spec.create()
+
+    def pair(i: int, j: int) -> np.ndarray:  # a chained mode's flows serve several windows: kept
+        a, b = unique[i], unique[j]
+        if not spec.chain:
+            return dis.calc(a.grey, b.grey, None)
+        if b.position not in a.flows:
+            a.flows[b.position] = dis.calc(a.grey, b.grey, None)
+        return a.flows[b.position]
+
+    offsets = [f.position - unique[0].position for f in unique]
+    aligned = align_window([f.image for f in unique], mode, greys=[f.grey for f in unique],
+                           offsets=offsets, pair=pair)
     by_id = {id(f.image): out for f, out in zip(unique, aligned)}
     return [by_id[id(im)] for im in images]
 

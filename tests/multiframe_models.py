@@ -6,7 +6,8 @@ test can tell which frames of the window a model read:
   frame the window read shows in the output);
 - ``slot{j}-k{K}-flow``: ``slot{j}-k{K}`` whose manifest entry says ``"align": "flow"``
   (the neighbours warped onto the target before the model: its output is the frame of
-  slot j as aligned); ``slot{j}-k{K}-flow-medium`` the same with ``"align": "flow-medium"``.
+  slot j as aligned); ``slot{j}-k{K}-flow-medium`` and ``-flow-chain`` the same with
+  ``"align": "flow-medium"`` and ``"flow-chain"``.
 
 :func:`write_models` writes them with a ``manifest.json`` (``frames`` K, the default
 offsets); test files wrap it in their own fixture (``tmp_path_factory``).
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from stream_derain.catalog import default_offsets
 
-ALIGNED = ("flow", "flow-medium")  # the manifest's flow align modes
+ALIGNED = ("flow", "flow-medium", "flow-chain")  # the manifest's flow align modes
 
 
 def _graph(frames: int, body: str, slot: int = 0):  # noqa: ANN202 - onnx.ModelProto

@@ -142,3 +142,21 @@ def test_the_align_modes_are_none_and_the_flows():
     from stream_derain.catalog import ALIGN_MODES
 
     assert ALIGN_MODES == ("none", *FLOWS)
+
+
+def test_the_live_default_is_the_manifests_where_it_names_one(tmp_path: Path):
+    """default_name: files take ``default``; live takes ``live_default`` where the manifest
+    names one; write_entry sets it only when asked."""
+    from stream_derain.catalog import default_name, write_entry
+
+    assert default_name({"default": "a"}) == default_name({"default": "a"}, "live") == "a"
+    assert default_name({"default": "a", "live_default": "b"}, "live") == "b"
+    assert default_name({"default": "a", "live_default": "b"}) == "a"
+    with pytest.raises(ValueError):
+        default_name({"default": "a"}, "camera")
+    write_entry(tmp_path, "a", {"version": "1"}, default="make")
+    write_entry(tmp_path, "b", {"version": "1"})
+    assert "live_default" not in json.loads((tmp_path / "manifest.json").read_text())
+    write_entry(tmp_path, "b", {"version": "1"}, live_default=True)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert (manifest["default"], manifest["live_default"]) == ("a", "b")

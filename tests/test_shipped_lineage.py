@@ -71,7 +71,10 @@ def test_v43_names_its_head_back_to_v3_and_its_base_v4_by_hash_and_its_operating
         assert parent["verified"] and kept.parent == ckpt.parent and sha256(kept).startswith(parent["sha256"])
         (parent,), chain = parent["parents"], chain + 1
     assert chain == 4 and parent["lineage_hash"] == v3["lineage_hash"] and parent["verified"]
-    assert v43["stills"] == "derain-student-v3" and v43["temporal"]["head"] and v43["align"] == "flow"
+    assert v43["stills"] == "derain-student-v3" and v43["temporal"]["head"]
+    # trained on windows aligned by "flow", run with "flow-chain" (v4.3.1): the lineage says both
+    assert lineage["train_cfg"]["align"] == "flow" and v43["align"] == "flow-chain"
+    assert lineage["adjustments"]["align"] == "flow-chain"
     assert v43["temporal"]["base_evidence"] and v43["temporal"]["rain_input"]
     assert v43["dev_video"]["centred"]["real"]["rain_removed"] > 0.1
     assert lineage.get("adjustments", {}).get("gate_offset", 0.0) == v43.get("gate_offset", 0.0)

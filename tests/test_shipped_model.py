@@ -12,7 +12,7 @@ import pytest
 
 from stream_derain import synth
 from stream_derain.backends import create_backend
-from stream_derain.catalog import load_model_info, still_model
+from stream_derain.catalog import load_model_info, resolve_model, still_model
 from stream_derain.metrics import psnr
 from stream_derain.video_eval import derain_clip
 
@@ -33,6 +33,33 @@ def test_removes_synthetic_rain_from_a_clip():
     before, after = psnr(rainy_u8, clean_u8), psnr(out, clean_u8)
     assert after > before + 2.0, (before, after)
     assert psnr(out_clean, clean_u8) > 40.0  # do no harm: the same clip without rain (a camera pan)
+
+
+def test_files_run_v431_which_takes_streaks_that_last_one_frame():
+    """The default for files (v4.3.1, flow-chain alignment) takes most of the light of
+    thin streaks that one frame of a still scene has and leaves the rest of the frame
+    alone; live streams run v4 (the manifest's live_default), still images v3."""
+    data = pytest.importorskip("skimage.data")
+    import cv2
+
+    files, live = load_model_info(), resolve_model(use="live")
+    assert (files.name, files.align, live.name) == ("derain-student-v43", "flow-chain", "derain-student")
+    assert still_model(files).name == still_model(live).name == "derain-student-v3"
+    scene = cv2.resize(data.coffee(), (320, 240), interpolation=cv2.INTER_AREA)
+    streaks = np.zeros(scene.shape[:2], np.uint8)
+    rng = np.random.default_rng(3)
+    for x, y in zip(rng.integers(10, 310, 25), rng.integers(10, 200, 25)):
+        cv2.line(streaks, (int(x), int(y)), (int(x) + 3, int(y) + 22), 255, 1)
+    on = streaks > 0
+    frames = [scene.copy() for _ in range(7)]
+    frames[3] = np.clip(scene.astype(int) + 50 * on[..., None], 0, 255).astype(np.uint8)
+    left = {}
+    for model in (files, live):
+        with create_backend("onnxruntime", model) as be:
+            out = derain_clip(be, frames, smooth=True)[3].astype(float) - scene
+        left[model.name] = out[on].mean() / (frames[3].astype(float) - scene)[on].mean()
+        assert np.abs(out[~on]).mean() < 0.5, model.name  # the scene stays
+    assert left[files.name] < 0.25 and left[live.name] > 0.5, left  # v4 keeps most of it
 
 
 @pytest.mark.slow

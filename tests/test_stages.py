@@ -317,7 +317,7 @@ def run_slot1(model, device: bool, src: list[FrameItem]) -> tuple[list, InferSta
         return drive(stage, src), stage
 
 
-@pytest.mark.parametrize("mode", ["flow", "flow-medium"])
+@pytest.mark.parametrize("mode", ["flow", "flow-medium", "flow-chain"])
 @pytest.mark.parametrize("device", [False, True], ids=["host", "device"])
 def test_flow_alignment_brings_the_previous_frame_onto_the_target(multi_dir, device, mode) -> None:
     """slot1-k5 outputs the previous frame: 3 px away on a pan; slot1-k5-flow (the same

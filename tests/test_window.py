@@ -179,8 +179,9 @@ def test_align_slots_aligns_each_distinct_neighbour_once(monkeypatch: pytest.Mon
 
     calls: list[int] = []
 
-    def fake(images, mode, greys=None):
+    def fake(images, mode, greys=None, offsets=None, pair=None):
         calls.append(len(images))
+        assert offsets == [0, 1]  # each distinct frame's position from the target's
         assert mode == "flow"
         assert greys is not None and len(greys) == len(images)  # each frame's luma, kept
         return [images[0]] + [np.full_like(im, 7 + j) for j, im in enumerate(images[1:])]

@@ -100,14 +100,16 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _other_models(folder: Path, default: Any) -> str:
-    """The shipped models beside the default, each with its version and the default's
-    ``stills`` marked (``--version``'s third line; empty when there are none)."""
-    from ..catalog import read_manifest
+    """The shipped models beside the default, each with its version, the default's
+    ``stills`` and the live streams' default marked (``--version``'s third line; empty
+    when there are none)."""
+    from ..catalog import default_name, read_manifest
 
-    stills = default.meta.get("stills") if default.meta else None
-    entries = read_manifest(folder).get("models", {})
-    return ", ".join(f"{name} v{entry.get('version')}" + (" (still images)" if name == stills else "")
-                     for name, entry in entries.items() if name != default.name)
+    manifest = read_manifest(folder)
+    roles = {default_name(manifest, "live"): " (live streams)",
+             default.meta.get("stills") if default.meta else None: " (still images)"}
+    return ", ".join(f"{name} v{entry.get('version')}{roles.get(name, '')}"
+                     for name, entry in manifest.get("models", {}).items() if name != default.name)
 
 
 def _version(value: bool) -> None:

@@ -79,6 +79,9 @@ def export_cmd(
                                       "more); chosen with scripts/gate_offset.py, recorded in the lineage."),
     stills: Optional[str] = typer.Option(None, help="A multi-frame model's stand-in for still images: a "
                                          "single-frame model shipped beside it (e.g. derain-student-v3)."),
+    align: Optional[str] = typer.Option(None, help="The flow mode inference aligns the window with, if "
+                                        "not the one it was trained with (e.g. flow-chain); recorded in "
+                                        "the lineage."),
 ) -> None:
     """Export a student (or grown teacher) checkpoint to ONNX (FP32 + FP16), check both against
     torch, and write its manifest entry with the model's lineage (never into engines/ unless
@@ -87,7 +90,7 @@ def export_cmd(
     from ..train.publish import ExportConfig, export_checkpoint, parse_aliases, read_dev_scores
 
     cfg = ExportConfig(checkpoint, out, name, version, read_dev_scores(scores) if scores else {},
-                       recipe, parse_aliases(parent_at), gate_offset, stills)
+                       recipe, parse_aliases(parent_at), gate_offset, stills, align)
     entry = export_checkpoint(cfg)
     lineage = entry["lineage"]["lineage_hash"]
     typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "
@@ -103,11 +106,13 @@ def ship_cmd(
                                       "reads, engines/ in a checkout)."),
     replace: bool = typer.Option(False, "--replace", help="Replace a model of the same name there."),
     default: bool = typer.Option(False, "--default", help="Make it the default model."),
+    live_default: bool = typer.Option(False, "--live-default", help="Make it the model live streams run "
+                                      "when none is named (where the default may not keep up)."),
 ) -> None:
     """Ship an exported model: copy its files into engines/ and enter it in the manifest.
     Refuses to replace a shipped model without --replace, and says what it replaces."""
     from ..catalog import models_dir
     from ..model.ship import ship
 
-    done = ship(export_dir, to if to is not None else models_dir(), name, replace, default)
+    done = ship(export_dir, to if to is not None else models_dir(), name, replace, default, live_default)
     typer.echo(done.describe())

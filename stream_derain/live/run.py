@@ -305,7 +305,7 @@ def run_live(cfg: LiveConfig, status_cb: Callable[[LiveStats], None] | None = No
     control = control if control is not None else RunControl()
     p = Pipeline()
     source = ReconnectingSource(cfg.source, end=p.source_stop, control=control)
-    with open_engine(cfg.engine) as backend:
+    with open_engine(cfg.engine, cfg.engine.resolve(use="live")) as backend:
         log.info("%s", backend.summary())
         source.connect()
         try:

@@ -83,12 +83,12 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def ship(src: Path, dest: Path, name: str | None = None, replace: bool = False,
-         make_default: bool = False) -> Shipped:
+         make_default: bool = False, live_default: bool = False) -> Shipped:
     """Copy the exported model ``name`` from ``src`` into ``dest`` and enter it in
     ``dest``'s manifest (its entry replaced whole: an old entry's scores must not stay
     beside new weights). ModelError, before anything is written, when it would replace a
     model (or file) there and ``replace`` is false. The model becomes ``dest``'s default
-    when asked or when it already was."""
+    when asked or when it already was; ``live_default``: the default of live streams."""
     if src.resolve() == dest.resolve():
         raise ModelError(f"{src} is already the shipped models folder")
     name, entry = _checked_entry(src, name)
@@ -106,7 +106,7 @@ def ship(src: Path, dest: Path, name: str | None = None, replace: bool = False,
     stale = {r["file"] for r in old.get("files", {}).values()} - {r["file"] for r in entry["files"].values()}
     if stale:
         log.warning("files of the replaced %s left in %s: %s", name, dest, ", ".join(sorted(stale)))
-    write_entry(dest, name, entry, default="make" if make_default else "if-none")
+    write_entry(dest, name, entry, default="make" if make_default else "if-none", live_default=live_default)
     done = Shipped(name, str(entry.get("version")), str(_lineage_of(entry)), dest,
                    str(old["version"]) if old else None, _lineage_of(old) if old else None)
     log.info("%s", done.describe())

@@ -42,6 +42,9 @@ class ExportConfig:
     # chosen on training clips (scripts/gate_offset.py), recorded in the manifest and lineage
     gate_offset: float = 0.0
     stills: str | None = None  # the single-frame model still images run instead (shipped beside it)
+    # the align mode inference runs (align.FLOWS) if not the one it was trained with: a finer
+    # flow of the same kind needs no retraining (docs/derainer_v4_video.md, "flow-chain")
+    align: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -81,6 +84,18 @@ def refuse_shipped_folder(folder: Path) -> None:
                           f"runs/export/NAME), then `stream-derain ship` it")
 
 
+def inference_align(align: str, trained: str | None, checkpoint: Path) -> str:
+    """``align`` if a model trained with ``trained`` alignment may run it: a flow mode
+    (:data:`.align.FLOWS`) for a model trained on flow-aligned windows; else ConfigError."""
+    from ..align import FLOWS
+
+    if trained in (None, "none"):
+        raise ConfigError(f"{checkpoint} was not trained on aligned windows: --align does not apply")
+    if align not in FLOWS:
+        raise ConfigError(f"--align must be one of {', '.join(FLOWS)}, got {align!r}")
+    return align
+
+
 def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
     """Export ``cfg.checkpoint`` (FP32 + FP16, each checked against torch) into
     ``cfg.folder`` and write its manifest entry with ``training`` and ``lineage``."""
@@ -103,9 +118,12 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
             raise ConfigError(f"{cfg.checkpoint} has {exc}: --gate-offset does not apply") from None
         adjustments["gate_offset"] = cfg.gate_offset
     train_cfg = ckpt.get("train_cfg", {})
+    trained_align = train_cfg.get("align", "none") if ckpt["arch"] == TEMPORAL else None
+    if cfg.align is not None and cfg.align != trained_align:
+        adjustments["align"] = inference_align(cfg.align, trained_align, cfg.checkpoint)
     extra: dict[str, Any] = {
         "trained_steps": ckpt["step"], "checkpoint_arch": ckpt["arch"],
-        **({"align": train_cfg.get("align", "none")} if ckpt["arch"] == TEMPORAL else {}),
+        **({"align": trained_align} if trained_align is not None else {}),
         # the training config itself is the lineage's train_cfg (written once, under its hash)
         "training": {"steps": ckpt["step"], "train_seconds": ckpt.get("extra", {}).get("train_seconds")},
         "lineage": build_lineage(cfg.checkpoint, recipe=cfg.recipe, aliases=cfg.aliases,

@@ -43,7 +43,7 @@ def test_bad_options_are_config_errors(make) -> None:
 
 
 def test_configs_reach_the_backend(tiny_model, monkeypatch) -> None:
-    monkeypatch.setattr("stream_derain.engine_spec.resolve_model", lambda name: tiny_model)
+    monkeypatch.setattr("stream_derain.engine_spec.resolve_model", lambda name, use="files": tiny_model)
     cfg = DerainConfig(input=Path("x.mp4"),
                        engine=EngineSpec(backend="torch", backend_options=(Torch("cpu"), TRT(max_batch=1))))
     assert cfg.engine.create().requested_device == "cpu"

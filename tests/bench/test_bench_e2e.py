@@ -171,10 +171,10 @@ def test_the_isolated_infer_timing_includes_alignment(make_clip, tmp_path,
 
     real, calls = window.align_window, []
 
-    def slow(images, mode, greys=None):
+    def slow(images, mode, **kw):
         calls.append(len(images))
         time.sleep(0.03)
-        return real(images, mode, greys=greys)
+        return real(images, mode, **kw)
 
     monkeypatch.setattr(window, "align_window", slow)
     clip = make_clip("aligned.mp4", frames=6, size=(64, 48), audio=False)

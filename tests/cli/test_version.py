@@ -35,10 +35,10 @@ def test_version_names_the_shipped_default_model():
     info = models.load_model_info()
     first, second, third = lines(cli("--version"))
     assert first == f"stream-derain {__version__}"
-    # the models beside it (v3 for still images, the opt-in v4.3), by the names --model takes
+    # the models beside it (v3 for still images, v4 for live streams), by the names --model takes
     assert third.startswith("also shipped (--model NAME): ")
     assert "derain-student-v3 v3 (still images)" in third
-    assert "derain-student-v43 v4.3" in third and f"{info.name} v" not in third
+    assert "derain-student v4 (live streams)" in third and f"{info.name} v" not in third
     assert second.startswith(f"model: {info.name}, version {info.version} (")
     assert f"lineage {info.meta['lineage']['lineage_hash']}, from " in second  # issue 27: how it was made
     assert str(models.models_dir()) in second

@@ -290,3 +290,36 @@ def test_live_runs_a_multi_frame_model_with_the_window_it_chose(tmp_path: Path) 
         live = LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), engine=EngineSpec(window="centred"),
                           max_latency_s=0.01)
         assert live_run._pipeline(live, be, source, Pipeline(), [], live_run._Meter())[1].mode == "centred"
+
+
+def test_live_runs_the_manifests_live_default_when_no_model_is_named(tmp_path: Path, monkeypatch) -> None:
+    """A manifest may name a ``live_default`` (a model that keeps up with a camera) beside
+    its ``default``: live runs it when no model is named, files never do; a named model
+    wins everywhere; without the key live runs the default."""
+    pytest.importorskip("onnx")
+    from multiframe_models import write_models
+
+    from stream_derain.catalog import resolve_model
+    from stream_derain.live import run as live_run
+
+    folder = write_models(tmp_path, (5,))
+    monkeypatch.setenv("STREAM_DERAIN_ENGINES", str(folder))
+    opened: list[str] = []
+
+    def fake_open(spec, model=None, factory=None):
+        opened.append(model.name)
+        raise RuntimeError("opened")
+
+    monkeypatch.setattr(live_run, "open_engine", fake_open)
+
+    def live_model(model: str | None) -> str:
+        with pytest.raises(RuntimeError, match="opened"):
+            run_live(LiveConfig(SourceConfig("rtsp://127.0.0.1:1/x"), record_dir=tmp_path / "rec",
+                                engine=EngineSpec(model=model)))
+        return opened[-1]
+
+    assert live_model(None) == "max-k5" == resolve_model().name  # no live_default: the default
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "live_default": "slot1-k5"}))
+    assert live_model(None) == "slot1-k5" and resolve_model().name == "max-k5"
+    assert live_model("slot2-k5") == "slot2-k5"

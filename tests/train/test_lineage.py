@@ -178,3 +178,38 @@ def test_a_model_naming_a_stills_model_ships_only_beside_it(runs, tmp_path):
     assert not (engines / "video.onnx").exists()
     ship(single, engines)
     assert ship(tmp_path / "multi", engines).name == "video"
+
+
+def test_export_may_run_a_flow_model_with_another_flow_and_records_it(tmp_path):
+    """``--align``: a model trained on flow-aligned windows exported to run another flow
+    mode says so in its entry and lineage; a model trained without alignment, or an
+    unknown mode, is refused before anything is written."""
+    from stream_derain.model.temporal import build_temporal, temporal_config_dict
+    from stream_derain.train.checkpoint import save_checkpoint
+    from stream_derain.train.temporal import ARCH
+
+    model = build_temporal({"channels": 8, "se_blocks": 1, "ca_blocks": 1}, 3, head=8, floor=3.0)
+    paths = {}
+    for align in ("flow", "none"):
+        paths[align] = tmp_path / f"{align}.pt"
+        save_checkpoint(paths[align], arch=ARCH, model_cfg=temporal_config_dict(model), model=model,
+                        optimizer=None, step=1, train_cfg={"align": align}, data_rng=np.random.default_rng(0))
+
+    def export(ckpt: Path, out: str, *extra: str):
+        args = ["export", str(ckpt), "--out", str(tmp_path / out), "--name", "m", *extra]
+        return CliRunner().invoke(app, args)
+
+    entries = {}
+    for out, extra in (("plain", ()), ("chain", ("--align", "flow-chain"))):
+        result = export(paths["flow"], out, *extra)
+        assert result.exit_code == 0, result.output
+        entries[out] = json.loads((tmp_path / out / "manifest.json").read_text())["models"]["m"]
+    assert entries["plain"]["align"] == "flow" and "adjustments" not in entries["plain"]["lineage"]
+    assert entries["chain"]["align"] == "flow-chain"
+    assert entries["chain"]["lineage"]["adjustments"] == {"align": "flow-chain"}
+    assert entries["chain"]["lineage"]["lineage_hash"] != entries["plain"]["lineage"]["lineage_hash"]
+    for ckpt, mode, says in ((paths["none"], "flow-chain", "not trained on aligned windows"),
+                             (paths["flow"], "optical", "--align must be one of")):
+        result = export(ckpt, "refused", "--align", mode)
+        assert result.exit_code == 1 and says in result.output, result.output
+        assert not (tmp_path / "refused").exists()
