@@ -50,7 +50,7 @@ def terms(model, frames: list[np.ndarray], align: str) -> list[tuple[np.ndarray,
     offsets = OFFSETS[model.tcfg.frames]["centred"]
     out = []
     for t in range(len(frames)):
-        win = align_window(window(frames, t, offsets), align)
+        win = align_window(window(frames, t, offsets), align, offsets=offsets)
         x = crop4(np.concatenate([w.astype(np.float32) / 255.0 for w in win], axis=2))
         x = torch.from_numpy(x.transpose(2, 0, 1)[None].copy())
         with torch.no_grad():

@@ -170,7 +170,8 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
         if teacher and recipe.teacher_share > 0 and rng.uniform() < recipe.teacher_share:
             x, y = teacher_window(teacher[int(rng.integers(len(teacher)))], offsets, recipe.crop, rng)
             if recipe.align != "none":
-                x = np.concatenate(align_window(np.split(x, len(offsets), axis=2), recipe.align), axis=2)
+                x = np.concatenate(align_window(np.split(x, len(offsets), axis=2), recipe.align,
+                                                offsets=offsets), axis=2)
             yield x, y
             continue
         if not clips or rng.uniform() < recipe.still_share:
@@ -193,7 +194,7 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
             q = int(rng.integers(35, 91))
             rainy, target = [synth.jpeg(f, q) for f in rainy], synth.jpeg(target, q)
         if recipe.align != "none":
-            rainy = align_window(rainy, recipe.align)
+            rainy = align_window(rainy, recipe.align, offsets=offsets)
         yield np.concatenate(rainy, axis=2), target
 
 
