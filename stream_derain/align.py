@@ -107,6 +107,44 @@ def chain(offsets: Sequence[int], j: int) -> list[int] | None:
     return None if None in path else path  # type: ignore[return-value]
 
 
+def window_flows(slots: Sequence[np.ndarray], mode: str = "flow",
+                 greys: Sequence[np.ndarray] | None = None, offsets: Sequence[int] | None = None,
+                 pair: PairFlow | None = None) -> list[np.ndarray | None]:
+    """Each slot's flow from slot 0 (the target), hxwx2 at the flow's resolution
+    (:func:`flow_scale` of the mode's side; :func:`upsample` brings it to the frame);
+    None for slot 0 and for a neighbour that is the target itself (a repeated frame at a
+    clip's end). ``slots``, ``greys``, ``offsets``, ``pair``: as :func:`align_window`."""
+    target = slots[0]
+    flow_spec = FLOWS[mode]
+    if greys is None:
+        scale = flow_scale(*target.shape[:2], flow_spec.side)
+        greys = [grey(f, scale) for f in slots]
+    if pair is None:
+        dis = flow_spec.create()
+        pair = lambda i, j: dis.calc(greys[i], greys[j], None)  # noqa: E731
+    flows: list[np.ndarray | None] = [None]
+    for j, frame in enumerate(slots[1:], start=1):
+        path = chain(offsets, j) if flow_spec.chain and offsets is not None else None
+        if frame is target:
+            flows.append(None)
+        elif path is None:
+            flows.append(pair(0, j))
+        else:
+            flow = pair(path[0], path[1])
+            for a, b in zip(path[1:], path[2:]):
+                flow = compose(flow, pair(a, b))
+            flows.append(flow)
+    return flows
+
+
+def upsample(flow: np.ndarray, h: int, w: int) -> np.ndarray:
+    """A flow at the flow's resolution -> HxWx2 in the frame's pixels (bilinear)."""
+    fh, fw = flow.shape[:2]
+    if (fh, fw) == (h, w):
+        return flow
+    return cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([w / fw, h / fh], np.float32)
+
+
 def align_window(slots: Sequence[np.ndarray], mode: str = "flow",
                  greys: Sequence[np.ndarray] | None = None,
                  offsets: Sequence[int] | None = None, pair: PairFlow | None = None) -> list[np.ndarray]:
@@ -119,27 +157,6 @@ def align_window(slots: Sequence[np.ndarray], mode: str = "flow",
     the flows between consecutive frames of the window (:func:`chain`; the direct flow
     where a frame in between is missing). ``pair``: the caller's flow from slot i to
     slot j, e.g. one kept between windows (default: computed here)."""
-    target = slots[0]
-    h, w = target.shape[:2]
-    flow_spec = FLOWS[mode]
-    scale = flow_scale(h, w, flow_spec.side)
-    greys = greys or [grey(f, scale) for f in slots]
-    if pair is None:
-        dis = flow_spec.create()
-        pair = lambda i, j: dis.calc(greys[i], greys[j], None)  # noqa: E731
-    out = [target]
-    for j, frame in enumerate(slots[1:], start=1):
-        if frame is target:
-            out.append(frame)
-            continue
-        path = chain(offsets, j) if flow_spec.chain and offsets is not None else None
-        if path is None:
-            flow = pair(0, j)
-        else:
-            flow = pair(path[0], path[1])
-            for a, b in zip(path[1:], path[2:]):
-                flow = compose(flow, pair(a, b))
-        if scale < 1.0:
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(1.0 / scale)
-        out.append(warp(frame, flow))
-    return out
+    h, w = slots[0].shape[:2]
+    flows = window_flows(slots, mode, greys, offsets, pair)
+    return [frame if flow is None else warp(frame, upsample(flow, h, w)) for frame, flow in zip(slots, flows)]

@@ -16,8 +16,8 @@ batch size, a smoother), never a front door's config.
 - :class:`DeviceInferStage`: the same on a backend that takes device tensors
   (``infer_tensor``: TensorRT, torch on CUDA): frames go to the device once and stay
   there (a 3xHxW uint8 tensor in ``FrameItem.image``) until :class:`DownloadStage`;
-  a neighbour reuses the frame already uploaded (with alignment: each window is
-  aligned on the host and uploaded whole, its neighbours being warped per target);
+  a neighbour reuses the frame already uploaded (with alignment: the flows are
+  computed on the host, the neighbours warped on the device);
 - :class:`SmoothStage`: the temporal smoother (numpy, or torch on the device);
 - :class:`EncodeStage`: the file sink (a :class:`~.io.video.VideoWriter`).
 
@@ -43,7 +43,8 @@ from .io.video import FrameItem, VideoReader, VideoWriter
 from .pipeline import IterSource, Pipeline, Stage
 from .smooth import make_smoother  # the one smoother factory (CPU or torch, by device)
 from .smooth.core import DEFAULT_STRENGTH
-from .window import FrameWindow, WindowFrame, stack_slots
+from .torch_warp import TorchWarp
+from .window import FrameWindow, WindowFrame, slot_flows, stack_slots
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
@@ -201,8 +202,9 @@ class DeviceInferStage(InferStage):
     """Uploads each batch of HxWx3 uint8 frames once, pads to the model's multiple,
     runs ``backend.infer_tensor`` and passes 3xHxW uint8 device tensors on. A
     multi-frame model's windows are stacked on the device from frames uploaded once
-    (:attr:`.window.WindowFrame.cache`); with :attr:`align`, each window is aligned on
-    the host and uploaded whole (a neighbour is warped differently for each target)."""
+    (:attr:`.window.WindowFrame.cache`); with :attr:`align`, the flows are computed on
+    the host (:func:`.window.slot_flows`, at the flow's reduced size) and the neighbours
+    warped on the device (:class:`.torch_warp.TorchWarp`), so a frame still goes up once."""
 
     def __init__(self, stop: threading.Event, inq: queue.Queue, outq: queue.Queue, backend: Backend,
                  batch: int = 1, keep_input: bool = True, max_latency_s: float | None = None,
@@ -210,7 +212,8 @@ class DeviceInferStage(InferStage):
         super().__init__(stop, inq, outq, backend, batch, keep_input, max_latency_s, delay_s, mode)
         self.torch = require("torch", "train")
         self.device = self.torch.device(backend.device)
-        self.uploads = 0  # frames copied to the device (K per aligned window)
+        self.uploads = 0  # frames copied to the device (each once)
+        self.warper = TorchWarp(self.torch, self.device)
 
     def upload(self, images: list[Any] | np.ndarray) -> Any:
         """N HxWxC uint8 frames (or windows, C = 3K) -> NxCxHxW uint8 on the device (one
@@ -237,11 +240,22 @@ class DeviceInferStage(InferStage):
         if windows is None:
             x = self.upload([it.image for it in group])
             return x, list(x)
-        if not self.align:
-            return self.gather(windows), [slots[0].cache for slots in windows]
-        x = self.upload(stack_slots(windows, self.align))
-        # the target, copied (a view would keep the whole window alive until smoothed)
-        return x, [t[:3].clone() if self.keep_input else None for t in x]
+        x = self.gather(windows)
+        if self.align:
+            self.warp_neighbours(x, windows)
+        return x, [slots[0].cache for slots in windows]
+
+    def warp_neighbours(self, x: Any, windows: Windows) -> None:
+        """Warp each window's neighbours in ``x`` (Nx3KxHxW uint8 on the device) onto its
+        target, in place, by the flows the host computes (:func:`.window.slot_flows`)."""
+        torch = self.torch
+        for i, slots in enumerate(windows):
+            for j, flow in enumerate(slot_flows(slots, self.align)):
+                if flow is None:
+                    continue
+                f = torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1))).to(self.device)[None]
+                warped = self.warper.warp(x[i:i + 1, 3 * j:3 * j + 3].float(), f)
+                x[i, 3 * j:3 * j + 3] = warped[0].round_().clamp_(0, 255).to(torch.uint8)
 
     def infer_group(self, group: list[FrameItem], windows: Windows | None = None) -> None:
         x, targets = self.inputs(group, windows)

@@ -39,7 +39,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .align import FLOWS, align_window, flow_scale, grey
+from .align import FLOWS, align_window, flow_scale, grey, window_flows
 
 # Mean absolute difference (grey levels, 0-255) of the 1/8-size grey thumbnails of two
 # consecutive frames above which they are a scene cut. Measured on samples/ (heavy rain,
@@ -98,24 +98,21 @@ class Ready:
         return bool(self.slots)
 
 
-def align_slots(slots: Sequence[WindowFrame], mode: str = "flow") -> list[np.ndarray]:
-    """The slot images of one window, each neighbour warped onto the target (slot 0) by
-    :func:`.align.align_window`. A frame in several slots (the nearest frame repeated at
-    a segment's ends) is aligned once; a window that is its target alone (a still image,
-    a one-frame segment) computes no flow at all."""
-    images = [f.image for f in slots]
+def _distinct(slots: Sequence[WindowFrame], mode: str) -> tuple[list[WindowFrame], dict[str, Any]]:
+    """The distinct frames of a window (slot 0 first) and the keyword arguments of
+    :func:`.align.align_window` / :func:`.align.window_flows` for them: each frame's luma
+    (made once, kept on the frame), the frames' offsets from the target, and the flow of
+    a pair (a chained mode's flows between consecutive frames serve several windows, so
+    they are kept on the frame too)."""
     unique = list({id(f.image): f for f in slots}.values())  # slot 0 (the target) first
-    if len(unique) == 1:
-        return images
-    h, w = images[0].shape[:2]
-    scale = flow_scale(h, w, FLOWS[mode].side)
+    spec = FLOWS[mode]
+    scale = flow_scale(*slots[0].image.shape[:2], spec.side)
     for f in unique:
         if f.grey is None:
             f.grey = grey(f.image, scale)
-    spec = FLOWS[mode]
     dis = spec.create()
 
-    def pair(i: int, j: int) -> np.ndarray:  # a chained mode's flows serve several windows: kept
+    def pair(i: int, j: int) -> np.ndarray:
         a, b = unique[i], unique[j]
         if not spec.chain:
             return dis.calc(a.grey, b.grey, None)
@@ -124,10 +121,33 @@ def align_slots(slots: Sequence[WindowFrame], mode: str = "flow") -> list[np.nda
         return a.flows[b.position]
 
     offsets = [f.position - unique[0].position for f in unique]
-    aligned = align_window([f.image for f in unique], mode, greys=[f.grey for f in unique],
-                           offsets=offsets, pair=pair)
+    return unique, {"greys": [f.grey for f in unique], "offsets": offsets, "pair": pair}
+
+
+def align_slots(slots: Sequence[WindowFrame], mode: str = "flow") -> list[np.ndarray]:
+    """The slot images of one window, each neighbour warped onto the target (slot 0) by
+    :func:`.align.align_window`. A frame in several slots (the nearest frame repeated at
+    a segment's ends) is aligned once; a window that is its target alone (a still image,
+    a one-frame segment) computes no flow at all."""
+    images = [f.image for f in slots]
+    if len({id(im) for im in images}) == 1:
+        return images
+    unique, kw = _distinct(slots, mode)
+    aligned = align_window([f.image for f in unique], mode, **kw)
     by_id = {id(f.image): out for f, out in zip(unique, aligned)}
     return [by_id[id(im)] for im in images]
+
+
+def slot_flows(slots: Sequence[WindowFrame], mode: str = "flow") -> list[np.ndarray | None]:
+    """Each slot's flow from the target at the flow's resolution (:func:`.align.window_flows`),
+    None where the slot holds the target itself: what a device warps the slots by (the
+    frames stay where they were uploaded)."""
+    if len({id(f.image) for f in slots}) == 1:
+        return [None] * len(slots)
+    unique, kw = _distinct(slots, mode)
+    flows = window_flows([f.image for f in unique], mode, **kw)
+    by_id = {id(f.image): flow for f, flow in zip(unique, flows)}
+    return [by_id[id(f.image)] for f in slots]
 
 
 def stack_slots(windows: Sequence[tuple[WindowFrame, ...]], align: str | None = None) -> np.ndarray:

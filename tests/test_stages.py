@@ -339,13 +339,14 @@ def test_flow_alignment_brings_the_previous_frame_onto_the_target(multi_dir, dev
         b = 16  # border: the warp replicates the edge where the previous frame has no content
         errors[name] = np.mean([np.abs(o.astype(int) - inputs[i])[b:-b, b:-b].mean()
                                 for i, o in enumerate(outs[name]) if i > 0])
-        if device:  # aligned: each window uploaded whole (K frames); else each frame once
-            assert stage.uploads == (8 * 5 if stage.align else 8)
+        if device:  # each frame uploaded once, aligned or not
+            assert stage.uploads == 8
     assert errors["slot1-k5"] > 10 and errors[aligned] < errors["slot1-k5"] / 2, errors
     assert np.array_equal(outs[aligned][0], pan()[0].image)  # frame 0's slot 1 is itself
-    if device:  # the same frames as the host path
+    if device:  # the host path's frames, but for grid_sample's arithmetic against cv2.remap's
         host, _ = run_slot1(multi_model(multi_dir, aligned), False, pan())
-        assert all(np.array_equal(o, h.image) for o, h in zip(outs[aligned], host))
+        diff = np.stack([np.abs(o.astype(int) - h.image) for o, h in zip(outs[aligned], host)])
+        assert diff.mean() < 0.5 and (diff <= 3).mean() > 0.999, (diff.mean(), diff.max())
 
 
 def test_a_one_frame_video_computes_no_flow(multi_dir, monkeypatch) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, require
+from ..torch_warp import TorchWarp
 from .core import DEFAULT_STRENGTH, MotionAnalyser, SmootherConfig, blend_weight, opencv_threads, small_size
 from .cpu import half_size
 
@@ -48,7 +49,7 @@ class TorchTemporalSmoother:
         self.device = self.torch.device(device)
         self.cfg = SmootherConfig.build(strength, tuning)
         self.analyser = MotionAnalyser(self.cfg)
-        self.grids: dict[tuple[int, int], Any] = {}  # 1xhxwx2 pixel coordinates (x, y) per size
+        self.warper = TorchWarp(self.torch, self.device)  # the bilinear warp and resize on the device
         self.shape: tuple[int, ...] | None = None  # of the previous derained frame
         self.prev: Any = None  # previous derained frame, half-size 3xhxw float32 in [0, 255]
         self.prev_rainy: Any = None  # the previous rainy frame, half-size 3xhxw float32 in [0, 255]
@@ -119,32 +120,6 @@ class TorchTemporalSmoother:
             return out.round().clamp(0, 255).to(self.torch.uint8)
         return out * (1.0 / 255.0)
 
-    def _grid(self, h: int, w: int) -> Any:
-        """1xhxwx2 pixel coordinates (x, y), cached per size."""
-        torch = self.torch
-        if (h, w) not in self.grids:
-            gy, gx = torch.meshgrid(torch.arange(h, device=self.device, dtype=torch.float32),
-                                    torch.arange(w, device=self.device, dtype=torch.float32), indexing="ij")
-            self.grids[(h, w)] = torch.stack([gx, gy], dim=-1)[None]
-        return self.grids[(h, w)]
-
-    def _resize(self, m: Any, h: int, w: int) -> Any:
-        """1xCxh'xw' -> 1xCxhxw bilinear (OpenCV's INTER_LINEAR sampling)."""
-        if tuple(m.shape[2:]) == (h, w):
-            return m
-        return self.F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
-
-    def _warp(self, img: Any, flow: Any) -> Any:
-        """Backward warp of 1xCxhxw ``img`` by 1x2xh'xw' small-frame ``flow`` (resized to hxw)."""
-        h, w = img.shape[2:]
-        sh, sw = flow.shape[2:]
-        gain = self.torch.tensor([w / sw, h / sh], device=self.device).view(1, 2, 1, 1)
-        f = self._resize(flow, h, w) * gain
-        coords = self._grid(h, w) + f.permute(0, 2, 3, 1)
-        scale = self.torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)], device=self.device)
-        return self.F.grid_sample(img, coords * scale - 1.0, mode="bilinear", padding_mode="border",
-                                  align_corners=True)
-
     def _dilate(self, m: Any) -> Any:
         """CxHxW maximum over a ``rain_dilate`` square (OpenCV's ``dilate``)."""
         k = self.cfg.rain_dilate
@@ -161,9 +136,9 @@ class TorchTemporalSmoother:
         h, w = x.shape[1:]
         hh, wh = x_half.shape[1:]
         flow = torch.from_numpy(flow_b).to(self.device).permute(2, 0, 1)[None]  # 1x2xhxw
-        conf = self._resize(torch.from_numpy(fb).to(self.device)[None, None], hh, wh)[0]
-        warped = self._warp(self.prev[None], flow)[0]
-        prev_rainy = self._dilate(self._warp(self.prev_rainy[None], flow)[0])
+        conf = self.warper.resize(torch.from_numpy(fb).to(self.device)[None, None], hh, wh)[0]
+        warped = self.warper.warp(self.prev[None], flow)[0]
+        prev_rainy = self._dilate(self.warper.warp(self.prev_rainy[None], flow)[0])
         arrived = self._box((rainy_half - prev_rainy).clamp(min=0).amax(dim=0, keepdim=True))
         removed = self._box((rainy_half - x_half).clamp(min=0).amax(dim=0, keepdim=True))
         diff = warped - x_half
@@ -172,4 +147,4 @@ class TorchTemporalSmoother:
         k = 1.0 / 255.0
         a = blend_weight(torch, self._box(e_max) * k, e_max * k, e_up * k, removed * k, arrived * k, conf,
                          self.cfg)
-        return x + self._resize((a * diff)[None], h, w)[0]
+        return x + self.warper.resize((a * diff)[None], h, w)[0]
