@@ -124,16 +124,14 @@ def window_flows(slots: Sequence[np.ndarray], mode: str = "flow",
         pair = lambda i, j: dis.calc(greys[i], greys[j], None)  # noqa: E731
     flows: list[np.ndarray | None] = [None]
     for j, frame in enumerate(slots[1:], start=1):
-        path = chain(offsets, j) if flow_spec.chain and offsets is not None else None
         if frame is target:
             flows.append(None)
-        elif path is None:
-            flows.append(pair(0, j))
-        else:
-            flow = pair(path[0], path[1])
-            for a, b in zip(path[1:], path[2:]):
-                flow = compose(flow, pair(a, b))
-            flows.append(flow)
+            continue
+        path = chain(offsets, j) if flow_spec.chain and offsets is not None else None
+        flow = pair(0, j) if path is None else pair(path[0], path[1])
+        for a, b in zip(path[1:-1] if path else (), path[2:] if path else ()):
+            flow = compose(flow, pair(a, b))
+        flows.append(flow)
     return flows
 
 
