@@ -31,6 +31,8 @@ EXTRA = {
     "fast640-chain": Flow(P.DISOPTICAL_FLOW_PRESET_FAST, 640, chain=True),
     "fast640f1-chain": Flow(P.DISOPTICAL_FLOW_PRESET_FAST, 640, chain=True, finest=1),
     "medium-chain": Flow(P.DISOPTICAL_FLOW_PRESET_MEDIUM, 640, chain=True),
+    "ultra-s6-chain": Flow(P.DISOPTICAL_FLOW_PRESET_ULTRAFAST, 320, chain=True, finest=0, stride=6),
+    "ultra256-chain": Flow(P.DISOPTICAL_FLOW_PRESET_ULTRAFAST, 256, chain=True, finest=0),
 }
 
 

@@ -38,6 +38,7 @@ class Flow:
     chain: bool = False  # flows between consecutive frames only, composed for farther neighbours
     finest: int | None = None  # the DIS finest scale, if not the preset's (0: the flow at ``side``)
     refine: int | None = None  # variational refinement iterations, if not the preset's
+    stride: int | None = None  # the patch stride, if not the preset's (larger: fewer patches)
 
     def create(self) -> cv2.DISOpticalFlow:
         """A DIS instance with these settings (one per thread: it keeps buffers)."""
@@ -46,6 +47,8 @@ class Flow:
             dis.setFinestScale(self.finest)
         if self.refine is not None:
             dis.setVariationalRefinementIterations(self.refine)
+        if self.stride is not None:
+            dis.setPatchStride(self.stride)
         return dis
 
 
