@@ -25,14 +25,13 @@ import cv2
 from stream_derain import align, catalog, devvideo, window
 from stream_derain.align import Flow
 
-P = cv2
 EXTRA = {
-    "med320-chain": Flow(P.DISOPTICAL_FLOW_PRESET_MEDIUM, 320, chain=True),
-    "fast640-chain": Flow(P.DISOPTICAL_FLOW_PRESET_FAST, 640, chain=True),
-    "fast640f1-chain": Flow(P.DISOPTICAL_FLOW_PRESET_FAST, 640, chain=True, finest=1),
-    "medium-chain": Flow(P.DISOPTICAL_FLOW_PRESET_MEDIUM, 640, chain=True),
-    "ultra-s6-chain": Flow(P.DISOPTICAL_FLOW_PRESET_ULTRAFAST, 320, chain=True, finest=0, stride=6),
-    "ultra256-chain": Flow(P.DISOPTICAL_FLOW_PRESET_ULTRAFAST, 256, chain=True, finest=0),
+    "med320-chain": Flow(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 320, chain=True),
+    "fast640-chain": Flow(cv2.DISOPTICAL_FLOW_PRESET_FAST, 640, chain=True),
+    "fast640f1-chain": Flow(cv2.DISOPTICAL_FLOW_PRESET_FAST, 640, chain=True, finest=1),
+    "medium-chain": Flow(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, 640, chain=True),
+    "ultra-s6-chain": Flow(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, 320, chain=True, finest=0, stride=6),
+    "ultra256-chain": Flow(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, 256, chain=True, finest=0),
 }
 
 

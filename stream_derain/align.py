@@ -37,7 +37,6 @@ class Flow:
     side: int
     chain: bool = False  # flows between consecutive frames only, composed for farther neighbours
     finest: int | None = None  # the DIS finest scale, if not the preset's (0: the flow at ``side``)
-    refine: int | None = None  # variational refinement iterations, if not the preset's
     stride: int | None = None  # the patch stride, if not the preset's (larger: fewer patches)
 
     def create(self) -> cv2.DISOpticalFlow:
@@ -45,8 +44,6 @@ class Flow:
         dis = cv2.DISOpticalFlow_create(self.preset)
         if self.finest is not None:
             dis.setFinestScale(self.finest)
-        if self.refine is not None:
-            dis.setVariationalRefinementIterations(self.refine)
         if self.stride is not None:
             dis.setPatchStride(self.stride)
         return dis
@@ -131,8 +128,11 @@ def window_flows(slots: Sequence[np.ndarray], mode: str = "flow",
             flows.append(None)
             continue
         path = chain(offsets, j) if flow_spec.chain and offsets is not None else None
-        flow = pair(0, j) if path is None else pair(path[0], path[1])
-        for a, b in zip(path[1:-1] if path else (), path[2:] if path else ()):
+        if path is None:
+            flows.append(pair(0, j))
+            continue
+        flow = pair(path[0], path[1])
+        for a, b in zip(path[1:], path[2:]):
             flow = compose(flow, pair(a, b))
         flows.append(flow)
     return flows
