@@ -53,8 +53,7 @@ TRAIN_CLIPS = (
 TEACHER_SOURCES = {"ra1": "real_video/ra1", "rb2": "real_video/rb2",
                    "pexels-262": "real_video/realrain_pexels/262.mp4",
                    "pexels-367": "real_video/realrain_pexels/367.mp4"}
-MINED_SOURCES = ("real_video/ra1", "real_video/rb2", "real_video/realrain_pexels/262.mp4",
-                 "real_video/realrain_pexels/367.mp4")
+MINED_SOURCES = tuple(TEACHER_SOURCES.values())  # the same clips' trainable part
 STILLS = tuple(str(DATA_ROOT / "clean" / d) for d in ("kodak24", "mcmaster", "bsds500_test", "camvid"))
 
 
