@@ -18,6 +18,11 @@ result and :attr:`precision` the precision OpenVINO actually compiled for.
 Compiled models are cached in ``<engines cache folder>/openvino/<precision>``
 (OpenVINO's ``CACHE_DIR``), so compilation happens once per model, precision and
 OpenVINO version; :attr:`loaded_from_cache` says whether this activation reused it.
+Compiles into one folder are serialised across processes by a file lock beside the blobs:
+OpenVINO 2026.4 writes a blob in place, and a second process compiling the same model at
+the same time read it half-written (a compile error, or SIGBUS; measured with four
+processes, as a Ray batch on one node starts them). A blob left truncated by a killed
+process OpenVINO itself recompiles over (measured).
 One folder per precision because OpenVINO 2026.4's cache key leaves the precision
 hint out: an f16 compile found the f32 blob and silently ran f32 (measured). openvino
 is an optional extra, imported only on activation.
@@ -52,6 +57,7 @@ MIN_PSNR_DB = 50.0
 # runtime); the quality gate is the manifest's, on the dev frames (stream_derain.quantize)
 MIN_PSNR_INT8_DB = 30.0
 CHECK_SIZE = (96, 160)  # H, W of the check frame
+COMPILE_LOCK = ".compile.lock"  # in each cache folder: one process compiles into it at a time
 
 
 def openvino_version() -> str | None:
@@ -95,6 +101,13 @@ def int8_layers(compiled: Any) -> int | None:
                    if "runtimePrecision" in op.get_rt_info())
     except Exception:  # noqa: BLE001 - older OpenVINO, a different runtime graph
         return None
+
+
+def _reason(exc: BaseException) -> str:
+    """OpenVINO's message in one line: its first line names only the C++ source file, so
+    the first line after it that says something is joined to it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(exc).__name__
 
 
 def loaded_from_cache(compiled: Any) -> bool | None:
@@ -258,11 +271,14 @@ class OpenVINOBackend(Backend):
             config["NUM_STREAMS"] = str(self.streams)
         if self.pinning is not None:
             config["ENABLE_CPU_PINNING"] = "YES" if self.pinning else "NO"
+        from filelock import FileLock
+
         try:
-            return self.core.compile_model(self._read(precision), "CPU", config)
+            with FileLock(self.cache_folder(precision) / COMPILE_LOCK):
+                return self.core.compile_model(self._read(precision), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - openvino's errors are untyped
             raise BackendError(f"openvino cannot compile the model for {precision}: "
-                               f"{str(exc).splitlines()[0]}") from None
+                               f"{_reason(exc)}") from None
 
     def _check(self, compiled: Any, precision: str | None = None) -> dict[str, Any]:
         """PSNR of ``compiled`` against an FP32 compile of the same model on :func:`check_frame`

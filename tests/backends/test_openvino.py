@@ -159,3 +159,30 @@ def test_threads_are_not_pinned_by_default(ov, shipped, tmp_path: Path) -> None:
     with OpenVINOBackend(shipped, "fp32", cache=tmp_path, threads=1) as be:
         assert be.compiled.get_property("ENABLE_CPU_PINNING") is False
         assert be.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
+def test_compiles_into_one_cache_folder_wait_their_turn(ov, shipped, tmp_path: Path) -> None:  # noqa: ANN001
+    """Another process compiling into the folder (it holds the lock) keeps this activation
+    waiting: OpenVINO read a blob another process was writing (CI: a compile error; four
+    processes by hand: SIGBUS)."""
+    import threading
+
+    from filelock import FileLock
+
+    from stream_derain.backends.openvino import COMPILE_LOCK, OpenVINOBackend
+
+    (tmp_path / "fp32").mkdir()
+    done = threading.Event()
+
+    def activate() -> None:
+        with OpenVINOBackend(shipped, "fp32", cache=tmp_path) as be:
+            assert be.infer(frames(1)).shape == (1, 67, 101, 3)
+        done.set()
+
+    with FileLock(tmp_path / "fp32" / COMPILE_LOCK):
+        worker = threading.Thread(target=activate, daemon=True)
+        worker.start()
+        assert not done.wait(1.5)  # the compile waits for the lock
+        assert not [p for p in (tmp_path / "fp32").glob("*.blob")]
+    assert done.wait(60)
+    assert [p for p in (tmp_path / "fp32").glob("*.blob")]
