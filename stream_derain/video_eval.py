@@ -2,12 +2,12 @@
 
 :func:`derain_clip` runs a list of frames through the same stages that files use
 (:func:`~stream_derain.stages.frame_stages`: the temporal window, the backend, the
-smoother), in memory. Four kinds of clip are scored (:mod:`~stream_derain.devvideo`):
+smoother), in memory. These kinds of clip are scored (:mod:`~stream_derain.devvideo`):
 
-- **rainy, with ground truth** (synthetic rain, and real rain mined from held-out real
-  clips over the same clean clips): PSNR/SSIM-Y, brightness bias (grey levels) and
-  detail ratio against the clean clip (per frame, averaged), and the warping error
-  E_warp (flow on the clean clip);
+- **rainy, with ground truth** (synthetic rain, light streak-only synthetic rain, and
+  real rain mined from held-out real clips over the same clean clips): PSNR/SSIM-Y,
+  brightness bias (grey levels) and detail ratio against the clean clip (per frame,
+  averaged), and the warping error E_warp (flow on the clean clip);
 - **rain-free**: the same against the input itself (do no harm);
 - **real rain, no ground truth**: two no-reference measures (:func:`transients`):
 
@@ -134,14 +134,16 @@ def _means(rows: dict[str, dict[str, float]]) -> dict[str, float]:
 def evaluate_dev_video(derain_fn: Derain, root: Path = Path("runs/devvideo"), name: str = "model",
                        real: bool = True) -> dict[str, Any]:
     """Scores of ``derain_fn`` on every dev clip (rendered under ``root`` when missing):
-    ``rain`` and ``clean`` (per clip and ``mean``: :func:`reference_scores`) and ``real``
-    (:func:`real_scores`)."""
+    ``rain``, ``light``, ``clean`` and ``realrain`` (per clip and ``mean``:
+    :func:`reference_scores`) and ``real`` (:func:`real_scores`)."""
     devvideo.render_all(root)
-    result: dict[str, Any] = {"model": name, "rain": {}, "clean": {}, "realrain": {}, "real": {}}
+    result: dict[str, Any] = {"model": name, "rain": {}, "light": {}, "clean": {}, "realrain": {}, "real": {}}
     for clip in devvideo.DEV_CLIPS:
         rainy, clean = read_pairs(root / f"{clip.name}_rain")
         result["rain"][clip.name] = reference_scores(derain_fn(rainy), clean)
         result["clean"][clip.name] = reference_scores(derain_fn(clean), clean)
+        rainy, clean = read_pairs(devvideo.render_light(clip, root))
+        result["light"][clip.name] = reference_scores(derain_fn(rainy), clean)
         log.info("%s: %s rain %.2f dB, clean %.2f dB", name, clip.name, result["rain"][clip.name]["psnr_y"],
                  result["clean"][clip.name]["psnr_y"])
         folder = devvideo.render_real_rain(clip, root) if real else None
@@ -151,7 +153,7 @@ def evaluate_dev_video(derain_fn: Derain, root: Path = Path("runs/devvideo"), na
     for src in devvideo.REAL_CLIPS if real else ():
         frames = devvideo.real_dev_frames(src)
         result["real"][devvideo.real_name(src)] = real_scores(derain_fn(frames), frames)
-    for kind in ("rain", "clean", "realrain", "real"):
+    for kind in ("rain", "light", "clean", "realrain", "real"):
         if result[kind]:
             result[kind]["mean"] = _means(result[kind])
     if result["real"]:  # removal of the mean shares (a clip with little rain would dominate a mean of ratios)
@@ -166,6 +168,9 @@ def summary_line(r: dict[str, Any]) -> str:
     text = (f"{r['model']}: rainy {a['psnr_y']:.2f} dB / {a['ssim_y']:.4f}, bias {a['bias']:+.2f}, detail "
             f"{a['detail']:.3f}, E_warp {1e3 * a['e_warp']:.2f}e-3 | rain-free {c['psnr_y']:.2f} dB, bias "
             f"{c['bias']:+.2f}")
+    if r.get("light"):
+        m = r["light"]["mean"]
+        text += f" | light rain: {m['psnr_y']:.2f} dB, bias {m['bias']:+.2f}, detail {m['detail']:.3f}"
     if r.get("realrain"):
         m = r["realrain"]["mean"]
         text += (f" | real rain over clean: {m['psnr_y']:.2f} dB, bias {m['bias']:+.2f}, "

@@ -61,3 +61,31 @@ def test_real_rain_dev_clips_carry_the_held_out_rain_of_a_real_clip(tmp_path):
     assert all(a.min() >= 0 for a in added)  # rain only adds light
     assert np.mean([(a.max(axis=2) > 50).mean() for a in added]) > 0.005  # the streaks came over
     assert devvideo.render_real_rain(devvideo.Clip("dry", "clean"), tmp_path / "dev", data) is None
+
+
+def test_light_dev_clips_are_streaks_without_a_veil(tmp_path):
+    """``<clip>_light``: streak-only rain over the clean clip, the same frames each time it is
+    rendered; no veil lifts the untouched pixels (``_rain``'s may)."""
+    from stream_derain import devvideo
+    from stream_derain.io import images
+
+    data = tmp_path / "data"
+    (data / "clean").mkdir(parents=True)
+    for i, f in enumerate(_clip(6, rain=False)):
+        images.write_rgb(data / "clean" / f"{i:05d}.png", f)
+    bank = data / "rain_layers" / "garg06"
+    bank.mkdir(parents=True)
+    layer = np.zeros((64, 64), np.uint8)
+    layer[:, ::9] = 255  # vertical streaks
+    images.write_rgb(bank / "streaks.png", np.repeat(layer[..., None], 3, 2))
+    clip = devvideo.Clip("toy", "clean", count=6)
+    folder = devvideo.render_light(clip, tmp_path / "dev", data)
+    rainy = [images.read_rgb(p) for p in sorted((folder / "rain").iterdir())]
+    clean = [images.read_rgb(p) for p in sorted((folder / "clean").iterdir())]
+    assert len(rainy) == 6 and all(np.array_equal(c, f) for c, f in zip(clean, _clip(6, rain=False)))
+    added = np.stack([r.astype(int) - c for r, c in zip(rainy, clean)])
+    assert added.min() >= -1 and (added.max(axis=3) > 20).mean() > 0.002  # streaks add light
+    assert np.median(added) == 0  # most pixels are untouched: no veil
+    again = devvideo.render_light(clip, tmp_path / "dev2", data)
+    assert all(np.array_equal(images.read_rgb(a), images.read_rgb(b))
+               for a, b in zip(sorted((folder / "rain").iterdir()), sorted((again / "rain").iterdir())))

@@ -139,7 +139,7 @@ def _eval_dev_video(backend: str, model: Optional[str], window: str, smooth: boo
         name = f"{info.name} v{info.version} ({window}{', smoothed' if smooth else ''})"
         result = evaluate_dev_video(lambda frames: derain_clip(be, frames, smooth=smooth, mode=window),
                                     name=name)
-    for kind in ("rain", "clean", "realrain"):
+    for kind in ("rain", "light", "clean", "realrain"):
         for clip, s in result[kind].items():
             typer.echo(f"{kind:<8} {clip:<12} PSNR-Y {s['psnr_y']:6.2f} dB SSIM-Y {s['ssim_y']:.4f} "
                        f"bias {s['bias']:+5.2f} detail {s['detail']:.3f} E_warp {1e3 * s['e_warp']:.2f}e-3")
