@@ -6,8 +6,9 @@
 ``time``: ``align_slots`` through a ``FrameWindow`` over 40 frames of the first dev clip
 at 640x360, OpenCV on one thread, centred and causal. ``score``: a copy of the export
 ``NAME`` in ``EXPORT_DIR`` per mode, its manifest's ``align`` changed, scored on the
-rain-free and real-rain-over-clean dev clips (``runs/devvideo``, made by ``stream-derain
-eval --video``) through the file path's stages, smoother on. Besides the shipped modes
+rain-free, real-rain-over-clean and light-rain dev clips (``runs/devvideo``, made by
+``stream-derain eval --video``) and the real clips' held-out parts (leftover rain, as
+``eval --video``) through the file path's stages, smoother on. Besides the shipped modes
 (``align.FLOWS``) it knows the DIS settings of the docs' table (:data:`EXTRA`).
 """
 
@@ -51,9 +52,9 @@ def time_modes(modes: list[str]) -> None:
             print(offsets, mode, f"{1000 * took / n:.1f} ms a frame", flush=True)
 
 
-def score_modes(src: Path, name: str, modes: list[str]) -> None:
+def score_modes(src: Path, name: str, modes: list[str], with_real: bool = True) -> None:
     from stream_derain.backends import create_backend
-    from stream_derain.video_eval import _means, derain_clip, read_pairs, reference_scores
+    from stream_derain.video_eval import _means, derain_clip, read_pairs, real_scores, reference_scores
 
     for mode in modes:
         out = Path("runs/export") / f"align_{name}_{mode}"
@@ -65,16 +66,30 @@ def score_modes(src: Path, name: str, modes: list[str]) -> None:
         for f in src.glob(f"{name}.*onnx"):
             shutil.copy(f, out)
         (out / "manifest.json").write_text(json.dumps(manifest))
-        rows: dict[str, dict] = {"clean": {}, "realrain": {}}
+        rows: dict[str, dict] = {"clean": {}, "realrain": {}, "light": {}}
+        real: dict[str, dict] = {}
         with create_backend("onnxruntime", catalog.load_model_info(name, out)) as be:
             for clip in devvideo.DEV_CLIPS:
+                devvideo.render_light(clip, Path("runs/devvideo"))
                 for kind in rows:
                     rainy, clean = read_pairs(Path("runs/devvideo") / f"{clip.name}_{kind}")
                     rows[kind][clip.name] = reference_scores(derain_clip(be, rainy, smooth=True), clean)
+            if with_real:
+                for clip_src in devvideo.REAL_CLIPS:
+                    frames = devvideo.real_dev_frames(clip_src)
+                    out_frames = derain_clip(be, frames, smooth=True)
+                    real[devvideo.real_name(clip_src)] = real_scores(out_frames, frames)
         for kind, per_clip in rows.items():
             m = _means(per_clip)
-            print(name, mode, kind, f"{m['psnr_y']:.2f} dB, bias {m['bias']:+.2f}, detail {m['detail']:.3f}",
-                  flush=True)
+            worst = min(per_clip.values(), key=lambda r: r["detail"])["detail"]
+            print(name, mode, kind, f"{m['psnr_y']:.2f} dB, bias {m['bias']:+.2f}, detail {m['detail']:.3f} "
+                  f"(least {worst:.3f})", flush=True)
+        if real:
+            m = _means(real)
+            removed = 1.0 - m["rain_share_output"] / m["rain_share_input"]
+            print(name, mode, "real", f"removed {100 * removed:.1f}% (" + ", ".join(
+                f"{k} {100 * r['rain_removed']:.0f}%" for k, r in real.items()) +
+                f"), background detail {m['background_detail']:.3f}", flush=True)
 
 
 def main() -> None:
