@@ -92,6 +92,7 @@ class TemporalTrainConfig(StageConfig):
     temporal_lr_mult: float = 10.0  # the new evidence convolution learns faster
     causal_share: float = 0.5
     still_share: float = 0.4
+    static_share: float = 0.0  # of the still windows, a fixed camera (video_data.still_window)
     rain_free_share: float = 0.2
     compress_share: float = 0.3
     heavy_share: float = 0.35

@@ -8,7 +8,8 @@ and the clean target frame. Each is drawn as:
    :mod:`~stream_derain.devvideo` are never used) at a temporal stride of 1-3 (the
    clip subsampled: 8 to 25 fps from a 25 fps source), or a still photo under a
    synthetic camera path (:func:`still_window`: a forward zoom as from a car, a pan,
-   and in half of them an object crossing the view);
+   or for a ``static_share`` of them a fixed camera with sensor noise; in half of them an
+   object crossing the view);
 2. the mode, centred or causal (half each: one set of weights serves both), which
    sets the frames' offsets;
 3. one random crop (size and place shared by the K frames), flipped or not;
@@ -60,6 +61,9 @@ class WindowRecipe:
     crop: int = 128
     causal_share: float = 0.5
     still_share: float = 0.4  # windows from stills under a synthetic camera path
+    # of those, windows from a fixed camera (no zoom, no pan; frames differ by sensor
+    # noise, and in half of them an object crosses): a webcam's or a parked car's view
+    static_share: float = 0.0
     rain_free_share: float = 0.2
     compress_share: float = 0.3
     heavy_share: float = 0.35
@@ -116,13 +120,15 @@ def clip_window(clip: list[np.ndarray], offsets: Sequence[int], size: int, max_s
 
 
 def still_window(src: np.ndarray, sprite: np.ndarray | None, offsets: Sequence[int], size: int,
-                 rng: np.random.Generator) -> list[np.ndarray]:
+                 rng: np.random.Generator, fixed: bool = False) -> list[np.ndarray]:
     """K frames (slot order) of a still under a camera path: per frame a zoom about a
     focal point (forward motion, up to 4% a frame) and a pan (up to 6 px a frame), and
-    ``sprite`` (an elliptical patch of another photo) crossing the view when given."""
+    ``sprite`` (an elliptical patch of another photo) crossing the view when given.
+    ``fixed``: the camera does not move, and each frame gets its own sensor noise
+    (Gaussian, sigma 0.3-2 grey levels)."""
     h, w = src.shape[:2]
-    zoom = float(np.exp(rng.uniform(-0.005, 0.04))) if rng.uniform() < 0.6 else 1.0
-    pan = rng.normal(0, 3.0, 2)
+    zoom = float(np.exp(rng.uniform(-0.005, 0.04))) if rng.uniform() < 0.6 and not fixed else 1.0
+    pan = np.zeros(2) if fixed else rng.normal(0, 3.0, 2)
     focus = (float(rng.uniform(0.3, 0.7) * size), float(rng.uniform(0.3, 0.6) * size))
     y, x, side = _crop_box(h, w, size, rng)
     base = cv2.resize(src[y:y + side, x:x + side], (size, size), interpolation=cv2.INTER_AREA)
@@ -145,6 +151,9 @@ def still_window(src: np.ndarray, sprite: np.ndarray | None, offsets: Sequence[i
             region = f[py:py + patch.shape[0], px:px + patch.shape[1]]
             region[:] = region * (1 - mask) + patch * mask
         out.append(f)
+    if fixed:
+        sigma = float(rng.uniform(0.3, 2.0)) / 255.0
+        out = [np.clip(f + rng.normal(0, sigma, f.shape).astype(np.float32), 0, 1) for f in out]
     return out
 
 
@@ -176,7 +185,8 @@ def windows(clips: list[list[np.ndarray]], stills: list[np.ndarray], recipe: Win
             continue
         if not clips or rng.uniform() < recipe.still_share:
             sprite = stills[int(rng.integers(len(stills)))] if rng.uniform() < 0.5 else None
-            clean = still_window(stills[int(rng.integers(len(stills)))], sprite, offsets, recipe.crop, rng)
+            clean = still_window(stills[int(rng.integers(len(stills)))], sprite, offsets, recipe.crop, rng,
+                                 fixed=recipe.static_share > 0 and rng.uniform() < recipe.static_share)
             stride = 1.0
         else:
             clean, stride = clip_window(clips[int(rng.integers(len(clips)))], offsets, recipe.crop,

@@ -12,6 +12,7 @@ from stream_derain.train.video_data import (
     batch_windows,
     clip_window,
     load_mined_rain,
+    still_window,
     teacher_window,
     windows,
 )
@@ -44,6 +45,24 @@ def test_windows_rain_free_share_and_rain_adds_light():
     assert 8 <= free.sum() <= 32  # about half rain-free: target = input
     rainy = added[~free]
     assert (rainy.mean(axis=1) > 0).all()  # rain brightens the target frame
+
+
+def test_a_fixed_camera_moves_nothing_but_its_noise():
+    """``static_share``: still windows from a fixed camera differ frame to frame by sensor
+    noise only (a few levels), where a moving camera's differ by the scene's edges."""
+    rng = np.random.default_rng(3)
+    src = np.random.default_rng(0).random((96, 96, 3), dtype=np.float32)
+    fixed = still_window(src, None, OFFSETS[5]["centred"], 64, rng, fixed=True)
+    moving = still_window(src, None, OFFSETS[5]["centred"], 64, np.random.default_rng(4))
+    step = [np.abs(f - fixed[0]) for f in fixed[1:]]
+    assert all(0 < d.mean() < 3 / 255 for d in step)  # noise: sigma 0.3-2 levels
+    assert np.abs(np.mean([f - fixed[0] for f in fixed[1:]], axis=0)).mean() < 1.5 / 255  # no motion
+    assert np.mean([np.abs(f - moving[0]).mean() for f in moving[1:]]) > 10 / 255
+    recipe = WindowRecipe(frames=5, crop=48, still_share=1.0, static_share=1.0, rain_free_share=1.0,
+                          compress_share=0.0)
+    x, y = batch_windows(windows([], [src], recipe, None, np.random.default_rng(5)), 4)
+    assert np.array_equal(x[:, :3], y)  # rain-free: the noisy target frame is its own target
+    assert np.median(np.abs(x[:, 3:] - np.tile(y, (1, 4, 1, 1)))) < 3 / 255  # only a crossing object moves
 
 
 def test_teacher_window_targets_the_teacher_and_stays_in_the_trainable_part():
