@@ -8,6 +8,8 @@ Capability markers skip by probing, never by hope: ``gpu`` needs torch with CUDA
 from __future__ import annotations
 
 import importlib.util
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,18 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_on_a_closed_stream() -> Iterator[None]:
+    """A CLI run in a test installs a root handler on the runner's captured stderr
+    (``setup_logging``), which is closed when the run ends; a later test's log record then
+    met a closed file ("--- Logging error ---" in CI). Such handlers go after each test."""
+    yield
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
