@@ -52,7 +52,7 @@ def time_modes(modes: list[str]) -> None:
             print(offsets, mode, f"{1000 * took / n:.1f} ms a frame", flush=True)
 
 
-def score_modes(src: Path, name: str, modes: list[str], with_real: bool = True) -> None:
+def score_modes(src: Path, name: str, modes: list[str]) -> None:
     from stream_derain.backends import create_backend
     from stream_derain.video_eval import _means, derain_clip, read_pairs, real_scores, reference_scores
 
@@ -74,22 +74,19 @@ def score_modes(src: Path, name: str, modes: list[str], with_real: bool = True) 
                 for kind in rows:
                     rainy, clean = read_pairs(Path("runs/devvideo") / f"{clip.name}_{kind}")
                     rows[kind][clip.name] = reference_scores(derain_clip(be, rainy, smooth=True), clean)
-            if with_real:
-                for clip_src in devvideo.REAL_CLIPS:
-                    frames = devvideo.real_dev_frames(clip_src)
-                    out_frames = derain_clip(be, frames, smooth=True)
-                    real[devvideo.real_name(clip_src)] = real_scores(out_frames, frames)
+            for clip_src in devvideo.REAL_CLIPS:
+                frames = devvideo.real_dev_frames(clip_src)
+                real[devvideo.real_name(clip_src)] = real_scores(derain_clip(be, frames, smooth=True), frames)
         for kind, per_clip in rows.items():
             m = _means(per_clip)
             worst = min(per_clip.values(), key=lambda r: r["detail"])["detail"]
             print(name, mode, kind, f"{m['psnr_y']:.2f} dB, bias {m['bias']:+.2f}, detail {m['detail']:.3f} "
                   f"(least {worst:.3f})", flush=True)
-        if real:
-            m = _means(real)
-            removed = 1.0 - m["rain_share_output"] / m["rain_share_input"]
-            print(name, mode, "real", f"removed {100 * removed:.1f}% (" + ", ".join(
-                f"{k} {100 * r['rain_removed']:.0f}%" for k, r in real.items()) +
-                f"), background detail {m['background_detail']:.3f}", flush=True)
+        m = _means(real)
+        removed = 1.0 - m["rain_share_output"] / m["rain_share_input"]
+        print(name, mode, "real", f"removed {100 * removed:.1f}% (" + ", ".join(
+            f"{k} {100 * r['rain_removed']:.0f}%" for k, r in real.items()) +
+            f"), background detail {m['background_detail']:.3f}", flush=True)
 
 
 def main() -> None:
