@@ -58,6 +58,7 @@ MIN_PSNR_DB = 50.0
 MIN_PSNR_INT8_DB = 30.0
 CHECK_SIZE = (96, 160)  # H, W of the check frame
 COMPILE_LOCK = ".compile.lock"  # in each cache folder: one process compiles into it at a time
+COMPILE_LOCK_TIMEOUT_S = 300.0  # a compile takes seconds; a lock held longer is a stuck process
 
 
 def openvino_version() -> str | None:
@@ -274,7 +275,7 @@ class OpenVINOBackend(Backend):
         from filelock import FileLock
 
         try:
-            with FileLock(self.cache_folder(precision) / COMPILE_LOCK):
+            with FileLock(self.cache_folder(precision) / COMPILE_LOCK, timeout=COMPILE_LOCK_TIMEOUT_S):
                 return self.core.compile_model(self._read(precision), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - openvino's errors are untyped
             raise BackendError(f"openvino cannot compile the model for {precision}: "
