@@ -84,7 +84,8 @@ def eval_cmd(
     dev: bool = typer.Option(False, "--dev", help="Score every dev set (pairs/sirr20, pairs/heavy25 and the "
                              "camvid/davis sets with and without rain, rendered once under runs/devsets)."),
     video: bool = typer.Option(False, "--video", help="Score the model on the dev video (held-out clips with "
-                               "synthetic rain and ground truth, the same without rain, real rainy clips; "
+                               "synthetic rain and ground truth, the same under light rain, the same "
+                               "without rain, the same with real rain, real rainy clips; "
                                "rendered once under runs/devvideo) through the file path's stages."),
     window: str = typer.Option("centred", help="--video: a multi-frame model's window (centred or causal)."),
     smooth: bool = typer.Option(False, "--smooth/--no-smooth", help="--video: run the smoother too."),
