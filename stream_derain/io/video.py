@@ -97,7 +97,8 @@ def probe_video(path: Path) -> None:
     model loads; the reader says the rest)."""
     container = _open_input(path, None, None, hwaccel="none")
     try:
-        if not any(v.codec_context.width > 0 for v in container.streams.video):
+        # a stream whose codec FFmpeg could not set up (a truncated header) has no context
+        if not any(getattr(v.codec_context, "width", 0) > 0 for v in container.streams.video):
             raise InputError(f"{path} is not a video or image file (no video stream)")
     finally:
         container.close()

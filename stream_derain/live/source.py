@@ -157,6 +157,9 @@ class ReconnectingSource:
             container.close()
             raise InputError(f"no video stream in {cfg.url}")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # FFmpeg listed the stream but set up no codec
+            container.close()
+            raise InputError(f"cannot open {cfg.url}: its video stream has no usable codec")
         stream.thread_type = "AUTO"
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         rate = stream.average_rate or stream.guessed_rate

@@ -104,3 +104,14 @@ def test_tiny_and_extreme_sizes(make_clip, use_tiny_model, tmp_path, size):
 def test_damaged_files_wide(make_clip, use_tiny_model, tmp_path):
     for src in make_cases(make_clip, tmp_path, count=40, seed=2026):
         check_case(src, tmp_path)
+
+
+def test_truncated_before_the_codec_description(make_clip, use_tiny_model, tmp_path):
+    """An MP4 cut after its video track's handler but before the sample description:
+    FFmpeg lists a video stream with no codec (PyAV gives no codec context). CI's wide
+    fuzz found it (an AttributeError in the probe)."""
+    data = make_clip("base.mp4", frames=12, audio=True).read_bytes()
+    cut = data.index(b"stsd", data.index(b"moov"))  # the box's size written, its type not
+    src = tmp_path / "cut_in_stsd.mp4"
+    src.write_bytes(data[:cut])
+    check_case(src, tmp_path)
