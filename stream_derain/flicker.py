@@ -73,12 +73,13 @@ def _read_video(path: Path, limit: int | None) -> list[np.ndarray]:
     import av
 
     from .io.paths import av_name
+    from .io.video import TAG_ERRORS
 
     frames: list[np.ndarray] = []
     size: tuple[int, int] | None = None
     seen: set[tuple[int, int]] = set()
     try:
-        with av.open(av_name(path)) as container:
+        with av.open(av_name(path), metadata_errors=TAG_ERRORS) as container:
             for frame in container.decode(video=0):
                 size = size or (frame.width, frame.height)
                 if (frame.width, frame.height) not in seen | {size}:

@@ -210,8 +210,11 @@ def output_complete(inp: Path, out: Path) -> bool:
     False when either cannot be read."""
     import av
 
+    from .io.video import TAG_ERRORS
+
     try:
-        with av.open(av_name(inp)) as a, av.open(av_name(out)) as b:
+        with (av.open(av_name(inp), metadata_errors=TAG_ERRORS) as a,
+              av.open(av_name(out), metadata_errors=TAG_ERRORS) as b):
             da, db = _duration(a), _duration(b)
             rate = a.streams.video[0].average_rate if a.streams.video else None
     except (av.error.FFmpegError, OSError, ValueError, IndexError, UnicodeDecodeError):

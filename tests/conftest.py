@@ -86,10 +86,11 @@ def tiny_model(tiny_model_dir: Path):  # noqa: ANN201 - ModelInfo
 def write_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (96, 64),
                pts_steps: list[int] | None = None, time_base: tuple[int, int] = (1, 1000),
                audio: bool = True, color: dict[str, int] | None = None, codec: str = "libx264",
-               pix_fmt: str = "yuv420p", rotation: float = 0.0, seed: int = 0) -> Path:
+               pix_fmt: str = "yuv420p", rotation: float = 0.0, seed: int = 0,
+               tags: dict[str, str] | None = None) -> Path:
     """Write a small test clip with PyAV: moving gradient frames with optional variable
     frame durations (``pts_steps`` cycles, in time-base ticks), a sine audio track,
-    colour tags and a display rotation. Returns ``path``."""
+    colour tags, a display rotation and container ``tags``. Returns ``path``."""
     from fractions import Fraction
 
     import av
@@ -100,6 +101,7 @@ def write_clip(path: Path, *, frames: int = 12, size: tuple[int, int] = (96, 64)
     tb = Fraction(*time_base)
     steps = pts_steps or [40]
     c = av.open(str(path), "w")
+    c.metadata.update(tags or {})
     v = c.add_stream(codec, rate=25)
     v.width, v.height, v.pix_fmt = w, h, pix_fmt
     v.time_base = v.codec_context.time_base = tb

@@ -43,6 +43,10 @@ __all__ = ["ColorInfo", "EncodeOptions", "FrameItem", "VideoInfo", "VideoReader"
 
 log = logging.getLogger(__name__)
 
+# how tags that are not UTF-8 (a damaged header) are read: replaced characters, so
+# that the file still opens (PyAV's default, "strict", fails the whole open)
+TAG_ERRORS = "replace"
+
 
 def _hwaccel(kind: str) -> Any:
     """PyAV decode acceleration for ``kind`` ('auto', 'cuda' or 'none'); None for software."""
@@ -62,11 +66,12 @@ def _open_input(path: Path, options: dict[str, str] | None, timeout: float | tup
     accel = _hwaccel(hwaccel)
     if accel is not None:
         try:
-            return av.open(name, options=options or {}, timeout=timeout, hwaccel=accel)
+            return av.open(name, options=options or {}, timeout=timeout, hwaccel=accel,
+                           metadata_errors=TAG_ERRORS)
         except av.error.FFmpegError as exc:
             log.info("NVDEC decoding unavailable (%s): decoding on the CPU", exc.strerror or exc)
     try:
-        return av.open(name, options=options or {}, timeout=timeout)
+        return av.open(name, options=options or {}, timeout=timeout, metadata_errors=TAG_ERRORS)
     except av.error.FFmpegError as exc:
         raise InputError(f"cannot open {path}: not a video or image file ({exc.strerror or exc})") from None
 

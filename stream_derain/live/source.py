@@ -24,7 +24,7 @@ import av
 
 from ..errors import InputError
 from ..io.paths import has_stream_scheme
-from ..io.video import FrameItem, _hwaccel, to_rgb
+from ..io.video import TAG_ERRORS, FrameItem, _hwaccel, to_rgb
 from ..pipeline import RunControl
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ class ReconnectingSource:
             extra = {"hwaccel": accel} if accel is not None else {}
             container = interruptible(lambda: av.open(cfg.url, format=cfg.format_name(),
                                                       options=cfg.av_options(), **extra,
+                                                      metadata_errors=TAG_ERRORS,
                                                       timeout=(cfg.open_timeout_s, cfg.read_timeout_s)))
         except av.error.ExitError:  # PyAV's interrupt callback: a timeout, or Ctrl-C / SIGTERM
             if self.control.is_set():

@@ -9,6 +9,7 @@ The default set is a dozen cases (a few seconds); ``-m slow`` adds a wider one."
 from __future__ import annotations
 
 import faulthandler
+import functools
 import hashlib
 import random
 import shutil
@@ -24,10 +25,48 @@ from stream_derain.cli import app
 CASE_TIMEOUT_S = 60  # a hang ends the test run with every thread's stack
 
 
-def ffmpeg_frames(path: Path) -> int | None:
-    """Frames ffprobe decodes from ``path`` (None without ffprobe or when it cannot say)."""
+@functools.cache
+def ffprobe_is_pyavs_ffmpeg() -> bool:
+    """Whether the ffprobe on PATH links the libavformat major version PyAV links: two
+    FFmpeg versions read a damaged index differently (FFmpeg 5.1 applies a damaged edit
+    list and discards the first frames; the FFmpeg 8 PyAV ships does not)."""
     if shutil.which("ffprobe") is None:
+        return False
+    text = subprocess.run(["ffprobe", "-version"], capture_output=True, text=True, timeout=30).stdout
+    line = next((ln for ln in text.splitlines() if ln.startswith("libavformat")), "")
+    major = line.split()[1].rstrip(".") if len(line.split()) > 1 else ""
+    return major.isdigit() and int(major) == av.library_versions["libavformat"][0]
+
+
+def pyav_frames(path: Path) -> int | None:
+    """Frames PyAV's FFmpeg decodes from ``path``, packet by packet as the ffmpeg tool does:
+    a packet the decoder rejects is skipped, a damaged end stops the demuxer (None when
+    the file does not open)."""
+    try:
+        container = av.open(str(path), metadata_errors="replace")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
         return None
+    count = 0
+    with container:
+        if not container.streams.video or container.streams.video[0].codec_context is None:
+            return None
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                try:
+                    count += len(packet.decode())
+                except av.error.InvalidDataError:
+                    continue
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError):
+            count += len(stream.codec_context.decode(None))
+    return count
+
+
+def ffmpeg_frames(path: Path) -> int | None:
+    """Frames FFmpeg decodes from ``path``: ffprobe's count where it is PyAV's FFmpeg,
+    else PyAV's own (None when neither can say)."""
+    if not ffprobe_is_pyavs_ffmpeg():
+        return pyav_frames(path)
     run = subprocess.run(["ffprobe", "-v", "quiet", "-count_frames", "-select_streams", "v:0",
                           "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
                          capture_output=True, text=True, timeout=60)
@@ -115,3 +154,17 @@ def test_truncated_before_the_codec_description(make_clip, use_tiny_model, tmp_p
     src = tmp_path / "cut_in_stsd.mp4"
     src.write_bytes(data[:cut])
     check_case(src, tmp_path)
+
+
+def test_a_tag_that_is_not_utf8(make_clip, use_tiny_model, tmp_path):
+    """A bit flip in an MKV's title makes it invalid UTF-8: PyAV's strict decoding failed
+    the whole open (a UnicodeDecodeError). The file still derains, the tag replaced."""
+    data = make_clip("base.mkv", frames=12, audio=True, tags={"title": "pluie \u00e9t\u00e9"}).read_bytes()
+    at = data.index("\u00e9".encode())
+    src = tmp_path / "bad_tag.mkv"
+    src.write_bytes(data[:at] + b"\xff" + data[at + 1:])  # 0xff is never UTF-8
+    with pytest.raises(UnicodeDecodeError):
+        av.open(str(src)).close()
+    check_case(src, tmp_path)
+    with av.open(str(tmp_path / "out_bad_tag.mkv")) as out:
+        assert out.metadata.get("title", "").startswith("pluie \ufffd")
