@@ -149,7 +149,16 @@ class VideoWriter:
         except OSError as exc:
             raise self._output_error(exc) from None
         except (av.error.FFmpegError, ValueError) as exc:  # e.g. a header the muxer rejects
-            raise OutputError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from None
+            raise self._muxer_error(exc) from None
+
+    def _muxer_error(self, exc: Exception) -> OutputError:
+        """The muxer's refusal, with FFmpeg's last logged reason where PyAV kept one (a
+        damaged audio header: "Error parsing AAC extradata ...")."""
+        why = getattr(exc, "strerror", None) or str(exc)
+        logged = getattr(exc, "log", None)
+        if logged and len(logged) == 3 and logged[2]:
+            why = f"{why} ({str(logged[2]).strip()})"
+        return OutputError(f"cannot write {self.path}: {why}")
 
     def _output_error(self, exc: OSError) -> OutputError:
         if exc.errno == errno.ENOSPC:
@@ -175,3 +184,5 @@ class VideoWriter:
                 container.close()
             except OSError as exc:
                 raise self._output_error(exc) from None
+            except (av.error.FFmpegError, ValueError) as exc:  # the trailer of a rejected header
+                raise self._muxer_error(exc) from None

@@ -168,3 +168,14 @@ def test_a_tag_that_is_not_utf8(make_clip, use_tiny_model, tmp_path):
     check_case(src, tmp_path)
     with av.open(str(tmp_path / "out_bad_tag.mkv")) as out:
         assert out.metadata.get("title", "").startswith("pluie \ufffd")
+
+
+def test_an_audio_track_without_its_decoder_config(make_clip, use_tiny_model, tmp_path):
+    """A bit flip renames the MP4's ``esds`` box (the AAC decoder config): Matroska's
+    muxer refuses the copied track, at its header and again at its trailer. One
+    ``Error:`` line, no output; the trailer's refusal escaped as a traceback before."""
+    data = make_clip("base.mp4", frames=12, audio=True).read_bytes()
+    at = data.index(b"esds")
+    src = tmp_path / "no_esds.mp4"
+    src.write_bytes(data[:at] + b"esdr" + data[at + 4:])
+    check_case(src, tmp_path)
