@@ -125,6 +125,26 @@ class TemporalEvidence(nn.Module):
         return evidence_from(*neighbour_extremes(x, self.frames), self.frames)
 
 
+def kth_brightest(values: tuple[torch.Tensor, ...], k: int) -> torch.Tensor:
+    """The ``k``-th largest of equally shaped tensors, elementwise (k = 1: their maximum),
+    by an insertion network of maxima and minima: the same values as a TopK over a
+    stacked axis, which ONNX Runtime ran at 50 ms a 640x360 window (a fifth of the
+    graph) against about 1 ms for the 2 (n - 1) k elementwise operations."""
+    if not 1 <= k <= len(values):
+        raise ValueError(f"k must be in [1, {len(values)}], got {k}")
+    top: list[torch.Tensor] = []  # the largest so far, in decreasing order
+    for v in values:
+        for i, held in enumerate(top):
+            if i == len(top) - 1 and len(top) == k:  # what falls off the end is not needed
+                top[i] = torch.maximum(held, v)
+                break
+            top[i], v = torch.maximum(held, v), torch.minimum(held, v)
+        else:
+            if len(top) < k:
+                top.append(v)
+    return top[k - 1]
+
+
 def spread_from(brightest: torch.Tensor, darkest: torch.Tensor) -> torch.Tensor:
     """-> Bx1xHxW: the range of the neighbours' values, the largest over the colours.
     Small where the aligned neighbours agree."""
@@ -328,7 +348,7 @@ class TemporalStudent(DerainStudent):
         if not self.tcfg.shared:
             return evidence[:, :3]
         nb = neighbour_slots(x, self.tcfg.frames)
-        return target - torch.topk(nb, self.tcfg.shared + 1, dim=1).values[:, self.tcfg.shared]
+        return target - kth_brightest(nb.unbind(dim=1), self.tcfg.shared + 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Bx(3K)xHxW -> Bx3xHxW, the exported graph: :meth:`forward_all`'s output with v3's
