@@ -11,9 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
+from stream_derain.model.evidence import TemporalEvidence, kth_brightest  # noqa: E402
 from stream_derain.model.export import export_model, export_onnx  # noqa: E402
 from stream_derain.model.student import build_student, count_macs_per_pixel  # noqa: E402
-from stream_derain.model.temporal import OFFSETS, TemporalEvidence, build_temporal, kth_brightest  # noqa: E402
+from stream_derain.model.temporal import OFFSETS, build_temporal  # noqa: E402
 
 
 def _randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -319,7 +320,7 @@ def test_a_head_model_leaves_the_frozen_evidence_convolution_out_of_its_graph():
 def test_evidence_weights_saved_over_the_unshuffled_evidence_load_as_the_strided_convolution(kernel):
     """Checkpoints before stop 36 hold the evidence convolution over the evidence
     pixel-unshuffled by 4; the stride-4 convolution that replaced it computes the same."""
-    from stream_derain.model.temporal import EVIDENCE_CHANNELS
+    from stream_derain.model.evidence import EVIDENCE_CHANNELS
 
     g = torch.Generator().manual_seed(4)
     model = build_temporal(TINY, 5, kernel=kernel).eval()
