@@ -57,7 +57,7 @@ def score_modes(src: Path, name: str, modes: list[str]) -> None:
     from stream_derain.video_eval import _means, derain_clip, read_pairs, real_scores, reference_scores
 
     for mode in modes:
-        out = Path("runs/export") / f"align_{name}_{mode}"
+        out = Path("runs/export") / f"align_{src.name}_{name}_{mode}"  # exports scored at once do not clash
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         manifest = json.loads((src / "manifest.json").read_text())

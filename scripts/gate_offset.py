@@ -1,7 +1,9 @@
 """Choose the replacement head's operating point on *training* clips (never the dev video).
 
-The head's gate g = sigmoid(logit + offset) trades rain left in real clips against harm on
-rain-free video. For each offset this prints, on the training part of the data:
+The head's gate g = sigmoid(scale (logit + offset)) trades rain left in real clips against
+harm on rain-free video: ``offset`` moves the point where it is half open, ``scale``
+(default 1, the gate as trained) makes it sharper (> 1) or softer. For each pair this
+prints, on the training part of the data:
 
 - rain-free: PSNR-Y of the output against the input and its bias, over the clean
   training clips (Cityscapes seq0000-0003, DAVIS camel and parkour, the Udacity clip's
@@ -10,9 +12,9 @@ rain-free video. For each offset this prints, on the training part of the data:
   and the background detail, over the first 60% of ra1, rb2 and realrain_pexels 262, 367
   and 5 (the part the dev video leaves out), 12 frames each.
 
-    python scripts/gate_offset.py runs/v4/replace_k3/last.pt --offset 0 1 2 3 [--floor 6]
+    python scripts/gate_offset.py runs/v4/replace_k3/last.pt --offset 0 1 2 3 [--scale 1 2] [--floor 6]
 
-The head runs once per frame; the offsets are applied to its logits afterwards.
+The head runs once per frame; offsets and scales are applied to its logits afterwards.
 """
 
 from __future__ import annotations
@@ -60,10 +62,10 @@ def terms(model, frames: list[np.ndarray], align: str) -> list[tuple[np.ndarray,
     return out
 
 
-def outputs(cached: list[tuple[np.ndarray, ...]], offset: float) -> list[np.ndarray]:
+def outputs(cached: list[tuple[np.ndarray, ...]], offset: float, scale: float = 1.0) -> list[np.ndarray]:
     res = []
     for single, removal, logits in cached:
-        g = 1.0 / (1.0 + np.exp(-(logits + offset)))
+        g = 1.0 / (1.0 + np.exp(-scale * (logits + offset)))
         res.append(np.clip((single - g[..., None] * removal) * 255.0 + 0.5, 0, 255).astype(np.uint8))
     return res
 
@@ -72,6 +74,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--offset", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
+    ap.add_argument("--scale", type=float, nargs="+", default=[1.0],
+                    help="the gate's sharpness (1: as trained)")
     ap.add_argument("--floor", type=float, help="override the model's floor (grey levels)")
     ap.add_argument("--every", action="store_true", help="replace only where every neighbour is darker")
     ap.add_argument("--align", choices=sorted(FLOWS), help="the flow mode (default: the checkpoint's)")
@@ -91,17 +95,18 @@ def main() -> None:
         frames = read_source(DATA_ROOT / src)
         frames = [fit(f) for f in frames[:int(len(frames) * REAL_TRAIN_SHARE)][-FRAMES:]]
         real.append(([crop4(f) for f in frames], terms(model, frames, align)))
-    for offset in args.offset:
+    for scale, offset in ((s, o) for s in args.scale for o in args.offset):
         rows = [image_scores(o, f) for frames, cached in clean
-                for o, f in zip(outputs(cached, offset), frames)]
+                for o, f in zip(outputs(cached, offset, scale), frames)]
         psnr = float(np.mean([min(r["psnr_y"], 100.0) for r in rows]))
         bias = float(np.mean([r["bias"] for r in rows]))
         kept = float(np.mean([r["detail"] for r in rows]))
-        scores = [real_scores(outputs(cached, offset), frames) for frames, cached in real]
+        scores = [real_scores(outputs(cached, offset, scale), frames) for frames, cached in real]
         share_in = np.mean([s["rain_share_input"] for s in scores])
         share_out = np.mean([s["rain_share_output"] for s in scores])
         detail = np.mean([s["background_detail"] for s in scores])
-        print(f"offset {offset:+.1f}: rain-free {psnr:.2f} dB, bias {bias:+.2f}, detail {kept:.3f} | "
+        print(f"scale {scale:g}, offset {offset:+.2f}: rain-free {psnr:.2f} dB, bias {bias:+.2f}, "
+              f"detail {kept:.3f} | "
               f"real removed {1 - share_out / share_in:.1%}, background detail {detail:.3f}", flush=True)
 
 

@@ -77,4 +77,5 @@ def test_v43_names_its_head_back_to_v3_and_its_base_v4_by_hash_and_its_operating
     assert lineage["adjustments"]["align"] == "flow-chain"
     assert v43["temporal"]["base_evidence"] and v43["temporal"]["rain_input"]
     assert v43["dev_video"]["centred"]["real"]["rain_removed"] > 0.1
-    assert lineage.get("adjustments", {}).get("gate_offset", 0.0) == v43.get("gate_offset", 0.0)
+    for key, as_trained in (("gate_offset", 0.0), ("gate_scale", 1.0)):
+        assert lineage.get("adjustments", {}).get(key, as_trained) == v43.get(key, as_trained)

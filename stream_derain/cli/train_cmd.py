@@ -77,6 +77,9 @@ def export_cmd(
                                              "moved: where it is now (repeatable)."),
     gate_offset: float = typer.Option(0.0, help="Added to a replacement head's gate logits (> 0 opens it "
                                       "more); chosen with scripts/gate_offset.py, recorded in the lineage."),
+    gate_scale: float = typer.Option(1.0, help="The gate's sharpness: its logits l become SCALE (l + "
+                                     "gate offset); > 1 replaces what the head is unsure of more nearly "
+                                     "wholly or not at all. Recorded in the lineage."),
     stills: Optional[str] = typer.Option(None, help="A multi-frame model's stand-in for still images: a "
                                          "single-frame model shipped beside it (e.g. derain-student-v3)."),
     align: Optional[str] = typer.Option(None, help="The flow mode inference aligns the window with, if "
@@ -90,7 +93,8 @@ def export_cmd(
     from ..train.publish import ExportConfig, export_checkpoint, parse_aliases, read_dev_scores
 
     cfg = ExportConfig(checkpoint, out, name, version, read_dev_scores(scores) if scores else {},
-                       recipe, parse_aliases(parent_at), gate_offset, stills, align)
+                       recipe, parse_aliases(parent_at), gate_offset=gate_offset, gate_scale=gate_scale,
+                       stills=stills, align=align)
     entry = export_checkpoint(cfg)
     lineage = entry["lineage"]["lineage_hash"]
     typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "

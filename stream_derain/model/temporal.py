@@ -342,14 +342,22 @@ def build_temporal(student: dict[str, int] | None = None, frames: int = 5, kerne
                                           context, rain_input, shared, base_evidence, head_scale))
 
 
-def shift_gate(model: nn.Module, offset: float) -> None:
-    """Add ``offset`` to the replacement head's logits (its last convolution's bias): the
-    operating point between rain removed and harm on rain-free video, chosen after training.
-    ValueError for a model without a replacement head."""
+def shift_gate(model: nn.Module, offset: float, scale: float = 1.0) -> None:
+    """The replacement head's logits l -> ``scale`` (l + ``offset``), folded into its last
+    convolution: the operating point between rain removed and harm on rain-free video,
+    chosen after training. ``offset`` moves where the gate is half open; ``scale`` > 1
+    makes it sharper: a pixel the head is unsure of is replaced more nearly wholly or
+    not at all, rather than half (a half-open gate leaves a dimmer streak and still
+    softens the clean texture it opens on). ValueError for a model without a replacement
+    head or a scale that is not positive."""
     if not isinstance(model, TemporalStudent) or model.head is None:
         raise ValueError("no replacement head (a temporal student with head > 0) to offset")
+    if not scale > 0:
+        raise ValueError(f"the gate's scale must be positive, got {scale}")
+    last = model.head.body[-1]
     with torch.no_grad():
-        model.head.body[-1].bias += offset
+        last.bias.copy_(scale * (last.bias + offset))
+        last.weight.mul_(scale)
 
 
 def temporal_config_dict(model: TemporalStudent) -> dict:

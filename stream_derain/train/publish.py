@@ -41,6 +41,8 @@ class ExportConfig:
     # added to the replacement head's logits (its operating point: the gate opens more for > 0);
     # chosen on training clips (scripts/gate_offset.py), recorded in the manifest and lineage
     gate_offset: float = 0.0
+    # the gate's sharpness: logits l -> gate_scale (l + gate_offset); chosen with the offset
+    gate_scale: float = 1.0
     stills: str | None = None  # the single-frame model still images run instead (shipped beside it)
     # the align mode inference runs (align.FLOWS) if not the one it was trained with: a finer
     # flow of the same kind needs no retraining (docs/derainer_v4_video.md, "flow-chain")
@@ -109,14 +111,16 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
     load = load_temporal if read_checkpoint(cfg.checkpoint).get("arch") == TEMPORAL else load_derainer
     model, ckpt = load(cfg.checkpoint)
     adjustments: dict[str, Any] = {}
-    if cfg.gate_offset:
+    if cfg.gate_offset or cfg.gate_scale != 1.0:
         from ..model.temporal import shift_gate
 
         try:
-            shift_gate(model, cfg.gate_offset)
+            shift_gate(model, cfg.gate_offset, cfg.gate_scale)
         except ValueError as exc:
-            raise ConfigError(f"{cfg.checkpoint} has {exc}: --gate-offset does not apply") from None
+            raise ConfigError(f"{cfg.checkpoint}: {exc}: --gate-offset / --gate-scale do not apply") from None
         adjustments["gate_offset"] = cfg.gate_offset
+        if cfg.gate_scale != 1.0:
+            adjustments["gate_scale"] = cfg.gate_scale
     train_cfg = ckpt.get("train_cfg", {})
     trained_align = train_cfg.get("align", "none") if ckpt["arch"] == TEMPORAL else None
     if cfg.align is not None and cfg.align != trained_align:

@@ -245,7 +245,7 @@ def test_context_layers_widen_what_the_head_sees():
         assert bool(a != b) == reaches, (context, float(a), float(b))
 
 
-def test_a_gate_offset_shifts_the_head_logits_and_only_a_head_has_one():
+def test_a_gate_offset_shifts_and_a_scale_sharpens_the_head_logits_and_only_a_head_has_them():
     from stream_derain.model.temporal import shift_gate
 
     torch.manual_seed(0)
@@ -257,8 +257,14 @@ def test_a_gate_offset_shifts_the_head_logits_and_only_a_head_has_one():
         shift_gate(model, 0.5)
         after = model.replace_terms(window)[2]
     assert torch.allclose(after - before, torch.full_like(before, 0.5), atol=1e-5)
+    with torch.no_grad():
+        shift_gate(model, -0.25, scale=3.0)  # sharper: 3 (l + 0.5 - 0.25)
+        sharp = model.replace_terms(window)[2]
+    assert torch.allclose(sharp, 3.0 * (before + 0.25), atol=1e-5)
     with pytest.raises(ValueError, match="replacement head"):
         shift_gate(build_temporal(frames=3), 0.5)
+    with pytest.raises(ValueError, match="positive"):
+        shift_gate(model, 0.0, scale=0.0)
 
 
 def test_a_head_grown_to_read_the_rain_layer_starts_as_its_parent(tmp_path):

@@ -111,13 +111,16 @@ def test_export_goes_under_runs_and_leaves_engines_byte_identical(runs, tmp_path
     assert folder_hash(work / "engines") == local and folder_hash(shipped) == before
 
 
-def test_a_gate_offset_is_part_of_the_lineage_and_needs_a_replacement_head(runs, tmp_path):
+def test_a_gate_offset_or_scale_is_part_of_the_lineage_and_needs_a_replacement_head(runs, tmp_path):
     plain = build_lineage(runs["child"])
     shifted = build_lineage(runs["child"], adjustments={"gate_offset": 0.5})
     assert shifted["adjustments"] == {"gate_offset": 0.5} and "adjustments" not in plain
     assert shifted["lineage_hash"] != plain["lineage_hash"]
     result = CliRunner().invoke(app, ["export", str(runs["child"]), "--out", str(tmp_path / "x"),
                                       "--gate-offset", "0.5"])
+    assert result.exit_code == 1 and "no replacement head" in result.output, result.output
+    result = CliRunner().invoke(app, ["export", str(runs["child"]), "--out", str(tmp_path / "x"),
+                                      "--gate-scale", "2"])
     assert result.exit_code == 1 and "no replacement head" in result.output, result.output
     assert not (tmp_path / "x").exists()
 
