@@ -35,10 +35,11 @@ def test_removes_synthetic_rain_from_a_clip():
     assert psnr(out_clean, clean_u8) > 40.0  # do no harm: the same clip without rain (a camera pan)
 
 
-def test_files_run_v431_which_takes_streaks_that_last_one_frame():
-    """The default for files (v4.3.1, flow-chain alignment) takes most of the light of
-    thin streaks that one frame of a still scene has and leaves the rest of the frame
-    alone; live streams run v4 (the manifest's live_default), still images v3."""
+def test_files_run_v43_which_takes_streaks_that_last_one_frame():
+    """The default for files (v4.3.2: flow-chain alignment, a sharp gate) takes nearly all
+    the light of thin streaks that one frame of a still scene has (v4.3.1's softer gate
+    left 13% of it) and leaves the rest of the frame alone; live streams run v4 (the
+    manifest's live_default), still images v3."""
     data = pytest.importorskip("skimage.data")
     import cv2
 
@@ -59,7 +60,7 @@ def test_files_run_v431_which_takes_streaks_that_last_one_frame():
             out = derain_clip(be, frames, smooth=True)[3].astype(float) - scene
         left[model.name] = out[on].mean() / (frames[3].astype(float) - scene)[on].mean()
         assert np.abs(out[~on]).mean() < 0.5, model.name  # the scene stays
-    assert left[files.name] < 0.25 and left[live.name] > 0.5, left  # v4 keeps most of it
+    assert left[files.name] < 0.1 and left[live.name] > 0.5, left  # v4 keeps most of it
 
 
 @pytest.mark.slow
