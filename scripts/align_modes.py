@@ -54,7 +54,14 @@ def time_modes(modes: list[str]) -> None:
 
 def score_modes(src: Path, name: str, modes: list[str]) -> None:
     from stream_derain.backends import create_backend
-    from stream_derain.video_eval import _means, derain_clip, read_pairs, real_scores, reference_scores
+    from stream_derain.video_eval import (
+        _means,
+        derain_clip,
+        read_pairs,
+        real_means,
+        real_scores,
+        reference_scores,
+    )
 
     for mode in modes:
         out = Path("runs/export") / f"align_{src.name}_{name}_{mode}"  # exports scored at once do not clash
@@ -82,9 +89,8 @@ def score_modes(src: Path, name: str, modes: list[str]) -> None:
             worst = min(per_clip.values(), key=lambda r: r["detail"])["detail"]
             print(name, mode, kind, f"{m['psnr_y']:.2f} dB, bias {m['bias']:+.2f}, detail {m['detail']:.3f} "
                   f"(least {worst:.3f})", flush=True)
-        m = _means(real)
-        removed = 1.0 - m["rain_share_output"] / m["rain_share_input"]
-        print(name, mode, "real", f"removed {100 * removed:.1f}% (" + ", ".join(
+        m = real_means(real)
+        print(name, mode, "real", f"removed {100 * m['rain_removed']:.1f}% (" + ", ".join(
             f"{k} {100 * r['rain_removed']:.0f}%" for k, r in real.items()) +
             f"), background detail {m['background_detail']:.3f}", flush=True)
 

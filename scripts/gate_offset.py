@@ -32,7 +32,7 @@ from stream_derain.devvideo import DATA_ROOT, REAL_TRAIN_SHARE, fit, read_source
 from stream_derain.metrics import image_scores
 from stream_derain.model.temporal import OFFSETS
 from stream_derain.train.temporal import load_temporal
-from stream_derain.video_eval import real_scores
+from stream_derain.video_eval import real_means, real_scores
 
 CLEAN = ("clean_video/cityscapes/seq0000", "clean_video/cityscapes/seq0001", "clean_video/cityscapes/seq0002",
          "clean_video/cityscapes/seq0003", "clean_video/davis_extra/camel", "clean_video/davis_extra/parkour",
@@ -101,13 +101,11 @@ def main() -> None:
         psnr = float(np.mean([min(r["psnr_y"], 100.0) for r in rows]))
         bias = float(np.mean([r["bias"] for r in rows]))
         kept = float(np.mean([r["detail"] for r in rows]))
-        scores = [real_scores(outputs(cached, offset, scale), frames) for frames, cached in real]
-        share_in = np.mean([s["rain_share_input"] for s in scores])
-        share_out = np.mean([s["rain_share_output"] for s in scores])
-        detail = np.mean([s["background_detail"] for s in scores])
+        q = real_means({i: real_scores(outputs(cached, offset, scale), frames)
+                        for i, (frames, cached) in enumerate(real)})
         print(f"scale {scale:g}, offset {offset:+.2f}: rain-free {psnr:.2f} dB, bias {bias:+.2f}, "
-              f"detail {kept:.3f} | "
-              f"real removed {1 - share_out / share_in:.1%}, background detail {detail:.3f}", flush=True)
+              f"detail {kept:.3f} | real removed {q['rain_removed']:.1%}, "
+              f"background detail {q['background_detail']:.3f}", flush=True)
 
 
 if __name__ == "__main__":

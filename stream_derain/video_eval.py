@@ -131,6 +131,14 @@ def _means(rows: dict[str, dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in values])) for k in values[0]}
 
 
+def real_means(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The mean of :func:`real_scores` rows, with ``rain_removed`` taken from the mean
+    shares (a clip with little rain would dominate a mean of ratios)."""
+    q = _means(rows)
+    q["rain_removed"] = 1.0 - q["rain_share_output"] / max(q["rain_share_input"], 1e-12)
+    return q
+
+
 def evaluate_dev_video(derain_fn: Derain, root: Path = Path("runs/devvideo"), name: str = "model",
                        real: bool = True) -> dict[str, Any]:
     """Scores of ``derain_fn`` on every dev clip (rendered under ``root`` when missing):
@@ -153,12 +161,11 @@ def evaluate_dev_video(derain_fn: Derain, root: Path = Path("runs/devvideo"), na
     for src in devvideo.REAL_CLIPS if real else ():
         frames = devvideo.real_dev_frames(src)
         result["real"][devvideo.real_name(src)] = real_scores(derain_fn(frames), frames)
-    for kind in ("rain", "light", "clean", "realrain", "real"):
+    for kind in ("rain", "light", "clean", "realrain"):
         if result[kind]:
             result[kind]["mean"] = _means(result[kind])
-    if result["real"]:  # removal of the mean shares (a clip with little rain would dominate a mean of ratios)
-        q = result["real"]["mean"]
-        q["rain_removed"] = 1.0 - q["rain_share_output"] / max(q["rain_share_input"], 1e-12)
+    if result["real"]:
+        result["real"]["mean"] = real_means(result["real"])
     return result
 
 
