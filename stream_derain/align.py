@@ -138,6 +138,59 @@ def window_flows(slots: Sequence[np.ndarray], mode: str = "flow",
     return flows
 
 
+# Multiply-accumulates a pixel of each step, counted from OpenCV's DIS loops
+# (modules/video/src/dis_flow.cpp) and from the functions above; an upper bound, since
+# DIS's gradient descent stops early when a patch stops improving.
+_SSD = 6  # a patch pixel of an SSD candidate: bilinear sample (4), difference, square
+_DESCENT = 8  # a patch pixel of a gradient-descent step: sample (4), diff, 2 gradient terms, square
+_DENSIFY = 10  # a pixel's share of one overlapping patch in the densification
+_PER_LEVEL = 29  # pyramid (4), Sobel gradients (12), structure tensor sums (13)
+_REFINE = 125  # a fixed-point iteration of variational refinement (data, smoothness, 5 SOR sweeps)
+
+
+def dis_macs_per_pixel(spec: Flow) -> float:
+    """An upper bound of one DIS flow's multiply-accumulates per pixel of the image it is
+    computed on (the frame reduced to ``spec.side``): patch inverse search (two sweeps with
+    spatial propagation, each three SSD candidates and half the descent steps),
+    densification and variational refinement on each pyramid level from the finest scale
+    down (each level a quarter of the one above: at most 4/3 of the finest)."""
+    dis = spec.create()
+    p, s = dis.getPatchSize(), dis.getPatchStride()
+    steps, refine = dis.getGradientDescentIterations(), dis.getVariationalRefinementIterations()
+    search = 2 * p * p * (3 * _SSD + steps // 2 * _DESCENT) / (s * s)
+    level = search + -(-p // s) ** 2 * _DENSIFY + _PER_LEVEL + refine * _REFINE
+    finest = dis.getFinestScale()
+    upsample_out = 8 if finest else 0  # the finest level's flow resized back to the input
+    return level * 4 / 3 / 4 ** finest + upsample_out
+
+
+def window_work(mode: str, frames: int, causal: bool = False) -> tuple[int, int, int]:
+    """What aligning one frame's K-frame window takes in a stream: (new DIS flows, flow
+    compositions, neighbour warps). A chained mode shares the consecutive-frame flows
+    between windows (two new ones a frame centred, one causal) and composes a neighbour
+    d frames away from d flows (d - 1 compositions); a direct mode computes one flow per
+    neighbour."""
+    neighbours = frames - 1
+    if not FLOWS[mode].chain:
+        return neighbours, 0, neighbours
+    distances = range(1, frames) if causal else [d for d in range(1, frames // 2 + 1) for _ in "ab"]
+    return (1 if causal else 2), sum(d - 1 for d in distances), neighbours
+
+
+def macs_per_pixel(mode: str, h: int, w: int, frames: int, causal: bool = False) -> float:
+    """An upper bound of what aligning one frame's window costs in multiply-accumulates
+    per frame pixel, at an HxW stream (:func:`window_work`): the DIS flows at the flow's
+    resolution (:func:`dis_macs_per_pixel`), the luma they read, the compositions (a
+    bilinear warp of two channels at the flow's resolution), and each neighbour's flow
+    upsampled (2 channels) and its warp (bilinear, three channels, plus the grid). The
+    issue's budget counts this with the network's."""
+    spec = FLOWS[mode]
+    area = flow_scale(h, w, spec.side) ** 2  # flow pixels per frame pixel
+    flows, composes, warps = window_work(mode, frames, causal)
+    luma = 3 + (1 if area < 1.0 else 0)
+    return flows * dis_macs_per_pixel(spec) * area + luma + composes * 10 * area + warps * (10 + 14)
+
+
 def upsample(flow: np.ndarray, h: int, w: int) -> np.ndarray:
     """A flow at the flow's resolution -> HxWx2 in the frame's pixels (bilinear)."""
     fh, fw = flow.shape[:2]

@@ -1,5 +1,6 @@
 """Explicit alignment (stream_derain.align): flow composition, the chained mode's paths
-through a window, and the flows a stream's windows share (stream_derain.window)."""
+through a window, the flows a stream's windows share (stream_derain.window), and the
+cost model the manifest's MAC budget counts."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def test_the_chained_flow_aligns_a_pan_as_well_as_the_direct_one(offsets) -> Non
             assert err < 2.0 and err < before / 5, (mode, o, err, before)
 
 
-@pytest.mark.parametrize(("offsets", "flows_per_frame"), [(CENTRED5, 2), (CAUSAL5, 1)],
+@pytest.mark.parametrize(("offsets", "flows_per_frame"),
+                         [(CENTRED5, align.window_work("flow-chain", 5)[0]),
+                          (CAUSAL5, align.window_work("flow-chain", 5, causal=True)[0])],
                          ids=["centred", "causal"])
 def test_a_stream_computes_each_consecutive_flow_once(monkeypatch, offsets, flows_per_frame) -> None:
     """Through the window, the chained mode computes the flow of each ordered pair of
@@ -109,3 +112,39 @@ def test_the_chained_mode_is_a_manifest_align_mode() -> None:
 
     assert "flow-chain" in ALIGN_MODES and FLOWS["flow-chain"].chain
     assert not FLOWS["flow"].chain and not FLOWS["flow-medium"].chain
+
+
+@pytest.mark.parametrize("mode", ["flow-chain", "flow"])
+@pytest.mark.parametrize("causal", [False, True], ids=["centred", "causal"])
+def test_the_cost_model_counts_the_compositions_and_warps_a_window_does(monkeypatch, mode, causal) -> None:
+    """align.window_work (what align.macs_per_pixel multiplies out) against the calls one
+    full window makes: each composition is one warp of a flow, each neighbour one warp."""
+    offsets = CAUSAL5 if causal else CENTRED5
+    frames = scene(n=5)
+    target = -min(offsets)
+    slots = [frames[target + o] for o in offsets]
+    counts = {"compose": 0, "warp": 0}
+
+    def counted(name, fn):
+        def call(*args):
+            counts[name] += 1
+            return fn(*args)
+        return call
+
+    monkeypatch.setattr(align, "compose", counted("compose", align.compose))
+    monkeypatch.setattr(align, "warp", counted("warp", align.warp))
+    align_window(slots, mode, offsets=offsets)
+    _, composes, warps = align.window_work(mode, 5, causal)
+    assert counts["compose"] == composes
+    assert counts["warp"] == composes + warps
+
+
+def test_the_cost_model_orders_the_modes_and_falls_with_the_frame_size() -> None:
+    """A finer preset costs more, a causal chain less than a centred one, and a flow at a
+    fixed side costs less per pixel of a larger frame (the warps do not)."""
+    macs = align.macs_per_pixel
+    assert macs("flow-medium", 360, 640, 5) > macs("flow-chain", 360, 640, 5) > macs("flow", 360, 640, 5)
+    assert macs("flow-chain", 360, 640, 5, causal=True) < macs("flow-chain", 360, 640, 5)
+    sizes = [macs("flow-chain", h, w, 5) for h, w in ((180, 320), (360, 640), (1080, 1920), (2160, 3840))]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] > 4 * (10 + 14)  # the warps stay per pixel

@@ -102,3 +102,18 @@ def test_changes_a_clean_frame_less_than_a_rainy_one():
     assert psnr(out_clean, clean) > 30.0
     assert abs(brightness_bias(out_clean, clean)) < 3.0
     assert 0.8 < detail_ratio(out_clean, clean) < 1.2
+
+
+def test_shipped_multi_frame_models_fit_the_mac_budget_with_their_alignment():
+    """Issue 26's budget: at most 25,000 MACs a pixel, the flow included. The manifest
+    records the alignment's cost (an upper bound) beside the network's; at the bench's
+    640x360 the two together stay inside it, centred and causal."""
+    from stream_derain.catalog import read_manifest
+    from stream_derain.train.publish import align_macs
+
+    aligned = {n: e for n, e in read_manifest()["models"].items() if e.get("align", "none") != "none"}
+    assert aligned, "no shipped model aligns its window"
+    for name, entry in aligned.items():
+        assert entry["align_macs_per_pixel"] == align_macs(entry["align"], entry["frames"]), name
+        for mode, macs in entry["align_macs_per_pixel"]["640x360"].items():
+            assert entry["macs_per_pixel"] + macs <= 25_000, (name, mode)

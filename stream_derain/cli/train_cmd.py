@@ -97,7 +97,9 @@ def export_cmd(
                        stills=stills, align=align)
     entry = export_checkpoint(cfg)
     lineage = entry["lineage"]["lineage_hash"]
-    typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel, "
+    align = entry.get("align_macs_per_pixel", {}).get("640x360", {}).get("centred")
+    flow = f" (+{align:.0f} for the alignment at 640x360)" if align is not None else ""
+    typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel{flow}, "
                f"{entry['parameters']} parameters, lineage {lineage} -> {cfg.folder}")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..align import FLOWS, macs_per_pixel
 from ..catalog import models_dir
 from ..errors import ConfigError, ModelError
 from .lineage import build_lineage
@@ -89,13 +90,21 @@ def refuse_shipped_folder(folder: Path) -> None:
 def inference_align(align: str, trained: str | None, checkpoint: Path) -> str:
     """``align`` if a model trained with ``trained`` alignment may run it: a flow mode
     (:data:`.align.FLOWS`) for a model trained on flow-aligned windows; else ConfigError."""
-    from ..align import FLOWS
 
     if trained in (None, "none"):
         raise ConfigError(f"{checkpoint} was not trained on aligned windows: --align does not apply")
     if align not in FLOWS:
         raise ConfigError(f"--align must be one of {', '.join(FLOWS)}, got {align!r}")
     return align
+
+
+def align_macs(mode: str, frames: int) -> dict[str, dict[str, float]]:
+    """The alignment's multiply-accumulates per pixel (:func:`..align.macs_per_pixel`, an
+    upper bound) at the bench's 640x360 and at 1080p, centred and causal: what the
+    manifest adds to the network's ``macs_per_pixel`` for the issue's budget."""
+    return {f"{w}x{h}": {mode_: round(macs_per_pixel(mode, h, w, frames, mode_ == "causal"), 1)
+                         for mode_ in ("centred", "causal")}
+            for h, w in ((360, 640), (1080, 1920))}
 
 
 def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
@@ -135,6 +144,9 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
                                  adjustments=adjustments),
         **adjustments,
     }
+    align = adjustments.get("align", trained_align)
+    if align not in (None, "none"):
+        extra["align_macs_per_pixel"] = align_macs(align, model.tcfg.frames)
     if cfg.dev_scores:
         extra["dev_scores"] = dict(cfg.dev_scores)
     if cfg.stills:

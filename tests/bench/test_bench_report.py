@@ -208,3 +208,16 @@ def test_bench_hands_the_typed_backend_options_to_the_backend(tiny_engines: str)
                       backends=("onnxruntime",), precisions=("fp32",), **SMALL)
     run_bench(cfg, backend_factory=factory)
     assert seen == [(Torch(device="cpu"),)]
+
+
+def test_headline_adds_the_alignment_cost_of_an_aligned_model(report: dict[str, Any]) -> None:
+    """A model whose manifest records its window's alignment cost shows it beside the
+    network's MACs; one that aligns nothing shows the network's alone."""
+    from stream_derain.bench.report import headline
+
+    plain = headline(report)[1]
+    assert "alignment" not in plain and "MACs/pixel," in plain
+    model = {**report["model"], "manifest": {**report["model"]["manifest"],
+                                             "align_macs_per_pixel": {"640x360": {"centred": 449.7}}}}
+    line = headline({**report, "model": model})[1]
+    assert "MACs/pixel (+450 for the window's alignment at 640x360, centred)," in line
