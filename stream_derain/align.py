@@ -173,7 +173,7 @@ def window_work(mode: str, frames: int, causal: bool = False) -> tuple[int, int,
     neighbours = frames - 1
     if not FLOWS[mode].chain:
         return neighbours, 0, neighbours
-    distances = range(1, frames) if causal else [d for d in range(1, frames // 2 + 1) for _ in "ab"]
+    distances = list(range(1, frames)) if causal else list(range(1, frames // 2 + 1)) * 2  # both sides
     return (1 if causal else 2), sum(d - 1 for d in distances), neighbours
 
 

@@ -90,7 +90,6 @@ def refuse_shipped_folder(folder: Path) -> None:
 def inference_align(align: str, trained: str | None, checkpoint: Path) -> str:
     """``align`` if a model trained with ``trained`` alignment may run it: a flow mode
     (:data:`.align.FLOWS`) for a model trained on flow-aligned windows; else ConfigError."""
-
     if trained in (None, "none"):
         raise ConfigError(f"{checkpoint} was not trained on aligned windows: --align does not apply")
     if align not in FLOWS:
