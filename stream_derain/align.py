@@ -191,6 +191,28 @@ def macs_per_pixel(mode: str, h: int, w: int, frames: int, causal: bool = False)
     return flows * dis_macs_per_pixel(spec) * area + luma + composes * 10 * area + warps * (10 + 14)
 
 
+MACS_KEY = "align_macs_per_pixel"  # the manifest entry's record of macs_table
+MACS_SIZES = ((360, 640), (1080, 1920))  # the bench's 640x360 and 1080p
+MACS_HEADLINE = ("640x360", "centred")  # what one line beside the network's MACs shows
+
+
+def macs_table(mode: str, frames: int) -> dict[str, dict[str, float]]:
+    """:func:`macs_per_pixel` at :data:`MACS_SIZES`, centred and causal, as the manifest
+    records it under :data:`MACS_KEY` beside the network's ``macs_per_pixel``."""
+    return {f"{w}x{h}": {window: round(macs_per_pixel(mode, h, w, frames, window == "causal"), 1)
+                         for window in ("centred", "causal")}
+            for h, w in MACS_SIZES}
+
+
+def macs_note(entry: dict) -> str:
+    """What follows the network's MACs where a manifest entry is shown: the alignment's
+    cost it records at :data:`MACS_HEADLINE` (" (+450 for the window's alignment at
+    640x360, centred)"), or "" for a model that aligns nothing."""
+    size, window = MACS_HEADLINE
+    macs = entry.get(MACS_KEY, {}).get(size, {}).get(window)
+    return "" if macs is None else f" (+{macs:.0f} for the window's alignment at {size}, {window})"
+
+
 def upsample(flow: np.ndarray, h: int, w: int) -> np.ndarray:
     """A flow at the flow's resolution -> HxWx2 in the frame's pixels (bilinear)."""
     fh, fw = flow.shape[:2]

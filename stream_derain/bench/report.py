@@ -44,9 +44,10 @@ def other_cores(report: dict[str, Any]) -> float | None:
 
 def headline(report: dict[str, Any]) -> list[str]:
     """Device, model, revision and machine load lines shared by all renderings."""
+    from ..align import macs_note
+
     m, model = report["machine"], report["model"]
-    align = (model.get("manifest") or {}).get("align_macs_per_pixel", {}).get("640x360", {}).get("centred")
-    flow = f" (+{align:.0f} for the window's alignment at 640x360, centred)" if align is not None else ""
+    flow = macs_note(model.get("manifest") or {})
     lines = [f"Device: {device_label(m)}",
              f"Model: {model['name']} {model['version']}, {model.get('macs_per_pixel')} MACs/pixel{flow}, "
              f"{model.get('parameters')} parameters",

@@ -90,6 +90,7 @@ def export_cmd(
     torch, and write its manifest entry with the model's lineage (never into engines/ unless
     --out says so: see `stream-derain ship`)."""
     require("torch", "train")
+    from ..align import macs_note
     from ..train.publish import ExportConfig, export_checkpoint, parse_aliases, read_dev_scores
 
     cfg = ExportConfig(checkpoint, out, name, version, read_dev_scores(scores) if scores else {},
@@ -97,9 +98,7 @@ def export_cmd(
                        stills=stills, align=align)
     entry = export_checkpoint(cfg)
     lineage = entry["lineage"]["lineage_hash"]
-    align = entry.get("align_macs_per_pixel", {}).get("640x360", {}).get("centred")
-    flow = f" (+{align:.0f} for the alignment at 640x360)" if align is not None else ""
-    typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel{flow}, "
+    typer.echo(f"exported {name} v{version}: {entry['macs_per_pixel']:.0f} MACs/pixel{macs_note(entry)}, "
                f"{entry['parameters']} parameters, lineage {lineage} -> {cfg.folder}")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..align import FLOWS, macs_per_pixel
+from ..align import FLOWS, MACS_KEY, macs_table
 from ..catalog import models_dir
 from ..errors import ConfigError, ModelError
 from .lineage import build_lineage
@@ -97,15 +97,6 @@ def inference_align(align: str, trained: str | None, checkpoint: Path) -> str:
     return align
 
 
-def align_macs(mode: str, frames: int) -> dict[str, dict[str, float]]:
-    """The alignment's multiply-accumulates per pixel (:func:`..align.macs_per_pixel`, an
-    upper bound) at the bench's 640x360 and at 1080p, centred and causal: what the
-    manifest adds to the network's ``macs_per_pixel`` for the issue's budget."""
-    return {f"{w}x{h}": {mode_: round(macs_per_pixel(mode, h, w, frames, mode_ == "causal"), 1)
-                         for mode_ in ("centred", "causal")}
-            for h, w in ((360, 640), (1080, 1920))}
-
-
 def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
     """Export ``cfg.checkpoint`` (FP32 + FP16, each checked against torch) into
     ``cfg.folder`` and write its manifest entry with ``training`` and ``lineage``."""
@@ -145,7 +136,7 @@ def export_checkpoint(cfg: ExportConfig) -> dict[str, Any]:
     }
     align = adjustments.get("align", trained_align)
     if align not in (None, "none"):
-        extra["align_macs_per_pixel"] = align_macs(align, model.tcfg.frames)
+        extra[MACS_KEY] = macs_table(align, model.tcfg.frames)
     if cfg.dev_scores:
         extra["dev_scores"] = dict(cfg.dev_scores)
     if cfg.stills:
